@@ -1,0 +1,1 @@
+"""Tollgate shared plumbing. Never business rules: those live in the services."""

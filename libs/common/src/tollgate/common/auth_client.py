@@ -1,0 +1,66 @@
+"""Client for auth's gRPC Authenticate: services use it to turn an API key into a principal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from grpc import aio
+
+from tollgate.common.errors import Unauthenticated
+from tollgate.contracts.v1 import auth_pb2, auth_pb2_grpc
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: int
+    org_id: str
+    user_id: str
+    role: str
+    group_id: int
+    permissions: tuple[str, ...]
+    key_prefix: str
+    expires_at_unix: int
+    month_quota_micros: int
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @classmethod
+    def from_proto(cls, p: auth_pb2.Principal) -> Principal:
+        return cls(
+            key_id=p.key_id, org_id=p.org_id, user_id=p.user_id, role=p.role, group_id=p.group_id,
+            permissions=tuple(p.permissions), key_prefix=p.key_prefix,
+            expires_at_unix=p.expires_at_unix, month_quota_micros=p.month_quota_micros,
+        )
+
+
+def api_key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
+    """`Authorization: Bearer <key>` or `X-API-Key: <key>` (seed 001)."""
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    if x_api_key and x_api_key.strip():
+        return x_api_key.strip()
+    return None
+
+
+class AuthClient:
+    def __init__(self, channel: aio.Channel, timeout_s: float = 2.0) -> None:
+        self._stub = auth_pb2_grpc.AuthServiceStub(channel)
+        self._timeout = timeout_s
+
+    async def authenticate(self, api_key: str) -> Principal:
+        """Raises Unauthenticated when the key is unknown, revoked or expired."""
+        reply = await self._stub.Authenticate(auth_pb2.AuthenticateRequest(api_key=api_key), timeout=self._timeout)
+        if not reply.ok:
+            raise Unauthenticated(_REASONS.get(reply.reason, "Invalid API key."), code="invalid_api_key")
+        return Principal.from_proto(reply.principal)
+
+
+_REASONS = {
+    "unknown_key": "Incorrect API key provided.",
+    "revoked": "This API key has been revoked.",
+    "expired": "This API key has expired.",
+}

@@ -1,0 +1,72 @@
+"""Runs a service's HTTP app, gRPC server and background tasks in one event loop until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from grpc import aio
+
+log = logging.getLogger(__name__)
+
+
+async def serve(
+    app: FastAPI,
+    host: str,
+    port: int,
+    *,
+    grpc_server: aio.Server | None = None,
+    background: list[Callable[[], Coroutine[Any, Any, None]]] | None = None,
+    on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+) -> None:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, loop="none",
+        lifespan="off", timeout_keep_alive=30, backlog=2048,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    if grpc_server is not None:
+        await grpc_server.start()
+    tasks = [asyncio.create_task(factory()) for factory in background or []]
+    http_task = asyncio.create_task(server.serve())
+    stop_task = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([http_task, stop_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for finished in done:
+        if finished is not stop_task and finished.exception() is not None:
+            log.error("task failed, shutting down", exc_info=finished.exception())
+    server.should_exit = True
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if grpc_server is not None:
+        await grpc_server.stop(grace=2)
+    with contextlib.suppress(Exception):
+        await http_task
+    for hook in on_shutdown or []:
+        try:
+            await hook()
+        except Exception:
+            log.exception("shutdown hook failed")
+
+
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # uvloop is optional; asyncio's loop works, slower
+        pass
+    asyncio.run(main())

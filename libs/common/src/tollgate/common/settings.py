@@ -1,0 +1,23 @@
+"""Settings shared by every service; each service subclasses with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connection settings every service needs. Subclasses set `env_prefix` (e.g. BILLING_)."""
+
+    model_config = SettingsConfigDict(env_prefix="TOLLGATE_", extra="ignore")
+
+    service_name: str = "tollgate"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate"
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    kafka_bootstrap: str = "127.0.0.1:59092"
+    auth_grpc_target: str = "127.0.0.1:50051"
+    billing_grpc_target: str = "127.0.0.1:50052"
+    log_level: str = "INFO"
+    # OTLP is optional: without an endpoint spans are kept in-process (sampled, not exported).
+    otel_exporter_console: bool = False

@@ -1,0 +1,57 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ReserveRequest(_message.Message):
+    __slots__ = ("org_id", "key_id", "request_id", "max_cost_micros")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    key_id: int
+    request_id: str
+    max_cost_micros: int
+    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., request_id: _Optional[str] = ..., max_cost_micros: _Optional[int] = ...) -> None: ...
+
+class ReserveResponse(_message.Message):
+    __slots__ = ("granted", "hold_id", "available_micros")
+    GRANTED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    granted: bool
+    hold_id: str
+    available_micros: int
+    def __init__(self, granted: _Optional[bool] = ..., hold_id: _Optional[str] = ..., available_micros: _Optional[int] = ...) -> None: ...
+
+class ReleaseRequest(_message.Message):
+    __slots__ = ("org_id", "hold_id")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    hold_id: str
+    def __init__(self, org_id: _Optional[str] = ..., hold_id: _Optional[str] = ...) -> None: ...
+
+class ReleaseResponse(_message.Message):
+    __slots__ = ("released",)
+    RELEASED_FIELD_NUMBER: _ClassVar[int]
+    released: bool
+    def __init__(self, released: _Optional[bool] = ...) -> None: ...
+
+class GetBalanceRequest(_message.Message):
+    __slots__ = ("org_id",)
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    def __init__(self, org_id: _Optional[str] = ...) -> None: ...
+
+class GetBalanceResponse(_message.Message):
+    __slots__ = ("balance_micros", "held_micros", "available_micros")
+    BALANCE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    HELD_MICROS_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    balance_micros: int
+    held_micros: int
+    available_micros: int
+    def __init__(self, balance_micros: _Optional[int] = ..., held_micros: _Optional[int] = ..., available_micros: _Optional[int] = ...) -> None: ...

@@ -1,0 +1,55 @@
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class UsageRecorded(_message.Message):
+    __slots__ = ("event_id", "org_id", "key_id", "user_id", "model", "provider", "tokens_in", "tokens_out", "cost_micros", "latency_ms", "status", "hold_id", "started_at_unix_ms", "finished_at_unix_ms", "endpoint", "stream", "tokens_estimated")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    PROVIDER_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_IN_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_OUT_FIELD_NUMBER: _ClassVar[int]
+    COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    org_id: str
+    key_id: int
+    user_id: str
+    model: str
+    provider: str
+    tokens_in: int
+    tokens_out: int
+    cost_micros: int
+    latency_ms: int
+    status: str
+    hold_id: str
+    started_at_unix_ms: int
+    finished_at_unix_ms: int
+    endpoint: str
+    stream: bool
+    tokens_estimated: bool
+    def __init__(self, event_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_micros: _Optional[int] = ..., latency_ms: _Optional[int] = ..., status: _Optional[str] = ..., hold_id: _Optional[str] = ..., started_at_unix_ms: _Optional[int] = ..., finished_at_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., stream: _Optional[bool] = ..., tokens_estimated: _Optional[bool] = ...) -> None: ...
+
+class ApiKeyChanged(_message.Message):
+    __slots__ = ("key_id", "key_hash", "change", "changed_at_unix_ms")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_HASH_FIELD_NUMBER: _ClassVar[int]
+    CHANGE_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    key_id: int
+    key_hash: str
+    change: str
+    changed_at_unix_ms: int
+    def __init__(self, key_id: _Optional[int] = ..., key_hash: _Optional[str] = ..., change: _Optional[str] = ..., changed_at_unix_ms: _Optional[int] = ...) -> None: ...
