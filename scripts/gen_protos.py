@@ -19,8 +19,13 @@ def main() -> int:
     protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_ROOT.rglob("*.proto"))
     include = pathlib.Path(protoc.__file__).parent / "_proto"
     args = [
-        "protoc", f"-I{PROTO_ROOT}", f"-I{include}",
-        f"--python_out={OUT}", f"--pyi_out={OUT}", f"--grpc_python_out={OUT}", *protos,
+        "protoc",
+        f"-I{PROTO_ROOT}",
+        f"-I{include}",
+        f"--python_out={OUT}",
+        f"--pyi_out={OUT}",
+        f"--grpc_python_out={OUT}",
+        *protos,
     ]
     if protoc.main(args) != 0:
         return 1

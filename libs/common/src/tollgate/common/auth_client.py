@@ -29,9 +29,15 @@ class Principal:
     @classmethod
     def from_proto(cls, p: auth_pb2.Principal) -> Principal:
         return cls(
-            key_id=p.key_id, org_id=p.org_id, user_id=p.user_id, role=p.role, group_id=p.group_id,
-            permissions=tuple(p.permissions), key_prefix=p.key_prefix,
-            expires_at_unix=p.expires_at_unix, month_quota_micros=p.month_quota_micros,
+            key_id=p.key_id,
+            org_id=p.org_id,
+            user_id=p.user_id,
+            role=p.role,
+            group_id=p.group_id,
+            permissions=tuple(p.permissions),
+            key_prefix=p.key_prefix,
+            expires_at_unix=p.expires_at_unix,
+            month_quota_micros=p.month_quota_micros,
         )
 
 
@@ -53,7 +59,9 @@ class AuthClient:
 
     async def authenticate(self, api_key: str) -> Principal:
         """Raises Unauthenticated when the key is unknown, revoked or expired."""
-        reply = await self._stub.Authenticate(auth_pb2.AuthenticateRequest(api_key=api_key), timeout=self._timeout)
+        reply = await self._stub.Authenticate(
+            auth_pb2.AuthenticateRequest(api_key=api_key), timeout=self._timeout
+        )
         if not reply.ok:
             raise Unauthenticated(_REASONS.get(reply.reason, "Invalid API key."), code="invalid_api_key")
         return Principal.from_proto(reply.principal)

@@ -30,7 +30,9 @@ class ORJSONResponse(JSONResponse):
         return orjson.dumps(content)
 
 
-def openai_error_body(message: str, error_type: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+def openai_error_body(
+    message: str, error_type: str, code: str | None, param: str | None = None
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "code": code, "param": param}}
 
 
@@ -82,7 +84,9 @@ class ObservabilityMiddleware:
         ctx = propagate.extract(headers)
         try:
             with self.tracer.start_as_current_span(
-                f"{method} {path}", context=ctx, kind=SpanKind.SERVER,
+                f"{method} {path}",
+                context=ctx,
+                kind=SpanKind.SERVER,
                 attributes={"http.method": method, "http.target": path, "tollgate.request_id": request_id},
             ):
                 await self.app(scope, receive, send_wrapper)
@@ -124,10 +128,12 @@ def create_app(
         first = errors[0] if errors else {}
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         param = ".".join(loc) or None
-        message = f"{param}: {first.get('msg', 'invalid value')}" if param else str(first.get("msg", "invalid body"))
-        return ORJSONResponse(
-            error_renderer(request, InvalidRequest(message, param=param)), status_code=400
+        message = (
+            f"{param}: {first.get('msg', 'invalid value')}"
+            if param
+            else str(first.get("msg", "invalid body"))
         )
+        return ORJSONResponse(error_renderer(request, InvalidRequest(message, param=param)), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

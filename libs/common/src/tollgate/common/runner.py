@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -14,6 +14,14 @@ from fastapi import FastAPI
 from grpc import aio
 
 log = logging.getLogger(__name__)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn server that leaves signals to `serve` (which also has to stop gRPC and consumers)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 async def serve(
@@ -26,11 +34,17 @@ async def serve(
     on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
 ) -> None:
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, loop="none",
-        lifespan="off", timeout_keep_alive=30, backlog=2048,
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        loop="none",
+        lifespan="off",
+        timeout_keep_alive=30,
+        backlog=2048,
     )
-    server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    server = _Server(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

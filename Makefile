@@ -1,0 +1,73 @@
+# Tollgate developer entry points. Everything runs through uv in the workspace venv (.venv).
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# `uv` if on PATH, else the module a `pip install uv` just put in place (evaluated at each use)
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+STACK = $(UV) run --frozen tollgate-stack
+
+# pytest exits 5 when it collected nothing: that is a failure here, and says so
+define pytest
+	rc=0; $(UV) run --frozen pytest $(1) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests in: $(1)" >&2; fi; \
+	exit $$rc
+endef
+
+.PHONY: help setup run up down status test test-unit test-integration proto lint bench clean
+
+help:
+	@echo "make run     install what is missing, start the whole platform with the local model"
+	@echo "make up      start the platform (no local model);  make down: stop it;  make status"
+	@echo "make test    unit tests of every package, then integration tests against a real stack"
+	@echo "make proto   regenerate tollgate.contracts from proto/"
+	@echo "make lint    ruff + mypy;  make bench: gateway overhead;  make clean: down + remove .local/"
+
+setup:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --break-system-packages uv
+	$(UV) sync --all-groups --frozen
+	$(STACK) fetch-kafka
+
+run: setup
+	$(STACK) run
+
+up:
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+status:
+	$(STACK) status
+
+test: test-unit test-integration
+
+# the services' own tests use real PostgreSQL and Redis: those of the test profile (55532, 56479)
+test-unit: setup
+	$(STACK) --profile test up --infra-only
+	@$(call pytest,services libs tools tests/deploy)
+
+test-integration: setup
+	@$(call pytest,tests/integration)
+
+proto:
+	$(UV) run python scripts/gen_protos.py
+
+lint:
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	cd libs/common/src && $(UV) run mypy -p tollgate.common --config-file ../../../pyproject.toml
+
+bench:
+	$(UV) run python bench/run.py
+
+# stops every profile found under .local/ (dev, test, scratch ones), then removes all local state
+clean:
+	@for dir in .local/*/; do \
+		[ -d "$$dir" ] || continue; \
+		profile=$$(basename "$$dir"); \
+		case "$$profile" in kafka-libs|kafka-libs.partial|models) continue ;; esac; \
+		$(STACK) --profile "$$profile" down; \
+	done
+	rm -rf .local

@@ -1,0 +1,123 @@
+"""`make bench`: gateway overhead over calling the upstream simulator directly, and throughput.
+
+Brings up the `bench` profile of the local stack (its own ports and data), registers a simulator
+model, creates a well-funded key, then drives both endpoints with wrk over keep-alive connections:
+- concurrency 1: p50 / p99 latency, direct to the simulator vs through the gateway (auth cache,
+  credit hold over gRPC, usage event to Kafka all on); the difference is the gateway's overhead;
+- concurrency 16: requests/s of the one gateway worker process.
+Writes the numbers to stdout and bench/results.json; docs/benchmarks.md records them with context.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from tollgate.devstack.config import StackConfig
+from tollgate.devstack.stack import Stack
+from tollgate.devstack.testing import register_model
+
+DURATION_S = int(os.environ.get("BENCH_DURATION_S", "15"))
+BODY = {"model": "sim-bench", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 8}
+
+_WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+%s
+"""
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unparsable latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(
+    url: str, body: dict[str, object], *, connections: int, threads: int, key: str | None
+) -> dict[str, float]:
+    auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(_WRK_SCRIPT % (json.dumps(body), auth))
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{connections}", f"-d{DURATION_S}s", "--latency", "-s", script.name, url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    os.unlink(script.name)
+    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {
+        "p50_ms": _ms(dist["50"]),
+        "p90_ms": _ms(dist["90"]),
+        "p99_ms": _ms(dist["99"]),
+        "rps": rps,
+        "requests": total,
+        "errors": int(non2xx.group(1)) if non2xx else 0,
+    }
+
+
+def main() -> int:
+    if not shutil.which("wrk"):
+        print("wrk is missing: `apt-get install -y wrk` (make bench does this)", file=sys.stderr)
+        return 1
+    stack = Stack(StackConfig.from_env(profile=os.environ.get("TOLLGATE_PROFILE", "test")))
+    stack.up(local_model=False)
+    cfg = stack.config
+    gateway, sim = cfg.url("gateway"), cfg.url("upstream_sim")
+    admin = httpx.Client(
+        base_url=gateway, headers={"Authorization": f"Bearer {cfg.admin_api_key}"}, timeout=30
+    )
+    register_model(admin, "sim-bench", "sim-bench", sim, price_in=0.01, price_out=0.01)
+    applied = admin.post("/admin/api-key/apply", json={"name": f"bench-{int(time.time())}", "role": "user"})
+    applied.raise_for_status()
+    key = applied.json()["api_key"]
+    admin.post("/admin/api-key/recharge", json={"api_key": key, "balance": 1_000_000}).raise_for_status()
+
+    direct_body = {**BODY, "stream_options": {"include_usage": True}}
+    print("warming up ...", flush=True)
+    for _ in range(200):
+        httpx.post(f"{gateway}/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {key}"})
+
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "duration_s": DURATION_S},
+        "direct_c1": wrk(f"{sim}/v1/chat/completions", direct_body, connections=1, threads=1, key=None),
+        "gateway_c1": wrk(f"{gateway}/v1/chat/completions", BODY, connections=1, threads=1, key=key),
+        "direct_c16": wrk(f"{sim}/v1/chat/completions", direct_body, connections=16, threads=2, key=None),
+        "gateway_c16": wrk(f"{gateway}/v1/chat/completions", BODY, connections=16, threads=2, key=key),
+    }
+    results["overhead_c1"] = {
+        "p50_ms": round(results["gateway_c1"]["p50_ms"] - results["direct_c1"]["p50_ms"], 3),
+        "p99_ms": round(results["gateway_c1"]["p99_ms"] - results["direct_c1"]["p99_ms"], 3),
+    }
+    Path(cfg.root / "bench" / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+    print(
+        f"\ngateway overhead at c=1: p50 {results['overhead_c1']['p50_ms']} ms (target <= 1.5), "
+        f"p99 {results['overhead_c1']['p99_ms']} ms (target <= 5); gateway at c=16: "
+        f"{results['gateway_c16']['rps']:.0f} req/s (target >= 1000 per worker)"
+    )
+    if os.environ.get("TOLLGATE_KEEP_STACK") != "1":
+        stack.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

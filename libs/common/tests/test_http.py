@@ -1,0 +1,61 @@
+import httpx
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from tollgate.common.auth_client import api_key_from_headers
+from tollgate.common.errors import InsufficientCredits
+from tollgate.common.http import create_app
+
+
+class Body(BaseModel):
+    name: str
+
+
+def _app():  # type: ignore[no-untyped-def]
+    app = create_app("test", CollectorRegistry())
+
+    @app.post("/things")
+    async def make(body: Body) -> dict[str, str]:
+        return {"name": body.name}
+
+    @app.get("/broke")
+    async def broke() -> None:
+        raise InsufficientCredits("You have no credits left.")
+
+    return app
+
+
+async def _client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()), base_url="http://t")
+
+
+async def test_validation_errors_are_400_in_openai_envelope() -> None:
+    async with await _client() as client:
+        resp = await client.post("/things", json={"name": 5})
+    assert resp.status_code == 400
+    err = resp.json()["error"]
+    assert err["type"] == "invalid_request_error" and err["param"] == "name"
+    assert resp.headers["x-request-id"].startswith("req_")
+
+
+async def test_domain_errors_carry_status_and_code() -> None:
+    async with await _client() as client:
+        resp = await client.get("/broke", headers={"x-request-id": "req_given"})
+    assert resp.status_code == 402
+    assert resp.json()["error"]["code"] == "insufficient_credits"
+    assert resp.headers["x-request-id"] == "req_given"
+
+
+async def test_unknown_route_is_404_in_envelope_and_metrics_count_it() -> None:
+    async with await _client() as client:
+        resp = await client.get("/nope")
+        metrics = await client.get("/metrics")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+    assert 'http_requests_total{method="GET",route="unmatched",status="404"}' in metrics.text
+
+
+def test_api_key_header_forms() -> None:
+    assert api_key_from_headers("Bearer tg_abc", None) == "tg_abc"
+    assert api_key_from_headers(None, "tg_xyz") == "tg_xyz"
+    assert api_key_from_headers("Basic foo", None) is None
+    assert api_key_from_headers("Bearer   ", "") is None

@@ -1,0 +1,55 @@
+"""Builds the analytics FastAPI app from collaborators the composition root (or a test) passes in."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CollectorRegistry
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tollgate.analytics.config import AnalyticsSettings
+from tollgate.analytics.dependencies import Authenticator
+from tollgate.analytics.errors import seed_error_body
+from tollgate.analytics.usage.routes import router as usage_router
+from tollgate.analytics.usage.service import UsageService
+from tollgate.common.errors import TollgateError
+from tollgate.common.http import ORJSONResponse, create_app
+
+log = logging.getLogger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def build_app(
+    *,
+    settings: AnalyticsSettings,
+    registry: CollectorRegistry,
+    sessions: async_sessionmaker[AsyncSession],
+    auth_client: Authenticator,
+    usage_service: UsageService,
+    health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    clock: Callable[[], dt.datetime] = utc_now,
+) -> FastAPI:
+    app = create_app("analytics", registry, error_renderer=seed_error_body, health_check=health_check)
+    app.state.settings = settings
+    app.state.sessions = sessions
+    app.state.auth_client = auth_client
+    app.state.usage_service = usage_service
+    app.state.clock = clock
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Still answer in the seed envelope (with the request id to find the logged traceback).
+        log.exception("unhandled error")
+        err = TollgateError("Internal server error.")
+        return ORJSONResponse(seed_error_body(request, err), status_code=500)
+
+    app.include_router(usage_router)
+    return app

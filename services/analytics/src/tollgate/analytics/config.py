@@ -1,0 +1,30 @@
+"""Analytics settings, read from ANALYTICS_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import SettingsConfigDict
+
+from tollgate.common.settings import ServiceSettings
+
+# services/analytics/alembic.ini: the package is installed editable (uv workspace, also in the image).
+_DEFAULT_ALEMBIC_INI = Path(__file__).resolve().parents[3] / "alembic.ini"
+
+
+class AnalyticsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ANALYTICS_", extra="ignore")
+
+    service_name: str = "analytics"
+    http_port: int = 8083
+    database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_analytics"
+    alembic_ini: str = str(_DEFAULT_ALEMBIC_INI)
+    run_migrations: bool = True
+    consumer_group: str = "analytics-usage"
+    # Upper bound on one consumed batch: one INSERT and one transaction per batch.
+    consume_max_records: int = 500
+    consume_timeout_ms: int = 500
+    # Window used when the caller gives no dates (inclusive of today, UTC).
+    default_window_days: int = 30
+    max_window_days: int = 366
+    auth_timeout_s: float = 2.0

@@ -1,0 +1,195 @@
+"""Consumer of `usage.v1` (group analytics-usage): decode, store in one transaction, then commit offsets.
+
+Offsets are committed only after the database commit, and storage is idempotent on the event id, so a
+crash between the two replays records that are then counted as duplicates, never twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from google.protobuf.message import DecodeError
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tollgate.analytics.metrics import AnalyticsMetrics
+from tollgate.analytics.usage.schemas import StoreResult, UsageFact
+from tollgate.common.kafka import EVENT_TYPE_HEADER
+from tollgate.common.telemetry import context_from_kafka_headers, header_value
+from tollgate.contracts.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE = "UsageRecorded"
+
+
+class KafkaConsumer(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = ..., max_records: int | None = ...
+    ) -> Mapping[TopicPartition, Sequence[Any]]: ...
+    async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None: ...
+
+
+class UsageRecorder(Protocol):
+    async def record(self, session: AsyncSession, facts: Sequence[UsageFact]) -> StoreResult: ...
+
+
+def decode_usage(value: bytes | None, fallback_ts_ms: int) -> UsageFact | None:
+    """The fact a record carries, or None when it is not a usable UsageRecorded."""
+    if not value:
+        return None
+    try:
+        ev = events_pb2.UsageRecorded.FromString(value)
+    except DecodeError:
+        return None
+    if not ev.event_id or not ev.org_id:
+        return None
+    finished_ms = ev.finished_at_unix_ms or fallback_ts_ms
+    return UsageFact(
+        event_id=ev.event_id,
+        org_id=ev.org_id,
+        key_id=ev.key_id,
+        user_id=ev.user_id,
+        model=ev.model,
+        provider=ev.provider,
+        tokens_in=ev.tokens_in,
+        tokens_out=ev.tokens_out,
+        cost_micros=ev.cost_micros,
+        latency_ms=ev.latency_ms,
+        status=ev.status,
+        stream=ev.stream,
+        created_at=dt.datetime.fromtimestamp(finished_ms / 1000, dt.UTC),
+    )
+
+
+class UsageConsumer:
+    def __init__(
+        self,
+        consumer: KafkaConsumer,
+        sessions: async_sessionmaker[AsyncSession],
+        recorder: UsageRecorder,
+        metrics: AnalyticsMetrics,
+        *,
+        max_records: int = 500,
+        timeout_ms: int = 500,
+        max_backoff_s: float = 5.0,
+        tracer: Tracer | None = None,
+    ) -> None:
+        self._consumer = consumer
+        self._sessions = sessions
+        self._recorder = recorder
+        self._metrics = metrics
+        self._max_records = max_records
+        self._timeout_ms = timeout_ms
+        self._max_backoff_s = max_backoff_s
+        self._tracer = tracer or trace.get_tracer("tollgate.analytics.consumer")
+
+    async def run(self) -> None:
+        """Background task: runs until cancelled. Kafka being down at start is waited out, not fatal."""
+        await self._start()
+        try:
+            while True:
+                await self.poll_once()
+        finally:
+            await self._consumer.stop()
+
+    async def _start(self) -> None:
+        backoff = 0.5
+        while True:
+            try:
+                await self._consumer.start()
+                return
+            except KafkaError as exc:
+                log.warning("kafka unavailable, consumer retrying", extra={"error": repr(exc)})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
+
+    async def poll_once(self) -> int:
+        """One batch: returns how many records it consumed."""
+        batches = await self._consumer.getmany(timeout_ms=self._timeout_ms, max_records=self._max_records)
+        records = [r for recs in batches.values() for r in recs]
+        if not records:
+            return 0
+        started = time.perf_counter()
+        facts: list[UsageFact] = []
+        spans: list[Span] = []
+        for record in records:
+            span = self._tracer.start_span(
+                f"{record.topic} process",
+                context=context_from_kafka_headers(record.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.destination.name": record.topic,
+                    "messaging.kafka.destination.partition": record.partition,
+                    "messaging.kafka.message.offset": record.offset,
+                },
+            )
+            fact = self._decode(record)
+            if fact is None:
+                span.set_status(StatusCode.ERROR, "invalid usage record, skipped")
+                span.end()
+                continue
+            facts.append(fact)
+            spans.append(span)
+        result = await self._store(facts, spans)
+        for span in spans:
+            span.set_attribute("tollgate.analytics.batch_inserted", result.inserted)
+            span.end()
+        await self._commit(batches)
+        self._metrics.events_stored.inc(result.inserted)
+        self._metrics.events_duplicate.inc(result.duplicates)
+        self._metrics.batch_seconds.observe(time.perf_counter() - started)
+        return len(records)
+
+    def _decode(self, record: Any) -> UsageFact | None:
+        event_type = header_value(record.headers, EVENT_TYPE_HEADER)
+        fact = None if event_type not in (None, EVENT_TYPE) else decode_usage(record.value, record.timestamp)
+        if fact is None:
+            self._metrics.events_invalid.inc()
+            log.warning(
+                "skipping invalid usage record",
+                extra={"partition": record.partition, "offset": record.offset, "event_type": event_type},
+            )
+        return fact
+
+    async def _store(self, facts: Sequence[UsageFact], record_spans: Sequence[Span]) -> StoreResult:
+        """Retries until the transaction commits: skipping a batch would lose usage facts."""
+        if not facts:
+            return StoreResult(inserted=0, duplicates=0)
+        links = [Link(s.get_span_context()) for s in record_spans]
+        backoff = 0.2
+        while True:
+            with self._tracer.start_as_current_span("analytics.store_usage", links=links) as span:
+                try:
+                    async with self._sessions() as session, session.begin():
+                        result = await self._recorder.record(session, facts)
+                    span.set_attribute("tollgate.analytics.inserted", result.inserted)
+                    span.set_attribute("tollgate.analytics.duplicates", result.duplicates)
+                    return result
+                except (SQLAlchemyError, OSError) as exc:
+                    span.record_exception(exc)
+                    span.set_status(StatusCode.ERROR, "store failed")
+                    self._metrics.store_failures.inc()
+                    log.warning("storing usage batch failed, retrying", extra={"error": repr(exc)})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self._max_backoff_s)
+
+    async def _commit(self, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
+        offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # A rebalance took the partitions: their new owner replays these records, deduped by id.
+            log.warning("offset commit refused after rebalance", extra={"error": repr(exc)})

@@ -1,0 +1,90 @@
+"""Composition root: settings, database, auth client, consumer and HTTP app, run in one loop."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollgate.analytics.app import build_app
+from tollgate.analytics.config import AnalyticsSettings
+from tollgate.analytics.consumers.usage import UsageConsumer
+from tollgate.analytics.db import migrate
+from tollgate.analytics.metrics import AnalyticsMetrics
+from tollgate.analytics.usage.repository import UsageRepository
+from tollgate.analytics.usage.service import UsageService
+from tollgate.common import runner
+from tollgate.common.auth_client import AuthClient
+from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.grpc import make_channel
+from tollgate.common.kafka import TOPIC_USAGE, make_consumer
+from tollgate.common.logging import configure_logging
+from tollgate.common.telemetry import configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+def database_health(engine: AsyncEngine) -> Any:
+    async def check() -> dict[str, Any]:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise ServiceUnavailable("Database unavailable.") from exc
+        return {"database": "ok"}
+
+    return check
+
+
+async def main() -> None:
+    settings = AnalyticsSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    configure_tracing(settings.service_name, console=settings.otel_exporter_console)
+    if settings.run_migrations:
+        await migrate(settings.alembic_ini, settings.database_url)
+
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    registry = CollectorRegistry()
+    metrics = AnalyticsMetrics(registry)
+    auth_channel = make_channel(settings.auth_grpc_target)
+    usage_service = UsageService(UsageRepository())
+
+    app = build_app(
+        settings=settings,
+        registry=registry,
+        sessions=sessions,
+        auth_client=AuthClient(auth_channel, timeout_s=settings.auth_timeout_s),
+        usage_service=usage_service,
+        health_check=database_health(engine),
+    )
+    consumer = UsageConsumer(
+        make_consumer(
+            settings.kafka_bootstrap,
+            settings.consumer_group,
+            TOPIC_USAGE,
+            max_poll_records=settings.consume_max_records,
+        ),
+        sessions,
+        usage_service,
+        metrics,
+        max_records=settings.consume_max_records,
+        timeout_ms=settings.consume_timeout_ms,
+    )
+    log.info("analytics starting", extra={"port": settings.http_port})
+    await runner.serve(
+        app,
+        settings.http_host,
+        settings.http_port,
+        background=[consumer.run],
+        on_shutdown=[auth_channel.close, engine.dispose],
+    )
+
+
+def cli() -> None:
+    runner.run(main)

@@ -1,0 +1,33 @@
+"""Analytics' own Prometheus metrics (names are part of deploy/grafana/README.md's contract)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class AnalyticsMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events_stored = Counter(
+            "analytics_usage_events_stored_total", "Usage events stored as new facts", registry=registry
+        )
+        self.events_duplicate = Counter(
+            "analytics_usage_events_duplicate_total",
+            "Usage events already stored (redelivered or spooled twice), ignored",
+            registry=registry,
+        )
+        self.events_invalid = Counter(
+            "analytics_usage_events_invalid_total",
+            "Usage records that could not be decoded or lack an event id, skipped",
+            registry=registry,
+        )
+        self.store_failures = Counter(
+            "analytics_usage_store_failures_total",
+            "Batches whose database transaction failed (retried)",
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "analytics_usage_batch_duration_seconds",
+            "Time to store one consumed batch, commit included",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )

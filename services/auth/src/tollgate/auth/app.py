@@ -1,0 +1,33 @@
+"""The HTTP app: shared plumbing from create_app plus auth's routers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollgate.auth.database import ping
+from tollgate.auth.keys.routes import router as keys_router
+from tollgate.auth.web import AuthRuntime
+from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.http import create_app
+
+HEALTH_TIMEOUT_S = 2.0  # a probe must answer quickly, whatever the database does
+
+
+def build_app(rt: AuthRuntime, engine: AsyncEngine, registry: CollectorRegistry) -> FastAPI:
+    async def health() -> dict[str, Any]:
+        try:
+            await asyncio.wait_for(ping(engine), HEALTH_TIMEOUT_S)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
+            raise ServiceUnavailable("auth database unreachable", code="database_unavailable") from exc
+        return {"database": "ok"}
+
+    app = create_app("auth", registry, health_check=health)
+    app.state.runtime = rt
+    app.include_router(keys_router)
+    return app

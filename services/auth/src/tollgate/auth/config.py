@@ -1,0 +1,37 @@
+"""Auth settings: the shared connection settings under AUTH_, plus key material and tuning."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+
+from tollgate.common.api_keys import DEV_KEY_PEPPER
+from tollgate.common.settings import ServiceSettings
+
+# services/auth/alembic.ini, found from this file so it works from any working directory
+DEFAULT_ALEMBIC_INI = Path(__file__).resolve().parents[3] / "alembic.ini"
+
+
+class AuthSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    service_name: str = "auth"
+    http_port: int = 8081
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_auth"
+    db_pool_size: int = 10
+    alembic_ini: Path = DEFAULT_ALEMBIC_INI
+
+    # The architecture names the bare ADMIN_API_KEY too, so both spellings are read.
+    admin_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("AUTH_ADMIN_API_KEY", "ADMIN_API_KEY")
+    )
+    key_pepper: SecretStr = SecretStr(DEV_KEY_PEPPER)
+
+    # last_used_at is written in batches: at most one UPDATE per interval, whatever the traffic.
+    last_used_flush_s: float = 5.0
+    # Bounds how long an admin call waits on Kafka after its commit; caches expire anyway.
+    kafka_publish_timeout_s: float = 3.0

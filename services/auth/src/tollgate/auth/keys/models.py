@@ -1,0 +1,39 @@
+"""API keys: only the HMAC of a key is stored, with a short prefix to recognise it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Integer, Text, func, text
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tollgate.auth.database import Base
+
+DEFAULT_PERMISSIONS = ("read", "write", "delete")
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'admin')", name="role"),
+        CheckConstraint("month_quota_micros >= 0", name="month_quota_non_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # The lookup on the hot path: one unique-index probe per Authenticate.
+    key_hash: Mapped[str] = mapped_column(Text, unique=True)
+    key_prefix: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(Text, server_default=text("'user'"))
+    group_id: Mapped[int | None] = mapped_column(Integer)
+    permissions: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{read,write,delete}'::text[]")
+    )
+    month_quota_micros: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -1,0 +1,127 @@
+"""Every query on api_keys."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate.auth.accounts.models import User
+from tollgate.auth.keys.models import ApiKey
+from tollgate.auth.keys.principal import KeyRecord
+
+_AUTH_COLUMNS = (
+    ApiKey.id,
+    ApiKey.org_id,
+    ApiKey.user_id,
+    ApiKey.role,
+    ApiKey.group_id,
+    ApiKey.permissions,
+    ApiKey.key_prefix,
+    ApiKey.month_quota_micros,
+    ApiKey.expires_at,
+    ApiKey.revoked_at,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyFilter:
+    q: str | None = None
+    name: str | None = None
+    group_id: int | None = None
+    role: str | None = None
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+class KeyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def find_for_auth(self, key_hash: str) -> KeyRecord | None:
+        """Plain columns rather than an ORM entity: no identity map work on the hot path."""
+        row = (await self.session.execute(select(*_AUTH_COLUMNS).where(ApiKey.key_hash == key_hash))).first()
+        if row is None:
+            return None
+        return KeyRecord(
+            id=row.id,
+            org_id=row.org_id,
+            user_id=row.user_id,
+            role=row.role,
+            group_id=row.group_id,
+            permissions=tuple(row.permissions),
+            key_prefix=row.key_prefix,
+            month_quota_micros=row.month_quota_micros,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def add(self, key: ApiKey) -> ApiKey:
+        self.session.add(key)
+        await self.session.flush()
+        await self.session.refresh(key)  # server defaults (created_at, permissions)
+        return key
+
+    async def get(self, key_id: int, *, for_update: bool = False) -> ApiKey | None:
+        stmt = select(ApiKey).where(ApiKey.id == key_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def page(
+        self, flt: KeyFilter, *, limit: int, offset: int
+    ) -> tuple[list[tuple[ApiKey, str | None]], int]:
+        """Active (unrevoked) keys with their user's email, newest first, and the filtered total."""
+        conditions: list[ColumnElement[bool]] = [ApiKey.revoked_at.is_(None)]
+        if flt.q:
+            pattern = f"%{_like_escape(flt.q)}%"
+            conditions.append(
+                or_(
+                    ApiKey.name.ilike(pattern, escape="\\"),
+                    ApiKey.key_prefix.ilike(pattern, escape="\\"),
+                    User.email.ilike(pattern, escape="\\"),
+                )
+            )
+        if flt.name:
+            conditions.append(func.lower(ApiKey.name) == flt.name.lower())
+        if flt.group_id is not None:
+            conditions.append(ApiKey.group_id == flt.group_id)
+        if flt.role:
+            conditions.append(ApiKey.role == flt.role)
+        base = select(ApiKey, User.email).outerjoin(User, User.id == ApiKey.user_id).where(*conditions)
+        total = (await self.session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
+        rows = await self.session.execute(base.order_by(ApiKey.id.desc()).limit(limit).offset(offset))
+        return [(key, email) for key, email in rows.all()], int(total)
+
+    async def insert_if_absent(self, **values: object) -> None:
+        stmt = insert(ApiKey).values(**values).on_conflict_do_nothing(index_elements=[ApiKey.key_hash])
+        await self.session.execute(stmt)
+
+    async def get_by_hash(self, key_hash: str) -> ApiKey | None:
+        return (
+            await self.session.execute(select(ApiKey).where(ApiKey.key_hash == key_hash))
+        ).scalar_one_or_none()
+
+    async def active_named(self, org_id: str, name: str) -> Sequence[ApiKey]:
+        stmt = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.name == name, ApiKey.revoked_at.is_(None))
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def mark_used(self, stamps: Mapping[int, datetime]) -> None:
+        """One executemany for a whole batch; never moves last_used_at backwards (replicas race)."""
+        table = cast(Table, ApiKey.__table__)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("b_id"))
+            .where(or_(table.c.last_used_at.is_(None), table.c.last_used_at < bindparam("b_ts")))
+            .values(last_used_at=bindparam("b_ts"))
+        )
+        # Sorted ids take row locks in one order everywhere, so two replicas cannot deadlock.
+        params = [{"b_id": key_id, "b_ts": stamps[key_id]} for key_id in sorted(stamps)]
+        await self.session.execute(stmt, params)

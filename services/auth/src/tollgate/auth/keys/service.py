@@ -1,0 +1,131 @@
+"""The rules for API keys. Gets its collaborators in the constructor and the session per call;
+never commits (the request or the gRPC call owns the transaction)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate.auth.accounts.models import Organization, User
+from tollgate.auth.accounts.repository import AccountRepository
+from tollgate.auth.keys.events import KeyChange
+from tollgate.auth.keys.keygen import MAX_KEY_LENGTH, KeyHasher, generate_api_key
+from tollgate.auth.keys.last_used import LastUsedRecorder
+from tollgate.auth.keys.models import ApiKey
+from tollgate.auth.keys.principal import UNKNOWN_KEY, AuthResult, resolve
+from tollgate.auth.keys.repository import KeyFilter, KeyRepository
+from tollgate.auth.keys.schemas import ApplyKeyRequest, ListKeysQuery, UpdateKeyRequest
+from tollgate.common.errors import NotFound
+from tollgate.common.money import credits_to_micros
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id(kind: str) -> str:
+    return f"{kind}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    key: ApiKey
+    email: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    view: KeyView
+    api_key: str  # plaintext, returned to the caller once and never stored
+
+
+class KeyNotFound(NotFound):
+    code = "api_key_not_found"
+
+
+class KeyService:
+    def __init__(
+        self, hasher: KeyHasher, last_used: LastUsedRecorder, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self._hasher = hasher
+        self._last_used = last_used
+        self._now = clock
+
+    async def authenticate(self, session: AsyncSession, api_key: str) -> AuthResult:
+        if not api_key or len(api_key) > MAX_KEY_LENGTH:
+            return AuthResult(None, UNKNOWN_KEY)
+        record = await KeyRepository(session).find_for_auth(self._hasher.hash(api_key))
+        now = self._now()
+        result = resolve(record, now)
+        if result.principal is not None:
+            self._last_used.touch(result.principal.key_id, now)
+        return result
+
+    async def apply(self, session: AsyncSession, req: ApplyKeyRequest) -> Issued:
+        """Seed 004: a key stands for a person, so it comes with its user and a personal organisation."""
+        email = req.email or None
+        org = Organization(id=new_id("org"), name=req.name, personal=True)
+        user = User(
+            id=new_id("usr"), name=req.name, email=email, role=req.role, group_id=req.group_id, org_id=org.id
+        )
+        accounts = AccountRepository(session)
+        await accounts.add(org)  # flushed before the user that references it
+        await accounts.add(user)
+        plaintext = generate_api_key()
+        key = await KeyRepository(session).add(
+            ApiKey(
+                key_hash=self._hasher.hash(plaintext),
+                key_prefix=self._hasher.prefix(plaintext),
+                name=req.name,
+                org_id=org.id,
+                user_id=user.id,
+                role=req.role,
+                group_id=req.group_id,
+                month_quota_micros=credits_to_micros(req.month_quota) if req.month_quota else 0,
+            )
+        )
+        return Issued(KeyView(key, email), plaintext)
+
+    async def update(self, session: AsyncSession, req: UpdateKeyRequest) -> tuple[KeyView, KeyChange | None]:
+        key = await self._active_key(session, req.id)
+        fields = req.model_fields_set
+        before = (key.name, key.role, key.group_id, key.month_quota_micros)
+        if req.name is not None:
+            key.name = req.name
+        if req.role is not None:
+            key.role = req.role
+        if "group_id" in fields:
+            key.group_id = req.group_id
+        if req.month_quota is not None:
+            key.month_quota_micros = credits_to_micros(req.month_quota)
+        changed = before != (key.name, key.role, key.group_id, key.month_quota_micros)
+        await session.flush()
+        email = await AccountRepository(session).email_of(key.user_id)
+        change = KeyChange(key.id, key.key_hash, "updated", self._now()) if changed else None
+        return KeyView(key, email), change
+
+    async def revoke(self, session: AsyncSession, key_id: int) -> KeyChange:
+        """Idempotent: revoking a revoked key keeps the first revocation time and announces it again,
+        which also repairs a first announcement lost while Kafka was down."""
+        key = await KeyRepository(session).get(key_id, for_update=True)
+        if key is None:
+            raise KeyNotFound(f"No API key with id {key_id}.", param="id")
+        if key.revoked_at is None:
+            key.revoked_at = self._now()
+            await session.flush()
+        return KeyChange(key.id, key.key_hash, "revoked", key.revoked_at)
+
+    async def list(self, session: AsyncSession, query: ListKeysQuery) -> tuple[list[KeyView], int]:
+        flt = KeyFilter(q=query.q, name=query.name, group_id=query.group_id, role=query.role)
+        rows, total = await KeyRepository(session).page(flt, limit=query.limit, offset=query.offset)
+        return [KeyView(key, email) for key, email in rows], total
+
+    async def _active_key(self, session: AsyncSession, key_id: int) -> ApiKey:
+        key = await KeyRepository(session).get(key_id, for_update=True)
+        if key is None or key.revoked_at is not None:
+            raise KeyNotFound(f"No API key with id {key_id}.", param="id")
+        return key

@@ -1,0 +1,86 @@
+"""Composition root: settings, database, Kafka, the key service, then REST + gRPC in one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from tollgate.auth.app import build_app
+from tollgate.auth.config import AuthSettings
+from tollgate.auth.database import migrate_to_head
+from tollgate.auth.grpc_server import AuthMetrics, AuthServicer
+from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
+from tollgate.auth.keys.events import KafkaKeyEvents
+from tollgate.auth.keys.keygen import KeyHasher
+from tollgate.auth.keys.last_used import LastUsedRecorder
+from tollgate.auth.keys.service import KeyService, utcnow
+from tollgate.auth.web import AuthRuntime
+from tollgate.common.api_keys import DEV_KEY_PEPPER
+from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.grpc import make_server
+from tollgate.common.kafka import make_producer
+from tollgate.common.logging import configure_logging
+from tollgate.common.runner import run, serve
+from tollgate.common.telemetry import configure_tracing
+from tollgate.contracts.v1 import auth_pb2_grpc
+
+log = logging.getLogger("tollgate.auth")
+
+
+async def main(settings: AuthSettings | None = None) -> None:
+    settings = settings or AuthSettings()
+    configure_logging("auth", settings.log_level)
+    configure_tracing("auth", console=settings.otel_exporter_console)
+    pepper = settings.key_pepper.get_secret_value()
+    if pepper == DEV_KEY_PEPPER:
+        log.warning("AUTH_KEY_PEPPER is the development default; set a secret one in production")
+
+    await asyncio.to_thread(migrate_to_head, settings.alembic_ini, settings.database_url)
+
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    sessions = make_sessionmaker(engine)
+    # Authenticate is a single SELECT: autocommit skips the BEGIN/ROLLBACK round trips around it.
+    read_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    last_used = LastUsedRecorder(sessions, settings.last_used_flush_s)
+    keys = KeyService(KeyHasher(pepper), last_used)
+    events = KafkaKeyEvents(
+        lambda: make_producer(settings.kafka_bootstrap, "tollgate-auth"), settings.kafka_publish_timeout_s
+    )
+    await events.start()  # tolerant: without Kafka the service still starts, and retries per publish
+
+    if settings.admin_api_key is not None and settings.admin_api_key.get_secret_value():
+        async with sessions.begin() as session:
+            retired = await ensure_bootstrap_admin(
+                session, KeyHasher(pepper), settings.admin_api_key.get_secret_value(), utcnow()
+            )
+        await events.publish(retired)
+        log.info("bootstrap admin key ensured")
+
+    registry = CollectorRegistry()
+    app = build_app(AuthRuntime(sessions=sessions, keys=keys, events=events), engine, registry)
+    grpc_server = make_server("auth")
+    auth_pb2_grpc.add_AuthServiceServicer_to_server(
+        AuthServicer(read_sessions, keys, AuthMetrics(registry)), grpc_server
+    )
+    grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    log.info("auth starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
+
+    async def shutdown() -> None:
+        await last_used.flush()  # keep the stamps gathered since the last periodic flush
+        await events.stop()
+        await engine.dispose()
+
+    await serve(
+        app,
+        settings.http_host,
+        settings.http_port,
+        grpc_server=grpc_server,
+        background=[last_used.run],
+        on_shutdown=[shutdown],
+    )
+
+
+def cli() -> None:
+    run(main)

@@ -1,0 +1,90 @@
+"""What the routes share: the runtime built by main, one transaction per request, the admin check."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tollgate.auth.keys.events import KeyEvents
+from tollgate.auth.keys.service import KeyService
+from tollgate.common.auth_client import Principal, api_key_from_headers
+from tollgate.common.errors import Forbidden, Unauthenticated
+
+
+@dataclass(frozen=True, slots=True)
+class AuthRuntime:
+    """Collaborators the HTTP side needs; main builds one, tests build one with fakes."""
+
+    sessions: async_sessionmaker[AsyncSession]
+    keys: KeyService
+    events: KeyEvents
+
+
+def runtime(request: Request) -> AuthRuntime:
+    rt: AuthRuntime = request.app.state.runtime
+    return rt
+
+
+Runtime = Annotated[AuthRuntime, Depends(runtime)]
+
+
+class Transaction:
+    """The request's session plus side effects that must wait for its commit (events)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
+
+    def after_commit(self, hook: Callable[[], Awaitable[None]]) -> None:
+        self._after_commit.append(hook)
+
+    async def run_after_commit(self) -> None:
+        for hook in self._after_commit:
+            await hook()
+
+
+async def transaction(rt: Runtime) -> AsyncIterator[Transaction]:
+    async with rt.sessions() as session:
+        tx = Transaction(session)
+        try:
+            yield tx
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+    await tx.run_after_commit()
+
+
+# scope="function": commit (and its failure) happens before the response is sent, never after.
+Tx = Annotated[Transaction, Depends(transaction, scope="function")]
+
+
+async def require_admin(
+    tx: Tx,
+    rt: Runtime,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Principal:
+    """Checks the caller's key in-process, against this service's own database."""
+    api_key = api_key_from_headers(authorization, x_api_key)
+    if api_key is None:
+        raise Unauthenticated("Missing API key: send `Authorization: Bearer <key>`.", code="missing_api_key")
+    result = await rt.keys.authenticate(tx.session, api_key)
+    if result.principal is None:
+        raise Unauthenticated(_REFUSALS.get(result.reason or "", "Invalid API key."))
+    if not result.principal.is_admin:
+        raise Forbidden("This route needs an admin API key.", code="admin_required")
+    return result.principal
+
+
+Admin = Annotated[Principal, Depends(require_admin)]
+
+_REFUSALS = {
+    "unknown_key": "Incorrect API key provided.",
+    "revoked": "This API key has been revoked.",
+    "expired": "This API key has expired.",
+}

@@ -1,0 +1,170 @@
+"""Consumes usage.v1: settles each batch in one DB transaction, then Redis, then commits offsets.
+
+Order matters for money: the DB commit (unique event-id rows) comes first, so a crash at any later
+point only causes redelivery, which the settlement rows turn into counted duplicates; offsets are
+committed last, so nothing is acknowledged that was not applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from google.protobuf.message import DecodeError
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tollgate.billing.holds.store import HoldStore
+from tollgate.billing.metrics import BillingMetrics
+from tollgate.billing.settlements import service as settlements
+from tollgate.billing.settlements.schemas import InvalidUsageEvent, UsageCharge
+from tollgate.common.telemetry import context_from_kafka_headers
+from tollgate.contracts.v1 import events_pb2
+
+log = logging.getLogger(__name__)
+
+FAILPOINT_CRASH_AFTER_DB_COMMIT = "crash_after_db_commit"
+_MAX_LINKS = 64  # a batch span links to at most this many producer spans
+
+
+def decode(records: Sequence[ConsumerRecord[Any, Any]], metrics: BillingMetrics) -> list[UsageCharge]:
+    """Decodes what can be settled; undecodable or invalid records are logged, counted and skipped
+    (their offsets are committed with the batch) so one bad record never blocks a partition."""
+    charges = []
+    for record in records:
+        try:
+            event = events_pb2.UsageRecorded.FromString(record.value or b"")
+            charges.append(UsageCharge.from_event(event))
+        except (DecodeError, InvalidUsageEvent) as exc:
+            metrics.usage_undecodable.inc()
+            log.error(
+                "skipping undecodable usage record",
+                extra={"partition": record.partition, "offset": record.offset, "error": str(exc)},
+            )
+    return charges
+
+
+class UsageConsumer:
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        sessions: async_sessionmaker[AsyncSession],
+        store: HoldStore,
+        metrics: BillingMetrics,
+        *,
+        max_records: int = 1000,
+        failpoint: str = "",
+        retry_backoff_s: float = 1.0,
+    ) -> None:
+        self._consumer = consumer
+        self._sessions = sessions
+        self._store = store
+        self._metrics = metrics
+        self._max_records = max_records
+        self._crash_after_db_commit = failpoint == FAILPOINT_CRASH_AFTER_DB_COMMIT
+        self._retry_backoff_s = retry_backoff_s
+        self._tracer = trace.get_tracer("tollgate.billing.consumer")
+        self._lag_updated_at = 0.0
+
+    async def run(self) -> None:
+        try:
+            await self._start()
+            while True:
+                batches = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
+                records = [r for part in batches.values() for r in part]
+                if records:
+                    await self._process_with_retry(batches)
+                await self._update_lag()
+        finally:
+            await self._consumer.stop()
+
+    async def _start(self) -> None:
+        """Waits for Kafka instead of failing: Reserve (the hot path) must stay up without it."""
+        backoff = self._retry_backoff_s
+        while True:
+            try:
+                await self._consumer.start()
+                return
+            except KafkaError:
+                log.warning("kafka unavailable; usage consumer retrying", extra={"backoff_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def _process_with_retry(
+        self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]
+    ) -> None:
+        backoff = self._retry_backoff_s
+        while True:
+            try:
+                await self.process(batches)
+                return
+            except (asyncio.CancelledError, SystemExit):
+                raise
+            except Exception:
+                # Nothing was acknowledged: retry the same records (already-settled ones come back
+                # as duplicates). Rewinding would be equivalent but loses the fetched batch.
+                self._metrics.batch_failures.inc()
+                log.exception("usage batch failed; retrying", extra={"backoff_s": backoff})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+
+    async def process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        records = [r for part in batches.values() for r in part]
+        links = [
+            Link(span_ctx)
+            for r in records[:_MAX_LINKS]
+            if (
+                span_ctx := trace.get_current_span(context_from_kafka_headers(r.headers)).get_span_context()
+            ).is_valid
+        ]
+        with self._tracer.start_as_current_span(
+            "usage.v1 process",
+            kind=SpanKind.CONSUMER,
+            links=links,
+            attributes={"messaging.batch.size": len(records)},
+        ):
+            charges = decode(records, self._metrics)
+            async with self._sessions.begin() as session:
+                outcome = await settlements.settle_batch(session, charges)
+            if self._crash_after_db_commit:
+                log.critical("failpoint crash_after_db_commit: exiting before the offset commit")
+                os._exit(70)
+            released = await self._store.settle(outcome.cache_updates)
+            await self._commit(batches)
+
+        self._metrics.usage_settled.inc(outcome.settled)
+        self._metrics.usage_charged_micros.inc(outcome.charged_micros)
+        self._metrics.holds_released.inc(released)
+        if outcome.duplicates:
+            self._metrics.usage_duplicates.inc(outcome.duplicates)
+            log.info("duplicate usage events skipped", extra={"count": outcome.duplicates})
+
+    async def _commit(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
+        offsets = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
+        try:
+            await self._consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError):
+            # A rebalance took the partitions: their new owner re-reads them and dedupes.
+            log.warning("offset commit lost to a rebalance; records will be redelivered")
+
+    async def _update_lag(self) -> None:
+        now = time.monotonic()
+        if now - self._lag_updated_at < 5.0:
+            return
+        self._lag_updated_at = now
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            if highwater is None:
+                continue
+            try:
+                position = await self._consumer.position(tp)
+            except IllegalStateError:
+                continue
+            self._metrics.consumer_lag.labels(str(tp.partition)).set(max(highwater - position, 0))

@@ -1,0 +1,69 @@
+"""BillingService over gRPC (the gateway's hot path): thin mapping onto HoldService."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+from grpc import aio
+
+from tollgate.billing.holds.service import HoldService
+from tollgate.billing.metrics import BillingMetrics
+from tollgate.common.grpc import make_server
+from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
+
+_MAX_ID_LENGTH = 256
+
+
+class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
+    def __init__(self, holds: HoldService, metrics: BillingMetrics) -> None:
+        self._holds = holds
+        self._metrics = metrics
+
+    async def Reserve(
+        self, request: billing_pb2.ReserveRequest, context: aio.ServicerContext
+    ) -> billing_pb2.ReserveResponse:
+        started = time.perf_counter()
+        await _require_ids(context, request.org_id, request.request_id)
+        if request.max_cost_micros < 0:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "max_cost_micros must be >= 0")
+        result = await self._holds.reserve(request.org_id, request.request_id, request.max_cost_micros)
+        self._metrics.reserve_seconds.observe(time.perf_counter() - started)
+        return billing_pb2.ReserveResponse(
+            granted=result.granted, hold_id=result.hold_id, available_micros=result.available_micros
+        )
+
+    async def Release(
+        self, request: billing_pb2.ReleaseRequest, context: aio.ServicerContext
+    ) -> billing_pb2.ReleaseResponse:
+        await _require_ids(context, request.org_id, request.hold_id)
+        return billing_pb2.ReleaseResponse(
+            released=await self._holds.release(request.org_id, request.hold_id)
+        )
+
+    async def GetBalance(
+        self, request: billing_pb2.GetBalanceRequest, context: aio.ServicerContext
+    ) -> billing_pb2.GetBalanceResponse:
+        await _require_ids(context, request.org_id)
+        wallet = await self._holds.balance(request.org_id)
+        return billing_pb2.GetBalanceResponse(
+            balance_micros=wallet.balance_micros,
+            held_micros=wallet.held_micros,
+            available_micros=wallet.available_micros,
+        )
+
+
+async def _require_ids(context: aio.ServicerContext, *values: str) -> None:
+    for value in values:
+        if not value or len(value) > _MAX_ID_LENGTH or "\n" in value:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ids must be 1-256 characters, no newline")
+
+
+def build_grpc_server(
+    holds: HoldService, metrics: BillingMetrics, host: str, port: int
+) -> tuple[aio.Server, int]:
+    """The server (not started) and the port it bound (useful when asked for port 0)."""
+    server = make_server("billing")
+    billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(holds, metrics), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    return server, bound

@@ -1,0 +1,130 @@
+"""Composition root: settings, engine, Redis, Kafka, auth client; REST + gRPC + consumer + sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tollgate.billing.config import BillingSettings
+from tollgate.billing.consumers.usage import UsageConsumer
+from tollgate.billing.grpc_server import build_grpc_server
+from tollgate.billing.holds.service import HoldService, WalletLoader
+from tollgate.billing.holds.store import HoldStore
+from tollgate.billing.metrics import BillingMetrics
+from tollgate.billing.migrate import upgrade_to_head
+from tollgate.billing.payments.routes import router as payments_router
+from tollgate.billing.wallets import repository as wallet_repository
+from tollgate.billing.wallets.repository import WalletState
+from tollgate.billing.wallets.routes import router as wallets_router
+from tollgate.common.auth_client import AuthClient
+from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.grpc import make_channel
+from tollgate.common.http import create_app
+from tollgate.common.kafka import TOPIC_USAGE, make_consumer
+from tollgate.common.logging import configure_logging
+from tollgate.common.runner import run, serve
+from tollgate.common.telemetry import configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+def wallet_loader(sessions: async_sessionmaker[AsyncSession]) -> WalletLoader:
+    """Reads (creating at zero if missing) an org's wallet in its own short transaction."""
+
+    async def load(org_id: str) -> WalletState:
+        async with sessions.begin() as session:
+            return await wallet_repository.get_or_create(session, org_id)
+
+    return load
+
+
+def build_app(
+    registry: CollectorRegistry,
+    *,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: Redis,
+    holds: HoldService,
+    auth: AuthClient,
+    metrics: BillingMetrics,
+) -> FastAPI:
+    async def health() -> dict[str, Any]:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            await redis.ping()
+        except (SQLAlchemyError, RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
+        return {"database": "ok", "redis": "ok"}
+
+    app = create_app("billing", registry, health_check=health)
+    app.state.sessions = sessions
+    app.state.holds = holds
+    app.state.auth = auth
+    app.state.metrics = metrics
+    app.include_router(payments_router)
+    app.include_router(wallets_router)
+    return app
+
+
+async def main(settings: BillingSettings | None = None) -> None:
+    settings = settings or BillingSettings()
+    configure_logging("billing", settings.log_level)
+    configure_tracing("billing", console=settings.otel_exporter_console)
+    if settings.migrate_on_start:
+        # Alembic is synchronous: keep it off the event loop.
+        await asyncio.to_thread(upgrade_to_head, settings.database_url, settings.alembic_ini)
+
+    registry = CollectorRegistry()
+    metrics = BillingMetrics(registry)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    sessions = make_sessionmaker(engine)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    store = HoldStore(
+        redis, prefix=settings.redis_prefix, wallet_ttl_seconds=settings.wallet_cache_ttl_seconds
+    )
+    holds = HoldService(store, wallet_loader(sessions), metrics, hold_ttl_seconds=settings.hold_ttl_seconds)
+    auth_channel = make_channel(settings.auth_grpc_target)
+    auth = AuthClient(auth_channel)
+
+    app = build_app(
+        registry, engine=engine, sessions=sessions, redis=redis, holds=holds, auth=auth, metrics=metrics
+    )
+    grpc_server, _ = build_grpc_server(holds, metrics, settings.http_host, settings.grpc_port)
+    consumer = UsageConsumer(
+        make_consumer(settings.kafka_bootstrap, settings.consumer_group, TOPIC_USAGE),
+        sessions,
+        store,
+        metrics,
+        max_records=settings.consumer_max_records,
+        failpoint=settings.failpoint,
+    )
+
+    async def close() -> None:
+        await auth_channel.close()
+        await redis.aclose()
+        await engine.dispose()
+
+    log.info("billing starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
+    await serve(
+        app,
+        settings.http_host,
+        settings.http_port,
+        grpc_server=grpc_server,
+        background=[consumer.run, lambda: holds.run_sweeper(settings.sweep_interval_seconds)],
+        on_shutdown=[close],
+    )
+
+
+def cli() -> None:
+    run(main)

@@ -1,0 +1,56 @@
+"""Billing's Prometheus metrics, registered on the registry the service exposes at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class BillingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.holds_granted = Counter(
+            "billing_holds_granted_total", "Reserve calls granted", registry=registry
+        )
+        self.holds_refused = Counter(
+            "billing_holds_refused_total", "Reserve calls refused for insufficient credits", registry=registry
+        )
+        self.holds_released = Counter(
+            "billing_holds_released_total", "Holds released by Release or settlement", registry=registry
+        )
+        self.holds_expired = Counter(
+            "billing_holds_expired_total", "Holds released by the sweeper after their TTL", registry=registry
+        )
+        self.wallet_loads = Counter(
+            "billing_wallet_cache_loads_total", "Wallets loaded from PostgreSQL into Redis", registry=registry
+        )
+        self.reserve_seconds = Histogram(
+            "billing_reserve_duration_seconds",
+            "Reserve latency inside billing",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1),
+            registry=registry,
+        )
+        self.usage_settled = Counter(
+            "billing_usage_settled_total", "Usage events settled (first delivery)", registry=registry
+        )
+        self.usage_duplicates = Counter(
+            "billing_usage_duplicates_total", "Usage events already settled (redelivered)", registry=registry
+        )
+        self.usage_undecodable = Counter(
+            "billing_usage_undecodable_total",
+            "Usage records skipped as undecodable or invalid",
+            registry=registry,
+        )
+        self.usage_charged_micros = Counter(
+            "billing_usage_charged_micros_total", "Micro-credits charged by settlements", registry=registry
+        )
+        self.batch_failures = Counter(
+            "billing_usage_batch_failures_total",
+            "Usage batches that failed and were retried",
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "billing_usage_consumer_lag",
+            "Records behind the high watermark",
+            ["partition"],
+            registry=registry,
+        )
+        self.recharges = Counter("billing_recharges_total", "Recharges applied", registry=registry)

@@ -1,0 +1,124 @@
+"""Seed 004 admin routes: recharge an API key's organisation, list recharges."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from fastapi import APIRouter, Depends, Header, Query
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tollgate.billing.deps import (
+    admin_principal,
+    authenticate,
+    get_auth,
+    get_holds,
+    get_metrics,
+    get_sessions,
+)
+from tollgate.billing.holds.service import HoldService
+from tollgate.billing.metrics import BillingMetrics
+from tollgate.billing.payments import service
+from tollgate.billing.payments.schemas import PaymentList, PaymentOut, RechargeRequest, RechargeResponse
+from tollgate.common.auth_client import AuthClient, Principal
+from tollgate.common.errors import InvalidRequest, NotFound, Unauthenticated
+from tollgate.common.money import micros_to_credits
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+
+@router.post("/admin/api-key/recharge", response_model=RechargeResponse)
+async def recharge(
+    body: RechargeRequest,
+    admin: Principal = Depends(admin_principal),
+    idempotency_key: str | None = Header(default=None, alias="Idempotency-Key", max_length=255),
+    auth: AuthClient = Depends(get_auth),
+    sessions: async_sessionmaker[AsyncSession] = Depends(get_sessions),
+    holds: HoldService = Depends(get_holds),
+    metrics: BillingMetrics = Depends(get_metrics),
+) -> RechargeResponse:
+    try:
+        target = await authenticate(auth, body.api_key)
+    except Unauthenticated as exc:
+        raise NotFound(
+            "No active API key matches api_key.", param="api_key", code="api_key_not_found"
+        ) from exc
+    async with sessions.begin() as session:
+        result = await service.recharge(
+            session,
+            org_id=target.org_id,
+            key_id=target.key_id,
+            amount_micros=body.amount_micros,
+            payment_ref=idempotency_key or f"pay_{uuid.uuid4().hex}",
+            method="admin",
+        )
+    try:
+        await holds.refresh(result.wallet)
+    except RedisError:
+        # Committed already: the cached wallet expires and reloads from PostgreSQL.
+        log.warning("cache refresh after recharge failed", extra={"org_id": result.org_id})
+    if not result.replayed:
+        metrics.recharges.inc()
+        log.info(
+            "recharged",
+            extra={
+                "org_id": result.org_id,
+                "key_id": result.key_id,
+                "amount_micros": result.amount_micros,
+                "payment_id": result.payment_id,
+                "by_key_id": admin.key_id,
+            },
+        )
+    return RechargeResponse(
+        payment_id=result.payment_id,
+        api_key_id=result.key_id,
+        org_id=result.org_id,
+        amount=micros_to_credits(result.amount_micros),
+        balance=micros_to_credits(result.wallet.balance_micros),
+    )
+
+
+def _int_param(value: str | None, name: str, default: int | None, low: int, high: int | None) -> int | None:
+    """Seed 004 sends empty query values (`?key_id=`): empty means absent."""
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"{name} must be an integer", param=name) from exc
+    if number < low or (high is not None and number > high):
+        raise InvalidRequest(f"{name} must be between {low} and {high or 'any'}", param=name)
+    return number
+
+
+@router.get("/admin/payment/list", response_model=PaymentList)
+async def list_payments(
+    key_id: str | None = Query(default=None),
+    limit: str | None = Query(default=None),
+    offset: str | None = Query(default=None),
+    _admin: Principal = Depends(admin_principal),
+    sessions: async_sessionmaker[AsyncSession] = Depends(get_sessions),
+) -> PaymentList:
+    key = _int_param(key_id, "key_id", None, 1, None)
+    page_size = _int_param(limit, "limit", 10, 1, 100) or 10
+    skip = _int_param(offset, "offset", 0, 0, None) or 0
+    async with sessions() as session:
+        rows, total = await service.list_payments(session, key_id=key, limit=page_size, offset=skip)
+    return PaymentList(
+        data=[
+            PaymentOut(
+                id=p.id,
+                payment_ref=p.payment_ref,
+                org_id=p.org_id,
+                key_id=p.key_id,
+                amount=micros_to_credits(p.amount_micros),
+                amount_micros=p.amount_micros,
+                method=p.method,
+                created_at=p.created_at,
+            )
+            for p in rows
+        ],
+        total=total,
+    )

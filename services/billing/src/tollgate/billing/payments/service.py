@@ -1,0 +1,74 @@
+"""Recharges: a payment row, a ledger entry and the wallet move together, once per reference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate.billing.payments import repository
+from tollgate.billing.payments.models import Payment
+from tollgate.billing.wallets import repository as wallet_repository
+from tollgate.billing.wallets import service as wallets
+from tollgate.billing.wallets.repository import WalletState
+from tollgate.common.errors import InvalidRequest
+
+
+class IdempotencyKeyReused(InvalidRequest):
+    code = "idempotency_key_reused"
+
+
+@dataclass(frozen=True, slots=True)
+class RechargeResult:
+    payment_id: int
+    key_id: int
+    org_id: str
+    amount_micros: int
+    wallet: WalletState  # the wallet right after this payment's ledger entry
+    replayed: bool
+
+
+async def recharge(
+    session: AsyncSession, *, org_id: str, key_id: int, amount_micros: int, payment_ref: str, method: str
+) -> RechargeResult:
+    """Credits an org for a key. A repeated payment_ref returns the first payment unchanged."""
+    if amount_micros <= 0:
+        raise InvalidRequest("balance must be positive", param="balance")
+    payment_id = await repository.insert_if_new(
+        session,
+        payment_ref=payment_ref,
+        org_id=org_id,
+        key_id=key_id,
+        amount_micros=amount_micros,
+        method=method,
+    )
+    if payment_id is None:
+        return await _replay(session, payment_ref, org_id=org_id, key_id=key_id, amount_micros=amount_micros)
+    states = await wallets.post(
+        session, [wallets.Posting(org_id, amount_micros, "recharge", payment_ref, key_id)]
+    )
+    return RechargeResult(payment_id, key_id, org_id, amount_micros, states[org_id], replayed=False)
+
+
+async def _replay(
+    session: AsyncSession, payment_ref: str, *, org_id: str, key_id: int, amount_micros: int
+) -> RechargeResult:
+    existing = await repository.get_by_ref(session, payment_ref)
+    entry = await wallet_repository.ledger_entry_state(session, "recharge", payment_ref)
+    if existing is None or entry is None:
+        raise RuntimeError(f"payment {payment_ref} exists without its ledger entry")
+    if (existing.org_id, existing.key_id, existing.amount_micros) != (org_id, key_id, amount_micros):
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was already used for a different recharge.", param="Idempotency-Key"
+        )
+    balance_after, version = entry
+    return RechargeResult(
+        existing.id, key_id, org_id, amount_micros, WalletState(org_id, balance_after, version), replayed=True
+    )
+
+
+async def list_payments(
+    session: AsyncSession, *, key_id: int | None, limit: int, offset: int
+) -> tuple[Sequence[Payment], int]:
+    return await repository.list_payments(session, key_id=key_id, limit=limit, offset=offset)

@@ -1,0 +1,73 @@
+"""BillingService over a real gRPC server and channel (Redis real, wallet loader faked)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from billing_helpers import new_org
+from grpc import aio
+
+from tollgate.billing.grpc_server import build_grpc_server
+from tollgate.billing.holds.service import HoldService
+from tollgate.billing.holds.store import HoldStore
+from tollgate.billing.metrics import BillingMetrics
+from tollgate.billing.wallets.repository import WalletState
+from tollgate.common.grpc import make_channel
+from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
+
+ORG = new_org()
+
+
+async def load(org_id: str) -> WalletState:
+    return WalletState(org_id, 5_000 if org_id == ORG else 0, 1)
+
+
+@pytest.fixture
+async def stub(
+    store: HoldStore, metrics: BillingMetrics
+) -> AsyncIterator[billing_pb2_grpc.BillingServiceStub]:
+    server, port = build_grpc_server(HoldService(store, load, metrics), metrics, "127.0.0.1", 0)
+    await server.start()
+    channel = make_channel(f"127.0.0.1:{port}")
+    yield billing_pb2_grpc.BillingServiceStub(channel)
+    await channel.close()
+    await server.stop(grace=None)
+
+
+async def test_reserve_release_and_balance(stub: billing_pb2_grpc.BillingServiceStub) -> None:
+    granted = await stub.Reserve(
+        billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id="req-a", max_cost_micros=3_000)
+    )
+    assert (granted.granted, granted.hold_id, granted.available_micros) == (True, "req-a", 5_000)
+    again = await stub.Reserve(
+        billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id="req-a", max_cost_micros=3_000)
+    )
+    assert again == granted
+    refused = await stub.Reserve(
+        billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id="req-b", max_cost_micros=2_001)
+    )
+    assert (refused.granted, refused.available_micros) == (False, 2_000)
+    balance = await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))
+    assert (balance.balance_micros, balance.held_micros, balance.available_micros) == (5_000, 3_000, 2_000)
+    assert (await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id="req-a"))).released is True
+    assert (await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id="req-a"))).released is False
+    assert (await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))).available_micros == 5_000
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        billing_pb2.ReserveRequest(org_id="", request_id="r", max_cost_micros=1),
+        billing_pb2.ReserveRequest(org_id="o", request_id="", max_cost_micros=1),
+        billing_pb2.ReserveRequest(org_id="o", request_id="r", max_cost_micros=-1),
+        billing_pb2.ReserveRequest(org_id="o\nx", request_id="r", max_cost_micros=1),
+    ],
+)
+async def test_invalid_reserves_are_invalid_argument(
+    stub: billing_pb2_grpc.BillingServiceStub, request_: billing_pb2.ReserveRequest
+) -> None:
+    with pytest.raises(aio.AioRpcError) as err:
+        await stub.Reserve(request_)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,50 @@
+"""Request/response shapes of the admin model routes (seed 004) and /v1/models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ModelSaveIn(BaseModel):
+    id: int | None = None
+    name: str = Field(min_length=1, max_length=200)
+    provider: str = Field(min_length=1, max_length=64)
+    # Seed 004 sends a JSON *string*; an object is accepted too.
+    config: str | dict[str, Any]
+    price_in: Decimal = Field(default=Decimal(0), ge=0)
+    price_out: Decimal = Field(default=Decimal(0), ge=0)
+    group_id: int = 0
+    multiple: bool = False
+
+
+class ModelDeleteIn(BaseModel):
+    id: int
+
+
+class ModelOut(BaseModel):
+    """What admins see of a model: never the provider secret, only whether one is set."""
+
+    id: int
+    name: str
+    provider: str
+    price_in: float
+    price_out: float
+    group_id: int
+    multiple: bool
+    base_url: str
+    model: str
+    has_api_key: bool
+    max_tokens_default: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelListOut(BaseModel):
+    data: list[ModelOut]
+    total: int
+    limit: int
+    offset: int

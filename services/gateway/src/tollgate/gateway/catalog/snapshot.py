@@ -1,0 +1,149 @@
+"""The in-memory catalog the hot path reads, plus one pooled HTTP client per upstream base URL.
+
+Reloaded right after a save/delete in this process and polled every few seconds so other
+gateway processes converge; the hot path only does a dict lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from tollgate.gateway.catalog.models import Model
+from tollgate.gateway.catalog.repository import ModelRepository
+from tollgate.gateway.catalog.secrets import SecretBox
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[str], httpx.AsyncClient]
+
+
+def default_client_factory(max_connections: int) -> ClientFactory:
+    def make(base_url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            http1=True,
+            http2=False,
+            trust_env=False,  # no proxy/netrc lookups per request
+            limits=httpx.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_connections,
+                keepalive_expiry=30.0,
+            ),
+        )
+
+    return make
+
+
+class UpstreamPool:
+    """One keep-alive client per upstream base URL, created on first use and kept for the process."""
+
+    def __init__(self, factory: ClientFactory) -> None:
+        self._factory = factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def get(self, base_url: str) -> httpx.AsyncClient:
+        client = self._clients.get(base_url)
+        if client is None:
+            client = self._clients[base_url] = self._factory(base_url)
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    id: int
+    name: str
+    provider: str
+    chat_url: str
+    upstream_model: str
+    api_key: str | None  # decrypted in memory only, to call the provider
+    price_in_micros: int
+    price_out_micros: int
+    max_tokens_default: int
+    group_id: int
+    created_unix: int
+    client: httpx.AsyncClient
+
+
+class CatalogSnapshot:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        box: SecretBox,
+        pool: UpstreamPool,
+        poll_s: float = 5.0,
+    ) -> None:
+        self._sessions = sessions
+        self._box = box
+        self._pool = pool
+        self._poll_s = poll_s
+        self._by_name: dict[str, CatalogEntry] = {}
+        self._version: tuple[int, datetime | None] | None = None
+        self._lock = asyncio.Lock()
+
+    def get(self, name: str) -> CatalogEntry | None:
+        return self._by_name.get(name)
+
+    def entries(self) -> list[CatalogEntry]:
+        return list(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    async def reload(self) -> None:
+        async with self._lock, self._sessions() as session:
+            repo = ModelRepository(session)
+            version = await repo.version()
+            rows = await repo.all_live()
+        entries = {}
+        for row in rows:
+            entry = self._entry(row)
+            if entry is not None:
+                entries[entry.name] = entry
+        # Swapping the whole dict keeps readers lock-free: they see the old or the new catalog.
+        self._by_name = entries
+        self._version = version
+
+    async def poll_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._poll_s)
+            try:
+                async with self._sessions() as session:
+                    version = await ModelRepository(session).version()
+                if version != self._version:
+                    await self.reload()
+            except Exception:  # the DB may be briefly away; keep serving the last snapshot
+                log.warning("catalog poll failed; keeping the current snapshot", exc_info=True)
+
+    def _entry(self, row: Model) -> CatalogEntry | None:
+        api_key = None
+        if row.api_key_encrypted:
+            try:
+                api_key = self._box.decrypt(row.api_key_encrypted)
+            except ValueError:
+                log.error("model %s: provider secret unreadable, model disabled", row.name)
+                return None
+        return CatalogEntry(
+            id=row.id,
+            name=row.name,
+            provider=row.provider,
+            chat_url=f"{row.base_url}/chat/completions",
+            upstream_model=row.upstream_model,
+            api_key=api_key,
+            price_in_micros=row.price_in_micros,
+            price_out_micros=row.price_out_micros,
+            max_tokens_default=row.max_tokens_default,
+            group_id=row.group_id,
+            created_unix=int(row.created_at.timestamp()),
+            client=self._pool.get(row.base_url),
+        )

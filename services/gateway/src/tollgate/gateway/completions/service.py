@@ -1,0 +1,279 @@
+"""The hot path of POST /v1/chat/completions: validate, authenticate, price, hold, call, account.
+
+Collaborators come in through the constructor (principal cache, catalog, billing, usage emitter),
+so tests drive it with fakes and the real simulator app.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+import httpx
+import orjson
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+from starlette.requests import Request
+from starlette.responses import Response
+
+from tollgate.common.auth_client import Principal, api_key_from_headers
+from tollgate.common.errors import (
+    InsufficientCredits,
+    NotFound,
+    ServiceUnavailable,
+    TollgateError,
+    Unauthenticated,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from tollgate.common.money import micros_to_credits
+from tollgate.contracts.v1 import billing_pb2
+from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
+from tollgate.gateway.completions.tokens import (
+    cost_micros,
+    heuristic_completion_tokens,
+    heuristic_prompt_tokens,
+    pessimistic_prompt_tokens,
+    reported_usage,
+)
+from tollgate.gateway.completions.validation import ChatRequest, parse_chat_request
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
+
+ENDPOINT = "/v1/chat/completions"
+# Upstream client errors the caller can fix pass through; anything else is our provider's fault.
+PASS_THROUGH_STATUSES = frozenset({400, 413, 422, 429})
+
+
+class Principals(Protocol):
+    async def get(self, api_key: str) -> Principal: ...
+
+
+class Catalog(Protocol):
+    def get(self, name: str) -> CatalogEntry | None: ...
+
+
+class Billing(Protocol):
+    async def reserve(
+        self, org_id: str, key_id: int, request_id: str, max_cost_micros: int
+    ) -> billing_pb2.ReserveResponse: ...
+    async def release(self, org_id: str, hold_id: str) -> bool: ...
+
+
+class Emitter(Protocol):
+    def emit(self, event: OutgoingEvent) -> None: ...
+
+
+@dataclass(slots=True)
+class _Call:
+    """What one request accumulates for its usage event."""
+
+    request_id: str
+    principal: Principal
+    entry: CatalogEntry
+    chat: ChatRequest
+    hold_id: str
+    started: float
+    started_ms: int
+    headers: list[tuple[str, bytes]]
+
+
+class ChatCompletions:
+    def __init__(
+        self,
+        principals: Principals,
+        catalog: Catalog,
+        billing: Billing,
+        emitter: Emitter,
+        metrics: GatewayMetrics,
+        *,
+        upstream_timeout_s: float = 60.0,
+        default_max_tokens: int = 4096,
+    ) -> None:
+        self._principals = principals
+        self._catalog = catalog
+        self._billing = billing
+        self._emitter = emitter
+        self._metrics = metrics
+        self._timeout = httpx.Timeout(upstream_timeout_s)
+        self._default_max_tokens = default_max_tokens
+        self._tracer = trace.get_tracer("tollgate.gateway")
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            response = await self._handle(request)
+        except TollgateError as exc:
+            self._metrics.chat_requests.labels(str(exc.status_code)).inc()
+            raise
+        self._metrics.chat_requests.labels(str(response.status_code)).inc()
+        return response
+
+    async def _handle(self, request: Request) -> Response:
+        started = time.perf_counter()
+        started_ms = int(time.time() * 1000)
+        chat = parse_chat_request(await request.body())
+        headers = request.headers
+        api_key = api_key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        if api_key is None:
+            raise Unauthenticated("You didn't provide an API key (Authorization: Bearer <key>).")
+        principal = await self._principals.get(api_key)
+        entry = self._catalog.get(chat.model)
+        if entry is None:
+            raise NotFound(f"The model '{chat.model}' does not exist.", param="model", code="model_not_found")
+        request_id: str = request.scope["state"]["request_id"]
+        max_tokens = chat.max_tokens or entry.max_tokens_default or self._default_max_tokens
+        prompt_bound = pessimistic_prompt_tokens(chat.messages, chat.payload.get("tools"))
+        max_cost = cost_micros(prompt_bound, max_tokens, entry.price_in_micros, entry.price_out_micros)
+        hold_id = await self._reserve(principal, request_id, max_cost)
+        call = _Call(request_id, principal, entry, chat, hold_id, started, started_ms, trace_headers())
+        if chat.stream:
+            return await self._stream(call)
+        return await self._complete(call)
+
+    async def _reserve(self, principal: Principal, request_id: str, max_cost: int) -> str:
+        with self._tracer.start_as_current_span("billing.reserve", kind=SpanKind.CLIENT):
+            try:
+                reply = await self._billing.reserve(principal.org_id, principal.key_id, request_id, max_cost)
+            except grpc.RpcError as exc:
+                raise ServiceUnavailable("The billing service is unavailable; retry shortly.") from exc
+        if not reply.granted:
+            self._metrics.holds_refused.inc()
+            raise InsufficientCredits(
+                f"Insufficient credits: this request may cost up to {micros_to_credits(max_cost):.6f} "
+                f"credits and {micros_to_credits(max(reply.available_micros, 0)):.6f} are available."
+            )
+        return reply.hold_id or request_id
+
+    def _upstream_request(self, call: _Call) -> tuple[bytes, dict[str, str]]:
+        payload: dict[str, Any] = call.chat.payload
+        payload["model"] = call.entry.upstream_model
+        if call.chat.stream:
+            # Always ask for usage; the relay hides it from clients who did not ask.
+            options = payload.get("stream_options") or {}
+            payload["stream_options"] = {**options, "include_usage": True}
+        # Our request id stays ours: providers differ in what they accept as X-Request-ID
+        # (llama-cpp-python's server answers 400 to anything but a UUID); traceparent links the calls.
+        headers = {"content-type": "application/json"}
+        if call.entry.api_key:
+            headers["authorization"] = f"Bearer {call.entry.api_key}"
+        propagate.inject(headers)
+        return orjson.dumps(payload), headers
+
+    async def _send(self, call: _Call, stream: bool) -> httpx.Response:
+        entry = call.entry
+        with self._tracer.start_as_current_span(
+            "upstream.chat_completions",
+            kind=SpanKind.CLIENT,
+            attributes={"tollgate.model": entry.name, "tollgate.provider": entry.provider},
+        ):
+            content, headers = self._upstream_request(call)
+            began = time.perf_counter()
+            try:
+                req = entry.client.build_request(
+                    "POST", entry.chat_url, content=content, headers=headers, timeout=self._timeout
+                )
+                response = await entry.client.send(req, stream=stream)
+            except httpx.TimeoutException:
+                await self._abort(call, "upstream_timeout")
+                raise UpstreamTimeout("The upstream model did not answer in time.") from None
+            except httpx.HTTPError:
+                await self._abort(call, "upstream_error")
+                raise UpstreamError("The upstream model could not be reached.") from None
+            self._metrics.upstream_latency.labels(entry.provider).observe(time.perf_counter() - began)
+        if response.status_code == 200:
+            return response
+        body = await response.aread()
+        await response.aclose()
+        await self._abort(call, "upstream_error")
+        if response.status_code in PASS_THROUGH_STATUSES:
+            raise _PassThrough(response.status_code, body)
+        raise UpstreamError(f"The upstream model failed (HTTP {response.status_code}).")
+
+    async def _complete(self, call: _Call) -> Response:
+        try:
+            response = await self._send(call, stream=False)
+        except _PassThrough as passed:
+            return Response(passed.body, status_code=passed.status_code, media_type="application/json")
+        try:
+            data = orjson.loads(response.content)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            await self._abort(call, "upstream_error")
+            raise UpstreamError("The upstream model answered with invalid JSON.") from None
+        usage = reported_usage(data.get("usage"))
+        estimated = usage is None
+        if usage is None:
+            usage = (heuristic_prompt_tokens(call.chat.messages), heuristic_completion_tokens(data))
+            data["usage"] = {
+                "prompt_tokens": usage[0],
+                "completion_tokens": usage[1],
+                "total_tokens": sum(usage),
+            }
+        data["model"] = call.entry.name
+        self._account(call, "ok", usage, estimated)
+        return Response(orjson.dumps(data), media_type="application/json")
+
+    async def _stream(self, call: _Call) -> Response:
+        try:
+            upstream = await self._send(call, stream=True)
+        except _PassThrough as passed:
+            return Response(passed.body, status_code=passed.status_code, media_type="application/json")
+
+        def finished(outcome: StreamOutcome) -> None:
+            usage = outcome.usage
+            estimated = usage is None
+            if usage is None:
+                usage = (heuristic_prompt_tokens(call.chat.messages), outcome.content_chunks)
+            self._account(call, outcome.status, usage, estimated)
+
+        relay = SseRelay(
+            upstream,
+            call.entry.name,
+            call.chat.include_usage,
+            lambda: heuristic_prompt_tokens(call.chat.messages),
+            finished,
+        )
+        return RelayResponse(relay)
+
+    async def _abort(self, call: _Call, status: str) -> None:
+        """The upstream failed: nothing is charged, the hold goes back, analytics still see it."""
+        await self._billing.release(call.principal.org_id, call.hold_id)
+        self._account(call, status, (0, 0), False, charge=False)
+
+    def _account(
+        self, call: _Call, status: str, usage: tuple[int, int], estimated: bool, *, charge: bool = True
+    ) -> None:
+        entry = call.entry
+        cost = cost_micros(usage[0], usage[1], entry.price_in_micros, entry.price_out_micros) if charge else 0
+        finished_ms = int(time.time() * 1000)
+        self._emitter.emit(
+            usage_event(
+                request_id=call.request_id,
+                principal=call.principal,
+                model=entry.name,
+                provider=entry.provider,
+                tokens_in=usage[0],
+                tokens_out=usage[1],
+                cost_micros=cost,
+                status=status,
+                hold_id=call.hold_id,
+                started_at_unix_ms=call.started_ms,
+                finished_at_unix_ms=finished_ms,
+                latency_ms=int((time.perf_counter() - call.started) * 1000),
+                endpoint=ENDPOINT,
+                stream=call.chat.stream,
+                tokens_estimated=estimated,
+                headers=call.headers,
+            )
+        )
+
+
+class _PassThrough(Exception):
+    def __init__(self, status_code: int, body: bytes) -> None:
+        super().__init__(status_code)
+        self.status_code = status_code
+        self.body = body

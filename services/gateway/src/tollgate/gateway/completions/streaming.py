@@ -1,0 +1,163 @@
+"""Server-sent events relay: passes the upstream's chunks through as they come, while it keeps
+the usage the upstream reported (or counts content chunks when it reports none) and hides the
+usage chunk from clients that did not ask for it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import orjson
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from tollgate.gateway.completions.tokens import reported_usage
+
+DONE = b"data: [DONE]\n\n"
+
+
+@dataclass(slots=True)
+class StreamOutcome:
+    status: str  # "ok" | "client_disconnected" | "upstream_error" | "upstream_timeout"
+    usage: tuple[int, int] | None  # (prompt, completion) as reported by the upstream
+    content_chunks: int
+
+
+def _error_event(message: str, code: str) -> bytes:
+    body = {"error": {"message": message, "type": "api_error", "code": code, "param": None}}
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+class SseRelay:
+    def __init__(
+        self,
+        upstream: httpx.Response,
+        public_model: str,
+        client_wants_usage: bool,
+        estimate_prompt: Callable[[], int],
+        on_finish: Callable[[StreamOutcome], None],
+    ) -> None:
+        self._upstream = upstream
+        self._model = public_model
+        self._wants_usage = client_wants_usage
+        self._estimate_prompt = estimate_prompt
+        self._on_finish = on_finish
+        self._usage: tuple[int, int] | None = None
+        self._content_chunks = 0
+        self._last: dict[str, Any] = {}
+        self._status = "client_disconnected"  # until the stream completes or fails otherwise
+        self._finished = False
+
+    async def events(self) -> AsyncIterator[bytes]:
+        buffer = b""
+        try:
+            try:
+                async for raw in self._upstream.aiter_bytes():
+                    buffer += raw
+                    if b"\r" in buffer:  # sse-starlette (llama-cpp's server) ends lines with CRLF
+                        buffer = buffer.replace(b"\r\n", b"\n")
+                    while (cut := buffer.find(b"\n\n")) >= 0:
+                        out = self._relay_event(buffer[:cut])
+                        buffer = buffer[cut + 2 :]
+                        if out:
+                            yield out
+            except httpx.TimeoutException:
+                self._status = "upstream_timeout"
+                yield _error_event("The upstream stopped responding.", "upstream_timeout")
+                return
+            except httpx.TransportError:
+                self._status = "upstream_error"
+                yield _error_event("The upstream connection failed mid-stream.", "upstream_error")
+                return
+            if buffer.strip():
+                out = self._relay_event(buffer.strip(b"\n"))
+                if out:
+                    yield out
+            tail = b""
+            if self._usage is None and self._wants_usage:
+                tail = self._usage_chunk(self._estimated_usage())
+            self._status = "ok"
+            yield tail + DONE
+        finally:
+            self.finish()
+
+    def finish(self) -> None:
+        """Accounting, exactly once, synchronously: it also runs while the task is being cancelled."""
+        if self._finished:
+            return
+        self._finished = True
+        self._on_finish(StreamOutcome(self._status, self._usage, self._content_chunks))
+        # Closing the upstream connection may await; never inside a cancelled scope, so in a task.
+        asyncio.get_running_loop().create_task(self._upstream.aclose())
+
+    def _estimated_usage(self) -> tuple[int, int]:
+        return self._estimate_prompt(), self._content_chunks
+
+    def _usage_chunk(self, usage: tuple[int, int]) -> bytes:
+        chunk = {
+            "id": self._last.get("id", ""),
+            "object": "chat.completion.chunk",
+            "created": self._last.get("created", int(time.time())),
+            "model": self._model,
+            "choices": [],
+            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
+
+    def _relay_event(self, event: bytes) -> bytes | None:
+        data_lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+        if not data_lines:
+            return event + b"\n\n" if event.strip() else None  # comments / keep-alives pass through
+        data = b"\n".join(data_lines)
+        if data == b"[DONE]":
+            return None  # sent by us at the very end, after a synthesized usage chunk if any
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return event + b"\n\n"
+        if not isinstance(obj, dict):
+            return event + b"\n\n"
+        if "error" in obj:
+            self._status = "upstream_error"
+            return b"data: " + data + b"\n\n"
+        choices = obj.get("choices")
+        if choices:
+            for choice in choices:
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+                    self._content_chunks += 1
+                    break
+        usage = reported_usage(obj.get("usage"))
+        if usage is not None:
+            self._usage = usage
+        if not self._wants_usage:
+            if usage is not None and not choices:
+                return None  # the usage-only chunk we asked for on the client's behalf
+            obj.pop("usage", None)
+        if "model" in obj:
+            obj["model"] = self._model
+        self._last = obj
+        return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+class RelayResponse(StreamingResponse):
+    """A StreamingResponse that settles the relay however the response ends (even if the body
+    iterator is abandoned without being closed when the client goes away)."""
+
+    def __init__(self, relay: SseRelay) -> None:
+        super().__init__(
+            relay.events(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+        self._relay = relay
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._relay.finish()

@@ -1,0 +1,44 @@
+"""Gateway settings, env prefix GATEWAY_ (docs/architecture.md)."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from tollgate.common.settings import ServiceSettings
+
+# Only for local development; deployments set GATEWAY_SECRET_KEY (it encrypts provider keys at rest).
+DEV_SECRET_KEY = "tollgate-dev-only-secret-key-change-me"
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    service_name: str = "gateway"
+    http_port: int = 8080
+    database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_gateway"
+
+    secret_key: str = DEV_SECRET_KEY
+    auth_http_url: str = "http://127.0.0.1:8081"
+    billing_http_url: str = "http://127.0.0.1:8082"
+    analytics_http_url: str = "http://127.0.0.1:8083"
+    training_http_url: str = "http://127.0.0.1:8084"
+
+    auth_cache_ttl_s: float = 30.0
+    auth_negative_ttl_s: float = 2.0
+    auth_cache_max_entries: int = 100_000
+    grpc_timeout_s: float = 2.0
+
+    upstream_timeout_s: float = 60.0
+    upstream_max_connections: int = 1000
+    proxy_timeout_s: float = 30.0
+    default_max_tokens: int = 4096
+    catalog_poll_s: float = 5.0
+
+    usage_send_timeout_s: float = 3.0
+    usage_spool_stream: str = "gateway:usage-spool"
+    usage_drain_interval_s: float = 1.0
+
+    # The request id becomes the billing hold id and the usage event id, and consumers dedupe on it:
+    # trusting a client-chosen id would let a replayed id ride on an earlier request's charge.
+    trust_client_request_id: bool = False
+    run_migrations: bool = True

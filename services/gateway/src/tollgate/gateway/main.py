@@ -1,0 +1,139 @@
+"""Composition root: builds settings, engine, clients and the app; runs HTTP and background tasks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from tollgate.common import runner
+from tollgate.common.auth_client import AuthClient
+from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.grpc import make_channel
+from tollgate.common.kafka import make_producer
+from tollgate.common.logging import configure_logging
+from tollgate.common.telemetry import configure_tracing
+from tollgate.gateway.app import GatewayParts, build_app
+from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool, default_client_factory
+from tollgate.gateway.completions.billing import BillingClient
+from tollgate.gateway.completions.service import ChatCompletions
+from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
+from tollgate.gateway.db import run_migrations
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.principals.cache import PrincipalCache
+from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
+from tollgate.gateway.proxy.forwarder import Forwarder
+from tollgate.gateway.usage.emitter import UsageEmitter
+from tollgate.gateway.usage.spool import RedisSpool
+
+log = logging.getLogger("tollgate.gateway")
+
+
+async def main() -> None:
+    settings = GatewaySettings()
+    configure_logging("gateway", settings.log_level)
+    # httpx logs every request at INFO: at 1,000 requests/s that is hot-path work, not information.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_tracing("gateway", console=settings.otel_exporter_console)
+    if settings.secret_key == DEV_SECRET_KEY:
+        log.warning("GATEWAY_SECRET_KEY is the development default; set it outside local development")
+    if settings.run_migrations:
+        await asyncio.to_thread(run_migrations, settings.database_url)
+
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    engine = make_engine(settings.database_url, pool_size=5)
+    sessions = make_sessionmaker(engine)
+    box = SecretBox(settings.secret_key)
+    pool = UpstreamPool(default_client_factory(settings.upstream_max_connections))
+    snapshot = CatalogSnapshot(sessions, box, pool, poll_s=settings.catalog_poll_s)
+    await snapshot.reload()
+
+    auth_channel = make_channel(settings.auth_grpc_target)
+    billing_channel = make_channel(settings.billing_grpc_target)
+    principals = PrincipalCache(
+        AuthClient(auth_channel, timeout_s=settings.grpc_timeout_s).authenticate,
+        metrics,
+        ttl_s=settings.auth_cache_ttl_s,
+        negative_ttl_s=settings.auth_negative_ttl_s,
+        max_entries=settings.auth_cache_max_entries,
+    )
+    key_consumer = KeyInvalidationConsumer(
+        default_consumer_factory(settings.kafka_bootstrap), principals, metrics
+    )
+    redis = Redis.from_url(settings.redis_url, decode_responses=False)
+    emitter = UsageEmitter(
+        lambda: make_producer(settings.kafka_bootstrap, "tollgate-gateway"),
+        RedisSpool(redis, settings.usage_spool_stream),
+        metrics,
+        send_timeout_s=settings.usage_send_timeout_s,
+        drain_interval_s=settings.usage_drain_interval_s,
+    )
+    chat = ChatCompletions(
+        principals,
+        snapshot,
+        BillingClient(billing_channel, timeout_s=settings.grpc_timeout_s),
+        emitter,
+        metrics,
+        upstream_timeout_s=settings.upstream_timeout_s,
+        default_max_tokens=settings.default_max_tokens,
+    )
+    forwarder = Forwarder(
+        {
+            "auth": settings.auth_http_url,
+            "billing": settings.billing_http_url,
+            "analytics": settings.analytics_http_url,
+            "training": settings.training_http_url,
+        },
+        httpx.AsyncClient(trust_env=False, limits=httpx.Limits(max_connections=200)),
+        timeout_s=settings.proxy_timeout_s,
+    )
+
+    async def health() -> dict[str, Any]:
+        return {"models": len(snapshot), "kafka": "up" if emitter.kafka_up else "down"}
+
+    app = build_app(
+        GatewayParts(
+            registry=registry,
+            sessions=sessions,
+            snapshot=snapshot,
+            box=box,
+            principals=principals,
+            chat=chat,
+            forwarder=forwarder,
+            default_max_tokens=settings.default_max_tokens,
+            trust_client_request_id=settings.trust_client_request_id,
+            health=health,
+        )
+    )
+
+    async def close_clients() -> None:
+        await forwarder.close()
+        await pool.close()
+        await auth_channel.close()
+        await billing_channel.close()
+        await redis.aclose()
+        await engine.dispose()
+
+    log.info("gateway listening", extra={"port": settings.http_port, "models": len(snapshot)})
+    await runner.serve(
+        app,
+        settings.http_host,
+        settings.http_port,
+        background=[emitter.run, key_consumer.run, snapshot.poll_forever],
+        # The emitter flushes first: requests finishing during shutdown still emit into it.
+        on_shutdown=[emitter.close, close_clients],
+    )
+
+
+def cli() -> None:
+    runner.run(main)
+
+
+if __name__ == "__main__":
+    cli()

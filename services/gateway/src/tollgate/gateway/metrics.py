@@ -1,0 +1,47 @@
+"""Gateway-specific Prometheus metrics, registered on the registry served at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+class GatewayMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.chat_requests = Counter(
+            "gateway_chat_requests_total",
+            "Chat completion requests by outcome",
+            ["status"],
+            registry=registry,
+        )
+        self.upstream_latency = Histogram(
+            "gateway_upstream_latency_seconds",
+            "Time to the upstream's response headers",
+            ["provider"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.principal_cache = Counter(
+            "gateway_principal_cache_total", "Principal cache lookups", ["result"], registry=registry
+        )
+        self.holds_refused = Counter(
+            "gateway_holds_refused_total", "Reserve calls billing refused (HTTP 402)", registry=registry
+        )
+        self.usage_sent = Counter(
+            "gateway_usage_events_sent_total", "Usage events acknowledged by Kafka", registry=registry
+        )
+        self.usage_spooled = Counter(
+            "gateway_usage_events_spooled_total", "Usage events written to the Redis spool", registry=registry
+        )
+        self.usage_drained = Counter(
+            "gateway_usage_events_drained_total",
+            "Spooled usage events republished to Kafka and removed from the spool",
+            registry=registry,
+        )
+        self.usage_lost = Counter(
+            "gateway_usage_events_lost_total",
+            "Usage events neither Kafka nor the spool accepted (logged in full)",
+            registry=registry,
+        )
+        self.key_invalidations = Counter(
+            "gateway_key_invalidations_total", "auth.keys.v1 events applied to the cache", registry=registry
+        )

@@ -1,0 +1,64 @@
+"""Fixtures: the gateway app wired with fakes and the upstream simulator served in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from gateway_fakes import (
+    FakeAuth,
+    FakeBilling,
+    FakeCatalog,
+    FakeEmitter,
+    Harness,
+    entry,
+    failing_client,
+)
+from prometheus_client import CollectorRegistry
+
+from tollgate.gateway.app import GatewayParts, build_app
+from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool
+from tollgate.gateway.completions.service import ChatCompletions
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.principals.cache import PrincipalCache
+from tollgate.gateway.proxy.forwarder import Forwarder
+from tollgate.upstream_sim.app import create_app as create_sim_app
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    sim = create_sim_app()
+    upstream = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim))
+    catalog = FakeCatalog(
+        [
+            entry("gpt-sim", "sim-model", upstream),
+            entry("gpt-nousage", "sim-nousage", upstream),
+            entry("gpt-error", "sim-error", upstream),
+            entry("gpt-timeout", "sim-model", failing_client(httpx.ReadTimeout("slow"))),
+            entry("gpt-down", "sim-model", failing_client(httpx.ConnectError("refused"))),
+        ]
+    )
+    registry = CollectorRegistry()
+    metrics = GatewayMetrics(registry)
+    auth, billing, emitter = FakeAuth(), FakeBilling(), FakeEmitter()
+    principals = PrincipalCache(auth.authenticate, metrics)
+    chat = ChatCompletions(principals, catalog, billing, emitter, metrics, upstream_timeout_s=5)
+    box = SecretBox("test-secret")
+    app = build_app(
+        GatewayParts(
+            registry=registry,
+            sessions=None,  # type: ignore[arg-type]  # catalog admin routes are not used here
+            snapshot=CatalogSnapshot(None, box, UpstreamPool(lambda _: upstream)),  # type: ignore[arg-type]
+            box=box,
+            principals=principals,
+            chat=chat,
+            forwarder=Forwarder({}, upstream),
+            default_max_tokens=4096,
+        )
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
+    yield Harness(client, sim, billing, emitter, auth, metrics)
+    await client.aclose()
+    await upstream.aclose()

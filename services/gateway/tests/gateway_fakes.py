@@ -1,0 +1,121 @@
+"""Fakes for the gateway's collaborators (auth, billing, Kafka producer, spool) and the real
+upstream simulator app, served in-process through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+from tollgate.common.auth_client import Principal
+from tollgate.common.errors import Unauthenticated
+from tollgate.contracts.v1 import billing_pb2, events_pb2
+from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.usage.events import OutgoingEvent
+
+PRINCIPALS = {
+    "user-key": Principal(1, "org-1", "user-1", "user", 0, ("read", "write"), "tg_user", 0, 0),
+    "admin-key": Principal(2, "org-1", "admin-1", "admin", 0, ("read", "write"), "tg_admin", 0, 0),
+    "poor-key": Principal(3, "org-poor", "user-3", "user", 0, ("read",), "tg_poor", 0, 0),
+}
+
+
+class FakeAuth:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def authenticate(self, api_key: str) -> Principal:
+        self.calls.append(api_key)
+        principal = PRINCIPALS.get(api_key)
+        if principal is None:
+            raise Unauthenticated("Incorrect API key provided.")
+        return principal
+
+
+@dataclass
+class FakeBilling:
+    refused_orgs: set[str] = field(default_factory=lambda: {"org-poor"})
+    reserves: list[tuple[str, int, str, int]] = field(default_factory=list)
+    releases: list[tuple[str, str]] = field(default_factory=list)
+
+    async def reserve(
+        self, org_id: str, key_id: int, request_id: str, max_cost_micros: int
+    ) -> billing_pb2.ReserveResponse:
+        self.reserves.append((org_id, key_id, request_id, max_cost_micros))
+        if org_id in self.refused_orgs:
+            return billing_pb2.ReserveResponse(granted=False, available_micros=10)
+        return billing_pb2.ReserveResponse(granted=True, hold_id=request_id, available_micros=10**12)
+
+    async def release(self, org_id: str, hold_id: str) -> bool:
+        self.releases.append((org_id, hold_id))
+        return True
+
+
+class FakeEmitter:
+    def __init__(self) -> None:
+        self.events: list[OutgoingEvent] = []
+
+    def emit(self, event: OutgoingEvent) -> None:
+        self.events.append(event)
+
+    def decoded(self) -> list[events_pb2.UsageRecorded]:
+        return [events_pb2.UsageRecorded.FromString(e.value) for e in self.events]
+
+
+class FakeCatalog:
+    def __init__(self, entries: list[CatalogEntry]) -> None:
+        self.by_name = {e.name: e for e in entries}
+
+    def get(self, name: str) -> CatalogEntry | None:
+        return self.by_name.get(name)
+
+
+def entry(name: str, upstream_model: str, client: httpx.AsyncClient, **kw: Any) -> CatalogEntry:
+    values: dict[str, Any] = {
+        "id": 1,
+        "name": name,
+        "provider": "openai-compatible",
+        "chat_url": "http://sim/v1/chat/completions",
+        "upstream_model": upstream_model,
+        "api_key": "provider-secret",
+        "price_in_micros": 2_000_000,  # 2 credits per 1M tokens
+        "price_out_micros": 6_000_000,
+        "max_tokens_default": 4096,
+        "group_id": 0,
+        "created_unix": 0,
+        "client": client,
+    }
+    values.update(kw)
+    return CatalogEntry(**values)
+
+
+@dataclass
+class Harness:
+    client: httpx.AsyncClient
+    sim: Starlette
+    billing: FakeBilling
+    emitter: FakeEmitter
+    auth: FakeAuth
+    metrics: GatewayMetrics
+
+
+def sse_events(body: bytes) -> list[str]:
+    """The data payloads of a server-sent events body, in order."""
+    out = []
+    for event in body.replace(b"\r\n", b"\n").split(b"\n\n"):
+        for line in event.split(b"\n"):
+            if line.startswith(b"data:"):
+                out.append(line[5:].strip().decode())
+    return out
+
+
+def failing_client(exc: Exception) -> httpx.AsyncClient:
+    """An upstream whose every request fails with `exc` (timeouts, refused connections)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))

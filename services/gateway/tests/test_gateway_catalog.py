@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import psycopg
+import pytest
+from gateway_fakes import FakeAuth
+from prometheus_client import CollectorRegistry
+
+from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.errors import InvalidRequest
+from tollgate.common.http import create_app
+from tollgate.gateway.catalog import routes as catalog_routes
+from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.catalog.service import parse_config
+from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool
+from tollgate.gateway.db import run_migrations
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.principals.cache import PrincipalCache
+from tollgate.gateway.principals.dependencies import principal_dependency
+
+SERVER = "postgresql://tollgate@127.0.0.1:55532/postgres"
+DB_URL = "postgresql+psycopg://tollgate@127.0.0.1:55532/scratch_gateway_unit"
+
+
+def test_config_string_is_parsed_and_the_secret_split_out() -> None:
+    config = parse_config(
+        '{"base_url": "http://h:1/v1/", "model": "up", "api_key": "s", "temp": 1}', "pub", 4096
+    )
+    assert (config.base_url, config.upstream_model, config.api_key) == ("http://h:1/v1", "up", "s")
+    assert config.extra == {"temp": 1}
+    assert parse_config({"base_url": "https://h"}, "pub", 4096).upstream_model == "pub"
+    for bad in ("not json", '{"model": "x"}', '{"base_url": "ftp://h"}'):
+        with pytest.raises(InvalidRequest):
+            parse_config(bad, "pub", 4096)
+
+
+def test_secret_box_round_trips_and_depends_on_the_key() -> None:
+    token = SecretBox("one").encrypt("sk-provider")
+    assert "sk-provider" not in token
+    assert SecretBox("one").decrypt(token) == "sk-provider"
+    with pytest.raises(ValueError):
+        SecretBox("two").decrypt(token)
+
+
+@pytest.fixture(scope="module")
+def database() -> str:
+    with psycopg.connect(SERVER, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS scratch_gateway_unit WITH (FORCE)")
+        conn.execute("CREATE DATABASE scratch_gateway_unit")
+    run_migrations(DB_URL)
+    return DB_URL
+
+
+@pytest.fixture
+async def admin_client(database: str) -> AsyncIterator[tuple[httpx.AsyncClient, CatalogSnapshot]]:
+    engine = make_engine(database, pool_size=2)
+    sessions = make_sessionmaker(engine)
+    box = SecretBox("test")
+    pool = UpstreamPool(lambda _: httpx.AsyncClient())
+    snapshot = CatalogSnapshot(sessions, box, pool, poll_s=0.05)
+    registry = CollectorRegistry()
+    cache = PrincipalCache(FakeAuth().authenticate, GatewayMetrics(registry))
+    app = create_app("gateway", registry)
+    app.include_router(
+        catalog_routes.build_router(sessions, snapshot, box, principal_dependency(cache), 4096)
+    )
+    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw")
+    yield client, snapshot
+    await client.aclose()
+    await pool.close()
+    await engine.dispose()
+
+
+ADMIN = {"authorization": "Bearer admin-key"}
+CONFIG = '{"base_url": "http://sim:8090/v1", "model": "sim-model", "api_key": "sk-secret"}'
+
+
+async def test_admin_save_list_delete_and_snapshot(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    client, snapshot = admin_client
+    save = {
+        "name": "m1",
+        "provider": "openai-compatible",
+        "config": CONFIG,
+        "price_in": 0.5,
+        "price_out": 1.25,
+    }
+    denied = await client.post("/admin/model/save", json=save, headers={"authorization": "Bearer user-key"})
+    assert denied.status_code == 403
+    bad = await client.post("/admin/model/save", json={**save, "provider": "bedrock"}, headers=ADMIN)
+    assert (bad.status_code, bad.json()["error"]["param"]) == (400, "provider")
+
+    created = await client.post("/admin/model/save", json=save, headers=ADMIN)
+    assert created.status_code == 200
+    out = created.json()
+    assert {"id", "name", "provider", "price_in", "price_out", "created_at", "updated_at"} <= out.keys()
+    assert "sk-secret" not in created.text
+    entry = snapshot.get("m1")
+    assert entry is not None
+    assert (entry.price_in_micros, entry.price_out_micros, entry.api_key) == (500_000, 1_250_000, "sk-secret")
+    assert entry.chat_url == "http://sim:8090/v1/chat/completions"
+
+    # update without api_key keeps the stored secret
+    update = {**save, "id": out["id"], "config": '{"base_url": "http://sim:8090/v1"}', "price_in": 2}
+    assert (await client.post("/admin/model/save", json=update, headers=ADMIN)).status_code == 200
+    entry = snapshot.get("m1")
+    assert entry is not None and entry.api_key == "sk-secret" and entry.price_in_micros == 2_000_000
+
+    listed = (await client.get("/admin/model/list?q=m1", headers=ADMIN)).json()
+    assert listed["total"] == 1 and listed["data"][0]["name"] == "m1"
+
+    assert (
+        await client.post("/admin/model/delete", json={"id": out["id"]}, headers=ADMIN)
+    ).status_code == 200
+    assert snapshot.get("m1") is None
+    again = await client.post("/admin/model/delete", json={"id": out["id"]}, headers=ADMIN)
+    assert again.status_code == 404
+    # a deleted name can be reused
+    assert (await client.post("/admin/model/save", json=save, headers=ADMIN)).status_code == 200
+
+
+async def test_other_processes_converge_by_polling(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    client, snapshot = admin_client
+    other = CatalogSnapshot(
+        snapshot._sessions, SecretBox("test"), UpstreamPool(lambda _: httpx.AsyncClient()), 0.05
+    )
+    await other.reload()
+    poller = asyncio.create_task(other.poll_forever())
+    save = {"name": "polled", "provider": "openai", "config": CONFIG, "price_in": 1, "price_out": 1}
+    assert (await client.post("/admin/model/save", json=save, headers=ADMIN)).status_code == 200
+    for _ in range(50):
+        if other.get("polled") is not None:
+            break
+        await asyncio.sleep(0.02)
+    poller.cancel()
+    assert other.get("polled") is not None

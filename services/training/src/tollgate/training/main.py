@@ -1,0 +1,51 @@
+"""Composition root: settings, migrations, database and the HTTP app, run in one loop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tollgate.common import runner
+from tollgate.common.db import make_engine
+from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.logging import configure_logging
+from tollgate.common.telemetry import configure_tracing
+from tollgate.training.app import build_app
+from tollgate.training.config import TrainingSettings
+from tollgate.training.db import migrate
+
+log = logging.getLogger(__name__)
+
+
+def database_health(engine: AsyncEngine) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def check() -> dict[str, Any]:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise ServiceUnavailable("Database unavailable.") from exc
+        return {"database": "ok"}
+
+    return check
+
+
+async def main() -> None:
+    settings = TrainingSettings()
+    configure_logging(settings.service_name, settings.log_level)
+    configure_tracing(settings.service_name, console=settings.otel_exporter_console)
+    if settings.run_migrations:
+        await migrate(settings.alembic_ini, settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=2)
+    app = build_app(CollectorRegistry(), health_check=database_health(engine))
+    log.info("training starting", extra={"port": settings.http_port})
+    await runner.serve(app, settings.http_host, settings.http_port, on_shutdown=[engine.dispose])
+
+
+def cli() -> None:
+    runner.run(main)

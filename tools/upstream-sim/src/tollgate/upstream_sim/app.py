@@ -1,0 +1,211 @@
+"""A deterministic OpenAI-compatible upstream: the only provider stand-in Tollgate's tests use.
+
+It must be cheap enough that the gateway benchmark measures the gateway, not the simulator, so it
+is a bare Starlette app: orjson, no per-request logging, no validation beyond what it needs.
+Behaviour is chosen by the upstream model name (see README in the package docstring of `main`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+SLOW_DELAY_S = 0.3
+TIMEOUT_DELAY_S = 30.0
+DRIP_CHUNK_DELAY_S = 0.05  # "drip" models stream slowly, so tests can disconnect mid-stream
+DEFAULT_COMPLETION_TOKENS = 16
+LONG_COMPLETION_TOKENS = 64
+SIM_MODELS = (
+    "sim-model",
+    "sim-model-long",
+    "sim-model-nousage",
+    "sim-model-slow",
+    "sim-error",
+    "sim-timeout",
+)
+
+
+@dataclass
+class SimStats:
+    """Per-app counters; tests read them to prove whether the gateway called the upstream at all."""
+
+    chat_completions: int = 0
+
+
+def _json(content: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
+
+
+def _error(message: str, status_code: int, error_type: str, code: str) -> Response:
+    body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
+    return _json(body, status_code)
+
+
+def count_prompt_tokens(messages: Any) -> int:
+    """Whitespace-separated words across all message contents (text parts of list content too)."""
+    words = 0
+    if not isinstance(messages, list):
+        return 0
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            words += len(content.split())
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    words += len(part["text"].split())
+    return words
+
+
+def completion_token_count(model: str, max_tokens: Any) -> int:
+    limit = max_tokens if isinstance(max_tokens, int) and max_tokens >= 0 else None
+    if model.endswith("-long"):
+        return LONG_COMPLETION_TOKENS if limit is None else limit
+    return min(DEFAULT_COMPLETION_TOKENS if limit is None else limit, DEFAULT_COMPLETION_TOKENS)
+
+
+async def _delay_for(model: str, request: Request) -> None:
+    delay = 0.0
+    header = request.headers.get("x-sim-delay-ms")
+    if header:
+        try:
+            delay = max(0.0, float(header) / 1000.0)
+        except ValueError:
+            delay = 0.0
+    if "timeout" in model:
+        delay = max(delay, TIMEOUT_DELAY_S)
+    elif "slow" in model:
+        delay = max(delay, SLOW_DELAY_S)
+    if delay:
+        await asyncio.sleep(delay)
+
+
+async def chat_completions(request: Request) -> Response:
+    request.app.state.stats.chat_completions += 1
+    try:
+        body = orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        return _error("Request body is not valid JSON.", 400, "invalid_request_error", "invalid_json")
+    if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+        return _error("`model` is required.", 400, "invalid_request_error", "invalid_request")
+    model: str = body["model"]
+    await _delay_for(model, request)
+    if "error" in model:
+        return _error("The simulated upstream failed.", 500, "server_error", "sim_error")
+
+    prompt_tokens = count_prompt_tokens(body.get("messages"))
+    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
+    n = completion_token_count(model, max_tokens)
+    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+
+    if body.get("stream"):
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        if "nousage" in model:
+            include_usage = False  # like llama-cpp-python's server, which ignores include_usage
+        chunk_delay = _chunk_delay(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
+        return StreamingResponse(
+            _stream(completion_id, created, model, n, usage if include_usage else None, chunk_delay),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache"},
+        )
+
+    text = " ".join(f"tok{i}" for i in range(n))
+    return _json(
+        {
+            "id": completion_id,
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": usage,
+        }
+    )
+
+
+def _chunk_delay(request: Request) -> float:
+    # Lets tests hold a stream open long enough to disconnect in the middle of it.
+    header = request.headers.get("x-sim-chunk-delay-ms")
+    try:
+        return max(0.0, float(header) / 1000.0) if header else 0.0
+    except ValueError:
+        return 0.0
+
+
+async def _stream(
+    completion_id: str,
+    created: int,
+    model: str,
+    n: int,
+    usage: dict[str, int] | None,
+    chunk_delay: float,
+) -> AsyncIterator[bytes]:
+    base = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
+    for i in range(n):
+        delta: dict[str, Any] = {"content": f"tok{i} "}
+        if i == 0:
+            delta["role"] = "assistant"
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+        if chunk_delay:
+            await asyncio.sleep(chunk_delay)
+    final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+    yield b"data: " + orjson.dumps(final) + b"\n\n"
+    if usage is not None:
+        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+async def list_models(request: Request) -> Response:
+    created = int(time.time())
+    data = [{"id": m, "object": "model", "created": created, "owned_by": "upstream-sim"} for m in SIM_MODELS]
+    return _json({"object": "list", "data": data})
+
+
+async def healthz(request: Request) -> Response:
+    return _json({"status": "ok", "service": "upstream-sim"})
+
+
+async def stats(request: Request) -> Response:
+    return _json({"chat_completions": request.app.state.stats.chat_completions})
+
+
+async def reset(request: Request) -> Response:
+    request.app.state.stats.chat_completions = 0
+    return _json({"chat_completions": 0})
+
+
+def create_app() -> Starlette:
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/_sim/stats", stats, methods=["GET"]),
+            Route("/_sim/reset", reset, methods=["POST"]),
+        ]
+    )
+    app.state.stats = SimStats()
+    return app

@@ -1,0 +1,40 @@
+"""`tollgate-upstream-sim [--host H] [--port P]`: serves the simulator with uvloop and httptools.
+
+Model-name behaviours: "nousage" never reports usage in streams, "error" answers 500,
+"timeout" sleeps 30 s, "slow" waits 300 ms, a name ending in "-long" allows up to max_tokens
+(default 64) completion tokens, "drip" streams one chunk per 50 ms.
+Headers: x-sim-delay-ms (delay before answering), x-sim-chunk-delay-ms (delay between stream chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from tollgate.upstream_sim.app import create_app
+from tollgate.upstream_sim.config import SimSettings
+
+
+def cli(argv: list[str] | None = None) -> None:
+    settings = SimSettings()
+    parser = argparse.ArgumentParser(prog="tollgate-upstream-sim")
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
+    args = parser.parse_args(argv)
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+        backlog=4096,
+        timeout_keep_alive=30,
+    )
+
+
+if __name__ == "__main__":
+    cli()
