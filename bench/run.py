@@ -80,7 +80,7 @@ def main() -> int:
         return 1
     stack = Stack(StackConfig.from_env(profile=os.environ.get("TOLLGATE_PROFILE", "test")))
     stack.up(local_model=False)
-    cfg = stack.config
+    cfg = stack.cfg
     gateway, sim = cfg.url("gateway"), cfg.url("upstream_sim")
     admin = httpx.Client(
         base_url=gateway, headers={"Authorization": f"Bearer {cfg.admin_api_key}"}, timeout=30

@@ -31,7 +31,7 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def config(stack: Stack) -> StackConfig:
-    return stack.config
+    return stack.cfg
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,10 @@ class ModelRepository:
         stmt = select(Model).where(Model.id == model_id, Model.deleted_at.is_(None))
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def get_live_by_name(self, name: str) -> Model | None:
+        stmt = select(Model).where(Model.name == name, Model.deleted_at.is_(None))
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
     async def name_taken(self, name: str, except_id: int | None) -> bool:
         stmt = select(Model.id).where(Model.name == name, Model.deleted_at.is_(None))
         if except_id is not None:

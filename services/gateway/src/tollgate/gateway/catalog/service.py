@@ -104,7 +104,12 @@ class CatalogService:
         if not name:
             raise InvalidRequest("name must not be blank.", param="name")
         config = parse_config(data.config, name, self.default_max_tokens)
-        if await self.repo.name_taken(name, data.id):
+        model_id = data.id
+        if model_id is None:
+            # Without an id, save registers or updates by name (what `make run` and operators re-run).
+            same_name = await self.repo.get_live_by_name(name)
+            model_id = same_name.id if same_name is not None else None
+        elif await self.repo.name_taken(name, model_id):
             raise InvalidRequest(
                 f"A model named {name!r} already exists.", param="name", code="duplicate_name"
             )
@@ -120,13 +125,13 @@ class CatalogService:
             "multiple": data.multiple,
             "max_tokens_default": config.max_tokens_default,
         }
-        if data.id is None or config.api_key_given:
+        if model_id is None or config.api_key_given:
             values["api_key_encrypted"] = self.box.encrypt(config.api_key) if config.api_key else None
-        if data.id is None:
+        if model_id is None:
             return await self.repo.add(**values)
-        existing = await self.repo.get_live(data.id)
+        existing = await self.repo.get_live(model_id)
         if existing is None:
-            raise NotFound(f"Model {data.id} does not exist.", param="id", code="model_not_found")
+            raise NotFound(f"Model {model_id} does not exist.", param="id", code="model_not_found")
         return await self.repo.update(existing, **values)
 
     async def delete(self, model_id: int) -> None:
