@@ -45,6 +45,10 @@ def make_consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any)
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": 500,
+        # Let the broker gather a batch (up to 100 ms): one DB transaction per batch instead of per
+        # event is what keeps consumer CPU per event low at a trickle of traffic too.
+        "fetch_min_bytes": 64 * 1024,
+        "fetch_max_wait_ms": 100,
         "session_timeout_ms": 10000,
         "heartbeat_interval_ms": 3000,
     }
