@@ -153,17 +153,37 @@ def test_billing_killed_between_db_commit_and_offset_commit_does_not_double_char
             lambda: not stack.is_running("billing"), timeout=60, what="billing to crash at the failpoint"
         )
         # its DB transaction committed, its offsets did not: these events will be delivered again
-        assert settled_events(config, account.org_id) > 0
+        settled_before_crash = settled_events(config, account.org_id)
+        assert settled_before_crash > 0
     finally:
         stack.start_service("billing")
     total = sum(e.cost_micros for e in events)
+    # the restarted billing re-reads the uncommitted batch: it must skip every event already settled
+    # and repair the cached balance it never refreshed before dying
+    wait_until(
+        lambda: _billing_duplicates(config) >= settled_before_crash,
+        timeout=120,
+        what="the redelivered batch to be recognised as duplicates",
+    )
     wait_until(
         lambda: settled_events(config, account.org_id) == 200,
         timeout=120,
         what="every event to be settled after the restart",
     )
+    wait_until(
+        lambda: balance_micros(gateway_url, account.key) == 1_000_000 - total,
+        what="the cached balance to catch up with the ledger",
+    )
     assert ledger_usage(config, account.org_id) == (200, total)
-    assert balance_micros(gateway_url, account.key) == 1_000_000 - total
+
+
+def _billing_duplicates(config: StackConfig) -> float:
+    """billing_usage_duplicates_total of the running billing process (restarts reset it to 0)."""
+    text = httpx.get(f"{config.url('billing')}/metrics", timeout=5).text
+    for line in text.splitlines():
+        if line.startswith("billing_usage_duplicates_total "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def test_recharge_is_idempotent_on_its_idempotency_key(

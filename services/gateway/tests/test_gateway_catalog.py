@@ -110,6 +110,12 @@ async def test_admin_save_list_delete_and_snapshot(
     entry = snapshot.get("m1")
     assert entry is not None and entry.api_key == "sk-secret" and entry.price_in_micros == 2_000_000
 
+    # saving again by name, without an id, updates the same model (register-or-update)
+    by_name = await client.post("/admin/model/save", json={**save, "price_out": 3}, headers=ADMIN)
+    assert by_name.status_code == 200 and by_name.json()["id"] == out["id"]
+    entry = snapshot.get("m1")
+    assert entry is not None and entry.price_out_micros == 3_000_000
+
     listed = (await client.get("/admin/model/list?q=m1", headers=ADMIN)).json()
     assert listed["total"] == 1 and listed["data"][0]["name"] == "m1"
 

@@ -116,6 +116,7 @@ def create_app(
     """A FastAPI app with /healthz, /metrics, request ids, spans and one error handler per envelope."""
     app = FastAPI(title=f"tollgate-{service}", default_response_class=ORJSONResponse, **fastapi_kwargs)
     metrics = HttpMetrics(registry)
+    app.state.http_metrics = metrics  # for hot paths that bypass the router (see the gateway)
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, tracer_name=f"tollgate.{service}")
 
     @app.exception_handler(TollgateError)

@@ -10,8 +10,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
 from grpc import aio
+from starlette.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class _Server(uvicorn.Server):
 
 
 async def serve(
-    app: FastAPI,
+    app: ASGIApp,
     host: str,
     port: int,
     *,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tollgate.common.http import create_app
+from tollgate.common.errors import TollgateError
+from tollgate.common.http import ObservabilityMiddleware, ORJSONResponse, create_app, openai_error_body
 from tollgate.gateway.catalog import routes as catalog_routes
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot
@@ -41,6 +44,50 @@ class MintRequestIds:
         await self.app(scope, receive, send)
 
 
+log = logging.getLogger(__name__)
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+class _Route:
+    """Stands in for the router's match so the HTTP metrics label the fast path by its path."""
+
+    path = CHAT_PATH
+
+
+class ChatFastPath:
+    """POST /v1/chat/completions skips FastAPI's router, dependency and middleware layers, which
+    profiles showed at about a fifth of the gateway's CPU per request. It keeps what matters from
+    them: request id, server span and HTTP metrics (the same ObservabilityMiddleware) and OpenAI's
+    error envelope. Every other request goes to the FastAPI app unchanged."""
+
+    def __init__(self, app: FastAPI, chat: ChatCompletions) -> None:
+        self.app = app
+        self.chat = chat
+        self.observed = ObservabilityMiddleware(
+            self._chat, metrics=app.state.http_metrics, tracer_name="tollgate.gateway"
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == CHAT_PATH and scope["method"] == "POST":
+            scope["route"] = _Route
+            await self.observed(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            response = await self.chat.handle(Request(scope, receive))
+        except TollgateError as exc:
+            body = openai_error_body(exc.message, exc.error_type, exc.code, exc.param)
+            response = ORJSONResponse(body, status_code=exc.status_code)
+        except Exception:
+            log.exception("chat completion failed")
+            body = openai_error_body("The server had an error processing your request.", "api_error", None)
+            response = ORJSONResponse(body, status_code=500)
+        await response(scope, receive, send)
+
+
 @dataclass
 class GatewayParts:
     registry: CollectorRegistry
@@ -55,9 +102,10 @@ class GatewayParts:
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
-def build_app(parts: GatewayParts) -> FastAPI:
+def build_app(parts: GatewayParts) -> ASGIApp:
     app = create_app("gateway", parts.registry, health_check=parts.health)
     current_principal = principal_dependency(parts.principals)
+    # still routed (and so in the OpenAPI schema); ChatFastPath answers it before the router does
     app.include_router(completion_routes.build_router(parts.chat))
     app.include_router(
         catalog_routes.build_router(
@@ -65,6 +113,5 @@ def build_app(parts: GatewayParts) -> FastAPI:
         )
     )
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
-    if not parts.trust_client_request_id:
-        app.add_middleware(MintRequestIds)
-    return app
+    served: ASGIApp = ChatFastPath(app, parts.chat)
+    return served if parts.trust_client_request_id else MintRequestIds(served)
