@@ -24,10 +24,17 @@ def _banner(cfg: StackConfig, local_model: bool) -> str:
             f"  admin API key: {cfg.admin_api_key}",
             f"  logs:          {cfg.logs_dir}",
             "",
-            "Try it:",
-            f"  curl -s {gateway}/v1/chat/completions \\",
-            f'    -H "Authorization: Bearer {cfg.admin_api_key}" -H "Content-Type: application/json" \\',
+            "Try it (a key for a person, some credit, a completion, the balance after):",
+            f"  export TOLLGATE={gateway} ADMIN={cfg.admin_api_key}",
+            '  KEY=$(curl -s $TOLLGATE/admin/api-key/apply -H "Authorization: Bearer $ADMIN" \\',
+            "    -H 'Content-Type: application/json' -d '{\"name\": \"jack\"}' | python3 -c \\",
+            "    'import json,sys; print(json.load(sys.stdin)[\"api_key\"])')",
+            '  curl -s $TOLLGATE/admin/api-key/recharge -H "Authorization: Bearer $ADMIN" \\',
+            '    -H \'Content-Type: application/json\' -d "{\\"api_key\\": \\"$KEY\\", \\"balance\\": 1.5}"',
+            '  curl -s $TOLLGATE/v1/chat/completions -H "Authorization: Bearer $KEY" \\',
+            "    -H 'Content-Type: application/json' \\",
             f'    -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}\'',
+            '  curl -s $TOLLGATE/v1/credits -H "Authorization: Bearer $KEY"',
         ]
     )
 
