@@ -33,7 +33,8 @@ def _banner(cfg: StackConfig, local_model: bool) -> str:
             '    -H \'Content-Type: application/json\' -d "{\\"api_key\\": \\"$KEY\\", \\"balance\\": 1.5}"',
             '  curl -s $TOLLGATE/v1/chat/completions -H "Authorization: Bearer $KEY" \\',
             "    -H 'Content-Type: application/json' \\",
-            f'    -d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Hello!"}}]}}\'',
+            f'    -d \'{{"model": "{model}", "max_tokens": 48, '
+            '"messages": [{"role": "user", "content": "Hello!"}]}\'',
             '  curl -s $TOLLGATE/v1/credits -H "Authorization: Bearer $KEY"',
         ]
     )
