@@ -14,6 +14,7 @@ from openai import OpenAI
 from tollgate.common.kafka import TOPIC_USAGE, make_producer
 from tollgate.contracts.v1 import events_pb2
 from tollgate.devstack.config import StackConfig
+from tollgate.devstack.procs import StackError
 from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import (
     Account,
@@ -144,10 +145,14 @@ def test_billing_killed_between_db_commit_and_offset_commit_does_not_double_char
 ) -> None:
     account = new_account(credits=1)
     events = [_usage_event(account, cost=100 + i) for i in range(200)]
+    # published while billing is down, so they are what its first batch after the start holds
     stack.stop_service("billing")
-    stack.start_service("billing", extra_env={"BILLING_FAILPOINT": "crash_after_db_commit"})
+    _publish(config.kafka_bootstrap, events)
     try:
-        _publish(config.kafka_bootstrap, events)
+        try:
+            stack.start_service("billing", extra_env={"BILLING_FAILPOINT": "crash_after_db_commit"})
+        except StackError:  # it may reach the failpoint before its health check answers
+            assert not stack.is_running("billing")
         # the failpoint makes billing exit right after its first batch's DB commit, before the offset commit
         wait_until(
             lambda: not stack.is_running("billing"), timeout=60, what="billing to crash at the failpoint"

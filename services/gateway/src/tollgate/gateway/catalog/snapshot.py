@@ -15,6 +15,7 @@ from datetime import datetime
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tollgate.gateway.catalog.http1 import Http1Pool
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
 from tollgate.gateway.catalog.secrets import SecretBox
@@ -43,9 +44,11 @@ def default_client_factory(max_connections: int) -> ClientFactory:
 class UpstreamPool:
     """One keep-alive client per upstream base URL, created on first use and kept for the process."""
 
-    def __init__(self, factory: ClientFactory) -> None:
+    def __init__(self, factory: ClientFactory, *, lean_http1: bool = True) -> None:
         self._factory = factory
         self._clients: dict[str, httpx.AsyncClient] = {}
+        self._lean_http1 = lean_http1
+        self._lean: dict[str, Http1Pool] = {}
 
     def get(self, base_url: str) -> httpx.AsyncClient:
         client = self._clients.get(base_url)
@@ -53,7 +56,19 @@ class UpstreamPool:
             client = self._clients[base_url] = self._factory(base_url)
         return client
 
+    def lean(self, base_url: str) -> Http1Pool | None:
+        """The lean client for plain-http upstreams' non-streamed calls (None: use httpx)."""
+        if not self._lean_http1 or not base_url.startswith("http://"):
+            return None
+        pool = self._lean.get(base_url)
+        if pool is None:
+            pool = self._lean[base_url] = Http1Pool(base_url)
+        return pool
+
     async def close(self) -> None:
+        for pool in self._lean.values():
+            pool.close()
+        self._lean = {}
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             await client.aclose()
@@ -73,6 +88,7 @@ class CatalogEntry:
     group_id: int
     created_unix: int
     client: httpx.AsyncClient
+    lean: Http1Pool | None = None  # set for plain-http upstreams: their non-streamed calls use it
 
 
 class CatalogSnapshot:
@@ -146,4 +162,5 @@ class CatalogSnapshot:
             group_id=row.group_id,
             created_unix=int(row.created_at.timestamp()),
             client=self._pool.get(row.base_url),
+            lean=self._pool.lean(row.base_url),
         )

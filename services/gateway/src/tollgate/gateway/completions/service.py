@@ -7,8 +7,9 @@ so tests drive it with fakes and the real simulator app.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import grpc
 import httpx
@@ -30,6 +31,7 @@ from tollgate.common.errors import (
 )
 from tollgate.common.money import micros_to_credits
 from tollgate.contracts.v1 import billing_pb2
+from tollgate.gateway.catalog.http1 import Http1Pool, UpstreamConnectionError
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
 from tollgate.gateway.completions.tokens import (
@@ -99,6 +101,7 @@ class ChatCompletions:
         self._emitter = emitter
         self._metrics = metrics
         self._timeout = httpx.Timeout(upstream_timeout_s)
+        self._timeout_s = upstream_timeout_s
         self._default_max_tokens = default_max_tokens
         self._tracer = trace.get_tracer("tollgate.gateway")
 
@@ -164,11 +167,7 @@ class ChatCompletions:
 
     async def _send(self, call: _Call, stream: bool) -> httpx.Response:
         entry = call.entry
-        with self._tracer.start_as_current_span(
-            "upstream.chat_completions",
-            kind=SpanKind.CLIENT,
-            attributes={"tollgate.model": entry.name, "tollgate.provider": entry.provider},
-        ):
+        with self._upstream_span(call):
             content, headers = self._upstream_request(call)
             began = time.perf_counter()
             try:
@@ -187,18 +186,49 @@ class ChatCompletions:
             return response
         body = await response.aread()
         await response.aclose()
+        await self._refuse(call, response.status_code, body)
+
+    async def _post(self, call: _Call, lean: Http1Pool) -> bytes:
+        """Non-streamed call over the lean HTTP/1.1 client (plain-http upstreams)."""
+        with self._upstream_span(call):
+            content, headers = self._upstream_request(call)
+            began = time.perf_counter()
+            try:
+                response = await lean.post(call.entry.chat_url, content, headers, self._timeout_s)
+            except TimeoutError:
+                await self._abort(call, "upstream_timeout")
+                raise UpstreamTimeout("The upstream model did not answer in time.") from None
+            except UpstreamConnectionError:
+                await self._abort(call, "upstream_error")
+                raise UpstreamError("The upstream model could not be reached.") from None
+            self._metrics.upstream_latency.labels(call.entry.provider).observe(time.perf_counter() - began)
+        if response.status_code != 200:
+            await self._refuse(call, response.status_code, response.content)
+        return response.content
+
+    def _upstream_span(self, call: _Call) -> AbstractContextManager[object]:
+        return self._tracer.start_as_current_span(
+            "upstream.chat_completions",
+            kind=SpanKind.CLIENT,
+            attributes={"tollgate.model": call.entry.name, "tollgate.provider": call.entry.provider},
+        )
+
+    async def _refuse(self, call: _Call, status_code: int, body: bytes) -> NoReturn:
         await self._abort(call, "upstream_error")
-        if response.status_code in PASS_THROUGH_STATUSES:
-            raise _PassThrough(response.status_code, body)
-        raise UpstreamError(f"The upstream model failed (HTTP {response.status_code}).")
+        if status_code in PASS_THROUGH_STATUSES:
+            raise _PassThrough(status_code, body)
+        raise UpstreamError(f"The upstream model failed (HTTP {status_code}).")
 
     async def _complete(self, call: _Call) -> Response:
         try:
-            response = await self._send(call, stream=False)
+            if call.entry.lean is not None:
+                content = await self._post(call, call.entry.lean)
+            else:
+                content = (await self._send(call, stream=False)).content
         except _PassThrough as passed:
             return Response(passed.body, status_code=passed.status_code, media_type="application/json")
         try:
-            data = orjson.loads(response.content)
+            data = orjson.loads(content)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
         except ValueError:
