@@ -1,37 +1,7 @@
 """Alembic environment for the gateway's own database (sync psycopg 3 driver)."""
 
-from __future__ import annotations
-
-from alembic import context
-from sqlalchemy import create_engine, pool
-
+from tollgate.common.migrations import run_alembic_env
 from tollgate.gateway.catalog.models import Base
 from tollgate.gateway.config import GatewaySettings
 
-config = context.config
-target_metadata = Base.metadata
-
-
-def _url() -> str:
-    return config.get_main_option("sqlalchemy.url") or GatewaySettings().database_url
-
-
-def run_migrations_offline() -> None:
-    context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
-    with context.begin_transaction():
-        context.run_migrations()
-
-
-def run_migrations_online() -> None:
-    engine = create_engine(_url(), poolclass=pool.NullPool)
-    with engine.connect() as connection:
-        context.configure(connection=connection, target_metadata=target_metadata)
-        with context.begin_transaction():
-            context.run_migrations()
-    engine.dispose()
-
-
-if context.is_offline_mode():
-    run_migrations_offline()
-else:
-    run_migrations_online()
+run_alembic_env(Base.metadata, GatewaySettings().database_url, "gateway")

@@ -1,0 +1,39 @@
+"""The body of every service's Alembic env.py: migrate one database, one replica at a time."""
+
+from __future__ import annotations
+
+import zlib
+
+from alembic import context
+from sqlalchemy import MetaData, create_engine, pool, text
+
+
+def run_alembic_env(target_metadata: MetaData, default_url: str, lock_name: str) -> None:
+    """Runs the migrations Alembic asked for (offline SQL or online against the database).
+
+    Online runs hold a PostgreSQL advisory lock named after the service, so any number of
+    replicas may start at once: one migrates, the others wait and then find nothing to do.
+    """
+    config = context.config
+    url = config.get_main_option("sqlalchemy.url") or default_url
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    lock_id = zlib.crc32(f"tollgate-migrations:{lock_name}".encode())
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": lock_id})
+            connection.commit()
+            try:
+                context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+                with context.begin_transaction():
+                    context.run_migrations()
+                connection.commit()
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": lock_id})
+                connection.commit()
+    finally:
+        engine.dispose()
