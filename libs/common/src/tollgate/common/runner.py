@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
@@ -52,6 +53,10 @@ async def serve(
 
     if grpc_server is not None:
         await grpc_server.start()
+    # Start-up objects (modules, settings, pools) never die: keep them out of every GC pass, and
+    # collect young objects less often. Full collections were a visible share of tail latency.
+    gc.freeze()
+    gc.set_threshold(20_000, 50, 100)
     tasks = [asyncio.create_task(factory()) for factory in background or []]
     http_task = asyncio.create_task(server.serve())
     stop_task = asyncio.create_task(stop.wait())
