@@ -14,6 +14,9 @@ K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 TARGETS = {"base": K8S / "base", "local": K8S / "overlays" / "local"}
 SERVICES = {"gateway": 8080, "auth": 8081, "billing": 8082, "analytics": 8083, "training": 8084}
 GRPC = {"auth": 50051, "billing": 50052}
+# processes with a Deployment but no Service: billing's usage consumer, from billing's image
+WORKERS = {"billing-worker": 8085}
+HTTP_PORTS = SERVICES | WORKERS
 K8S_VERSION = kubernetes_validate.utils.latest_version()
 
 
@@ -45,7 +48,12 @@ def test_everything_lives_in_the_tollgate_namespace(manifests: list[dict[str, An
 def test_each_service_has_a_deployment_and_service_with_its_ports(manifests: list[dict[str, Any]]) -> None:
     deployments = _of_kind(manifests, "Deployment")
     services = _of_kind(manifests, "Service")
-    assert set(deployments) == set(SERVICES)
+    assert set(deployments) == set(HTTP_PORTS)
+    assert not set(WORKERS) & set(services)
+    worker = deployments["billing-worker"]["spec"]["template"]["spec"]["containers"][0]
+    assert worker["image"] == "tollgate/billing:latest"
+    assert worker["command"] == ["/app/.venv/bin/tollgate-billing-worker"]
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"http": 8085}
     for name, http_port in SERVICES.items():
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == f"tollgate/{name}:latest"
@@ -63,11 +71,11 @@ def test_deployments_have_probes_resources_and_scrape_annotations(manifests: lis
         annotations = template["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
         assert annotations["prometheus.io/path"] == "/metrics", name
-        assert annotations["prometheus.io/port"] == str(SERVICES[name]), name
+        assert annotations["prometheus.io/port"] == str(HTTP_PORTS[name]), name
         for container in template["spec"]["containers"]:
             for probe in ("readinessProbe", "livenessProbe"):
                 assert container[probe]["httpGet"]["path"] == "/healthz", (name, probe)
-                assert container[probe]["httpGet"]["port"] in ("http", SERVICES[name]), (name, probe)
+                assert container[probe]["httpGet"]["port"] in ("http", HTTP_PORTS[name]), (name, probe)
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(container["resources"][kind]), (name, kind)
 
@@ -76,12 +84,13 @@ def test_env_comes_from_the_configmap_and_secret_that_exist(manifests: list[dict
     config = _of_kind(manifests, "ConfigMap")["tollgate-config"]["data"]
     secret = _of_kind(manifests, "Secret")["tollgate-secrets"]["stringData"]
     for name, deployment in _of_kind(manifests, "Deployment").items():
-        prefix = name.upper() + "_"
+        prefix = name.split("-")[0].upper() + "_"
+        port_key = name.upper().replace("-", "_") + "_HTTP_PORT"
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["envFrom"] == [{"configMapRef": {"name": "tollgate-config"}}]
         # Bind on all interfaces in a pod (the code's default is loopback).
         assert config[f"{prefix}HTTP_HOST"] == "0.0.0.0"
-        assert config[f"{prefix}HTTP_PORT"] == str(SERVICES[name])
+        assert config[port_key] == str(HTTP_PORTS[name])
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
         assert f"{prefix}DATABASE_URL" in refs, name
         for ref in refs.values():

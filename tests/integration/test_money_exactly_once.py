@@ -146,22 +146,24 @@ def test_billing_killed_between_db_commit_and_offset_commit_does_not_double_char
     account = new_account(credits=1)
     events = [_usage_event(account, cost=100 + i) for i in range(200)]
     # published while billing is down, so they are what its first batch after the start holds
-    stack.stop_service("billing")
+    stack.stop_service("billing_worker")
     _publish(config.kafka_bootstrap, events)
     try:
         try:
-            stack.start_service("billing", extra_env={"BILLING_FAILPOINT": "crash_after_db_commit"})
+            stack.start_service("billing_worker", extra_env={"BILLING_FAILPOINT": "crash_after_db_commit"})
         except StackError:  # it may reach the failpoint before its health check answers
-            assert not stack.is_running("billing")
+            assert not stack.is_running("billing_worker")
         # the failpoint makes billing exit right after its first batch's DB commit, before the offset commit
         wait_until(
-            lambda: not stack.is_running("billing"), timeout=60, what="billing to crash at the failpoint"
+            lambda: not stack.is_running("billing_worker"),
+            timeout=60,
+            what="billing to crash at the failpoint",
         )
         # its DB transaction committed, its offsets did not: these events will be delivered again
         settled_before_crash = settled_events(config, account.org_id)
         assert settled_before_crash > 0
     finally:
-        stack.start_service("billing")
+        stack.start_service("billing_worker")
     total = sum(e.cost_micros for e in events)
     # the restarted billing re-reads the uncommitted batch: it must skip every event already settled
     # and repair the cached balance it never refreshed before dying
@@ -183,8 +185,8 @@ def test_billing_killed_between_db_commit_and_offset_commit_does_not_double_char
 
 
 def _billing_duplicates(config: StackConfig) -> float:
-    """billing_usage_duplicates_total of the running billing process (restarts reset it to 0)."""
-    text = httpx.get(f"{config.url('billing')}/metrics", timeout=5).text
+    """billing_usage_duplicates_total of the running billing worker (restarts reset it to 0)."""
+    text = httpx.get(f"{config.url('billing_worker')}/metrics", timeout=5).text
     for line in text.splitlines():
         if line.startswith("billing_usage_duplicates_total "):
             return float(line.split()[1])

@@ -19,14 +19,14 @@ def test_dev_is_the_default_profile_with_the_documented_ports(tmp_path: Path) ->
     assert cfg.profile == "dev"
     assert cfg.state_dir == tmp_path / ".local" / "dev"
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8083, 8084, 8090, 8091
+        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8090, 8091
     ]  # fmt: skip
 
 
 def test_test_profile_ports_and_state_dir(tmp_path: Path) -> None:
     cfg = make(tmp_path, "test")
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55532, 56479, 59192, 59193, 18080, 18081, 51051, 18082, 51052, 18083, 18084, 18090, 18091
+        55532, 56479, 59192, 59193, 18080, 18081, 51051, 18082, 51052, 18085, 18083, 18084, 18090, 18091
     ]  # fmt: skip
     assert cfg.state_dir == tmp_path / ".local" / "test"
     assert cfg.tuned_for_tests

@@ -13,6 +13,8 @@ class BillingSettings(ServiceSettings):
     service_name: str = "billing"
     http_port: int = 8082
     grpc_port: int = 50052
+    # the usage consumer process (tollgate-billing-worker) serves /healthz and /metrics here
+    worker_http_port: int = 8085
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_billing"
     db_pool_size: int = 10
 

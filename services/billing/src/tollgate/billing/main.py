@@ -1,9 +1,20 @@
-"""Composition root: settings, engine, Redis, Kafka, auth client; REST + gRPC + consumer + sweeper."""
+"""Composition roots of billing's two processes, which share one database and one Redis:
+
+- `tollgate-billing` (the API): REST, the Reserve/Release/GetBalance gRPC server on the gateway's
+  hot path, and the expired-hold sweeper;
+- `tollgate-billing-worker`: the usage.v1 consumer that settles holds into the ledger.
+
+They are separate processes because settling a batch is CPU work that, in one event loop, makes
+the Reserve calls queued behind it wait for the whole batch; apart, the kernel interleaves them.
+Each also scales on its own (replicas of the API, consumers up to usage.v1's partitions).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
@@ -48,6 +59,19 @@ def wallet_loader(sessions: async_sessionmaker[AsyncSession]) -> WalletLoader:
     return load
 
 
+def health_check(engine: AsyncEngine, redis: Redis) -> Callable[[], Awaitable[dict[str, Any]]]:
+    async def health() -> dict[str, Any]:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            await redis.ping()
+        except (SQLAlchemyError, RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
+        return {"database": "ok", "redis": "ok"}
+
+    return health
+
+
 def build_app(
     registry: CollectorRegistry,
     *,
@@ -58,16 +82,7 @@ def build_app(
     auth: AuthClient,
     metrics: BillingMetrics,
 ) -> FastAPI:
-    async def health() -> dict[str, Any]:
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-            await redis.ping()
-        except (SQLAlchemyError, RedisError, OSError) as exc:
-            raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
-        return {"database": "ok", "redis": "ok"}
-
-    app = create_app("billing", registry, health_check=health)
+    app = create_app("billing", registry, health_check=health_check(engine, redis))
     app.state.sessions = sessions
     app.state.holds = holds
     app.state.auth = auth
@@ -77,43 +92,61 @@ def build_app(
     return app
 
 
-async def main(settings: BillingSettings | None = None) -> None:
-    settings = settings or BillingSettings()
-    configure_logging("billing", settings.log_level)
-    configure_tracing("billing", console=settings.otel_exporter_console)
-    if settings.migrate_on_start:
-        # Alembic is synchronous: keep it off the event loop.
-        await asyncio.to_thread(upgrade_to_head, settings.database_url, settings.alembic_ini)
+@dataclass
+class _Shared:
+    """What both processes build the same way: one engine, one Redis client, metrics."""
 
+    registry: CollectorRegistry
+    metrics: BillingMetrics
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: Redis
+    store: HoldStore
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()
+
+
+async def _shared(settings: BillingSettings, service: str) -> _Shared:
+    configure_logging(service, settings.log_level)
+    configure_tracing(service, console=settings.otel_exporter_console)
+    if settings.migrate_on_start:
+        # Alembic is synchronous: keep it off the event loop (an advisory lock serialises starters).
+        await asyncio.to_thread(upgrade_to_head, settings.database_url, settings.alembic_ini)
     registry = CollectorRegistry()
-    metrics = BillingMetrics(registry)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    sessions = make_sessionmaker(engine)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)
     store = HoldStore(
         redis, prefix=settings.redis_prefix, wallet_ttl_seconds=settings.wallet_cache_ttl_seconds
     )
-    holds = HoldService(store, wallet_loader(sessions), metrics, hold_ttl_seconds=settings.hold_ttl_seconds)
-    auth_channel = make_channel(settings.auth_grpc_target)
-    auth = AuthClient(auth_channel)
+    return _Shared(registry, BillingMetrics(registry), engine, make_sessionmaker(engine), redis, store)
 
+
+async def main(settings: BillingSettings | None = None) -> None:
+    settings = settings or BillingSettings()
+    shared = await _shared(settings, "billing")
+    holds = HoldService(
+        shared.store,
+        wallet_loader(shared.sessions),
+        shared.metrics,
+        hold_ttl_seconds=settings.hold_ttl_seconds,
+    )
+    auth_channel = make_channel(settings.auth_grpc_target)
     app = build_app(
-        registry, engine=engine, sessions=sessions, redis=redis, holds=holds, auth=auth, metrics=metrics
+        shared.registry,
+        engine=shared.engine,
+        sessions=shared.sessions,
+        redis=shared.redis,
+        holds=holds,
+        auth=AuthClient(auth_channel),
+        metrics=shared.metrics,
     )
-    grpc_server, _ = build_grpc_server(holds, metrics, settings.http_host, settings.grpc_port)
-    consumer = UsageConsumer(
-        make_consumer(settings.kafka_bootstrap, settings.consumer_group, TOPIC_USAGE),
-        sessions,
-        store,
-        metrics,
-        max_records=settings.consumer_max_records,
-        failpoint=settings.failpoint,
-    )
+    grpc_server, _ = build_grpc_server(holds, shared.metrics, settings.http_host, settings.grpc_port)
 
     async def close() -> None:
         await auth_channel.close()
-        await redis.aclose()
-        await engine.dispose()
+        await shared.close()
 
     log.info("billing starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
     await serve(
@@ -121,9 +154,38 @@ async def main(settings: BillingSettings | None = None) -> None:
         settings.http_host,
         settings.http_port,
         grpc_server=grpc_server,
-        background=[consumer.run, lambda: holds.run_sweeper(settings.sweep_interval_seconds)],
+        background=[lambda: holds.run_sweeper(settings.sweep_interval_seconds)],
         on_shutdown=[close],
     )
+
+
+async def worker_main(settings: BillingSettings | None = None) -> None:
+    settings = settings or BillingSettings()
+    shared = await _shared(settings, "billing-worker")
+    consumer = UsageConsumer(
+        make_consumer(settings.kafka_bootstrap, settings.consumer_group, TOPIC_USAGE),
+        shared.sessions,
+        shared.store,
+        shared.metrics,
+        max_records=settings.consumer_max_records,
+        failpoint=settings.failpoint,
+    )
+    # only /healthz and /metrics: the worker serves no API
+    app = create_app(
+        "billing-worker", shared.registry, health_check=health_check(shared.engine, shared.redis)
+    )
+    log.info("billing worker starting", extra={"http_port": settings.worker_http_port})
+    await serve(
+        app,
+        settings.http_host,
+        settings.worker_http_port,
+        background=[consumer.run],
+        on_shutdown=[shared.close],
+    )
+
+
+def worker_cli() -> None:
+    run(worker_main)
 
 
 def cli() -> None:

@@ -21,6 +21,7 @@ PORT_NAMES = (
     "auth_grpc",
     "billing",
     "billing_grpc",
+    "billing_worker",
     "analytics",
     "training",
     "upstream_sim",
@@ -38,6 +39,7 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "auth_grpc": 50051,
         "billing": 8082,
         "billing_grpc": 50052,
+        "billing_worker": 8085,
         "analytics": 8083,
         "training": 8084,
         "upstream_sim": 8090,
@@ -53,6 +55,7 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "auth_grpc": 51051,
         "billing": 18082,
         "billing_grpc": 51052,
+        "billing_worker": 18085,
         "analytics": 18083,
         "training": 18084,
         "upstream_sim": 18090,
@@ -63,16 +66,19 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
 # Services that own a database (tollgate_<svc>) and read the shared ServiceSettings under <SVC>_.
 DB_SERVICES = ("auth", "gateway", "billing", "analytics", "training")
 # Start order: the simulator first (providers), then what the gateway calls, the gateway last.
-SERVICES = ("upstream_sim", "auth", "billing", "analytics", "training", "gateway")
+SERVICES = ("upstream_sim", "auth", "billing", "billing_worker", "analytics", "training", "gateway")
 ENV_PREFIX = {
     "auth": "AUTH_",
     "gateway": "GATEWAY_",
     "billing": "BILLING_",
+    "billing_worker": "BILLING_",  # billing's usage consumer: same settings, its own process
     "analytics": "ANALYTICS_",
     "training": "TRAINING_",
     "upstream_sim": "SIM_",
 }
 GRPC_PORT_NAME = {"auth": "auth_grpc", "billing": "billing_grpc"}
+# processes that use another service's database
+DATABASE_OF = {"billing_worker": "billing"}
 HTTP_PROCESSES = (*SERVICES, "llama")
 
 _PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -216,7 +222,7 @@ class StackConfig:
             {
                 f"{p}HTTP_HOST": "127.0.0.1",
                 f"{p}HTTP_PORT": str(self.port(svc)),
-                f"{p}DATABASE_URL": self.database_url(svc),
+                f"{p}DATABASE_URL": self.database_url(DATABASE_OF.get(svc, svc)),
                 f"{p}REDIS_URL": self.redis_url,
                 f"{p}KAFKA_BOOTSTRAP": self.kafka_bootstrap,
                 f"{p}AUTH_GRPC_TARGET": self.grpc_target("auth"),
@@ -225,6 +231,9 @@ class StackConfig:
         )
         if svc in GRPC_PORT_NAME:
             out[f"{p}GRPC_PORT"] = str(self.port(GRPC_PORT_NAME[svc]))
+        if svc == "billing_worker":
+            out["BILLING_WORKER_HTTP_PORT"] = str(self.port(svc))
+            out["BILLING_HTTP_PORT"] = str(self.port("billing"))
         if svc == "gateway":
             for target in ("auth", "billing", "analytics", "training"):
                 out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
