@@ -20,6 +20,7 @@ from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
 from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.last_used import LastUsedRecorder
 from tollgate.auth.keys.service import KeyService, utcnow
+from tollgate.auth.sessions.service import SessionService
 from tollgate.auth.web import AuthRuntime
 
 ADMIN_KEY = "tg_admin_key_for_the_api_tests_0123456789"
@@ -41,10 +42,11 @@ async def admin(
     key_service: KeyService,
     hasher: KeyHasher,
     events: RecordingEvents,
+    identity: SessionService,
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with sessions.begin() as session:
         await ensure_bootstrap_admin(session, hasher, ADMIN_KEY, utcnow())
-    app = build_app(AuthRuntime(sessions, key_service, events), engine, CollectorRegistry())
+    app = build_app(AuthRuntime(sessions, key_service, events, identity), engine, CollectorRegistry())
     async with _client(app) as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
         yield client
@@ -129,7 +131,10 @@ async def test_malformed_apply_is_400_and_writes_nothing(
 
 
 async def test_a_failure_midway_leaves_nothing_half_written(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], last_used: LastUsedRecorder
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    last_used: LastUsedRecorder,
+    identity: SessionService,
 ) -> None:
     class CollidingHasher(KeyHasher):
         """Every key hashes the same, so the second key insert violates the unique index."""
@@ -139,7 +144,9 @@ async def test_a_failure_midway_leaves_nothing_half_written(
 
     hasher = CollidingHasher("test-pepper")
     app = build_app(
-        AuthRuntime(sessions, KeyService(hasher, last_used), RecordingEvents()), engine, CollectorRegistry()
+        AuthRuntime(sessions, KeyService(hasher, last_used), RecordingEvents(), identity),
+        engine,
+        CollectorRegistry(),
     )
     name = f"collide-{uuid.uuid4().hex[:6]}"
     async with _client(app) as client:

@@ -46,6 +46,7 @@ async def echo(request: Request) -> JSONResponse:
             "body": (await request.body()).decode(),
             "request_id": request.headers.get("x-request-id"),
             "auth": request.headers.get("authorization"),
+            "forwarded_for": request.headers.getlist("x-forwarded-for"),
         },
         status_code=201,
         headers={"x-owner": "auth"},
@@ -72,8 +73,17 @@ async def test_forwards_method_path_query_body_status_and_headers() -> None:
         "body": '{"a":1}',
         "request_id": None,
         "auth": "Bearer k",
+        "forwarded_for": ["127.0.0.1"],  # httpx's ASGI transport's client address
     }
     assert data["request_id"] == r.headers["x-request-id"]
+
+
+async def test_a_caller_cannot_choose_the_address_the_services_see() -> None:
+    owner = Starlette(routes=[Route("/{p:path}", echo, methods=["POST"])])
+    client = gateway(httpx.AsyncClient(transport=httpx.ASGITransport(app=owner)))
+    spoofed = {"x-forwarded-for": "203.0.113.9", "x-real-ip": "203.0.113.9", "forwarded": "for=203.0.113.9"}
+    r = await client.post("/auth/login", content=b"{}", headers=spoofed)
+    assert r.json()["forwarded_for"] == ["127.0.0.1"]
 
 
 async def test_owner_down_is_503_in_the_envelope() -> None:

@@ -44,6 +44,8 @@ async def serve(
         lifespan="off",
         timeout_keep_alive=30,
         backlog=2048,
+        # never rewrite the client address from X-Forwarded-For: the gateway is the edge and sets it
+        proxy_headers=False,
     )
     server = _Server(config)
     stop = asyncio.Event()

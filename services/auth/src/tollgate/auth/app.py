@@ -11,7 +11,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollgate.auth.database import ping
+from tollgate.auth.envelope import auth_error_renderer, retry_after_handler
 from tollgate.auth.keys.routes import router as keys_router
+from tollgate.auth.sessions.errors import LoginThrottled
+from tollgate.auth.sessions.routes import router as sessions_router
 from tollgate.auth.web import AuthRuntime
 from tollgate.common.errors import ServiceUnavailable
 from tollgate.common.http import create_app
@@ -27,7 +30,10 @@ def build_app(rt: AuthRuntime, engine: AsyncEngine, registry: CollectorRegistry)
             raise ServiceUnavailable("auth database unreachable", code="database_unavailable") from exc
         return {"database": "ok"}
 
-    app = create_app("auth", registry, health_check=health)
+    # /auth/* answers in seed 001's envelope; the admin routes keep OpenAI's.
+    app = create_app("auth", registry, error_renderer=auth_error_renderer, health_check=health)
+    app.add_exception_handler(LoginThrottled, retry_after_handler)
     app.state.runtime = rt
     app.include_router(keys_router)
+    app.include_router(sessions_router)
     return app

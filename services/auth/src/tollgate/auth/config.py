@@ -10,6 +10,9 @@ from pydantic_settings import SettingsConfigDict
 from tollgate.common.api_keys import DEV_KEY_PEPPER
 from tollgate.common.settings import ServiceSettings
 
+# Development only: main warns when it is in use. Long enough for HS256 (RFC 7518 asks >= 256 bits).
+DEV_JWT_SECRET = "tollgate-dev-jwt-secret-change-me-in-production-0123456789"
+
 # services/auth/alembic.ini, found from this file so it works from any working directory
 DEFAULT_ALEMBIC_INI = Path(__file__).resolve().parents[3] / "alembic.ini"
 
@@ -35,3 +38,21 @@ class AuthSettings(ServiceSettings):
     last_used_flush_s: float = 5.0
     # Bounds how long an admin call waits on Kafka after its commit; caches expire anyway.
     kafka_publish_timeout_s: float = 3.0
+
+    # Sessions (seed 001): login attempt counters live in Redis.
+    redis_url: str = "redis://127.0.0.1:56379/0"
+    jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
+    access_token_ttl_s: int = 15 * 60
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    # Failed logins per account and per client IP inside one fixed window; the IP limit is higher
+    # because many people share an address (NAT, an office), see docs/identity.md.
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 100
+    login_window_s: int = 300
+    # Peers whose X-Forwarded-For names the client (the gateway runs beside auth).
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
+    # argon2id cost (argon2-cffi's defaults) and how many hashes may run at once (64 MiB each).
+    password_time_cost: int = 3
+    password_memory_kib: int = 65536
+    password_parallelism: int = 4
+    password_hash_concurrency: int = 4

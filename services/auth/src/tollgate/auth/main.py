@@ -6,9 +6,10 @@ import asyncio
 import logging
 
 from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
 
 from tollgate.auth.app import build_app
-from tollgate.auth.config import AuthSettings
+from tollgate.auth.config import DEV_JWT_SECRET, AuthSettings
 from tollgate.auth.database import migrate_to_head
 from tollgate.auth.grpc_server import AuthMetrics, AuthServicer
 from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
@@ -16,6 +17,10 @@ from tollgate.auth.keys.events import KafkaKeyEvents
 from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.last_used import LastUsedRecorder
 from tollgate.auth.keys.service import KeyService, utcnow
+from tollgate.auth.sessions.passwords import Passwords, argon2id
+from tollgate.auth.sessions.ratelimit import LoginLimiter
+from tollgate.auth.sessions.service import SessionService
+from tollgate.auth.sessions.tokens import TokenIssuer
 from tollgate.auth.web import AuthRuntime
 from tollgate.common.api_keys import DEV_KEY_PEPPER
 from tollgate.common.db import make_engine, make_sessionmaker
@@ -36,6 +41,9 @@ async def main(settings: AuthSettings | None = None) -> None:
     pepper = settings.key_pepper.get_secret_value()
     if pepper == DEV_KEY_PEPPER:
         log.warning("AUTH_KEY_PEPPER is the development default; set a secret one in production")
+    jwt_secret = settings.jwt_secret.get_secret_value()
+    if jwt_secret == DEV_JWT_SECRET:
+        log.warning("AUTH_JWT_SECRET is the development default; set a secret one in production")
 
     await asyncio.to_thread(migrate_to_head, settings.alembic_ini, settings.database_url)
 
@@ -58,8 +66,38 @@ async def main(settings: AuthSettings | None = None) -> None:
         await events.publish(retired)
         log.info("bootstrap admin key ensured")
 
+    redis = Redis.from_url(settings.redis_url)
+    identity = SessionService(
+        Passwords(
+            argon2id(
+                time_cost=settings.password_time_cost,
+                memory_kib=settings.password_memory_kib,
+                parallelism=settings.password_parallelism,
+            ),
+            concurrency=settings.password_hash_concurrency,
+        ),
+        TokenIssuer(
+            jwt_secret,
+            access_ttl_s=settings.access_token_ttl_s,
+            refresh_ttl_s=settings.refresh_token_ttl_s,
+        ),
+        LoginLimiter(
+            redis,
+            max_per_account=settings.login_max_failures_per_account,
+            max_per_ip=settings.login_max_failures_per_ip,
+            window_s=settings.login_window_s,
+        ),
+        keys,
+    )
+    runtime = AuthRuntime(
+        sessions=sessions,
+        keys=keys,
+        events=events,
+        identity=identity,
+        trusted_proxies=frozenset(settings.trusted_proxies),
+    )
     registry = CollectorRegistry()
-    app = build_app(AuthRuntime(sessions=sessions, keys=keys, events=events), engine, registry)
+    app = build_app(runtime, engine, registry)
     grpc_server = make_server("auth")
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(read_sessions, keys, AuthMetrics(registry)), grpc_server
@@ -70,6 +108,7 @@ async def main(settings: AuthSettings | None = None) -> None:
     async def shutdown() -> None:
         await last_used.flush()  # keep the stamps gathered since the last periodic flush
         await events.stop()
+        await redis.aclose()
         await engine.dispose()
 
     await serve(

@@ -1,4 +1,5 @@
-"""What the routes share: the runtime built by main, one transaction per request, the admin check."""
+"""What the routes share: the runtime built by main, one transaction per request, the admin check,
+the caller of the user-facing routes and the client's address."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.auth.keys.events import KeyEvents
 from tollgate.auth.keys.service import KeyService
+from tollgate.auth.sessions.errors import MissingCredentials
+from tollgate.auth.sessions.service import Caller, SessionService
 from tollgate.common.auth_client import Principal, api_key_from_headers
 from tollgate.common.errors import Forbidden, Unauthenticated
 
@@ -22,6 +25,9 @@ class AuthRuntime:
     sessions: async_sessionmaker[AsyncSession]
     keys: KeyService
     events: KeyEvents
+    identity: SessionService
+    # Peers trusted to name the client in X-Forwarded-For (the gateway beside us).
+    trusted_proxies: frozenset[str] = frozenset({"127.0.0.1", "::1"})
 
 
 def runtime(request: Request) -> AuthRuntime:
@@ -53,8 +59,13 @@ async def transaction(rt: Runtime) -> AsyncIterator[Transaction]:
         try:
             yield tx
             await session.commit()
-        except BaseException:
-            await session.rollback()
+        except BaseException as exc:
+            # A refusal that records a fact (a replayed refresh token revoking its session) is
+            # marked `commit_writes`: the fact must survive the error response.
+            if getattr(exc, "commit_writes", False):
+                await session.commit()
+            else:
+                await session.rollback()
             raise
     await tx.run_after_commit()
 
@@ -88,3 +99,32 @@ _REFUSALS = {
     "revoked": "This API key has been revoked.",
     "expired": "This API key has expired.",
 }
+
+
+async def current_caller(
+    tx: Tx,
+    rt: Runtime,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> Caller:
+    """The user-facing /auth routes take an access token or an API key, in the same headers."""
+    credential = api_key_from_headers(authorization, x_api_key)
+    if credential is None:
+        raise MissingCredentials("Send `Authorization: Bearer <access token or API key>`.")
+    return await rt.identity.authenticate(tx.session, credential)
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def client_ip(request: Request, trusted_proxies: frozenset[str]) -> str:
+    """The peer's address, or, when the peer is a trusted proxy, the nearest untrusted address in
+    X-Forwarded-For (the right end: entries further left are whatever the client wrote)."""
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if peer not in trusted_proxies or not forwarded:
+        return peer
+    for hop in reversed([h.strip() for h in forwarded.split(",")]):
+        if hop and hop not in trusted_proxies:
+            return hop[:64]
+    return peer

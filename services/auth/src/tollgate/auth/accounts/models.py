@@ -1,10 +1,10 @@
-"""Organisations (who pays) and users (who acts). Groups, grants and sessions come later."""
+"""Organisations (who pays), users (who acts) and who belongs to which organisation."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Integer, Text, func, text
+from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollgate.auth.database import Base
@@ -32,4 +32,28 @@ class User(Base):
     role: Mapped[str] = mapped_column(Text, server_default=text("'user'"))
     group_id: Mapped[int | None] = mapped_column(Integer)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
+    # argon2id PHC string; NULL for users who only ever act through API keys.
+    password_hash: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+# One login per email, case-insensitively. Only users with a password sign in by email: users
+# created with an API key (seed 004) may share an email, as they always could.
+Index(
+    "uq_users_login_email",
+    func.lower(User.email),
+    unique=True,
+    postgresql_where=User.password_hash.is_not(None),
+)
+
+
+class Membership(Base):
+    """A user's role in an organisation: the owner of a personal organisation is its user."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (CheckConstraint("role IN ('owner', 'admin', 'member')", name="role"),)
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+    role: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -3,15 +3,14 @@ never commits (the request or the gRPC call owns the transaction)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.auth.accounts.models import Organization, User
 from tollgate.auth.accounts.repository import AccountRepository
+from tollgate.auth.accounts.service import create_personal_account
 from tollgate.auth.keys.events import KeyChange
 from tollgate.auth.keys.keygen import MAX_KEY_LENGTH, KeyHasher, generate_api_key
 from tollgate.auth.keys.last_used import LastUsedRecorder
@@ -25,10 +24,6 @@ from tollgate.common.money import credits_to_micros
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def new_id(kind: str) -> str:
-    return f"{kind}_{secrets.token_hex(12)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,21 +63,17 @@ class KeyService:
     async def apply(self, session: AsyncSession, req: ApplyKeyRequest) -> Issued:
         """Seed 004: a key stands for a person, so it comes with its user and a personal organisation."""
         email = req.email or None
-        org = Organization(id=new_id("org"), name=req.name, personal=True)
-        user = User(
-            id=new_id("usr"), name=req.name, email=email, role=req.role, group_id=req.group_id, org_id=org.id
+        account = await create_personal_account(
+            session, name=req.name, email=email, role=req.role, group_id=req.group_id
         )
-        accounts = AccountRepository(session)
-        await accounts.add(org)  # flushed before the user that references it
-        await accounts.add(user)
         plaintext = generate_api_key()
         key = await KeyRepository(session).add(
             ApiKey(
                 key_hash=self._hasher.hash(plaintext),
                 key_prefix=self._hasher.prefix(plaintext),
                 name=req.name,
-                org_id=org.id,
-                user_id=user.id,
+                org_id=account.org.id,
+                user_id=account.user.id,
                 role=req.role,
                 group_id=req.group_id,
                 month_quota_micros=credits_to_micros(req.month_quota) if req.month_quota else 0,

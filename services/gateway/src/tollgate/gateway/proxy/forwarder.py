@@ -31,6 +31,8 @@ HOP_BY_HOP = frozenset(
         "tracestate",
     }
 )
+# the caller's address is set by the gateway itself (see Forwarder.forward)
+_NOT_FORWARDED = HOP_BY_HOP | {"x-forwarded-for", "x-real-ip", "forwarded"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +90,12 @@ class Forwarder:
         query = request.url.query
         if query:
             url = f"{url}?{query}"
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        # The gateway is the edge: the services behind it learn the caller's address from us (auth
+        # rate-limits logins per IP), never from headers the caller chose to send.
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _NOT_FORWARDED]
         headers.append(("x-request-id", request.scope["state"]["request_id"]))
+        if request.client is not None:
+            headers.append(("x-forwarded-for", request.client.host))
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
         headers.extend(carrier.items())

@@ -1,0 +1,45 @@
+"""Every query on login_sessions and refresh_tokens."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from tollgate.auth.sessions.models import LoginSession, RefreshToken
+
+
+class SessionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, *rows: LoginSession | RefreshToken) -> None:
+        self.session.add_all(rows)
+        await self.session.flush()
+
+    async def refresh_token_for_update(self, token_hash: str) -> tuple[RefreshToken, LoginSession] | None:
+        """Locks the token's row: of two requests rotating one token, the second waits, then sees
+        it used (and treats it as a replay)."""
+        stmt = (
+            select(RefreshToken, LoginSession)
+            .join(LoginSession, LoginSession.id == RefreshToken.session_id)
+            .where(RefreshToken.token_hash == token_hash)
+            .with_for_update(of=RefreshToken)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def revoke(self, session_id: str, now: datetime, reason: str) -> None:
+        """Revokes the whole family; the first revocation's time and reason are kept."""
+        stmt = (
+            update(LoginSession)
+            .where(LoginSession.id == session_id, LoginSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        await self.session.execute(stmt)
+
+    async def is_active(self, session_id: str) -> bool:
+        stmt = select(LoginSession.revoked_at).where(LoginSession.id == session_id)
+        row = (await self.session.execute(stmt)).first()
+        return row is not None and row.revoked_at is None
