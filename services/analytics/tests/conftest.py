@@ -15,8 +15,8 @@ import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from tollgate.analytics.db import migrate
 from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.migrations import migrate
 
 ADMIN_DSN = os.environ.get("ANALYTICS_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:55532/postgres")
 ALEMBIC_INI = str(Path(__file__).resolve().parents[1] / "alembic.ini")

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
-from tollgate.billing.migrate import upgrade_to_head
+from tollgate.billing.migrate import DEFAULT_ALEMBIC_INI
 from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.migrations import upgrade_to_head
 
 PG_ADMIN_DSN = os.environ.get(
     "BILLING_TEST_PG_DSN", "host=127.0.0.1 port=55532 user=tollgate dbname=postgres"
@@ -34,7 +35,7 @@ async def database_url() -> AsyncIterator[str]:
     async with await psycopg.AsyncConnection.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         await conn.execute(f'CREATE DATABASE "{name}"')
     url = PG_URL_TEMPLATE.format(db=name)
-    await asyncio.to_thread(upgrade_to_head, url)
+    await asyncio.to_thread(upgrade_to_head, DEFAULT_ALEMBIC_INI, url)
     yield url
     async with await psycopg.AsyncConnection.connect(PG_ADMIN_DSN, autocommit=True) as conn:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

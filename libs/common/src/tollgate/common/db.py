@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def database_health(engine: AsyncEngine) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A /healthz check: the database answers `SELECT 1` (503 in the envelope when it does not)."""
+    from tollgate.common.errors import ServiceUnavailable
+
+    async def check() -> dict[str, Any]:
+        try:
+            async with engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            raise ServiceUnavailable(f"Database unavailable: {type(exc).__name__}.") from exc
+        return {"database": "ok"}
+
+    return check
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

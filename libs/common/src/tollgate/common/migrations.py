@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 
 from alembic import context
@@ -37,3 +38,19 @@ def run_alembic_env(target_metadata: MetaData, default_url: str, lock_name: str)
                 connection.commit()
     finally:
         engine.dispose()
+
+
+def upgrade_to_head(alembic_ini: str, database_url: str) -> None:
+    """Blocking: migrates one service's database to head (call it through `migrate`)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(alembic_ini)
+    # ConfigParser interpolates '%', which URL-encoded passwords may contain.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(config, "head")
+
+
+async def migrate(alembic_ini: str, database_url: str) -> None:
+    """Alembic is synchronous: run it in a thread so the event loop stays free."""
+    await asyncio.to_thread(upgrade_to_head, alembic_ini, database_url)

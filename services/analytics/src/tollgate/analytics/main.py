@@ -3,42 +3,25 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollgate.analytics.app import build_app
 from tollgate.analytics.config import AnalyticsSettings
 from tollgate.analytics.consumers.usage import UsageConsumer
-from tollgate.analytics.db import migrate
 from tollgate.analytics.metrics import AnalyticsMetrics
 from tollgate.analytics.usage.repository import UsageRepository
 from tollgate.analytics.usage.service import UsageService
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
-from tollgate.common.db import make_engine, make_sessionmaker
-from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.db import database_health, make_engine, make_sessionmaker
 from tollgate.common.grpc import make_channel
 from tollgate.common.kafka import TOPIC_USAGE, make_consumer
 from tollgate.common.logging import configure_logging
+from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
-
-
-def database_health(engine: AsyncEngine) -> Any:
-    async def check() -> dict[str, Any]:
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as exc:
-            raise ServiceUnavailable("Database unavailable.") from exc
-        return {"database": "ok"}
-
-    return check
 
 
 async def main() -> None:

@@ -11,7 +11,6 @@ Each also scales on its own (replicas of the API, consumers up to usage.v1's par
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from tollgate.billing.grpc_server import build_grpc_server
 from tollgate.billing.holds.service import HoldService, WalletLoader
 from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
-from tollgate.billing.migrate import upgrade_to_head
+from tollgate.billing.migrate import DEFAULT_ALEMBIC_INI
 from tollgate.billing.payments.routes import router as payments_router
 from tollgate.billing.wallets import repository as wallet_repository
 from tollgate.billing.wallets.repository import WalletState
@@ -43,6 +42,7 @@ from tollgate.common.grpc import make_channel
 from tollgate.common.http import create_app
 from tollgate.common.kafka import TOPIC_USAGE, make_consumer
 from tollgate.common.logging import configure_logging
+from tollgate.common.migrations import migrate
 from tollgate.common.runner import run, serve
 from tollgate.common.telemetry import configure_tracing
 
@@ -112,8 +112,8 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
     configure_logging(service, settings.log_level)
     configure_tracing(service, console=settings.otel_exporter_console)
     if settings.migrate_on_start:
-        # Alembic is synchronous: keep it off the event loop (an advisory lock serialises starters).
-        await asyncio.to_thread(upgrade_to_head, settings.database_url, settings.alembic_ini)
+        # an advisory lock in the Alembic env serialises concurrent starters
+        await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
     registry = CollectorRegistry()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     redis = Redis.from_url(settings.redis_url, decode_responses=True)

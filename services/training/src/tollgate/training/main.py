@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollgate.common import runner
-from tollgate.common.db import make_engine
-from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.db import database_health, make_engine
 from tollgate.common.logging import configure_logging
+from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.training.app import build_app
 from tollgate.training.config import TrainingSettings
-from tollgate.training.db import migrate
 
 log = logging.getLogger(__name__)
-
-
-def database_health(engine: AsyncEngine) -> Callable[[], Awaitable[dict[str, Any]]]:
-    async def check() -> dict[str, Any]:
-        try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as exc:
-            raise ServiceUnavailable("Database unavailable.") from exc
-        return {"database": "ok"}
-
-    return check
 
 
 async def main() -> None:
