@@ -66,10 +66,10 @@ def sim_models(admin: httpx.Client, sim_url: str) -> list[str]:
 def new_account(admin: httpx.Client, sim_models: list[str]) -> Callable[..., Account]:
     """A user with a personal organisation and a key (seed 004), recharged with `credits` if given."""
 
-    def create(credits: float = 0, *, role: str = "user") -> Account:
+    def create(credits: float = 0, *, role: str = "user", group_id: int = 1) -> Account:
         resp = admin.post(
             "/admin/api-key/apply",
-            json={"name": f"user-{uuid.uuid4().hex[:8]}", "group_id": 1, "role": role, "email": ""},
+            json={"name": f"user-{uuid.uuid4().hex[:8]}", "group_id": group_id, "role": role, "email": ""},
         )
         assert resp.status_code == 200, resp.text
         body = resp.json()

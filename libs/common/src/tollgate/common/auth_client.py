@@ -21,10 +21,17 @@ class Principal:
     key_prefix: str
     expires_at_unix: int
     month_quota_micros: int
+    # Model authorisation (auth's model grants): unrestricted keys may call every model.
+    models_restricted: bool = False
+    granted_models: frozenset[str] = frozenset()
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    def may_use(self, model: str) -> bool:
+        """Whether this key may call `model` (the catalog's public name)."""
+        return not self.models_restricted or model in self.granted_models
 
     @classmethod
     def from_proto(cls, p: auth_pb2.Principal) -> Principal:
@@ -38,6 +45,8 @@ class Principal:
             key_prefix=p.key_prefix,
             expires_at_unix=p.expires_at_unix,
             month_quota_micros=p.month_quota_micros,
+            models_restricted=p.models_restricted,
+            granted_models=frozenset(p.granted_models),
         )
 
 

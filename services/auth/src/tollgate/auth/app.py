@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollgate.auth.database import ping
 from tollgate.auth.envelope import auth_error_renderer, retry_after_handler
+from tollgate.auth.grants.routes import router as grants_router
+from tollgate.auth.grants.service import ModelGrants
+from tollgate.auth.groups.routes import router as groups_router
 from tollgate.auth.keys.routes import router as keys_router
+from tollgate.auth.keys.seed002_routes import router as seed002_keys_router
+from tollgate.auth.keys.seed002_routes import with_seed_002_errors
+from tollgate.auth.keys.user_routes import router as user_keys_router
 from tollgate.auth.sessions.errors import LoginThrottled
 from tollgate.auth.sessions.routes import router as sessions_router
 from tollgate.auth.web import AuthRuntime
@@ -22,7 +28,12 @@ from tollgate.common.http import create_app
 HEALTH_TIMEOUT_S = 2.0  # a probe must answer quickly, whatever the database does
 
 
-def build_app(rt: AuthRuntime, engine: AsyncEngine, registry: CollectorRegistry) -> FastAPI:
+def build_app(
+    rt: AuthRuntime,
+    engine: AsyncEngine,
+    registry: CollectorRegistry,
+    model_grants: ModelGrants | None = None,
+) -> FastAPI:
     async def health() -> dict[str, Any]:
         try:
             await asyncio.wait_for(ping(engine), HEALTH_TIMEOUT_S)
@@ -30,10 +41,16 @@ def build_app(rt: AuthRuntime, engine: AsyncEngine, registry: CollectorRegistry)
             raise ServiceUnavailable("auth database unreachable", code="database_unavailable") from exc
         return {"database": "ok"}
 
-    # /auth/* answers in seed 001's envelope; the admin routes keep OpenAI's.
-    app = create_app("auth", registry, error_renderer=auth_error_renderer, health_check=health)
+    # /auth/* answers in seed 001's envelope, /api/keys in seed 002's; the admin routes keep OpenAI's.
+    renderer = with_seed_002_errors(auth_error_renderer)
+    app = create_app("auth", registry, error_renderer=renderer, health_check=health)
     app.add_exception_handler(LoginThrottled, retry_after_handler)
     app.state.runtime = rt
+    app.state.model_grants = model_grants or ModelGrants()
     app.include_router(keys_router)
+    app.include_router(user_keys_router)
+    app.include_router(seed002_keys_router)
     app.include_router(sessions_router)
+    app.include_router(groups_router)
+    app.include_router(grants_router)
     return app

@@ -38,6 +38,9 @@ class AuthSettings(ServiceSettings):
     last_used_flush_s: float = 5.0
     # Bounds how long an admin call waits on Kafka after its commit; caches expire anyway.
     kafka_publish_timeout_s: float = 3.0
+    # Model authorisation: a key with no grants (on it or its group) may call every model when
+    # true, none when false (AUTH_UNGRANTED_MEANS_ALL).
+    ungranted_means_all: bool = True
 
     # Sessions (seed 001): login attempt counters live in Redis.
     redis_url: str = "redis://127.0.0.1:56379/0"

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tollgate.auth.grants.service import ModelGrants
 from tollgate.auth.keys.service import KeyService
 from tollgate.common.auth_client import Principal
 from tollgate.contracts.v1 import auth_pb2, auth_pb2_grpc
@@ -26,12 +27,17 @@ class AuthMetrics:
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], keys: KeyService, metrics: AuthMetrics
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        keys: KeyService,
+        metrics: AuthMetrics,
+        grants: ModelGrants | None = None,
     ) -> None:
-        # `sessions` should be bound to an autocommit engine: a lone SELECT needs no BEGIN/ROLLBACK.
+        # `sessions` should be bound to an autocommit engine: lone SELECTs need no BEGIN/ROLLBACK.
         self._sessions = sessions
         self._keys = keys
         self._metrics = metrics
+        self._grants = grants or ModelGrants()
 
     async def Authenticate(  # the generated servicer's method name
         self, request: auth_pb2.AuthenticateRequest, context: aio.ServicerContext
@@ -39,17 +45,21 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         try:
             async with self._sessions() as session:
                 result = await self._keys.authenticate(session, request.api_key)
+                # Only accepted keys pay for the second (primary-key) query: their model grants.
+                principal = result.principal
+                if principal is not None:
+                    principal = await self._grants.restrict(session, principal)
         except SQLAlchemyError as exc:
             # UNAVAILABLE tells the gateway to retry or fail closed; never "unknown_key" for a DB outage.
             self._metrics.authentications.labels("error").inc()
             log.warning("authenticate failed: database unavailable", extra={"error": str(exc)})
             await context.abort(grpc.StatusCode.UNAVAILABLE, "auth database unavailable")
             raise  # unreachable: abort raises
-        if result.principal is None:
+        if principal is None:
             self._metrics.authentications.labels(result.reason or "refused").inc()
             return auth_pb2.AuthenticateResponse(ok=False, reason=result.reason or "unknown_key")
         self._metrics.authentications.labels("ok").inc()
-        return auth_pb2.AuthenticateResponse(ok=True, principal=principal_to_proto(result.principal))
+        return auth_pb2.AuthenticateResponse(ok=True, principal=principal_to_proto(principal))
 
 
 def principal_to_proto(p: Principal) -> auth_pb2.Principal:
@@ -63,4 +73,6 @@ def principal_to_proto(p: Principal) -> auth_pb2.Principal:
         key_prefix=p.key_prefix,
         expires_at_unix=p.expires_at_unix,
         month_quota_micros=p.month_quota_micros,
+        models_restricted=p.models_restricted,
+        granted_models=sorted(p.granted_models),
     )

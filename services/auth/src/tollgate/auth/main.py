@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from tollgate.auth.app import build_app
 from tollgate.auth.config import DEV_JWT_SECRET, AuthSettings
 from tollgate.auth.database import migrate_to_head
+from tollgate.auth.grants.service import ModelGrants
 from tollgate.auth.grpc_server import AuthMetrics, AuthServicer
 from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
 from tollgate.auth.keys.events import KafkaKeyEvents
@@ -97,10 +98,11 @@ async def main(settings: AuthSettings | None = None) -> None:
         trusted_proxies=frozenset(settings.trusted_proxies),
     )
     registry = CollectorRegistry()
-    app = build_app(runtime, engine, registry)
+    model_grants = ModelGrants(ungranted_means_all=settings.ungranted_means_all)
+    app = build_app(runtime, engine, registry, model_grants)
     grpc_server = make_server("auth")
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(read_sessions, keys, AuthMetrics(registry)), grpc_server
+        AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants), grpc_server
     )
     grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     log.info("auth starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})

@@ -13,7 +13,7 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros")
+    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,8 @@ class Principal(_message.Message):
     KEY_PREFIX_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_UNIX_FIELD_NUMBER: _ClassVar[int]
     MONTH_QUOTA_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MODELS_RESTRICTED_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_MODELS_FIELD_NUMBER: _ClassVar[int]
     key_id: int
     org_id: str
     user_id: str
@@ -32,7 +34,9 @@ class Principal(_message.Message):
     key_prefix: str
     expires_at_unix: int
     month_quota_micros: int
-    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ...) -> None: ...
+    models_restricted: bool
+    granted_models: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AuthenticateResponse(_message.Message):
     __slots__ = ("ok", "reason", "principal")

@@ -28,7 +28,7 @@ class ApiKey(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)
     role: Mapped[str] = mapped_column(Text, server_default=text("'user'"))
-    group_id: Mapped[int | None] = mapped_column(Integer)
+    group_id: Mapped[int | None] = mapped_column(Integer, index=True)
     permissions: Mapped[list[str]] = mapped_column(
         ARRAY(Text), server_default=text("'{read,write,delete}'::text[]")
     )

@@ -113,6 +113,21 @@ class KeyRepository:
         stmt = select(ApiKey).where(ApiKey.org_id == org_id, ApiKey.name == name, ApiKey.revoked_at.is_(None))
         return (await self.session.execute(stmt)).scalars().all()
 
+    async def owned_by(self, user_id: str, org_id: str, *, limit: int) -> Sequence[ApiKey]:
+        """A user's keys in one organisation, revoked ones included, newest first."""
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.org_id == org_id)
+            .order_by(ApiKey.id.desc())
+            .limit(limit)
+        )
+        return (await self.session.execute(stmt)).scalars().all()
+
+    async def get_owned(self, key_id: int, user_id: str, org_id: str) -> ApiKey | None:
+        """Ownership is part of the lookup, so someone else's key reads exactly like a missing one."""
+        stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.org_id == org_id)
+        return (await self.session.execute(stmt.with_for_update())).scalar_one_or_none()
+
     async def mark_used(self, stamps: Mapping[int, datetime]) -> None:
         """One executemany for a whole batch; never moves last_used_at backwards (replicas race)."""
         table = cast(Table, ApiKey.__table__)

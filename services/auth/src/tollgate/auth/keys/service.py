@@ -3,9 +3,9 @@ never commits (the request or the gRPC call owns the transaction)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,6 +80,34 @@ class KeyService:
             )
         )
         return Issued(KeyView(key, email), plaintext)
+
+    async def issue(
+        self,
+        session: AsyncSession,
+        *,
+        name: str,
+        org_id: str,
+        user_id: str,
+        permissions: Sequence[str],
+        lifetime: timedelta | None = None,
+        group_id: int | None = None,
+    ) -> Issued:
+        """A key for an existing user (self-service, seeds 001 and 002); always role `user`."""
+        plaintext = generate_api_key()
+        key = await KeyRepository(session).add(
+            ApiKey(
+                key_hash=self._hasher.hash(plaintext),
+                key_prefix=self._hasher.prefix(plaintext),
+                name=name,
+                org_id=org_id,
+                user_id=user_id,
+                role="user",
+                group_id=group_id,
+                permissions=list(permissions),
+                expires_at=self._now() + lifetime if lifetime is not None else None,
+            )
+        )
+        return Issued(KeyView(key, None), plaintext)
 
     async def update(self, session: AsyncSession, req: UpdateKeyRequest) -> tuple[KeyView, KeyChange | None]:
         key = await self._active_key(session, req.id)

@@ -57,10 +57,12 @@ def build_router(
             return ModelListOut(data=[to_out(r) for r in rows], total=total, limit=limit, offset=offset)
 
     @router.get("/v1/models")
-    async def openai_models(_: Principal = Depends(current_principal)) -> dict[str, Any]:
+    async def openai_models(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
+        # Only the models this key may call (auth's model grants, carried by the principal).
         data = [
             {"id": e.name, "object": "model", "created": e.created_unix, "owned_by": e.provider}
             for e in snapshot.entries()
+            if principal.may_use(e.name)
         ]
         return {"object": "list", "data": data}
 

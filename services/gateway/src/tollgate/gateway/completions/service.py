@@ -43,6 +43,7 @@ from tollgate.gateway.completions.tokens import (
 )
 from tollgate.gateway.completions.validation import ChatRequest, parse_chat_request
 from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.principals.grants import ensure_model_allowed
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
 
 ENDPOINT = "/v1/chat/completions"
@@ -126,6 +127,7 @@ class ChatCompletions:
         entry = self._catalog.get(chat.model)
         if entry is None:
             raise NotFound(f"The model '{chat.model}' does not exist.", param="model", code="model_not_found")
+        ensure_model_allowed(principal, entry.name)  # 403 before any hold or upstream call
         request_id: str = request.scope["state"]["request_id"]
         max_tokens = chat.max_tokens or entry.max_tokens_default or self._default_max_tokens
         prompt_bound = pessimistic_prompt_tokens(chat.messages, chat.payload.get("tools"))

@@ -57,6 +57,7 @@ RULES: tuple[Rule, ...] = (
     Rule("auth", "/admin/group/"),
     Rule("auth", "/auth/"),
     Rule("auth", "/api/guard/"),
+    Rule("auth", "/api/keys/"),  # seed 002: a signed-in user's keys (and /api/keys itself)
     Rule("analytics", "/analytics/"),
     Rule("analytics", "/admin/session/"),
     Rule("analytics", "/admin/thread/"),

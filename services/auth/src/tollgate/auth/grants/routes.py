@@ -1,0 +1,111 @@
+"""Model authorisation (seed 004 lists these without paths; see docs/identity.md):
+
+GET  /admin/group/models?group_id=        POST /admin/group/models/authorize|deauthorize {group_id, models}
+GET  /admin/api-key/models?key_id=        POST /admin/api-key/models/authorize|deauthorize {key_id, models}
+
+Thin handlers; the rules are in ModelGrants. Announcements go out only after the commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from tollgate.auth.grants.models import ModelGrant
+from tollgate.auth.grants.schemas import (
+    GrantInfo,
+    GroupModels,
+    GroupModelsQuery,
+    GroupModelsRequest,
+    KeyModels,
+    KeyModelsQuery,
+    KeyModelsRequest,
+)
+from tollgate.auth.grants.service import GrantChange, ModelGrants
+from tollgate.auth.web import Admin, Runtime, Transaction, Tx
+
+router = APIRouter(tags=["model authorisation"])
+
+
+def model_grants(request: Request) -> ModelGrants:
+    grants: ModelGrants = request.app.state.model_grants
+    return grants
+
+
+Grants = Annotated[ModelGrants, Depends(model_grants)]
+
+
+def _announce(tx: Transaction, rt: Runtime, change: GrantChange) -> None:
+    if change.announcements:
+        tx.after_commit(lambda: rt.events.publish(change.announcements))
+
+
+def _infos(grants: Iterable[ModelGrant]) -> list[GrantInfo]:
+    return [GrantInfo(model=g.model, created_at=g.created_at) for g in grants]
+
+
+@router.get("/admin/group/models", response_model=GroupModels)
+async def group_models(
+    query: Annotated[GroupModelsQuery, Query()], tx: Tx, grants: Grants, _admin: Admin
+) -> GroupModels:
+    rows = await grants.group_models(tx.session, query.group_id)
+    return GroupModels(group_id=query.group_id, data=_infos(rows))
+
+
+@router.post("/admin/group/models/authorize", response_model=GroupModels)
+async def authorize_group(
+    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+) -> GroupModels:
+    change = await grants.authorize_group(tx.session, body.group_id, body.models)
+    _announce(tx, rt, change)
+    rows = await grants.group_models(tx.session, body.group_id)
+    return GroupModels(group_id=body.group_id, data=_infos(rows), changed=change.changed)
+
+
+@router.post("/admin/group/models/deauthorize", response_model=GroupModels)
+async def deauthorize_group(
+    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+) -> GroupModels:
+    change = await grants.deauthorize_group(tx.session, body.group_id, body.models)
+    _announce(tx, rt, change)
+    rows = await grants.group_models(tx.session, body.group_id)
+    return GroupModels(group_id=body.group_id, data=_infos(rows), changed=change.changed)
+
+
+async def _key_models(tx: Transaction, grants: ModelGrants, key_id: int, changed: list[str]) -> KeyModels:
+    view = await grants.key_models(tx.session, key_id)
+    return KeyModels(
+        key_id=key_id,
+        group_id=view.key.group_id,
+        data=_infos(view.own),
+        group_models=_infos(view.group),
+        restricted=view.restricted,
+        changed=changed,
+    )
+
+
+@router.get("/admin/api-key/models", response_model=KeyModels)
+async def key_models(
+    query: Annotated[KeyModelsQuery, Query()], tx: Tx, grants: Grants, _admin: Admin
+) -> KeyModels:
+    return await _key_models(tx, grants, query.key_id, [])
+
+
+@router.post("/admin/api-key/models/authorize", response_model=KeyModels)
+async def authorize_key(
+    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+) -> KeyModels:
+    change = await grants.authorize_key(tx.session, body.key_id, body.models)
+    _announce(tx, rt, change)
+    return await _key_models(tx, grants, body.key_id, change.changed)
+
+
+@router.post("/admin/api-key/models/deauthorize", response_model=KeyModels)
+async def deauthorize_key(
+    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+) -> KeyModels:
+    change = await grants.deauthorize_key(tx.session, body.key_id, body.models)
+    _announce(tx, rt, change)
+    return await _key_models(tx, grants, body.key_id, change.changed)

@@ -1,0 +1,39 @@
+"""Admin groups (seed 004): thin handlers; the rules are in GroupService."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from tollgate.auth.groups.schemas import (
+    DeletedGroup,
+    DeleteGroupRequest,
+    GroupInfo,
+    GroupPage,
+    ListGroupsQuery,
+    SaveGroupRequest,
+)
+from tollgate.auth.groups.service import GroupService
+from tollgate.auth.web import Admin, Tx
+
+router = APIRouter(prefix="/admin/group", tags=["groups"])
+
+
+@router.get("/list", response_model=GroupPage)
+async def list_groups(query: Annotated[ListGroupsQuery, Query()], tx: Tx, _admin: Admin) -> GroupPage:
+    rows, total = await GroupService().search(tx.session, query)
+    return GroupPage(
+        data=[GroupInfo.build(g) for g in rows], total=total, limit=query.limit, offset=query.offset
+    )
+
+
+@router.post("/save", response_model=GroupInfo)
+async def save_group(body: SaveGroupRequest, tx: Tx, _admin: Admin) -> GroupInfo:
+    return GroupInfo.build(await GroupService().save(tx.session, body))
+
+
+@router.post("/delete", response_model=DeletedGroup)
+async def delete_group(body: DeleteGroupRequest, tx: Tx, _admin: Admin) -> DeletedGroup:
+    await GroupService().delete(tx.session, body.id)
+    return DeletedGroup(id=body.id)

@@ -1,0 +1,79 @@
+"""/api/keys (seed 002): the dashboard's "Generate Key", for a signed-in user (session cookie or
+bearer access token). Same rules as /auth/api-keys; seed 002's answers and error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from tollgate.auth.keys.models import DEFAULT_PERMISSIONS, ApiKey
+from tollgate.auth.keys.user_auth import OrgHeader, SessionOwner, parse_body, requested_org
+from tollgate.auth.keys.user_routes import KeyIdPath
+from tollgate.auth.keys.user_schemas import (
+    GeneratedKey,
+    GenerateKeyRequest,
+    KeySummary,
+    KeySummaryList,
+    RevokedKey,
+)
+from tollgate.auth.keys.user_service import NewUserKey, create_user_key, list_user_keys, revoke_user_key
+from tollgate.auth.web import Runtime, Tx
+from tollgate.common.errors import TollgateError
+from tollgate.common.http import ErrorRenderer
+
+PATH = "/api/keys"
+router = APIRouter(prefix=PATH, tags=["user api keys"])
+
+
+# 200, not 201: seed 002 lists 200 as its only success status.
+@router.post("", response_model=GeneratedKey)
+async def generate_key(
+    request: Request, tx: Tx, rt: Runtime, owner: SessionOwner, org: OrgHeader = None
+) -> GeneratedKey:
+    body = await parse_body(request, GenerateKeyRequest, owner)
+    new = NewUserKey(body.name, DEFAULT_PERMISSIONS)
+    issued = await create_user_key(tx.session, rt.keys, owner, requested_org(org), new)
+    key = issued.view.key
+    return GeneratedKey(
+        id=key.id, key=issued.api_key, name=key.name, prefix=key.key_prefix, created_at=key.created_at
+    )
+
+
+@router.get("", response_model=KeySummaryList)
+async def list_keys(tx: Tx, owner: SessionOwner, org: OrgHeader = None) -> KeySummaryList:
+    keys = await list_user_keys(tx.session, owner, requested_org(org))
+    return KeySummaryList(keys=[_summary(k) for k in keys])
+
+
+@router.delete("/{key_id}", response_model=RevokedKey)
+async def revoke_key(
+    key_id: KeyIdPath, tx: Tx, rt: Runtime, owner: SessionOwner, org: OrgHeader = None
+) -> RevokedKey:
+    change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
+    tx.after_commit(lambda: rt.events.publish([change]))
+    return RevokedKey(id=change.key_id)
+
+
+def _summary(key: ApiKey) -> KeySummary:
+    return KeySummary(
+        id=key.id,
+        name=key.name,
+        prefix=key.key_prefix,
+        created_at=key.created_at,
+        last_used_at=key.last_used_at,
+        expires_at=key.expires_at,
+        revoked=key.revoked_at is not None,
+    )
+
+
+def with_seed_002_errors(fallback: ErrorRenderer) -> ErrorRenderer:
+    """Seed 002 answers errors as `{"error": "<message>"}`; every other path keeps `fallback`."""
+
+    def render(request: Request, exc: TollgateError) -> dict[str, Any]:
+        path = request.url.path
+        if path == PATH or path.startswith(PATH + "/"):
+            return {"error": exc.message}
+        return fallback(request, exc)
+
+    return render
