@@ -54,6 +54,9 @@ class ServiceProcess:
         health = self.cfg.url(self.name) + "/healthz"
         pid = self.pid()
         if pid is None:
+            # A process of ours that just crashed may still be exiting (its last threads hold the
+            # sockets a moment after its command line is gone): give the ports a few seconds.
+            wait_for(lambda: not any(port_open(p) for p in self.ports()), timeout=5)
             # a foreign listener would answer our health check and hide that ours never started
             busy = [p for p in self.ports() if port_open(p)]
             if busy:
