@@ -59,3 +59,20 @@ def test_api_key_header_forms() -> None:
     assert api_key_from_headers(None, "tg_xyz") == "tg_xyz"
     assert api_key_from_headers("Basic foo", None) is None
     assert api_key_from_headers("Bearer   ", "") is None
+
+
+async def test_a_value_the_database_refuses_is_a_400() -> None:
+    from sqlalchemy.exc import DataError
+
+    app = _app()
+
+    @app.post("/store")
+    async def store() -> None:
+        raise DataError(
+            "INSERT ...", {}, ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        )
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        resp = await client.post("/store")
+    assert resp.status_code == 400
+    assert resp.json()["error"]["type"] == "invalid_request_error"

@@ -25,6 +25,7 @@ from tollgate.gateway.proxy.forwarder import Forwarder, route_for
         ("/auth/login", "auth"),
         ("/api/guard/auth", "auth"),
         ("/admin/group/list", "auth"),
+        ("/admin/audit/list", "auth"),
         ("/analytics/usage", "analytics"),
         ("/admin/session/list", "analytics"),
         ("/user/thread/detail/1", "analytics"),

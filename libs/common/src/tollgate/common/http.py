@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -135,6 +136,13 @@ def create_app(
             else str(first.get("msg", "invalid body"))
         )
         return ORJSONResponse(error_renderer(request, InvalidRequest(message, param=param)), status_code=400)
+
+    @app.exception_handler(DataError)
+    async def _unstorable_value(request: Request, exc: DataError) -> Response:
+        # PostgreSQL refused a value the request carried (a NUL character in text, a number out of
+        # range): the client's input, so 400; the transaction was rolled back, nothing is written.
+        err = InvalidRequest("A value in the request cannot be stored (for example a NUL character).")
+        return ORJSONResponse(error_renderer(request, err), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -10,11 +10,17 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tollgate.auth.audit.routes import router as audit_router
+from tollgate.auth.audit.service import AuditLog
 from tollgate.auth.database import ping
 from tollgate.auth.envelope import auth_error_renderer, retry_after_handler
 from tollgate.auth.grants.routes import router as grants_router
 from tollgate.auth.grants.service import ModelGrants
 from tollgate.auth.groups.routes import router as groups_router
+from tollgate.auth.guard.routes import router as guard_router
+from tollgate.auth.guard.routes import with_guard_errors
+from tollgate.auth.guard.service import GuardService
+from tollgate.auth.guard.usage import NoSender, RecordSender
 from tollgate.auth.keys.routes import router as keys_router
 from tollgate.auth.keys.seed002_routes import router as seed002_keys_router
 from tollgate.auth.keys.seed002_routes import with_seed_002_errors
@@ -33,6 +39,7 @@ def build_app(
     engine: AsyncEngine,
     registry: CollectorRegistry,
     model_grants: ModelGrants | None = None,
+    usage_sender: RecordSender | None = None,
 ) -> FastAPI:
     async def health() -> dict[str, Any]:
         try:
@@ -41,16 +48,22 @@ def build_app(
             raise ServiceUnavailable("auth database unreachable", code="database_unavailable") from exc
         return {"database": "ok"}
 
-    # /auth/* answers in seed 001's envelope, /api/keys in seed 002's; the admin routes keep OpenAI's.
-    renderer = with_seed_002_errors(auth_error_renderer)
+    # /auth/* answers in seed 001's envelope, /api/keys in seed 002's, /api/guard/* in the guard's
+    # own; the admin routes keep OpenAI's.
+    renderer = with_guard_errors(with_seed_002_errors(auth_error_renderer))
     app = create_app("auth", registry, error_renderer=renderer, health_check=health)
     app.add_exception_handler(LoginThrottled, retry_after_handler)
     app.state.runtime = rt
     app.state.model_grants = model_grants or ModelGrants()
+    app.state.audit = AuditLog()
+    # Without a sender (apps built for other tests) log-usage answers 503, never a silent drop.
+    app.state.guard = GuardService(rt.keys, app.state.model_grants, usage_sender or NoSender())
     app.include_router(keys_router)
     app.include_router(user_keys_router)
     app.include_router(seed002_keys_router)
     app.include_router(sessions_router)
     app.include_router(groups_router)
     app.include_router(grants_router)
+    app.include_router(guard_router)
+    app.include_router(audit_router)
     return app

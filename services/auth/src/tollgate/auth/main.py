@@ -99,7 +99,8 @@ async def main(settings: AuthSettings | None = None) -> None:
     )
     registry = CollectorRegistry()
     model_grants = ModelGrants(ungranted_means_all=settings.ungranted_means_all)
-    app = build_app(runtime, engine, registry, model_grants)
+    # log-usage reuses the auth.keys.v1 producer (idempotent, acks=all) for usage.v1.
+    app = build_app(runtime, engine, registry, model_grants, usage_sender=events)
     grpc_server = make_server("auth")
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants), grpc_server

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -101,3 +102,42 @@ def sim_chat_count(sim_url: str) -> int:
 
 def expected_cost(prompt_tokens: int, completion_tokens: int) -> int:
     return prompt_tokens * MICROS_PER_TOKEN_IN + completion_tokens * MICROS_PER_TOKEN_OUT
+
+
+def service_db(config: StackConfig, svc: str) -> psycopg.Connection[Any]:
+    """A read-mostly look at one service's database (security tests scan every table)."""
+    dsn = config.database_url(svc).replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(dsn, autocommit=True)
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A user registered through /auth/register, with the secrets the platform must never leak."""
+
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+    user_id: str
+    org_id: str
+
+
+def sign_up(http: httpx.Client, password: str | None = None) -> SignedIn:
+    email = f"sec-{uuid.uuid4().hex[:12]}@example.com"
+    secret = password or f"pw-{uuid.uuid4().hex}"
+    resp = http.post("/auth/register", json={"email": email, "password": secret, "name": "Sec"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    return SignedIn(
+        email, secret, body["access_token"], body["refresh_token"], body["user"]["id"], body["user"]["org_id"]
+    )
+
+
+def chat_status(http: httpx.Client, key: str, model: str = "sim-chat") -> int:
+    """The gateway's decision for (key, model) on the cheapest real chat call."""
+    resp = http.post(
+        "/v1/chat/completions",
+        json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    return resp.status_code

@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from tollgate.auth.audit.deps import AdminAudit, Recorder
 from tollgate.auth.grants.models import ModelGrant
 from tollgate.auth.grants.schemas import (
     GrantInfo,
@@ -42,6 +43,11 @@ def _announce(tx: Transaction, rt: Runtime, change: GrantChange) -> None:
         tx.after_commit(lambda: rt.events.publish(change.announcements))
 
 
+async def _audit(audit: Recorder, action: str, subject: str, subject_id: int, change: GrantChange) -> None:
+    # Every call is recorded, a no-op too: the log answers "who tried what", not only what changed.
+    await audit(action, subject, subject_id, {"changed": change.changed})
+
+
 def _infos(grants: Iterable[ModelGrant]) -> list[GrantInfo]:
     return [GrantInfo(model=g.model, created_at=g.created_at) for g in grants]
 
@@ -56,20 +62,22 @@ async def group_models(
 
 @router.post("/admin/group/models/authorize", response_model=GroupModels)
 async def authorize_group(
-    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> GroupModels:
     change = await grants.authorize_group(tx.session, body.group_id, body.models)
     _announce(tx, rt, change)
+    await _audit(audit, "grant.authorize", "group", body.group_id, change)
     rows = await grants.group_models(tx.session, body.group_id)
     return GroupModels(group_id=body.group_id, data=_infos(rows), changed=change.changed)
 
 
 @router.post("/admin/group/models/deauthorize", response_model=GroupModels)
 async def deauthorize_group(
-    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> GroupModels:
     change = await grants.deauthorize_group(tx.session, body.group_id, body.models)
     _announce(tx, rt, change)
+    await _audit(audit, "grant.deauthorize", "group", body.group_id, change)
     rows = await grants.group_models(tx.session, body.group_id)
     return GroupModels(group_id=body.group_id, data=_infos(rows), changed=change.changed)
 
@@ -95,17 +103,19 @@ async def key_models(
 
 @router.post("/admin/api-key/models/authorize", response_model=KeyModels)
 async def authorize_key(
-    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> KeyModels:
     change = await grants.authorize_key(tx.session, body.key_id, body.models)
     _announce(tx, rt, change)
+    await _audit(audit, "grant.authorize", "api_key", body.key_id, change)
     return await _key_models(tx, grants, body.key_id, change.changed)
 
 
 @router.post("/admin/api-key/models/deauthorize", response_model=KeyModels)
 async def deauthorize_key(
-    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, _admin: Admin
+    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> KeyModels:
     change = await grants.deauthorize_key(tx.session, body.key_id, body.models)
     _announce(tx, rt, change)
+    await _audit(audit, "grant.deauthorize", "api_key", body.key_id, change)
     return await _key_models(tx, grants, body.key_id, change.changed)

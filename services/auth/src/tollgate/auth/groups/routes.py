@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from tollgate.auth.audit.deps import AdminAudit
 from tollgate.auth.groups.schemas import (
     DeletedGroup,
     DeleteGroupRequest,
@@ -29,11 +30,14 @@ async def list_groups(query: Annotated[ListGroupsQuery, Query()], tx: Tx, _admin
 
 
 @router.post("/save", response_model=GroupInfo)
-async def save_group(body: SaveGroupRequest, tx: Tx, _admin: Admin) -> GroupInfo:
-    return GroupInfo.build(await GroupService().save(tx.session, body))
+async def save_group(body: SaveGroupRequest, tx: Tx, audit: AdminAudit) -> GroupInfo:
+    group = await GroupService().save(tx.session, body)
+    await audit("group.save", "group", group.id, {"name": group.name})
+    return GroupInfo.build(group)
 
 
 @router.post("/delete", response_model=DeletedGroup)
-async def delete_group(body: DeleteGroupRequest, tx: Tx, _admin: Admin) -> DeletedGroup:
+async def delete_group(body: DeleteGroupRequest, tx: Tx, audit: AdminAudit) -> DeletedGroup:
     await GroupService().delete(tx.session, body.id)
+    await audit("group.delete", "group", body.id)
     return DeletedGroup(id=body.id)

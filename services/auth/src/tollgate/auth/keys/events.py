@@ -85,6 +85,24 @@ class KafkaKeyEvents:
             except (KafkaError, OSError, TimeoutError) as exc:
                 _warn_unpublished(change, str(exc) or type(exc).__name__)
 
+    async def send_record(
+        self, topic: str, value: bytes, *, key: bytes, headers: list[tuple[str, bytes]]
+    ) -> bool:
+        """One record on any topic through this same idempotent producer; True once the broker
+        acknowledged it (acks=all). Unlike `publish`, the caller learns of a failure and decides."""
+        if not await self.start():
+            return False
+        assert self._producer is not None
+        try:
+            await asyncio.wait_for(
+                self._producer.send_and_wait(topic, value=value, key=key, headers=headers), self._timeout
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            error = str(exc) or type(exc).__name__
+            log.warning("kafka record not sent", extra={"topic": topic, "error": error})
+            return False
+        return True
+
     async def stop(self) -> None:
         async with self._lock:
             producer, self._producer = self._producer, None

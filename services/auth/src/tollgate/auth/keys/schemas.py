@@ -11,7 +11,13 @@ from tollgate.common.money import micros_to_credits
 
 Role = Literal["user", "admin"]
 # Strict: a number where a name belongs is a client bug, not something to coerce.
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100, strict=True)]
+# No NUL: PostgreSQL text cannot hold it, so it must be a 400 here rather than a 500 at the insert.
+Name = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=100, strict=True, pattern=r"^[^\x00]*$"
+    ),
+]
 Email = Annotated[str, StringConstraints(strip_whitespace=True, max_length=254, strict=True)]
 GroupId = Annotated[int, Field(strict=True, ge=1, le=2_147_483_647)]
 KeyId = Annotated[int, Field(strict=True, ge=1, le=9_223_372_036_854_775_807)]

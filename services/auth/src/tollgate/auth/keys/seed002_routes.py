@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from tollgate.auth.audit.deps import AuditLogDep, request_actor
 from tollgate.auth.keys.models import DEFAULT_PERMISSIONS, ApiKey
 from tollgate.auth.keys.user_auth import OrgHeader, SessionOwner, parse_body, requested_org
 from tollgate.auth.keys.user_routes import KeyIdPath
@@ -29,12 +30,15 @@ router = APIRouter(prefix=PATH, tags=["user api keys"])
 # 200, not 201: seed 002 lists 200 as its only success status.
 @router.post("", response_model=GeneratedKey)
 async def generate_key(
-    request: Request, tx: Tx, rt: Runtime, owner: SessionOwner, org: OrgHeader = None
+    request: Request, tx: Tx, rt: Runtime, owner: SessionOwner, audit: AuditLogDep, org: OrgHeader = None
 ) -> GeneratedKey:
     body = await parse_body(request, GenerateKeyRequest, owner)
     new = NewUserKey(body.name, DEFAULT_PERMISSIONS)
     issued = await create_user_key(tx.session, rt.keys, owner, requested_org(org), new)
     key = issued.view.key
+    actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=key.org_id)
+    details = {"name": key.name, "key_prefix": key.key_prefix, "via": owner.via}
+    await audit.record(tx.session, actor, "user_api_key.create", "api_key", key.id, details)
     return GeneratedKey(
         id=key.id, key=issued.api_key, name=key.name, prefix=key.key_prefix, created_at=key.created_at
     )
@@ -48,9 +52,18 @@ async def list_keys(tx: Tx, owner: SessionOwner, org: OrgHeader = None) -> KeySu
 
 @router.delete("/{key_id}", response_model=RevokedKey)
 async def revoke_key(
-    key_id: KeyIdPath, tx: Tx, rt: Runtime, owner: SessionOwner, org: OrgHeader = None
+    key_id: KeyIdPath,
+    request: Request,
+    tx: Tx,
+    rt: Runtime,
+    owner: SessionOwner,
+    audit: AuditLogDep,
+    org: OrgHeader = None,
 ) -> RevokedKey:
     change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
+    org_id = requested_org(org) or owner.org_id
+    actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=org_id)
+    await audit.record(tx.session, actor, "user_api_key.delete", "api_key", key_id, {"via": owner.via})
     tx.after_commit(lambda: rt.events.publish([change]))
     return RevokedKey(id=change.key_id)
 

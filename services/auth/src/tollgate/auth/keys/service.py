@@ -50,6 +50,10 @@ class KeyService:
         self._last_used = last_used
         self._now = clock
 
+    def hash_secret(self, material: str) -> str:
+        """The same keyed hash as for keys, for other high-entropy secrets (seed 000's SecretKey)."""
+        return self._hasher.hash(material)
+
     async def authenticate(self, session: AsyncSession, api_key: str) -> AuthResult:
         if not api_key or len(api_key) > MAX_KEY_LENGTH:
             return AuthResult(None, UNKNOWN_KEY)

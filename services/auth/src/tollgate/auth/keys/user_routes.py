@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
+from tollgate.auth.audit.deps import AuditLogDep, request_actor
 from tollgate.auth.keys.models import ApiKey
 from tollgate.auth.keys.user_auth import HeaderOwner, OrgHeader, parse_body, requested_org
 from tollgate.auth.keys.user_schemas import (
@@ -26,12 +27,15 @@ KeyIdPath = Annotated[int, Path(ge=1, le=9_223_372_036_854_775_807)]
 
 @router.post("", status_code=201, response_model=CreatedUserKey)
 async def create_key(
-    request: Request, tx: Tx, rt: Runtime, owner: HeaderOwner, org: OrgHeader = None
+    request: Request, tx: Tx, rt: Runtime, owner: HeaderOwner, audit: AuditLogDep, org: OrgHeader = None
 ) -> CreatedUserKey:
     body = await parse_body(request, CreateUserKeyRequest, owner)
     new = NewUserKey(body.name, body.permissions, body.expires_days)
     issued = await create_user_key(tx.session, rt.keys, owner, requested_org(org), new)
     key = issued.view.key
+    actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=key.org_id)
+    details = {"name": key.name, "key_prefix": key.key_prefix, "via": owner.via}
+    await audit.record(tx.session, actor, "user_api_key.create", "api_key", key.id, details)
     return CreatedUserKey(
         id=key.id,
         api_key=issued.api_key,
@@ -52,9 +56,18 @@ async def list_keys(tx: Tx, owner: HeaderOwner, org: OrgHeader = None) -> UserKe
 
 @router.delete("/{key_id}", response_model=RevokedKey)
 async def revoke_key(
-    key_id: KeyIdPath, tx: Tx, rt: Runtime, owner: HeaderOwner, org: OrgHeader = None
+    key_id: KeyIdPath,
+    request: Request,
+    tx: Tx,
+    rt: Runtime,
+    owner: HeaderOwner,
+    audit: AuditLogDep,
+    org: OrgHeader = None,
 ) -> RevokedKey:
     change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
+    org_id = requested_org(org) or owner.org_id
+    actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=org_id)
+    await audit.record(tx.session, actor, "user_api_key.delete", "api_key", key_id, {"via": owner.via})
     # After commit, like the admin delete: gateways drop their cached principal for this key.
     tx.after_commit(lambda: rt.events.publish([change]))
     return RevokedKey(id=change.key_id)

@@ -55,6 +55,7 @@ RULES: tuple[Rule, ...] = (
     Rule("billing", "/cost/"),
     Rule("auth", "/admin/api-key/"),
     Rule("auth", "/admin/group/"),
+    Rule("auth", "/admin/audit/"),
     Rule("auth", "/auth/"),
     Rule("auth", "/api/guard/"),
     Rule("auth", "/api/keys/"),  # seed 002: a signed-in user's keys (and /api/keys itself)
