@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from tollgate.auth.audit.deps import AuditLogDep, request_actor
 from tollgate.auth.keys.models import DEFAULT_PERMISSIONS, ApiKey
 from tollgate.auth.keys.user_auth import OrgHeader, SessionOwner, parse_body, requested_org
-from tollgate.auth.keys.user_routes import KeyIdPath
+from tollgate.auth.keys.user_routes import KeyIdPath, revoke_owned_key
 from tollgate.auth.keys.user_schemas import (
     GeneratedKey,
     GenerateKeyRequest,
@@ -18,7 +18,7 @@ from tollgate.auth.keys.user_schemas import (
     KeySummaryList,
     RevokedKey,
 )
-from tollgate.auth.keys.user_service import NewUserKey, create_user_key, list_user_keys, revoke_user_key
+from tollgate.auth.keys.user_service import NewUserKey, create_user_key, list_user_keys
 from tollgate.auth.web import Runtime, Tx
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ErrorRenderer
@@ -60,12 +60,7 @@ async def revoke_key(
     audit: AuditLogDep,
     org: OrgHeader = None,
 ) -> RevokedKey:
-    change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
-    org_id = requested_org(org) or owner.org_id
-    actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=org_id)
-    await audit.record(tx.session, actor, "user_api_key.delete", "api_key", key_id, {"via": owner.via})
-    tx.after_commit(lambda: rt.events.publish([change]))
-    return RevokedKey(id=change.key_id)
+    return await revoke_owned_key(key_id, request, tx, rt, owner, audit, org)
 
 
 def _summary(key: ApiKey) -> KeySummary:

@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request
 
 from tollgate.auth.audit.deps import AuditLogDep, request_actor
+from tollgate.auth.audit.service import AuditLog
 from tollgate.auth.keys.models import ApiKey
-from tollgate.auth.keys.user_auth import HeaderOwner, OrgHeader, parse_body, requested_org
+from tollgate.auth.keys.user_auth import HeaderOwner, KeyOwner, OrgHeader, parse_body, requested_org
 from tollgate.auth.keys.user_schemas import (
     CreatedUserKey,
     CreateUserKeyRequest,
@@ -18,7 +19,7 @@ from tollgate.auth.keys.user_schemas import (
     UserKeyList,
 )
 from tollgate.auth.keys.user_service import NewUserKey, create_user_key, list_user_keys, revoke_user_key
-from tollgate.auth.web import Runtime, Tx
+from tollgate.auth.web import AuthRuntime, Runtime, Transaction, Tx
 
 router = APIRouter(prefix="/auth/api-keys", tags=["user api keys"])
 
@@ -64,6 +65,19 @@ async def revoke_key(
     audit: AuditLogDep,
     org: OrgHeader = None,
 ) -> RevokedKey:
+    return await revoke_owned_key(key_id, request, tx, rt, owner, audit, org)
+
+
+async def revoke_owned_key(
+    key_id: int,
+    request: Request,
+    tx: Transaction,
+    rt: AuthRuntime,
+    owner: KeyOwner,
+    audit: AuditLog,
+    org: str | None,
+) -> RevokedKey:
+    """Revokes one of the caller's keys (seed 001 and seed 002 routes alike), audited."""
     change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
     org_id = requested_org(org) or owner.org_id
     actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=org_id)
