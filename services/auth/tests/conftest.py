@@ -20,7 +20,6 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tollgate.auth.app import build_app
-from tollgate.auth.database import migrate_to_head
 from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.last_used import LastUsedRecorder
 from tollgate.auth.keys.service import KeyService
@@ -30,6 +29,7 @@ from tollgate.auth.sessions.service import SessionService
 from tollgate.auth.sessions.tokens import TokenIssuer
 from tollgate.auth.web import AuthRuntime
 from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.migrations import upgrade_to_head
 
 ADMIN_DSN = os.environ.get("AUTH_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:55532/postgres")
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
@@ -46,7 +46,7 @@ async def database_url() -> AsyncIterator[str]:
     base = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
     url = f"{base}/{name}"
     try:
-        await asyncio.to_thread(migrate_to_head, ALEMBIC_INI, url)
+        await asyncio.to_thread(upgrade_to_head, str(ALEMBIC_INI), url)
         yield url
     finally:
         async with await psycopg.AsyncConnection.connect(ADMIN_DSN, autocommit=True) as conn:

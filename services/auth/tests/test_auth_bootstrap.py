@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.auth.accounts.models import SYSTEM_ORG_ID, Organization
 from tollgate.auth.config import DEFAULT_ALEMBIC_INI as ALEMBIC_INI
-from tollgate.auth.database import alembic_config
 from tollgate.auth.keys.bootstrap import BOOTSTRAP_KEY_NAME, ensure_bootstrap_admin
 from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.models import ApiKey
 from tollgate.auth.keys.repository import KeyRepository
 from tollgate.auth.keys.service import utcnow
+from tollgate.common.migrations import alembic_config
 
 
 def _key() -> str:
@@ -103,4 +103,4 @@ async def test_last_used_never_moves_backwards(
 
 async def test_models_match_the_migrations(database_url: str) -> None:
     # `alembic check`: fails when the ORM and the migrated schema have drifted apart
-    await asyncio.to_thread(command.check, alembic_config(ALEMBIC_INI, database_url))
+    await asyncio.to_thread(command.check, alembic_config(str(ALEMBIC_INI), database_url))

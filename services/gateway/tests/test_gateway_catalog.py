@@ -12,11 +12,12 @@ from prometheus_client import CollectorRegistry
 from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.errors import InvalidRequest
 from tollgate.common.http import create_app
+from tollgate.common.migrations import upgrade_to_head
 from tollgate.gateway.catalog import routes as catalog_routes
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.service import parse_config
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool
-from tollgate.gateway.db import run_migrations
+from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import principal_dependency
@@ -50,7 +51,7 @@ def database() -> str:
     with psycopg.connect(SERVER, autocommit=True) as conn:
         conn.execute("DROP DATABASE IF EXISTS scratch_gateway_unit WITH (FORCE)")
         conn.execute("CREATE DATABASE scratch_gateway_unit")
-    run_migrations(DB_URL)
+    upgrade_to_head(alembic_ini(), DB_URL)
     return DB_URL
 
 

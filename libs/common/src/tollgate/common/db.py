@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -14,15 +15,18 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
 
 
-def database_health(engine: AsyncEngine) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """A /healthz check: the database answers `SELECT 1` (503 in the envelope when it does not)."""
+def database_health(engine: AsyncEngine, timeout_s: float = 2.0) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """A /healthz check: the database answers `SELECT 1` in time (503 in the envelope if not)."""
     from tollgate.common.errors import ServiceUnavailable
+
+    async def ping() -> None:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
 
     async def check() -> dict[str, Any]:
         try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except (SQLAlchemyError, OSError) as exc:
+            await asyncio.wait_for(ping(), timeout_s)
+        except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable(f"Database unavailable: {type(exc).__name__}.") from exc
         return {"database": "ok"}
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import zlib
 
-from alembic import context
+from alembic import command, context
+from alembic.config import Config
 from sqlalchemy import MetaData, create_engine, pool, text
 
 
@@ -40,15 +41,16 @@ def run_alembic_env(target_metadata: MetaData, default_url: str, lock_name: str)
         engine.dispose()
 
 
-def upgrade_to_head(alembic_ini: str, database_url: str) -> None:
-    """Blocking: migrates one service's database to head (call it through `migrate`)."""
-    from alembic import command
-    from alembic.config import Config
-
+def alembic_config(alembic_ini: str, database_url: str) -> Config:
     config = Config(alembic_ini)
     # ConfigParser interpolates '%', which URL-encoded passwords may contain.
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    return config
+
+
+def upgrade_to_head(alembic_ini: str, database_url: str) -> None:
+    """Blocking: migrates one service's database to head (call it through `migrate`)."""
+    command.upgrade(alembic_config(alembic_ini, database_url), "head")
 
 
 async def migrate(alembic_ini: str, database_url: str) -> None:

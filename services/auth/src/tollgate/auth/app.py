@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tollgate.auth.audit.routes import router as audit_router
 from tollgate.auth.audit.service import AuditLog
-from tollgate.auth.database import ping
 from tollgate.auth.envelope import auth_error_renderer, retry_after_handler
 from tollgate.auth.grants.routes import router as grants_router
 from tollgate.auth.grants.service import ModelGrants
@@ -28,7 +23,7 @@ from tollgate.auth.keys.user_routes import router as user_keys_router
 from tollgate.auth.sessions.errors import LoginThrottled
 from tollgate.auth.sessions.routes import router as sessions_router
 from tollgate.auth.web import AuthRuntime
-from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.db import database_health
 from tollgate.common.http import create_app
 
 HEALTH_TIMEOUT_S = 2.0  # a probe must answer quickly, whatever the database does
@@ -41,17 +36,12 @@ def build_app(
     model_grants: ModelGrants | None = None,
     usage_sender: RecordSender | None = None,
 ) -> FastAPI:
-    async def health() -> dict[str, Any]:
-        try:
-            await asyncio.wait_for(ping(engine), HEALTH_TIMEOUT_S)
-        except (SQLAlchemyError, OSError, TimeoutError) as exc:
-            raise ServiceUnavailable("auth database unreachable", code="database_unavailable") from exc
-        return {"database": "ok"}
-
     # /auth/* answers in seed 001's envelope, /api/keys in seed 002's, /api/guard/* in the guard's
     # own; the admin routes keep OpenAI's.
     renderer = with_guard_errors(with_seed_002_errors(auth_error_renderer))
-    app = create_app("auth", registry, error_renderer=renderer, health_check=health)
+    app = create_app(
+        "auth", registry, error_renderer=renderer, health_check=database_health(engine, HEALTH_TIMEOUT_S)
+    )
     app.add_exception_handler(LoginThrottled, retry_after_handler)
     app.state.runtime = rt
     app.state.model_grants = model_grants or ModelGrants()

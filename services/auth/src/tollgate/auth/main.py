@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from prometheus_client import CollectorRegistry
@@ -10,7 +9,6 @@ from redis.asyncio import Redis
 
 from tollgate.auth.app import build_app
 from tollgate.auth.config import DEV_JWT_SECRET, AuthSettings
-from tollgate.auth.database import migrate_to_head
 from tollgate.auth.grants.service import ModelGrants
 from tollgate.auth.grpc_server import AuthMetrics, AuthServicer
 from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
@@ -28,6 +26,7 @@ from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.grpc import make_server
 from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.migrations import migrate
 from tollgate.common.runner import run, serve
 from tollgate.common.telemetry import configure_tracing
 from tollgate.contracts.v1 import auth_pb2_grpc
@@ -46,7 +45,7 @@ async def main(settings: AuthSettings | None = None) -> None:
     if jwt_secret == DEV_JWT_SECRET:
         log.warning("AUTH_JWT_SECRET is the development default; set a secret one in production")
 
-    await asyncio.to_thread(migrate_to_head, settings.alembic_ini, settings.database_url)
+    await migrate(str(settings.alembic_ini), settings.database_url)
 
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_sessionmaker(engine)

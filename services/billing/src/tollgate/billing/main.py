@@ -20,8 +20,6 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tollgate.billing.config import BillingSettings
@@ -36,7 +34,7 @@ from tollgate.billing.wallets import repository as wallet_repository
 from tollgate.billing.wallets.repository import WalletState
 from tollgate.billing.wallets.routes import router as wallets_router
 from tollgate.common.auth_client import AuthClient
-from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.db import database_health, make_engine, make_sessionmaker
 from tollgate.common.errors import ServiceUnavailable
 from tollgate.common.grpc import make_channel
 from tollgate.common.http import create_app
@@ -60,14 +58,15 @@ def wallet_loader(sessions: async_sessionmaker[AsyncSession]) -> WalletLoader:
 
 
 def health_check(engine: AsyncEngine, redis: Redis) -> Callable[[], Awaitable[dict[str, Any]]]:
+    database = database_health(engine)
+
     async def health() -> dict[str, Any]:
+        status = await database()
         try:
-            async with engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
             await redis.ping()
-        except (SQLAlchemyError, RedisError, OSError) as exc:
-            raise ServiceUnavailable(f"not ready: {type(exc).__name__}") from exc
-        return {"database": "ok", "redis": "ok"}
+        except (RedisError, OSError) as exc:
+            raise ServiceUnavailable(f"Redis unavailable: {type(exc).__name__}.") from exc
+        return {**status, "redis": "ok"}
 
     return health
 

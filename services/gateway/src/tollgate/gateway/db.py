@@ -1,19 +1,13 @@
-"""Runs the gateway's Alembic migrations to head (blocking: call it in a thread)."""
+"""Where the gateway's Alembic configuration lives (the runner is tollgate.common.migrations)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-
 # services/gateway/alembic.ini, next to src/ (the service is installed from its source tree).
 DEFAULT_INI = Path(__file__).resolve().parents[3] / "alembic.ini"
 
 
-def run_migrations(database_url: str) -> None:
-    ini = Path(os.environ.get("GATEWAY_ALEMBIC_INI", DEFAULT_INI))
-    config = Config(str(ini))
-    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    command.upgrade(config, "head")
+def alembic_ini() -> str:
+    return os.environ.get("GATEWAY_ALEMBIC_INI", str(DEFAULT_INI))

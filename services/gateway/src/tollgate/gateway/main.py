@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +15,7 @@ from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.grpc import make_channel
 from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
 from tollgate.gateway.catalog.secrets import SecretBox
@@ -23,7 +23,7 @@ from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool, def
 from tollgate.gateway.completions.billing import BillingClient
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
-from tollgate.gateway.db import run_migrations
+from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
@@ -43,7 +43,7 @@ async def main() -> None:
     if settings.secret_key == DEV_SECRET_KEY:
         log.warning("GATEWAY_SECRET_KEY is the development default; set it outside local development")
     if settings.run_migrations:
-        await asyncio.to_thread(run_migrations, settings.database_url)
+        await migrate(alembic_ini(), settings.database_url)
 
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)

@@ -38,12 +38,18 @@ def model_grants(request: Request) -> ModelGrants:
 Grants = Annotated[ModelGrants, Depends(model_grants)]
 
 
-def _announce(tx: Transaction, rt: Runtime, change: GrantChange) -> None:
+async def _applied(
+    tx: Transaction,
+    rt: Runtime,
+    audit: Recorder,
+    action: str,
+    subject: str,
+    subject_id: int,
+    change: GrantChange,
+) -> None:
+    """After a grant change: announce the affected keys after commit, and audit the call."""
     if change.announcements:
         tx.after_commit(lambda: rt.events.publish(change.announcements))
-
-
-async def _audit(audit: Recorder, action: str, subject: str, subject_id: int, change: GrantChange) -> None:
     # Every call is recorded, a no-op too: the log answers "who tried what", not only what changed.
     await audit(action, subject, subject_id, {"changed": change.changed})
 
@@ -56,8 +62,14 @@ def _infos(grants: Iterable[ModelGrant]) -> list[GrantInfo]:
 async def group_models(
     query: Annotated[GroupModelsQuery, Query()], tx: Tx, grants: Grants, _admin: Admin
 ) -> GroupModels:
-    rows = await grants.group_models(tx.session, query.group_id)
-    return GroupModels(group_id=query.group_id, data=_infos(rows))
+    return await _group_models(tx, grants, query.group_id, [])
+
+
+async def _group_models(
+    tx: Transaction, grants: ModelGrants, group_id: int, changed: list[str]
+) -> GroupModels:
+    rows = await grants.group_models(tx.session, group_id)
+    return GroupModels(group_id=group_id, data=_infos(rows), changed=changed)
 
 
 @router.post("/admin/group/models/authorize", response_model=GroupModels)
@@ -65,10 +77,8 @@ async def authorize_group(
     body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> GroupModels:
     change = await grants.authorize_group(tx.session, body.group_id, body.models)
-    _announce(tx, rt, change)
-    await _audit(audit, "grant.authorize", "group", body.group_id, change)
-    rows = await grants.group_models(tx.session, body.group_id)
-    return GroupModels(group_id=body.group_id, data=_infos(rows), changed=change.changed)
+    await _applied(tx, rt, audit, "grant.authorize", "group", body.group_id, change)
+    return await _group_models(tx, grants, body.group_id, change.changed)
 
 
 @router.post("/admin/group/models/deauthorize", response_model=GroupModels)
@@ -76,10 +86,8 @@ async def deauthorize_group(
     body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> GroupModels:
     change = await grants.deauthorize_group(tx.session, body.group_id, body.models)
-    _announce(tx, rt, change)
-    await _audit(audit, "grant.deauthorize", "group", body.group_id, change)
-    rows = await grants.group_models(tx.session, body.group_id)
-    return GroupModels(group_id=body.group_id, data=_infos(rows), changed=change.changed)
+    await _applied(tx, rt, audit, "grant.deauthorize", "group", body.group_id, change)
+    return await _group_models(tx, grants, body.group_id, change.changed)
 
 
 async def _key_models(tx: Transaction, grants: ModelGrants, key_id: int, changed: list[str]) -> KeyModels:
@@ -106,8 +114,7 @@ async def authorize_key(
     body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> KeyModels:
     change = await grants.authorize_key(tx.session, body.key_id, body.models)
-    _announce(tx, rt, change)
-    await _audit(audit, "grant.authorize", "api_key", body.key_id, change)
+    await _applied(tx, rt, audit, "grant.authorize", "api_key", body.key_id, change)
     return await _key_models(tx, grants, body.key_id, change.changed)
 
 
@@ -116,6 +123,5 @@ async def deauthorize_key(
     body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
 ) -> KeyModels:
     change = await grants.deauthorize_key(tx.session, body.key_id, body.models)
-    _announce(tx, rt, change)
-    await _audit(audit, "grant.deauthorize", "api_key", body.key_id, change)
+    await _applied(tx, rt, audit, "grant.deauthorize", "api_key", body.key_id, change)
     return await _key_models(tx, grants, body.key_id, change.changed)
