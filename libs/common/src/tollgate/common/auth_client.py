@@ -24,10 +24,18 @@ class Principal:
     # Model authorisation (auth's model grants): unrestricted keys may call every model.
     models_restricted: bool = False
     granted_models: frozenset[str] = frozenset()
+    # The key's user's role in org_id: "owner" | "admin" | "member", or "" for a user-less key.
+    org_role: str = ""
 
     @property
     def is_admin(self) -> bool:
+        """A platform admin key (seed 004 role "admin"): administers every organisation."""
         return self.role == "admin"
+
+    @property
+    def is_org_admin(self) -> bool:
+        """An owner or admin of org_id: administers that organisation only."""
+        return self.org_role in ("owner", "admin")
 
     def may_use(self, model: str) -> bool:
         """Whether this key may call `model` (the catalog's public name)."""
@@ -47,6 +55,7 @@ class Principal:
             month_quota_micros=p.month_quota_micros,
             models_restricted=p.models_restricted,
             granted_models=frozenset(p.granted_models),
+            org_role=p.org_role,
         )
 
 

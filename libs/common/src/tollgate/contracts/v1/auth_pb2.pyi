@@ -13,7 +13,7 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models")
+    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models", "org_role")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -25,6 +25,7 @@ class Principal(_message.Message):
     MONTH_QUOTA_MICROS_FIELD_NUMBER: _ClassVar[int]
     MODELS_RESTRICTED_FIELD_NUMBER: _ClassVar[int]
     GRANTED_MODELS_FIELD_NUMBER: _ClassVar[int]
+    ORG_ROLE_FIELD_NUMBER: _ClassVar[int]
     key_id: int
     org_id: str
     user_id: str
@@ -36,7 +37,8 @@ class Principal(_message.Message):
     month_quota_micros: int
     models_restricted: bool
     granted_models: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ...) -> None: ...
+    org_role: str
+    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ..., org_role: _Optional[str] = ...) -> None: ...
 
 class AuthenticateResponse(_message.Message):
     __slots__ = ("ok", "reason", "principal")

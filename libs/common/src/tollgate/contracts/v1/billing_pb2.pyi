@@ -5,26 +5,38 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReserveRequest(_message.Message):
-    __slots__ = ("org_id", "key_id", "request_id", "max_cost_micros")
+    __slots__ = ("org_id", "key_id", "request_id", "max_cost_micros", "month_quota_micros", "user_id", "model")
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     MAX_COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MONTH_QUOTA_MICROS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
     org_id: str
     key_id: int
     request_id: str
     max_cost_micros: int
-    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., request_id: _Optional[str] = ..., max_cost_micros: _Optional[int] = ...) -> None: ...
+    month_quota_micros: int
+    user_id: str
+    model: str
+    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., request_id: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ReserveResponse(_message.Message):
-    __slots__ = ("granted", "hold_id", "available_micros")
+    __slots__ = ("granted", "hold_id", "available_micros", "reason", "hold_micros", "balance_micros")
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    HOLD_MICROS_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_MICROS_FIELD_NUMBER: _ClassVar[int]
     granted: bool
     hold_id: str
     available_micros: int
-    def __init__(self, granted: _Optional[bool] = ..., hold_id: _Optional[str] = ..., available_micros: _Optional[int] = ...) -> None: ...
+    reason: str
+    hold_micros: int
+    balance_micros: int
+    def __init__(self, granted: _Optional[bool] = ..., hold_id: _Optional[str] = ..., available_micros: _Optional[int] = ..., reason: _Optional[str] = ..., hold_micros: _Optional[int] = ..., balance_micros: _Optional[int] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("org_id", "hold_id")

@@ -5,7 +5,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UsageRecorded(_message.Message):
-    __slots__ = ("event_id", "org_id", "key_id", "user_id", "model", "provider", "tokens_in", "tokens_out", "cost_micros", "latency_ms", "status", "hold_id", "started_at_unix_ms", "finished_at_unix_ms", "endpoint", "stream", "tokens_estimated")
+    __slots__ = ("event_id", "org_id", "key_id", "user_id", "model", "provider", "tokens_in", "tokens_out", "cost_micros", "latency_ms", "status", "hold_id", "started_at_unix_ms", "finished_at_unix_ms", "endpoint", "stream", "tokens_estimated", "operation", "batch", "units")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -23,6 +23,9 @@ class UsageRecorded(_message.Message):
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     STREAM_FIELD_NUMBER: _ClassVar[int]
     TOKENS_ESTIMATED_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    BATCH_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     org_id: str
     key_id: int
@@ -40,7 +43,10 @@ class UsageRecorded(_message.Message):
     endpoint: str
     stream: bool
     tokens_estimated: bool
-    def __init__(self, event_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_micros: _Optional[int] = ..., latency_ms: _Optional[int] = ..., status: _Optional[str] = ..., hold_id: _Optional[str] = ..., started_at_unix_ms: _Optional[int] = ..., finished_at_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., stream: _Optional[bool] = ..., tokens_estimated: _Optional[bool] = ...) -> None: ...
+    operation: str
+    batch: bool
+    units: int
+    def __init__(self, event_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_micros: _Optional[int] = ..., latency_ms: _Optional[int] = ..., status: _Optional[str] = ..., hold_id: _Optional[str] = ..., started_at_unix_ms: _Optional[int] = ..., finished_at_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., stream: _Optional[bool] = ..., tokens_estimated: _Optional[bool] = ..., operation: _Optional[str] = ..., batch: _Optional[bool] = ..., units: _Optional[int] = ...) -> None: ...
 
 class ApiKeyChanged(_message.Message):
     __slots__ = ("key_id", "key_hash", "change", "changed_at_unix_ms")
@@ -53,3 +59,29 @@ class ApiKeyChanged(_message.Message):
     change: str
     changed_at_unix_ms: int
     def __init__(self, key_id: _Optional[int] = ..., key_hash: _Optional[str] = ..., change: _Optional[str] = ..., changed_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class CostAlert(_message.Message):
+    __slots__ = ("alert_id", "org_id", "key_id", "kind", "budget_id", "period", "threshold_pct", "spent_micros", "limit_micros", "balance_micros", "fired_at_unix_ms")
+    ALERT_ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_ID_FIELD_NUMBER: _ClassVar[int]
+    PERIOD_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_PCT_FIELD_NUMBER: _ClassVar[int]
+    SPENT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_MICROS_FIELD_NUMBER: _ClassVar[int]
+    BALANCE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    FIRED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    alert_id: str
+    org_id: str
+    key_id: int
+    kind: str
+    budget_id: str
+    period: str
+    threshold_pct: int
+    spent_micros: int
+    limit_micros: int
+    balance_micros: int
+    fired_at_unix_ms: int
+    def __init__(self, alert_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., kind: _Optional[str] = ..., budget_id: _Optional[str] = ..., period: _Optional[str] = ..., threshold_pct: _Optional[int] = ..., spent_micros: _Optional[int] = ..., limit_micros: _Optional[int] = ..., balance_micros: _Optional[int] = ..., fired_at_unix_ms: _Optional[int] = ...) -> None: ...
