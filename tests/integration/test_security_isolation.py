@@ -24,10 +24,22 @@ class Org:
 
 
 @dataclass(frozen=True)
+class TeamOrg:
+    """A team organisation owned by an Org's user, with the owner's key in it (an org admin key)."""
+
+    id: str
+    admin_key: str
+    admin_key_id: int
+    invitation_id: int  # a pending invitation of this organisation
+
+
+@dataclass(frozen=True)
 class World:
     a: Org
     b: Org
     a_seed004: Account  # a seed-004 key of role user (its own personal organisation)
+    ta: TeamOrg  # owned by a.user
+    tb: TeamOrg  # owned by b.user
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -54,11 +66,27 @@ def http(gateway_url: str) -> Iterator[httpx.Client]:
         yield client
 
 
+def _team(http: httpx.Client, org: Org) -> TeamOrg:
+    token = org.user.access_token
+    created = http.post("/auth/orgs", json={"name": "iso-team"}, headers=_bearer(token))
+    assert created.status_code == 201, created.text
+    team_id = created.json()["id"]
+    in_team = {**_bearer(token), "Swarms-Organization": team_id}
+    key = http.post("/auth/api-keys", json={"name": "iso-team-admin"}, headers=in_team)
+    assert key.status_code == 201, key.text
+    invited = http.post(
+        f"/auth/orgs/{team_id}/invitations", json={"email": "nobody@example.com"}, headers=_bearer(token)
+    )
+    assert invited.status_code == 201, invited.text
+    return TeamOrg(team_id, key.json()["api_key"], int(key.json()["id"]), int(invited.json()["id"]))
+
+
 @pytest.fixture(scope="module")
 def world(
     http: httpx.Client, admin: httpx.Client, new_account: Callable[..., Account], sim_models: list[str]
 ) -> World:
-    return World(_org(http, admin, 1, 1), _org(http, admin, 2, 2), new_account(credits=0))
+    a, b = _org(http, admin, 1, 1), _org(http, admin, 2, 2)
+    return World(a, b, new_account(credits=0), _team(http, a), _team(http, b))
 
 
 def _seed001_error(resp: httpx.Response, status: int) -> None:
@@ -67,10 +95,18 @@ def _seed001_error(resp: httpx.Response, status: int) -> None:
 
 
 def _b_untouched(http: httpx.Client, w: World) -> None:
-    """B's key still works and is still listed as active by B."""
+    """B's keys still work and are still listed as active by B; B's team is as it was."""
     assert http.get("/v1/models", headers=_bearer(w.b.key)).status_code == 200
+    assert http.get("/v1/models", headers=_bearer(w.tb.admin_key)).status_code == 200
     listed = http.get("/auth/api-keys", headers=_bearer(w.b.user.access_token)).json()["data"]
     assert {k["id"]: k["revoked"] for k in listed}[w.b.key_id] is False
+    owner = _bearer(w.b.user.access_token)
+    members = http.get(f"/auth/orgs/{w.tb.id}/members", headers=owner).json()["data"]
+    assert [(m["user_id"], m["role"]) for m in members] == [(w.b.user.user_id, "owner")]
+    pending = http.get(f"/auth/orgs/{w.tb.id}/invitations", headers=owner).json()["data"]
+    assert [i["id"] for i in pending] == [w.tb.invitation_id]
+    b_keys = http.get("/auth/api-keys", headers={**owner, "Swarms-Organization": w.tb.id}).json()["data"]
+    assert {k["name"]: k["revoked"] for k in b_keys} == {"iso-team-admin": False}
 
 
 # ---- the cases: each reads or changes something of B with A's credentials ---------------------------
@@ -181,6 +217,97 @@ def analytics_own_org(http: httpx.Client, w: World) -> None:
     assert total(w.a, org_id=w.b.user.org_id) == w.a.requests
 
 
+def _a_credentials(w: World) -> list[dict[str, str]]:
+    """A's signed-in user, A's personal key and A's team admin key."""
+    return [_bearer(w.a.user.access_token), _bearer(w.a.key), _bearer(w.ta.admin_key)]
+
+
+def org_members_of_b(http: httpx.Client, w: World) -> None:
+    for headers in _a_credentials(w):
+        resp = http.get(f"/auth/orgs/{w.tb.id}/members", headers=headers)
+        _seed001_error(resp, 403)
+        assert w.b.user.user_id not in resp.text
+
+
+def org_changes_in_b(http: httpx.Client, w: World) -> None:
+    b_owner = w.b.user.user_id
+    for headers in _a_credentials(w):
+        calls = [
+            http.post(
+                f"/auth/orgs/{w.tb.id}/members",
+                json={"email": w.a.user.email, "role": "owner"},
+                headers=headers,
+            ),
+            http.post(f"/auth/orgs/{w.tb.id}/invitations", json={"email": w.a.user.email}, headers=headers),
+            http.get(f"/auth/orgs/{w.tb.id}/invitations", headers=headers),
+            http.patch(f"/auth/orgs/{w.tb.id}/members/{b_owner}", json={"role": "member"}, headers=headers),
+            http.delete(f"/auth/orgs/{w.tb.id}/members/{b_owner}", headers=headers),
+            http.delete(f"/auth/orgs/{w.tb.id}/invitations/{w.tb.invitation_id}", headers=headers),
+        ]
+        for resp in calls:
+            _seed001_error(resp, 403)
+    _b_untouched(http, w)
+
+
+def org_list_shows_only_own(http: httpx.Client, w: World) -> None:
+    ids = {o["id"] for o in http.get("/auth/orgs", headers=_bearer(w.a.user.access_token)).json()["data"]}
+    assert ids == {w.a.user.org_id, w.ta.id}
+
+
+def me_naming_b(http: httpx.Client, w: World) -> None:
+    for org in (w.b.user.org_id, w.tb.id):
+        _seed001_error(
+            http.get("/auth/me", headers={**_bearer(w.a.user.access_token), "Swarms-Organization": org}), 403
+        )
+
+
+def team_key_create_in_b(http: httpx.Client, w: World) -> None:
+    headers = {**_bearer(w.a.user.access_token), "Swarms-Organization": w.tb.id}
+    _seed001_error(http.post("/auth/api-keys", json={"name": "intruder"}, headers=headers), 403)
+    _b_untouched(http, w)
+
+
+def org_admin_lists_only_own(http: httpx.Client, w: World) -> None:
+    headers = _bearer(w.ta.admin_key)
+    keys = http.get("/admin/api-key/list", params={"limit": 100}, headers=headers)
+    assert keys.status_code == 200, keys.text
+    assert {k["org_id"] for k in keys.json()["data"]} == {w.ta.id}
+    audit = http.get("/admin/audit/list", params={"limit": 500}, headers=headers)
+    assert audit.status_code == 200, audit.text
+    assert {r["org_id"] for r in audit.json()["data"]} == {w.ta.id}
+
+
+def org_admin_changes_b_keys(http: httpx.Client, w: World) -> None:
+    headers = _bearer(w.ta.admin_key)
+    for key_id in (w.tb.admin_key_id, w.b.key_id):
+        for path, body in [
+            ("/admin/api-key/update", {"id": key_id, "name": "pwned"}),
+            ("/admin/api-key/delete", {"id": key_id}),
+            ("/admin/api-key/secret", {"id": key_id}),
+            ("/admin/api-key/models/authorize", {"key_id": key_id, "models": ["none"]}),
+            ("/admin/api-key/models/deauthorize", {"key_id": key_id, "models": ["x"]}),
+        ]:
+            resp = http.post(path, json=body, headers=headers)
+            assert resp.status_code == 404, f"{path}: {resp.text}"
+        assert (
+            http.get("/admin/api-key/models", params={"key_id": key_id}, headers=headers).status_code == 404
+        )
+    _b_untouched(http, w)
+
+
+def org_admin_platform_routes(http: httpx.Client, w: World) -> None:
+    headers = _bearer(w.ta.admin_key)
+    for path, body in [
+        ("/admin/api-key/apply", {"name": "sneaky", "role": "admin"}),
+        ("/admin/group/save", {"name": "sneaky-group"}),
+        ("/admin/group/delete", {"id": 1}),
+        ("/admin/group/models/authorize", {"group_id": 1, "models": ["sim-chat"]}),
+        ("/admin/group/models/deauthorize", {"group_id": 1, "models": ["sim-chat"]}),
+    ]:
+        resp = http.post(path, json=body, headers=headers)
+        assert resp.status_code == 403, f"{path}: {resp.text}"
+
+
 # (method, path, body) of every admin route; bodies aim at B (or escalate A) and must do nothing.
 def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
     return [
@@ -206,6 +333,9 @@ def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
 
 
 ADMIN_ROUTE_COUNT = 18
+# Billing's reads scoped to the caller's organisation (Principal.is_org_admin): every user owns their
+# personal organisation, so these may answer 200 with that organisation's own records only.
+ORG_SCOPED_READS = frozenset({"/admin/payment/list"})
 CASES: dict[str, Callable[[httpx.Client, World], None]] = {
     f.__name__: f
     for f in (
@@ -221,6 +351,14 @@ CASES: dict[str, Callable[[httpx.Client, World], None]] = {
         seed002_delete,
         credits_own_org,
         analytics_own_org,
+        org_members_of_b,
+        org_changes_in_b,
+        org_list_shows_only_own,
+        me_naming_b,
+        team_key_create_in_b,
+        org_admin_lists_only_own,
+        org_admin_changes_b_keys,
+        org_admin_platform_routes,
     )
 }
 
@@ -239,9 +377,13 @@ def test_admin_routes_refuse_non_admin_keys(
     key = world.a_seed004.key if credential == "seed004_user_key" else world.a.key
     before = http.get("/v1/credits", headers=_bearer(world.a.key)).json()["balance_micros"]
     resp = http.request(method, path, json=body, headers=_bearer(key))
-    assert resp.status_code == 403, f"{method} {path}: {resp.status_code} {resp.text}"
-    error = resp.json()["error"]
-    assert {"message", "type", "code", "param"} <= set(error), resp.text
+    if path in ORG_SCOPED_READS and resp.status_code == 200:
+        # The owner of a personal organisation may read its own records there; nothing of B.
+        assert str(world.b.key_id) not in resp.text and world.b.user.org_id not in resp.text, resp.text
+    else:
+        assert resp.status_code == 403, f"{method} {path}: {resp.status_code} {resp.text}"
+        error = resp.json()["error"]
+        assert {"message", "type", "code", "param"} <= set(error), resp.text
     # nothing changed: no recharge, B's key alive, no key minted, no escalation
     assert http.get("/v1/credits", headers=_bearer(world.a.key)).json()["balance_micros"] == before
     _b_untouched(http, world)

@@ -36,9 +36,14 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/auth/refresh": ("none", "seed001"),
     "/auth/api-keys": ("token", "seed001"),
     "/api/keys": ("token", "seed002"),
+    "/auth/orgs": ("token", "seed001"),
+    "/auth/invitations/accept": ("token", "seed001"),
+    # an organisation the caller is not in: the body is refused (400) before membership (403)
+    "/auth/orgs/org_not_mine/members": ("token", "seed001"),
+    "/auth/orgs/org_not_mine/invitations": ("token", "seed001"),
 }
 FIELDS = ["name", "email", "password", "username", "refresh_token", "api_key"]
-FIELDS += ["model", "provider", "config", "description", "q"]
+FIELDS += ["model", "provider", "config", "description", "q", "token"]
 TYPED = {"id": 1, "key_id": 1, "group_id": 1, "balance": 1, "price_in": 1, "price_out": 1, "max_tokens": 1}
 SQL = "x'); DROP TABLE api_keys; -- \" OR 1=1; SELECT pg_sleep(5); --"
 UNICODE = "\U0001f525 Zalgo z\u0351\u0352 \u202e RTL \ufeff \ud7ff \u4e2d\u6587 \U0001f600"

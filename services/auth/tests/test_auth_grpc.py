@@ -121,3 +121,23 @@ async def test_database_outage_is_unavailable_not_a_refusal(key_service: KeyServ
     finally:
         await server.stop(grace=None)
         await dead.dispose()
+
+
+async def test_principal_carries_the_users_role_in_the_keys_organisation(
+    stub: auth_pb2_grpc.AuthServiceStub, sessions: async_sessionmaker[AsyncSession], key_service: KeyService
+) -> None:
+    owner = await _issue(sessions, key_service)  # seed 004: owner of a personal organisation
+    org_id = owner.view.key.org_id
+    async with sessions.begin() as session:
+        member = await key_service.apply(session, ApplyKeyRequest(name="joined"), org_id)
+    bootstrap_like = await _issue(sessions, key_service, role="admin")
+    async with sessions.begin() as session:  # a user-less key, like the bootstrap admin key
+        await session.execute(
+            update(ApiKey).where(ApiKey.id == bootstrap_like.view.key.id).values(user_id=None)
+        )
+    roles = []
+    for issued in (owner, member, bootstrap_like):
+        reply = await stub.Authenticate(auth_pb2.AuthenticateRequest(api_key=issued.api_key))
+        assert reply.ok
+        roles.append((reply.principal.org_id, reply.principal.org_role))
+    assert roles == [(org_id, "owner"), (org_id, "member"), (bootstrap_like.view.key.org_id, "")]

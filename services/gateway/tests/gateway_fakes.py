@@ -19,7 +19,9 @@ from tollgate.gateway.usage.events import OutgoingEvent
 PRINCIPALS = {
     "user-key": Principal(1, "org-1", "user-1", "user", 0, ("read", "write"), "tg_user", 0, 0),
     "admin-key": Principal(2, "org-1", "admin-1", "admin", 0, ("read", "write"), "tg_admin", 0, 0),
-    "poor-key": Principal(3, "org-poor", "user-3", "user", 0, ("read",), "tg_poor", 0, 0),
+    "poor-key": Principal(3, "org-poor", "user-3", "user", 0, ("read", "write"), "tg_poor", 0, 0),
+    "quota-key": Principal(4, "org-quota", "user-4", "user", 0, ("read", "write"), "tg_quota", 0, 5_000_000),
+    "budget-key": Principal(5, "org-budget", "user-5", "user", 0, ("read", "write"), "tg_budget", 0, 0),
 }
 
 
@@ -37,17 +39,41 @@ class FakeAuth:
 
 @dataclass
 class FakeBilling:
-    refused_orgs: set[str] = field(default_factory=lambda: {"org-poor"})
+    refused_orgs: set[str] = field(default_factory=lambda: {"org-poor", "org-quota", "org-budget"})
+    # org -> the reason billing gives when it refuses (default: insufficient_credits)
+    reasons: dict[str, str] = field(
+        default_factory=lambda: {"org-quota": "quota_exceeded", "org-budget": "budget_exceeded"}
+    )
+    available_micros: int = 10**12
     reserves: list[tuple[str, int, str, int]] = field(default_factory=list)
+    requests: list[billing_pb2.ReserveRequest] = field(default_factory=list)
     releases: list[tuple[str, str]] = field(default_factory=list)
 
     async def reserve(
-        self, org_id: str, key_id: int, request_id: str, max_cost_micros: int
+        self, principal: Principal, request_id: str, max_cost_micros: int, model: str
     ) -> billing_pb2.ReserveResponse:
-        self.reserves.append((org_id, key_id, request_id, max_cost_micros))
+        org_id = principal.org_id
+        self.reserves.append((org_id, principal.key_id, request_id, max_cost_micros))
+        self.requests.append(
+            billing_pb2.ReserveRequest(
+                org_id=org_id,
+                key_id=principal.key_id,
+                request_id=request_id,
+                max_cost_micros=max_cost_micros,
+                month_quota_micros=principal.month_quota_micros,
+                user_id=principal.user_id,
+                model=model,
+            )
+        )
         if org_id in self.refused_orgs:
-            return billing_pb2.ReserveResponse(granted=False, available_micros=10)
-        return billing_pb2.ReserveResponse(granted=True, hold_id=request_id, available_micros=10**12)
+            reason = self.reasons.get(org_id, "insufficient_credits")
+            return billing_pb2.ReserveResponse(granted=False, available_micros=10, reason=reason)
+        return billing_pb2.ReserveResponse(
+            granted=True,
+            hold_id=request_id,
+            available_micros=self.available_micros,
+            hold_micros=max_cost_micros,
+        )
 
     async def release(self, org_id: str, hold_id: str) -> bool:
         self.releases.append((org_id, hold_id))
@@ -71,6 +97,9 @@ class FakeCatalog:
 
     def get(self, name: str) -> CatalogEntry | None:
         return self.by_name.get(name)
+
+    def entries(self) -> list[CatalogEntry]:
+        return list(self.by_name.values())
 
 
 def entry(name: str, upstream_model: str, client: httpx.AsyncClient, **kw: Any) -> CatalogEntry:

@@ -21,10 +21,12 @@ from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import principal_dependency
 
 LIMITED = Principal(
-    9, "org-1", "user-9", "user", 5, ("read",), "tg_limited", 0, 0,
+    9, "org-1", "user-9", "user", 5, ("read", "write"), "tg_limited", 0, 0,
     models_restricted=True, granted_models=frozenset({"gpt-sim"}),
 )  # fmt: skip
-NOTHING = Principal(10, "org-1", "user-10", "user", 5, ("read",), "tg_nothing", 0, 0, models_restricted=True)
+NOTHING = Principal(
+    10, "org-1", "user-10", "user", 5, ("read", "write"), "tg_nothing", 0, 0, models_restricted=True
+)
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,9 @@ class Principal:
     # Model authorisation (auth's model grants): unrestricted keys may call every model.
     models_restricted: bool = False
     granted_models: frozenset[str] = frozenset()
-    # The key's user's role in org_id: "owner" | "admin" | "member", or "" for a user-less key.
+    # The key's user's role in org_id: "owner" | "admin" | "member", or "" for a user-less key
+    # (the bootstrap admin key) or a user who is no longer a member. Personal organisations
+    # included: their user is their owner.
     org_role: str = ""
 
     @property
@@ -36,6 +38,11 @@ class Principal:
     def is_org_admin(self) -> bool:
         """An owner or admin of org_id: administers that organisation only."""
         return self.org_role in ("owner", "admin")
+
+    def may(self, permission: str) -> bool:
+        """Key permissions (seed 001: read / write / delete). Every stored key carries an explicit
+        list (the column's default is all three), so an empty list grants nothing."""
+        return permission in self.permissions
 
     def may_use(self, model: str) -> bool:
         """Whether this key may call `model` (the catalog's public name)."""
@@ -57,6 +64,23 @@ class Principal:
             granted_models=frozenset(p.granted_models),
             org_role=p.org_role,
         )
+
+
+READ = "read"
+WRITE = "write"
+DELETE = "delete"
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def permission_for_method(method: str) -> str:
+    """The key permission an HTTP method needs: reads need `read`, DELETE needs `delete`, anything
+    else (POST, PUT, PATCH; calling a model included, as in OpenAI's key permissions) `write`."""
+    method = method.upper()
+    if method in _READ_METHODS:
+        return READ
+    if method == "DELETE":
+        return DELETE
+    return WRITE
 
 
 def api_key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:

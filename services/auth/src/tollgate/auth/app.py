@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,13 +22,17 @@ from tollgate.auth.keys.routes import router as keys_router
 from tollgate.auth.keys.seed002_routes import router as seed002_keys_router
 from tollgate.auth.keys.seed002_routes import with_seed_002_errors
 from tollgate.auth.keys.user_routes import router as user_keys_router
+from tollgate.auth.orgs.routes import org_change_counter
+from tollgate.auth.orgs.routes import router as orgs_router
+from tollgate.auth.orgs.service import OrgService
 from tollgate.auth.sessions.errors import LoginThrottled
 from tollgate.auth.sessions.routes import router as sessions_router
 from tollgate.auth.web import AuthRuntime
 from tollgate.common.db import database_health
 from tollgate.common.http import create_app
 
-HEALTH_TIMEOUT_S = 2.0  # a probe must answer quickly, whatever the database does
+HEALTH_TIMEOUT_S = 2.0
+DEFAULT_INVITATION_TTL = timedelta(days=7)  # a probe must answer quickly, whatever the database does
 
 
 def build_app(
@@ -35,6 +41,7 @@ def build_app(
     registry: CollectorRegistry,
     model_grants: ModelGrants | None = None,
     usage_sender: RecordSender | None = None,
+    invitation_ttl: timedelta = DEFAULT_INVITATION_TTL,
 ) -> FastAPI:
     # /auth/* answers in seed 001's envelope, /api/keys in seed 002's, /api/guard/* in the guard's
     # own; the admin routes keep OpenAI's.
@@ -48,6 +55,8 @@ def build_app(
     app.state.audit = AuditLog()
     # Without a sender (apps built for other tests) log-usage answers 503, never a silent drop.
     app.state.guard = GuardService(rt.keys, app.state.model_grants, usage_sender or NoSender())
+    app.state.orgs = OrgService(rt.keys, invitation_ttl)
+    app.state.org_changes = org_change_counter(registry)
     app.include_router(keys_router)
     app.include_router(user_keys_router)
     app.include_router(seed002_keys_router)
@@ -56,4 +65,5 @@ def build_app(
     app.include_router(grants_router)
     app.include_router(guard_router)
     app.include_router(audit_router)
+    app.include_router(orgs_router)
     return app

@@ -59,3 +59,5 @@ class AuthSettings(ServiceSettings):
     password_memory_kib: int = 65536
     password_parallelism: int = 4
     password_hash_concurrency: int = 4
+    # How long an invitation into an organisation may be accepted (AUTH_INVITATION_TTL_S).
+    invitation_ttl_s: int = 7 * 24 * 3600

@@ -75,4 +75,5 @@ def principal_to_proto(p: Principal) -> auth_pb2.Principal:
         month_quota_micros=p.month_quota_micros,
         models_restricted=p.models_restricted,
         granted_models=sorted(p.granted_models),
+        org_role=p.org_role,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -99,7 +100,14 @@ async def main(settings: AuthSettings | None = None) -> None:
     registry = CollectorRegistry()
     model_grants = ModelGrants(ungranted_means_all=settings.ungranted_means_all)
     # log-usage reuses the auth.keys.v1 producer (idempotent, acks=all) for usage.v1.
-    app = build_app(runtime, engine, registry, model_grants, usage_sender=events)
+    app = build_app(
+        runtime,
+        engine,
+        registry,
+        model_grants,
+        usage_sender=events,
+        invitation_ttl=timedelta(seconds=settings.invitation_ttl_s),
+    )
     grpc_server = make_server("auth")
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants), grpc_server

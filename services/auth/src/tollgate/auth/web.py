@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tollgate.auth.accounts.repository import AccountRepository
 from tollgate.auth.keys.events import KeyEvents
-from tollgate.auth.keys.service import KeyService
+from tollgate.auth.keys.service import KeyService, PlatformAdminRequired
 from tollgate.auth.sessions.errors import MissingCredentials
 from tollgate.auth.sessions.service import Caller, SessionService
-from tollgate.common.auth_client import Principal, api_key_from_headers
+from tollgate.common.auth_client import Principal, api_key_from_headers, permission_for_method
 from tollgate.common.errors import Forbidden, Unauthenticated
 
 
@@ -74,25 +75,63 @@ async def transaction(rt: Runtime) -> AsyncIterator[Transaction]:
 Tx = Annotated[Transaction, Depends(transaction, scope="function")]
 
 
+@dataclass(frozen=True, slots=True)
+class AdminScope:
+    """Who may act on the admin routes, and where: a platform admin key (role admin) everywhere;
+    an owner's or admin's key of a team organisation only inside that organisation."""
+
+    principal: Principal
+    org_id: str | None  # None: every organisation (a platform admin key)
+
+    @property
+    def platform(self) -> bool:
+        return self.org_id is None
+
+    def covers(self, org_id: str) -> bool:
+        return self.org_id is None or self.org_id == org_id
+
+    def require_platform(self, what: str) -> None:
+        if self.org_id is not None:
+            raise PlatformAdminRequired(f"{what} needs a platform admin key.")
+
+    def require(self, permission: str) -> None:
+        if not self.principal.may(permission):
+            raise Forbidden(f"This API key lacks the `{permission}` permission.", code="permission_denied")
+
+
 async def require_admin(
+    request: Request,
     tx: Tx,
     rt: Runtime,
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
-) -> Principal:
-    """Checks the caller's key in-process, against this service's own database."""
+) -> AdminScope:
+    """Checks the caller's key in-process, against this service's own database. Owners of a
+    personal organisation are not admins here: they manage their own keys on /auth/api-keys."""
     api_key = api_key_from_headers(authorization, x_api_key)
     if api_key is None:
         raise Unauthenticated("Missing API key: send `Authorization: Bearer <key>`.", code="missing_api_key")
     result = await rt.keys.authenticate(tx.session, api_key)
     if result.principal is None:
         raise Unauthenticated(_REFUSALS.get(result.reason or "", "Invalid API key."))
-    if not result.principal.is_admin:
-        raise Forbidden("This route needs an admin API key.", code="admin_required")
-    return result.principal
+    principal = result.principal
+    scope: AdminScope | None = None
+    if principal.is_admin:
+        scope = AdminScope(principal, None)
+    elif principal.is_org_admin:
+        org = await AccountRepository(tx.session).get_organization(principal.org_id)
+        if org is not None and not org.personal:
+            scope = AdminScope(principal, principal.org_id)
+    if scope is None:
+        raise Forbidden(
+            "This route needs an admin API key, or the key of a team organisation's owner or admin.",
+            code="admin_required",
+        )
+    scope.require(permission_for_method(request.method))
+    return scope
 
 
-Admin = Annotated[Principal, Depends(require_admin)]
+Admin = Annotated[AdminScope, Depends(require_admin)]
 
 _REFUSALS = {
     "unknown_key": "Incorrect API key provided.",

@@ -47,12 +47,18 @@ class Recorder:
         target_type: str,
         target_id: object | None,
         details: Mapping[str, Any] | None = None,
+        *,
+        org_id: str | None = None,
     ) -> None:
-        await self._log.record(self._tx.session, self.actor, action, target_type, target_id, details)
+        """`org_id`: the organisation the action concerns; None for platform-wide objects."""
+        await self._log.record(
+            self._tx.session, self.actor, action, target_type, target_id, details, org_id=org_id
+        )
 
 
 async def admin_recorder(request: Request, tx: Tx, rt: Runtime, admin: Admin, log: AuditLogDep) -> Recorder:
-    actor = request_actor(request, rt, key_id=admin.key_id, user_id=admin.user_id, org_id=admin.org_id)
+    p = admin.principal
+    actor = request_actor(request, rt, key_id=p.key_id, user_id=p.user_id, org_id=p.org_id)
     return Recorder(log, tx, actor)
 
 

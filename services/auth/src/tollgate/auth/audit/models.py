@@ -18,6 +18,7 @@ class AuditEvent(Base):
     __table_args__ = (
         Index("ix_audit_events_action_id", "action", "id"),
         Index("ix_audit_events_actor_key_id_id", "actor_key_id", "id"),
+        Index("ix_audit_events_org_id_id", "org_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=False), primary_key=True)
@@ -25,6 +26,9 @@ class AuditEvent(Base):
     actor_key_id: Mapped[int | None] = mapped_column(BigInteger)
     actor_user_id: Mapped[str | None] = mapped_column(Text)
     actor_org_id: Mapped[str | None] = mapped_column(Text)
+    # The organisation the action concerns (the target's): an org admin reads only these records.
+    # NULL for platform-wide objects (groups, the catalog), which only platform admins see.
+    org_id: Mapped[str | None] = mapped_column(Text)
     action: Mapped[str] = mapped_column(Text)
     target_type: Mapped[str] = mapped_column(Text)
     target_id: Mapped[str | None] = mapped_column(Text)

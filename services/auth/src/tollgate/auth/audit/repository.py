@@ -17,9 +17,11 @@ class AuditRepository:
         await self.session.flush()
 
     async def page(
-        self, *, action: str | None, actor_key_id: int | None, limit: int, offset: int
+        self, *, action: str | None, actor_key_id: int | None, org_id: str | None, limit: int, offset: int
     ) -> tuple[list[AuditEvent], int]:
         conditions: list[ColumnElement[bool]] = []
+        if org_id is not None:
+            conditions.append(AuditEvent.org_id == org_id)
         if action:
             conditions.append(AuditEvent.action == action)
         if actor_key_id is not None:

@@ -1,4 +1,5 @@
-"""GET /admin/audit/list?action=&actor_key_id=&limit=&offset= for admin keys. Thin handler."""
+"""GET /admin/audit/list?action=&actor_key_id=&limit=&offset= for admin keys: a platform admin
+reads every record, a team organisation's owner or admin only the records concerning it."""
 
 from __future__ import annotations
 
@@ -15,12 +16,13 @@ router = APIRouter(prefix="/admin/audit", tags=["audit"])
 
 @router.get("/list", response_model=AuditPage)
 async def list_audit(
-    query: Annotated[AuditQuery, Query()], tx: Tx, log: AuditLogDep, _admin: Admin
+    query: Annotated[AuditQuery, Query()], tx: Tx, log: AuditLogDep, admin: Admin
 ) -> AuditPage:
     rows, total = await log.search(
         tx.session,
         action=query.action,
         actor_key_id=query.actor_key_id,
+        org_id=admin.org_id,
         limit=query.limit,
         offset=query.offset,
     )

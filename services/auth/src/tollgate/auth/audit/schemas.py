@@ -36,6 +36,7 @@ class AuditInfo(BaseModel):
     actor_key_id: int | None
     actor_user_id: str | None
     actor_org_id: str | None
+    org_id: str | None
     action: str
     target_type: str
     target_id: str | None
@@ -51,6 +52,7 @@ class AuditInfo(BaseModel):
             actor_key_id=e.actor_key_id,
             actor_user_id=e.actor_user_id,
             actor_org_id=e.actor_org_id,
+            org_id=e.org_id,
             action=e.action,
             target_type=e.target_type,
             target_id=e.target_id,

@@ -42,9 +42,13 @@ class AuditLog:
         target_type: str,
         target_id: object | None,
         details: Mapping[str, Any] | None = None,
+        *,
+        org_id: str | None = None,
     ) -> None:
+        """`org_id`: the organisation the action concerns (None for platform-wide objects)."""
         await AuditRepository(session).add(
             AuditEvent(
+                org_id=org_id,
                 actor_key_id=actor.key_id,
                 actor_user_id=actor.user_id or None,
                 actor_org_id=actor.org_id or None,
@@ -58,8 +62,16 @@ class AuditLog:
         )
 
     async def search(
-        self, session: AsyncSession, *, action: str | None, actor_key_id: int | None, limit: int, offset: int
+        self,
+        session: AsyncSession,
+        *,
+        action: str | None,
+        actor_key_id: int | None,
+        org_id: str | None,
+        limit: int,
+        offset: int,
     ) -> tuple[list[AuditEvent], int]:
+        """`org_id` None: every record (platform admins); else only that organisation's."""
         return await AuditRepository(session).page(
-            action=action, actor_key_id=actor_key_id, limit=limit, offset=offset
+            action=action, actor_key_id=actor_key_id, org_id=org_id, limit=limit, offset=offset
         )

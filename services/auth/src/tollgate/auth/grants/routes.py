@@ -4,6 +4,8 @@ GET  /admin/group/models?group_id=        POST /admin/group/models/authorize|dea
 GET  /admin/api-key/models?key_id=        POST /admin/api-key/models/authorize|deauthorize {key_id, models}
 
 Thin handlers; the rules are in ModelGrants. Announcements go out only after the commit.
+A team organisation's owner or admin reads groups' grants and their own keys' grants, and may only
+narrow what their keys may call; group grants (platform-wide) change only with a platform admin key.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ async def _applied(
     if change.announcements:
         tx.after_commit(lambda: rt.events.publish(change.announcements))
     # Every call is recorded, a no-op too: the log answers "who tried what", not only what changed.
-    await audit(action, subject, subject_id, {"changed": change.changed})
+    await audit(action, subject, subject_id, {"changed": change.changed}, org_id=change.org_id)
 
 
 def _infos(grants: Iterable[ModelGrant]) -> list[GrantInfo]:
@@ -74,8 +76,9 @@ async def _group_models(
 
 @router.post("/admin/group/models/authorize", response_model=GroupModels)
 async def authorize_group(
-    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
+    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, admin: Admin, audit: AdminAudit
 ) -> GroupModels:
+    admin.require_platform("Changing a group's models")
     change = await grants.authorize_group(tx.session, body.group_id, body.models)
     await _applied(tx, rt, audit, "grant.authorize", "group", body.group_id, change)
     return await _group_models(tx, grants, body.group_id, change.changed)
@@ -83,15 +86,18 @@ async def authorize_group(
 
 @router.post("/admin/group/models/deauthorize", response_model=GroupModels)
 async def deauthorize_group(
-    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
+    body: GroupModelsRequest, tx: Tx, rt: Runtime, grants: Grants, admin: Admin, audit: AdminAudit
 ) -> GroupModels:
+    admin.require_platform("Changing a group's models")
     change = await grants.deauthorize_group(tx.session, body.group_id, body.models)
     await _applied(tx, rt, audit, "grant.deauthorize", "group", body.group_id, change)
     return await _group_models(tx, grants, body.group_id, change.changed)
 
 
-async def _key_models(tx: Transaction, grants: ModelGrants, key_id: int, changed: list[str]) -> KeyModels:
-    view = await grants.key_models(tx.session, key_id)
+async def _key_models(
+    tx: Transaction, grants: ModelGrants, key_id: int, changed: list[str], org_id: str | None
+) -> KeyModels:
+    view = await grants.key_models(tx.session, key_id, org_id)
     return KeyModels(
         key_id=key_id,
         group_id=view.key.group_id,
@@ -104,24 +110,24 @@ async def _key_models(tx: Transaction, grants: ModelGrants, key_id: int, changed
 
 @router.get("/admin/api-key/models", response_model=KeyModels)
 async def key_models(
-    query: Annotated[KeyModelsQuery, Query()], tx: Tx, grants: Grants, _admin: Admin
+    query: Annotated[KeyModelsQuery, Query()], tx: Tx, grants: Grants, admin: Admin
 ) -> KeyModels:
-    return await _key_models(tx, grants, query.key_id, [])
+    return await _key_models(tx, grants, query.key_id, [], admin.org_id)
 
 
 @router.post("/admin/api-key/models/authorize", response_model=KeyModels)
 async def authorize_key(
-    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
+    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, admin: Admin, audit: AdminAudit
 ) -> KeyModels:
-    change = await grants.authorize_key(tx.session, body.key_id, body.models)
+    change = await grants.authorize_key(tx.session, body.key_id, body.models, admin.org_id)
     await _applied(tx, rt, audit, "grant.authorize", "api_key", body.key_id, change)
-    return await _key_models(tx, grants, body.key_id, change.changed)
+    return await _key_models(tx, grants, body.key_id, change.changed, admin.org_id)
 
 
 @router.post("/admin/api-key/models/deauthorize", response_model=KeyModels)
 async def deauthorize_key(
-    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, audit: AdminAudit
+    body: KeyModelsRequest, tx: Tx, rt: Runtime, grants: Grants, admin: Admin, audit: AdminAudit
 ) -> KeyModels:
-    change = await grants.deauthorize_key(tx.session, body.key_id, body.models)
+    change = await grants.deauthorize_key(tx.session, body.key_id, body.models, admin.org_id)
     await _applied(tx, rt, audit, "grant.deauthorize", "api_key", body.key_id, change)
-    return await _key_models(tx, grants, body.key_id, change.changed)
+    return await _key_models(tx, grants, body.key_id, change.changed, admin.org_id)

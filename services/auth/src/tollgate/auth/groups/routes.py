@@ -1,4 +1,7 @@
-"""Admin groups (seed 004): thin handlers; the rules are in GroupService."""
+"""Admin groups (seed 004): thin handlers; the rules are in GroupService.
+
+Groups are platform-wide (seed 004 has no organisations in them, and a group's model grants bind
+every key in it): organisations' owners and admins may list them, only platform admins change them."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from tollgate.auth.groups.schemas import (
 )
 from tollgate.auth.groups.service import GroupService
 from tollgate.auth.web import Admin, Tx
+from tollgate.common.auth_client import DELETE
 
 router = APIRouter(prefix="/admin/group", tags=["groups"])
 
@@ -30,14 +34,17 @@ async def list_groups(query: Annotated[ListGroupsQuery, Query()], tx: Tx, _admin
 
 
 @router.post("/save", response_model=GroupInfo)
-async def save_group(body: SaveGroupRequest, tx: Tx, audit: AdminAudit) -> GroupInfo:
+async def save_group(body: SaveGroupRequest, tx: Tx, admin: Admin, audit: AdminAudit) -> GroupInfo:
+    admin.require_platform("Changing a group")
     group = await GroupService().save(tx.session, body)
     await audit("group.save", "group", group.id, {"name": group.name})
     return GroupInfo.build(group)
 
 
 @router.post("/delete", response_model=DeletedGroup)
-async def delete_group(body: DeleteGroupRequest, tx: Tx, audit: AdminAudit) -> DeletedGroup:
+async def delete_group(body: DeleteGroupRequest, tx: Tx, admin: Admin, audit: AdminAudit) -> DeletedGroup:
+    admin.require_platform("Deleting a group")
+    admin.require(DELETE)
     await GroupService().delete(tx.session, body.id)
     await audit("group.delete", "group", body.id)
     return DeletedGroup(id=body.id)

@@ -17,7 +17,7 @@ from tollgate.auth.guard.schemas import (
     LogUsageResponse,
 )
 from tollgate.auth.guard.service import GuardService
-from tollgate.auth.web import Runtime, Tx
+from tollgate.auth.web import Admin, Runtime, Tx
 from tollgate.common.auth_client import Principal
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ErrorRenderer
@@ -73,9 +73,12 @@ async def log_usage(
 
 
 @router.post("/admin/api-key/secret", response_model=IssuedSecret)
-async def issue_secret(body: IssueSecretRequest, tx: Tx, guard: Guard, audit: AdminAudit) -> IssuedSecret:
-    secret, rotated = await guard.issue_secret(tx.session, body.id)
-    await audit("api_key.secret", "api_key", body.id, {"rotated": rotated})
+async def issue_secret(
+    body: IssueSecretRequest, tx: Tx, rt: Runtime, guard: Guard, admin: Admin, audit: AdminAudit
+) -> IssuedSecret:
+    secret, rotated = await guard.issue_secret(tx.session, body.id, admin.org_id)
+    org_id = await rt.keys.org_of(tx.session, body.id)
+    await audit("api_key.secret", "api_key", body.id, {"rotated": rotated}, org_id=org_id)
     return IssuedSecret(id=body.id, secret_key=secret)
 
 

@@ -70,12 +70,15 @@ class GuardService:
         self._sender = sender
         self._now = clock
 
-    async def issue_secret(self, session: AsyncSession, key_id: int) -> tuple[str, bool]:
+    async def issue_secret(
+        self, session: AsyncSession, key_id: int, org_id: str | None = None
+    ) -> tuple[str, bool]:
         """A new secret for an active key, replacing any earlier one (rotation). Returns the
-        plaintext (shown once) and whether an earlier secret was replaced."""
+        plaintext (shown once) and whether an earlier secret was replaced. With `org_id` (an
+        organisation admin), another organisation's key answers like a missing one."""
         repo = GuardRepository(session)
         key = await repo.active_key_for_update(key_id)
-        if key is None:
+        if key is None or (org_id is not None and key.org_id != org_id):
             raise KeyNotFound(f"No API key with id {key_id}.", param="id")
         rotated = key.secret_hash is not None
         plaintext = generate_secret()

@@ -26,6 +26,7 @@ class KeyRecord:
     month_quota_micros: int
     expires_at: datetime | None
     revoked_at: datetime | None
+    org_role: str | None = None  # the user's membership role in org_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,4 +61,5 @@ def to_principal(record: KeyRecord) -> Principal:
         key_prefix=record.key_prefix,
         expires_at_unix=int(record.expires_at.timestamp()) if record.expires_at else 0,
         month_quota_micros=record.month_quota_micros,
+        org_role=record.org_role or "",
     )

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import ColumnElement, Table, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.auth.accounts.models import User
+from tollgate.auth.accounts.models import Membership, User
 from tollgate.auth.keys.models import ApiKey
 from tollgate.auth.keys.principal import KeyRecord
 
@@ -35,6 +35,7 @@ class KeyFilter:
     name: str | None = None
     group_id: int | None = None
     role: str | None = None
+    org_id: str | None = None  # an organisation admin's list: only that organisation's keys
 
 
 def _like_escape(text: str) -> str:
@@ -46,8 +47,16 @@ class KeyRepository:
         self.session = session
 
     async def find_for_auth(self, key_hash: str) -> KeyRecord | None:
-        """Plain columns rather than an ORM entity: no identity map work on the hot path."""
-        row = (await self.session.execute(select(*_AUTH_COLUMNS).where(ApiKey.key_hash == key_hash))).first()
+        """Plain columns rather than an ORM entity: no identity map work on the hot path. The
+        user's role in the key's organisation comes in the same statement (a primary-key join)."""
+        stmt = (
+            select(*_AUTH_COLUMNS, Membership.role.label("org_role"))
+            .outerjoin(
+                Membership, and_(Membership.org_id == ApiKey.org_id, Membership.user_id == ApiKey.user_id)
+            )
+            .where(ApiKey.key_hash == key_hash)
+        )
+        row = (await self.session.execute(stmt)).first()
         if row is None:
             return None
         return KeyRecord(
@@ -61,6 +70,7 @@ class KeyRepository:
             month_quota_micros=row.month_quota_micros,
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
+            org_role=row.org_role,
         )
 
     async def add(self, key: ApiKey) -> ApiKey:
@@ -95,6 +105,8 @@ class KeyRepository:
             conditions.append(ApiKey.group_id == flt.group_id)
         if flt.role:
             conditions.append(ApiKey.role == flt.role)
+        if flt.org_id is not None:
+            conditions.append(ApiKey.org_id == flt.org_id)
         base = select(ApiKey, User.email).outerjoin(User, User.id == ApiKey.user_id).where(*conditions)
         total = (await self.session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
         rows = await self.session.execute(base.order_by(ApiKey.id.desc()).limit(limit).offset(offset))
@@ -140,3 +152,14 @@ class KeyRepository:
         # Sorted ids take row locks in one order everywhere, so two replicas cannot deadlock.
         params = [{"b_id": key_id, "b_ts": stamps[key_id]} for key_id in sorted(stamps)]
         await self.session.execute(stmt, params)
+
+    async def active_of_member(self, user_id: str, org_id: str) -> Sequence[ApiKey]:
+        """A member's usable keys in one organisation (locked): what a role change or a removal
+        must announce or revoke."""
+        stmt = (
+            select(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.org_id == org_id, ApiKey.revoked_at.is_(None))
+            .order_by(ApiKey.id)
+            .with_for_update()
+        )
+        return (await self.session.execute(stmt)).scalars().all()

@@ -38,7 +38,9 @@ async def generate_key(
     key = issued.view.key
     actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=key.org_id)
     details = {"name": key.name, "key_prefix": key.key_prefix, "via": owner.via}
-    await audit.record(tx.session, actor, "user_api_key.create", "api_key", key.id, details)
+    await audit.record(
+        tx.session, actor, "user_api_key.create", "api_key", key.id, details, org_id=key.org_id
+    )
     return GeneratedKey(
         id=key.id, key=issued.api_key, name=key.name, prefix=key.key_prefix, created_at=key.created_at
     )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.auth.accounts.models import Membership
 from tollgate.auth.accounts.repository import AccountRepository
 from tollgate.auth.accounts.service import create_personal_account
 from tollgate.auth.keys.events import KeyChange
@@ -18,7 +19,7 @@ from tollgate.auth.keys.models import ApiKey
 from tollgate.auth.keys.principal import UNKNOWN_KEY, AuthResult, resolve
 from tollgate.auth.keys.repository import KeyFilter, KeyRepository
 from tollgate.auth.keys.schemas import ApplyKeyRequest, ListKeysQuery, UpdateKeyRequest
-from tollgate.common.errors import NotFound
+from tollgate.common.errors import Forbidden, NotFound
 from tollgate.common.money import credits_to_micros
 
 
@@ -40,6 +41,13 @@ class Issued:
 
 class KeyNotFound(NotFound):
     code = "api_key_not_found"
+
+
+class PlatformAdminRequired(Forbidden):
+    code = "platform_admin_required"
+
+
+MEMBER = "member"
 
 
 class KeyService:
@@ -64,19 +72,25 @@ class KeyService:
             self._last_used.touch(result.principal.key_id, now)
         return result
 
-    async def apply(self, session: AsyncSession, req: ApplyKeyRequest) -> Issued:
-        """Seed 004: a key stands for a person, so it comes with its user and a personal organisation."""
+    async def apply(self, session: AsyncSession, req: ApplyKeyRequest, org_id: str | None = None) -> Issued:
+        """Seed 004: a key stands for a person, so it comes with its user and a personal organisation.
+        Applied by an organisation's admin (`org_id`), the new user joins that organisation as a
+        member and the key belongs to it (its credits, its audit trail)."""
         email = req.email or None
         account = await create_personal_account(
             session, name=req.name, email=email, role=req.role, group_id=req.group_id
         )
+        if org_id is not None:
+            await AccountRepository(session).add(
+                Membership(org_id=org_id, user_id=account.user.id, role=MEMBER)
+            )
         plaintext = generate_api_key()
         key = await KeyRepository(session).add(
             ApiKey(
                 key_hash=self._hasher.hash(plaintext),
                 key_prefix=self._hasher.prefix(plaintext),
                 name=req.name,
-                org_id=account.org.id,
+                org_id=org_id or account.org.id,
                 user_id=account.user.id,
                 role=req.role,
                 group_id=req.group_id,
@@ -113,9 +127,20 @@ class KeyService:
         )
         return Issued(KeyView(key, None), plaintext)
 
-    async def update(self, session: AsyncSession, req: UpdateKeyRequest) -> tuple[KeyView, KeyChange | None]:
-        key = await self._active_key(session, req.id)
+    async def update(
+        self, session: AsyncSession, req: UpdateKeyRequest, org_id: str | None = None
+    ) -> tuple[KeyView, KeyChange | None]:
+        """`org_id`: an organisation admin's call, limited to that organisation's keys, and unable
+        to change a key's role or group (which decide platform-wide powers and model access)."""
+        key = await self._active_key(session, req.id, org_id)
         fields = req.model_fields_set
+        if org_id is not None:
+            if req.role is not None and req.role != key.role:
+                raise PlatformAdminRequired("Changing a key's role needs a platform admin key.", param="role")
+            if "group_id" in fields and req.group_id != key.group_id:
+                raise PlatformAdminRequired(
+                    "Moving a key to another group needs a platform admin key.", param="group_id"
+                )
         before = (key.name, key.role, key.group_id, key.month_quota_micros)
         if req.name is not None:
             key.name = req.name
@@ -131,24 +156,35 @@ class KeyService:
         change = KeyChange(key.id, key.key_hash, "updated", self._now()) if changed else None
         return KeyView(key, email), change
 
-    async def revoke(self, session: AsyncSession, key_id: int) -> KeyChange:
+    async def revoke(self, session: AsyncSession, key_id: int, org_id: str | None = None) -> KeyChange:
         """Idempotent: revoking a revoked key keeps the first revocation time and announces it again,
-        which also repairs a first announcement lost while Kafka was down."""
+        which also repairs a first announcement lost while Kafka was down. With `org_id`, another
+        organisation's key answers exactly like a missing one."""
         key = await KeyRepository(session).get(key_id, for_update=True)
-        if key is None:
+        if key is None or (org_id is not None and key.org_id != org_id):
             raise KeyNotFound(f"No API key with id {key_id}.", param="id")
         if key.revoked_at is None:
             key.revoked_at = self._now()
             await session.flush()
         return KeyChange(key.id, key.key_hash, "revoked", key.revoked_at)
 
-    async def list(self, session: AsyncSession, query: ListKeysQuery) -> tuple[list[KeyView], int]:
-        flt = KeyFilter(q=query.q, name=query.name, group_id=query.group_id, role=query.role)
+    async def list(
+        self, session: AsyncSession, query: ListKeysQuery, org_id: str | None = None
+    ) -> tuple[list[KeyView], int]:
+        flt = KeyFilter(q=query.q, name=query.name, group_id=query.group_id, role=query.role, org_id=org_id)
         rows, total = await KeyRepository(session).page(flt, limit=query.limit, offset=query.offset)
         return [KeyView(key, email) for key, email in rows], total
 
-    async def _active_key(self, session: AsyncSession, key_id: int) -> ApiKey:
+    async def org_of(self, session: AsyncSession, key_id: int) -> str | None:
+        key = await session.get(ApiKey, key_id)  # usually already in the session: no query
+        return key.org_id if key is not None else None
+
+    async def active_key(self, session: AsyncSession, key_id: int, org_id: str | None = None) -> ApiKey:
+        """An unrevoked key (locked); with `org_id`, only one of that organisation's."""
+        return await self._active_key(session, key_id, org_id)
+
+    async def _active_key(self, session: AsyncSession, key_id: int, org_id: str | None = None) -> ApiKey:
         key = await KeyRepository(session).get(key_id, for_update=True)
-        if key is None or key.revoked_at is not None:
+        if key is None or key.revoked_at is not None or (org_id is not None and key.org_id != org_id):
             raise KeyNotFound(f"No API key with id {key_id}.", param="id")
         return key

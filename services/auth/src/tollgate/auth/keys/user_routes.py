@@ -36,7 +36,9 @@ async def create_key(
     key = issued.view.key
     actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=key.org_id)
     details = {"name": key.name, "key_prefix": key.key_prefix, "via": owner.via}
-    await audit.record(tx.session, actor, "user_api_key.create", "api_key", key.id, details)
+    await audit.record(
+        tx.session, actor, "user_api_key.create", "api_key", key.id, details, org_id=key.org_id
+    )
     return CreatedUserKey(
         id=key.id,
         api_key=issued.api_key,
@@ -81,7 +83,8 @@ async def revoke_owned_key(
     change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
     org_id = requested_org(org) or owner.org_id
     actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=org_id)
-    await audit.record(tx.session, actor, "user_api_key.delete", "api_key", key_id, {"via": owner.via})
+    details = {"via": owner.via}
+    await audit.record(tx.session, actor, "user_api_key.delete", "api_key", key_id, details, org_id=org_id)
     # After commit, like the admin delete: gateways drop their cached principal for this key.
     tx.after_commit(lambda: rt.events.publish([change]))
     return RevokedKey(id=change.key_id)

@@ -9,6 +9,7 @@ import orjson
 from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ValidationError
 
+from tollgate.auth.keys.user_auth import requested_org
 from tollgate.auth.sessions.errors import MissingCredentials
 from tollgate.auth.sessions.schemas import (
     AccessToken,
@@ -73,8 +74,15 @@ async def logout(caller: CurrentCaller, tx: Tx, rt: Runtime) -> LoggedOut:
 
 
 @router.get("/me", response_model=Me)
-async def me(caller: CurrentCaller, tx: Tx, rt: Runtime) -> Me:
-    found = await rt.identity.identify(tx.session, caller)
+async def me(
+    caller: CurrentCaller,
+    tx: Tx,
+    rt: Runtime,
+    org: Annotated[str | None, Header(alias="Swarms-Organization")] = None,
+) -> Me:
+    """With `Swarms-Organization`, the organisation shown is that one (the caller must belong to
+    it; an API key only ever to its own)."""
+    found = await rt.identity.identify(tx.session, caller, requested_org(org))
     user = UserOut.model_validate(found.user, from_attributes=True) if found.user else None
     org = (
         OrganizationOut(id=found.org.id, name=found.org.name, personal=found.org.personal, role=found.role)

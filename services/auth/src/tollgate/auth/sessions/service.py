@@ -37,6 +37,7 @@ from tollgate.auth.sessions.tokens import (
     looks_like_jwt,
     new_refresh_token,
 )
+from tollgate.common.errors import Forbidden
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +166,20 @@ class SessionService:
             raise InvalidToken("Invalid credentials.", code=result.reason or "invalid_api_key")
         return Caller(result.principal.user_id or None, result.principal.org_id, None, "api_key")
 
-    async def identify(self, session: AsyncSession, caller: Caller) -> Identity:
+    async def identify(
+        self, session: AsyncSession, caller: Caller, requested_org: str | None = None
+    ) -> Identity:
+        """The caller in their credential's organisation, or in `requested_org` (seed 000's
+        `Swarms-Organization`) when they are a member of it; an API key stays in its own."""
         accounts = AccountRepository(session)
+        org_id = requested_org or caller.org_id
+        if org_id != caller.org_id and caller.via == "api_key":
+            raise Forbidden("An API key acts only in its own organisation.", code="organization_mismatch")
         user = await accounts.get_user(caller.user_id) if caller.user_id else None
-        org = await accounts.get_organization(caller.org_id)
-        role = await accounts.role_in(caller.org_id, caller.user_id) if caller.user_id else None
+        role = await accounts.role_in(org_id, caller.user_id) if caller.user_id else None
+        if org_id != caller.org_id and role is None:
+            raise Forbidden("You are not a member of this organisation.", code="not_a_member")
+        org = await accounts.get_organization(org_id)
         return Identity(user, org, role)
 
     async def _start(self, session: AsyncSession, user: User, *, with_refresh: bool) -> Tokens:
