@@ -10,8 +10,9 @@ import httpx
 import openai
 import pytest
 from openai import OpenAI
+from pricing_helpers import register, unique, upstream_calls
 
-from tollgate.devstack.testing import Account, balance_micros, sim_chat_count, wait_until
+from tollgate.devstack.testing import Account, balance_micros, wait_until
 
 CHAT = [{"role": "user", "content": "hello"}]
 
@@ -117,18 +118,20 @@ def test_malformed_body_is_400(
 
 
 def test_too_little_credit_is_402_and_the_upstream_is_never_called(
-    gateway_url: str, sim_url: str, new_account: Callable[..., Account]
+    admin: httpx.Client, gateway_url: str, sim_url: str, new_account: Callable[..., Account]
 ) -> None:
+    # A model of its own: the simulator counts calls per upstream model, and other tests run meanwhile.
+    model = unique("err-402")
+    register(admin, sim_url, model, model, price_in=2, price_out=10)
     account = new_account()  # zero credit
-    calls_before = sim_chat_count(sim_url)
     resp = httpx.post(
         f"{gateway_url}/v1/chat/completions",
-        json={"model": "sim-chat", "messages": CHAT},
+        json={"model": model, "messages": CHAT},
         headers={"Authorization": f"Bearer {account.key}"},
     )
     assert resp.status_code == 402
     assert _envelope(resp)["code"] == "insufficient_credits"
-    assert sim_chat_count(sim_url) == calls_before
+    assert upstream_calls(sim_url, model) == 0
     assert balance_micros(gateway_url, account.key) == 0
 
 

@@ -2,6 +2,8 @@
 
 import os
 
+from tollgate.billing.alerts import models as _alerts  # noqa: F401  (registers tables)
+from tollgate.billing.budgets import models as _budgets  # noqa: F401
 from tollgate.billing.db import Base
 from tollgate.billing.payments import models as _payments  # noqa: F401  (registers tables)
 from tollgate.billing.settlements import models as _settlements  # noqa: F401

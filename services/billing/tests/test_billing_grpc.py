@@ -9,6 +9,7 @@ import pytest
 from billing_helpers import new_org
 from grpc import aio
 
+from tollgate.billing.budgets.repository import LimitsSnapshot
 from tollgate.billing.grpc_server import build_grpc_server
 from tollgate.billing.holds.service import HoldService
 from tollgate.billing.holds.store import HoldStore
@@ -48,7 +49,12 @@ async def test_reserve_release_and_balance(stub: billing_pb2_grpc.BillingService
     refused = await stub.Reserve(
         billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id="req-b", max_cost_micros=2_001)
     )
-    assert (refused.granted, refused.available_micros) == (False, 2_000)
+    assert (refused.granted, refused.available_micros, refused.reason) == (
+        False,
+        2_000,
+        "insufficient_credits",
+    )
+    assert (granted.hold_micros, granted.balance_micros, granted.reason) == (3_000, 5_000, "")
     balance = await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))
     assert (balance.balance_micros, balance.held_micros, balance.available_micros) == (5_000, 3_000, 2_000)
     assert (await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id="req-a"))).released is True
@@ -63,6 +69,8 @@ async def test_reserve_release_and_balance(stub: billing_pb2_grpc.BillingService
         billing_pb2.ReserveRequest(org_id="o", request_id="", max_cost_micros=1),
         billing_pb2.ReserveRequest(org_id="o", request_id="r", max_cost_micros=-1),
         billing_pb2.ReserveRequest(org_id="o\nx", request_id="r", max_cost_micros=1),
+        billing_pb2.ReserveRequest(org_id="o", request_id="r", max_cost_micros=1, month_quota_micros=-1),
+        billing_pb2.ReserveRequest(org_id="o", key_id=-3, request_id="r", max_cost_micros=1),
     ],
 )
 async def test_invalid_reserves_are_invalid_argument(
@@ -71,3 +79,31 @@ async def test_invalid_reserves_are_invalid_argument(
     with pytest.raises(aio.AioRpcError) as err:
         await stub.Reserve(request_)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_reserve_reports_the_quota_refusal_and_the_capped_hold(
+    store: HoldStore, metrics: BillingMetrics
+) -> None:
+    async def limits(org_id: str, month: str, day: str) -> LimitsSnapshot:
+        return LimitsSnapshot(spent={(9, month): 4_000})
+
+    holds = HoldService(store, load, metrics, load_limits=limits)
+    server, port = build_grpc_server(holds, metrics, "127.0.0.1", 0)
+    await server.start()
+    try:
+        async with make_channel(f"127.0.0.1:{port}") as channel:
+            stub = billing_pb2_grpc.BillingServiceStub(channel)
+            capped = await stub.Reserve(
+                billing_pb2.ReserveRequest(
+                    org_id=ORG, key_id=9, request_id="q1", max_cost_micros=800, month_quota_micros=4_500
+                )
+            )
+            assert (capped.granted, capped.hold_micros) == (True, 500)
+            refused = await stub.Reserve(
+                billing_pb2.ReserveRequest(
+                    org_id=ORG, key_id=9, request_id="q2", max_cost_micros=1, month_quota_micros=4_500
+                )
+            )
+            assert (refused.granted, refused.reason, refused.hold_micros) == (False, "quota_exceeded", 0)
+    finally:
+        await server.stop(grace=None)

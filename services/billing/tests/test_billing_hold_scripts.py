@@ -8,21 +8,25 @@ import time
 from billing_helpers import new_org
 from redis.asyncio import Redis
 
-from tollgate.billing.holds.store import HoldStore, OrgSettlement, ReserveStatus
+from tollgate.billing.holds.store import HoldStore, OrgSettlement, ReserveReply, ReserveStatus
 
 FAR = time.time() + 3600
 
 
+def brief(reply: ReserveReply) -> tuple[ReserveStatus, int]:
+    return reply.status, reply.available_micros
+
+
 async def test_reserve_on_an_uncached_wallet_asks_for_a_load(store: HoldStore) -> None:
-    assert await store.reserve(new_org(), "r1", 10, FAR) == (ReserveStatus.NOT_CACHED, 0)
+    assert brief(await store.reserve(new_org(), "r1", 10, FAR)) == (ReserveStatus.NOT_CACHED, 0)
 
 
 async def test_reserve_grants_only_what_is_available(store: HoldStore) -> None:
     org = new_org()
     await store.sync_wallet(org, 100, 1)
-    assert await store.reserve(org, "r1", 60, FAR) == (ReserveStatus.GRANTED, 100)
-    assert await store.reserve(org, "r2", 41, FAR) == (ReserveStatus.REFUSED, 40)
-    assert await store.reserve(org, "r3", 40, FAR) == (ReserveStatus.GRANTED, 40)
+    assert brief(await store.reserve(org, "r1", 60, FAR)) == (ReserveStatus.GRANTED, 100)
+    assert brief(await store.reserve(org, "r2", 41, FAR)) == (ReserveStatus.REFUSED, 40)
+    assert brief(await store.reserve(org, "r3", 40, FAR)) == (ReserveStatus.GRANTED, 40)
     wallet = await store.read_wallet(org)
     assert wallet is not None
     assert (wallet.balance_micros, wallet.held_micros, wallet.available_micros) == (100, 100, 0)
@@ -33,7 +37,8 @@ async def test_reserve_is_idempotent_on_the_hold_id(store: HoldStore) -> None:
     await store.sync_wallet(org, 100, 1)
     first = await store.reserve(org, "req-1", 70, FAR)
     again = await store.reserve(org, "req-1", 70, FAR)
-    assert first == again == (ReserveStatus.GRANTED, 100)
+    assert brief(first) == brief(again) == (ReserveStatus.GRANTED, 100)
+    assert first.hold_micros == again.hold_micros == 70
     wallet = await store.read_wallet(org)
     assert wallet is not None and wallet.held_micros == 70  # held once, not twice
 
@@ -53,8 +58,8 @@ async def test_release_is_idempotent_and_frees_the_amount(store: HoldStore) -> N
 async def test_zero_amount_holds_reserve_release_and_settle(store: HoldStore) -> None:
     org = new_org()
     await store.sync_wallet(org, 5, 1)
-    assert (await store.reserve(org, "z1", 0, FAR))[0] is ReserveStatus.GRANTED
-    assert (await store.reserve(org, "z2", 0, FAR))[0] is ReserveStatus.GRANTED
+    assert (await store.reserve(org, "z1", 0, FAR)).status is ReserveStatus.GRANTED
+    assert (await store.reserve(org, "z2", 0, FAR)).status is ReserveStatus.GRANTED
     assert await store.release(org, "z1") is True  # -0 must not reach HINCRBY
     assert await store.settle([OrgSettlement(org, ["z2"], balance_micros=5, version=2)]) == 1
     wallet = await store.read_wallet(org)
@@ -67,9 +72,9 @@ async def test_fifty_concurrent_reserves_against_ten_grant_exactly_ten(redis: Re
     store = HoldStore(redis, prefix=prefix)
     await store.sync_wallet(org, 10 * 1_000, 1)
     results = await asyncio.gather(*(store.reserve(org, f"req-{i}", 1_000, FAR) for i in range(50)))
-    granted = [r for r in results if r[0] is ReserveStatus.GRANTED]
+    granted = [r for r in results if r.status is ReserveStatus.GRANTED]
     assert len(granted) == 10
-    assert sum(1 for r in results if r[0] is ReserveStatus.REFUSED) == 40
+    assert sum(1 for r in results if r.status is ReserveStatus.REFUSED) == 40
     wallet = await store.read_wallet(org)
     assert wallet is not None and (wallet.held_micros, wallet.available_micros) == (10_000, 0)
 

@@ -22,6 +22,8 @@ from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pricing.cost import PricingPolicy
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.proxy.forwarder import Forwarder
 from tollgate.upstream_sim.app import create_app as create_sim_app
@@ -38,6 +40,15 @@ async def harness() -> AsyncIterator[Harness]:
             entry("gpt-error", "sim-error", upstream),
             entry("gpt-timeout", "sim-model", failing_client(httpx.ReadTimeout("slow"))),
             entry("gpt-down", "sim-model", failing_client(httpx.ConnectError("refused"))),
+            entry("groq/gemma-groq-416", "sim-model", upstream),  # seed 002's example model
+            entry(
+                "priced",
+                "sim-model",
+                upstream,
+                price_request_micros=250_000,
+                price_image_micros=40_000,
+                price_embedding_micros=100_000,
+            ),
         ]
     )
     registry = CollectorRegistry()
@@ -45,6 +56,9 @@ async def harness() -> AsyncIterator[Harness]:
     auth, billing, emitter = FakeAuth(), FakeBilling(), FakeEmitter()
     principals = PrincipalCache(auth.authenticate, metrics)
     chat = ChatCompletions(principals, catalog, billing, emitter, metrics, upstream_timeout_s=5)
+    operations = Operations(
+        principals, catalog, billing, emitter, metrics, pricing=PricingPolicy(), upstream_timeout_s=5
+    )
     box = SecretBox("test-secret")
     app = build_app(
         GatewayParts(
@@ -56,6 +70,8 @@ async def harness() -> AsyncIterator[Harness]:
             chat=chat,
             forwarder=Forwarder({}, upstream),
             default_max_tokens=4096,
+            operations=operations,
+            version="test",
         )
     )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")

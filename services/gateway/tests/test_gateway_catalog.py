@@ -147,3 +147,40 @@ async def test_other_processes_converge_by_polling(
         await asyncio.sleep(0.02)
     poller.cancel()
     assert other.get("polled") is not None
+
+
+async def test_pricing_modes_are_saved_listed_and_reach_the_snapshot(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    client, snapshot = admin_client
+    save = {
+        "name": "priced-modes",
+        "provider": "openai-compatible",
+        "config": CONFIG,
+        "price_in": 1,
+        "price_request": 0.25,
+        "price_image": "0.04",
+        "price_embedding": 0.1,
+    }
+    created = await client.post("/admin/model/save", json=save, headers=ADMIN)
+    assert created.status_code == 200, created.text
+    out = created.json()
+    assert (out["price_request"], out["price_image"], out["price_embedding"]) == (0.25, 0.04, 0.1)
+    entry = snapshot.get("priced-modes")
+    assert entry is not None
+    assert (entry.price_request_micros, entry.price_image_micros, entry.price_embedding_micros) == (
+        250_000,
+        40_000,
+        100_000,
+    )
+    assert entry.api_base == "http://sim:8090/v1"
+    listed = (await client.get("/admin/model/list?q=priced-modes", headers=ADMIN)).json()["data"][0]
+    assert (listed["price_request"], listed["price_image"], listed["price_embedding"]) == (0.25, 0.04, 0.1)
+
+    plain = await client.post("/admin/model/save", json={**save, "price_embedding": None}, headers=ADMIN)
+    assert plain.json()["price_embedding"] is None
+    entry = snapshot.get("priced-modes")
+    assert entry is not None and entry.price_embedding_micros is None  # embeddings fall back to price_in
+    for field in ("price_request", "price_image", "price_embedding"):
+        bad = await client.post("/admin/model/save", json={**save, field: -1}, headers=ADMIN)
+        assert (bad.status_code, bad.json()["error"]["param"]) == (400, field)

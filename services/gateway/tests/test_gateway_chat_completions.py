@@ -95,7 +95,7 @@ async def test_refused_hold_is_402_and_never_calls_the_upstream(harness: Harness
     assert r.json()["error"]["type"] == "insufficient_quota"
     assert harness.sim.state.stats.chat_completions == 0
     assert harness.emitter.events == []
-    assert harness.metrics.holds_refused._value.get() == 1
+    assert harness.metrics.holds_refused.labels("insufficient_credits")._value.get() == 1
 
 
 async def test_upstream_failure_is_502_releases_the_hold_and_charges_nothing(harness: Harness) -> None:

@@ -4,12 +4,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tollgate.gateway.completions.tokens import (
-    cost_micros,
     heuristic_completion_tokens,
     heuristic_prompt_tokens,
     pessimistic_prompt_tokens,
     reported_usage,
 )
+from tollgate.gateway.pricing.cost import token_cost as cost_micros
 
 
 def test_cost_rounds_up_to_a_whole_micro_credit() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tollgate.common.settings import ServiceSettings
+
+DEV_ALERTS_SECRET_KEY = "tollgate-dev-only-alerts-key-change-me"
 
 
 class BillingSettings(ServiceSettings):
@@ -26,6 +29,8 @@ class BillingSettings(ServiceSettings):
     wallet_cache_ttl_seconds: int = 3600
     # Prefix of every Redis key billing owns (tests use a random one).
     redis_prefix: str = "billing"
+    # Redis connections per process; callers beyond it wait (up to 5 s) for a free one.
+    redis_max_connections: int = 100
 
     consumer_group: str = "billing-usage"
     consumer_max_records: int = 1000
@@ -34,3 +39,34 @@ class BillingSettings(ServiceSettings):
     # Run Alembic to head at start; the alembic.ini next to the package unless overridden.
     migrate_on_start: bool = True
     alembic_ini: str = ""
+
+    # ---- alerts: the dispatcher in tollgate-billing-worker, e-mail, webhooks ----
+    # Webhook signing secrets are stored Fernet-encrypted under a key derived from this.
+    alerts_secret_key: SecretStr = SecretStr(DEV_ALERTS_SECRET_KEY)
+    alert_dispatch_interval_seconds: float = 1.0
+    alert_dispatch_batch: int = 50
+    # A claimed delivery is leased this long; a dispatcher that dies mid-send loses it after that.
+    alert_lease_seconds: float = 60.0
+    # Retries: attempt n waits base * 2**(n-1) seconds (capped), then `failed` after max attempts.
+    alert_max_attempts: int = 8
+    alert_retry_base_seconds: float = 30.0
+    alert_retry_max_seconds: float = 3600.0
+    webhook_timeout_seconds: float = 10.0
+    # Webhooks only reach public addresses unless this is set (the local stack sets it).
+    webhook_allow_private_networks: bool = False
+    # SMTP for e-mail alerts; an empty host marks e-mail deliveries failed ("smtp not configured").
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_from: str = "alerts@tollgate.local"
+    smtp_user: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+
+    # Payments: the built-in `test` provider verifies its webhooks with this secret (disabled while
+    # empty); purchases go to `payments_provider`. Webhook timestamps older than the tolerance are refused.
+    payments_test_webhook_secret: SecretStr = SecretStr("")
+    payments_provider: str = "test"
+    payments_webhook_tolerance_seconds: int = 300
+    # How often the API process reconciles wallets with the ledger (the mismatch gauge).
+    reconcile_interval_seconds: float = 300.0

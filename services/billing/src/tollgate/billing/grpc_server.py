@@ -25,12 +25,26 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
     ) -> billing_pb2.ReserveResponse:
         started = time.perf_counter()
         await _require_ids(context, request.org_id, request.request_id)
-        if request.max_cost_micros < 0:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "max_cost_micros must be >= 0")
-        result = await self._holds.reserve(request.org_id, request.request_id, request.max_cost_micros)
+        if request.max_cost_micros < 0 or request.month_quota_micros < 0 or request.key_id < 0:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "max_cost_micros, month_quota_micros and key_id must be >= 0",
+            )
+        result = await self._holds.reserve(
+            request.org_id,
+            request.request_id,
+            request.max_cost_micros,
+            key_id=request.key_id,
+            month_quota_micros=request.month_quota_micros,
+        )
         self._metrics.reserve_seconds.observe(time.perf_counter() - started)
         return billing_pb2.ReserveResponse(
-            granted=result.granted, hold_id=result.hold_id, available_micros=result.available_micros
+            granted=result.granted,
+            hold_id=result.hold_id,
+            available_micros=result.available_micros,
+            reason=result.reason,
+            hold_micros=result.hold_micros,
+            balance_micros=result.balance_micros,
         )
 
     async def Release(

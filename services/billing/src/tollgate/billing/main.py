@@ -18,19 +18,29 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from tollgate.billing.alerts.routes import router as alerts_router
+from tollgate.billing.alerts.secretbox import SecretBox
+from tollgate.billing.alerts.wiring import build_dispatcher, secret_box
+from tollgate.billing.budgets.loaders import limits_loader, quota_recorder
+from tollgate.billing.budgets.routes import router as budgets_router
 from tollgate.billing.config import BillingSettings
 from tollgate.billing.consumers.usage import UsageConsumer
+from tollgate.billing.envelope import billing_error_renderer
 from tollgate.billing.grpc_server import build_grpc_server
 from tollgate.billing.holds.service import HoldService, WalletLoader
 from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.migrate import DEFAULT_ALEMBIC_INI
+from tollgate.billing.payments.admin_routes import router as payment_admin_router
+from tollgate.billing.payments.providers import PaymentProvider, PaymentProviders, TestProvider
+from tollgate.billing.payments.purchase_routes import router as purchase_router
 from tollgate.billing.payments.routes import router as payments_router
 from tollgate.billing.wallets import repository as wallet_repository
+from tollgate.billing.wallets.reconcile import Reconciler
 from tollgate.billing.wallets.repository import WalletState
 from tollgate.billing.wallets.routes import router as wallets_router
 from tollgate.common.auth_client import AuthClient
@@ -80,15 +90,36 @@ def build_app(
     holds: HoldService,
     auth: AuthClient,
     metrics: BillingMetrics,
+    webhook_secrets: SecretBox | None = None,
+    payment_providers: PaymentProviders | None = None,
 ) -> FastAPI:
-    app = create_app("billing", registry, health_check=health_check(engine, redis))
+    app = create_app(
+        "billing", registry, error_renderer=billing_error_renderer, health_check=health_check(engine, redis)
+    )
     app.state.sessions = sessions
     app.state.holds = holds
     app.state.auth = auth
     app.state.metrics = metrics
+    app.state.webhook_secrets = webhook_secrets
     app.include_router(payments_router)
+    app.state.payment_providers = payment_providers or PaymentProviders({}, default="")
+    app.state.reconciler = Reconciler(sessions, metrics)
+    app.include_router(purchase_router)
+    app.include_router(payment_admin_router)
     app.include_router(wallets_router)
+    app.include_router(alerts_router)
+    app.include_router(budgets_router)
     return app
+
+
+def build_payment_providers(settings: BillingSettings) -> PaymentProviders:
+    providers: dict[str, PaymentProvider] = {}
+    secret = settings.payments_test_webhook_secret.get_secret_value()
+    if secret:
+        providers["test"] = TestProvider(
+            secret.encode(), tolerance_seconds=settings.payments_webhook_tolerance_seconds
+        )
+    return PaymentProviders(providers, default=settings.payments_provider)
 
 
 @dataclass
@@ -115,7 +146,16 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
         await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
     registry = CollectorRegistry()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    # A blocking pool: a burst of Reserves beyond the pool waits for a connection instead of failing
+    # (redis-py's default pool raises MaxConnectionsError past 100 concurrent calls: 503s).
+    redis = Redis(
+        connection_pool=BlockingConnectionPool.from_url(
+            settings.redis_url,
+            decode_responses=True,
+            max_connections=settings.redis_max_connections,
+            timeout=5,
+        )
+    )
     store = HoldStore(
         redis, prefix=settings.redis_prefix, wallet_ttl_seconds=settings.wallet_cache_ttl_seconds
     )
@@ -129,6 +169,8 @@ async def main(settings: BillingSettings | None = None) -> None:
         shared.store,
         wallet_loader(shared.sessions),
         shared.metrics,
+        load_limits=limits_loader(shared.sessions),
+        record_quota=quota_recorder(shared.sessions),
         hold_ttl_seconds=settings.hold_ttl_seconds,
     )
     auth_channel = make_channel(settings.auth_grpc_target)
@@ -140,6 +182,8 @@ async def main(settings: BillingSettings | None = None) -> None:
         holds=holds,
         auth=AuthClient(auth_channel),
         metrics=shared.metrics,
+        webhook_secrets=secret_box(settings),
+        payment_providers=build_payment_providers(settings),
     )
     grpc_server, _ = build_grpc_server(holds, shared.metrics, settings.http_host, settings.grpc_port)
 
@@ -153,7 +197,10 @@ async def main(settings: BillingSettings | None = None) -> None:
         settings.http_host,
         settings.http_port,
         grpc_server=grpc_server,
-        background=[lambda: holds.run_sweeper(settings.sweep_interval_seconds)],
+        background=[
+            lambda: holds.run_sweeper(settings.sweep_interval_seconds),
+            lambda: app.state.reconciler.run(settings.reconcile_interval_seconds),
+        ],
         on_shutdown=[close],
     )
 
@@ -173,13 +220,14 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
     app = create_app(
         "billing-worker", shared.registry, health_check=health_check(shared.engine, shared.redis)
     )
+    dispatcher, close_dispatcher = build_dispatcher(settings, shared.sessions, shared.registry)
     log.info("billing worker starting", extra={"http_port": settings.worker_http_port})
     await serve(
         app,
         settings.http_host,
         settings.worker_http_port,
-        background=[consumer.run],
-        on_shutdown=[shared.close],
+        background=[consumer.run, dispatcher.run],
+        on_shutdown=[close_dispatcher, shared.close],
     )
 
 

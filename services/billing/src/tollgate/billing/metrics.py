@@ -19,6 +19,23 @@ class BillingMetrics:
         self.holds_expired = Counter(
             "billing_holds_expired_total", "Holds released by the sweeper after their TTL", registry=registry
         )
+        # budgets and quotas (budgets helper)
+        self.reserve_refusals = Counter(
+            "billing_reserve_refusals_total",
+            "Reserve calls refused, by reason (insufficient_credits, budget_exceeded, quota_exceeded)",
+            ["reason"],
+            registry=registry,
+        )
+        self.holds_capped = Counter(
+            "billing_holds_capped_total",
+            "Holds placed below max_cost because a budget or quota had less left",
+            registry=registry,
+        )
+        self.limits_loads = Counter(
+            "billing_limits_cache_loads_total",
+            "Org limits loaded from PostgreSQL into Redis",
+            registry=registry,
+        )
         self.wallet_loads = Counter(
             "billing_wallet_cache_loads_total", "Wallets loaded from PostgreSQL into Redis", registry=registry
         )
@@ -54,3 +71,36 @@ class BillingMetrics:
             registry=registry,
         )
         self.recharges = Counter("billing_recharges_total", "Recharges applied", registry=registry)
+        # payments (package purchases, provider webhooks, refunds, adjustments, reconciliation)
+        self.payment_webhooks = Counter(
+            "billing_payment_webhooks_total",
+            "Provider webhooks by outcome (credited, failed, duplicate, ignored, rejected)",
+            ["provider", "outcome"],
+            registry=registry,
+        )
+        self.purchases = Counter(
+            "billing_credit_purchases_total", "Package purchases opened (pending payments)", registry=registry
+        )
+        self.purchased_micros = Counter(
+            "billing_purchased_credits_micros_total",
+            "Micro-credits granted by provider payments, bonus included",
+            registry=registry,
+        )
+        self.refunds = Counter("billing_refunds_total", "Refunds recorded", registry=registry)
+        self.refunded_credits_micros = Counter(
+            "billing_refunded_credits_micros_total", "Micro-credits taken back by refunds", registry=registry
+        )
+        self.adjustments = Counter(
+            "billing_adjustments_total", "Admin adjustments applied", registry=registry
+        )
+        self.reconcile_mismatches = Gauge(
+            "billing_reconcile_mismatched_wallets",
+            "Wallets whose balance disagrees with their ledger at the last reconciliation",
+            registry=registry,
+        )
+        self.reconcile_runs = Counter(
+            "billing_reconcile_runs_total", "Reconciliations completed", registry=registry
+        )
+        self.reconcile_failures = Counter(
+            "billing_reconcile_failures_total", "Reconciliations that failed to run", registry=registry
+        )

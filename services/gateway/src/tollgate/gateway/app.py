@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.requests import Request
@@ -20,8 +20,12 @@ from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot
 from tollgate.gateway.completions import routes as completion_routes
 from tollgate.gateway.completions.service import ChatCompletions
+from tollgate.gateway.envelopes import gateway_error_renderer
+from tollgate.gateway.operations import openai_routes, seed002, seed003
+from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.principals.cache import PrincipalCache
-from tollgate.gateway.principals.dependencies import principal_dependency
+from tollgate.gateway.principals.dependencies import key_permission_dependency, principal_dependency
+from tollgate.gateway.principals.permissions import Principals, ensure_key_permitted
 from tollgate.gateway.proxy import routes as proxy_routes
 from tollgate.gateway.proxy.forwarder import Forwarder
 
@@ -61,9 +65,10 @@ class ChatFastPath:
     them: request id, server span and HTTP metrics (the same ObservabilityMiddleware) and OpenAI's
     error envelope. Every other request goes to the FastAPI app unchanged."""
 
-    def __init__(self, app: FastAPI, chat: ChatCompletions) -> None:
+    def __init__(self, app: FastAPI, chat: ChatCompletions, principals: Principals | None = None) -> None:
         self.app = app
         self.chat = chat
+        self.principals = principals  # for the key's `write` permission, checked before the handler
         self.observed = ObservabilityMiddleware(
             self._chat, metrics=app.state.http_metrics, tracer_name="tollgate.gateway"
         )
@@ -77,7 +82,10 @@ class ChatFastPath:
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            response = await self.chat.handle(Request(scope, receive))
+            request = Request(scope, receive)
+            if self.principals is not None:  # 403 permission_denied before any hold or upstream call
+                await ensure_key_permitted(self.principals, request.headers, "POST")
+            response = await self.chat.handle(request)
         except TollgateError as exc:
             body = openai_error_body(exc.message, exc.error_type, exc.code, exc.param)
             response = ORJSONResponse(body, status_code=exc.status_code)
@@ -98,12 +106,17 @@ class GatewayParts:
     chat: ChatCompletions
     forwarder: Forwarder
     default_max_tokens: int
+    operations: Operations
+    seed002_max_tokens: int = 150
+    version: str = "0"
     trust_client_request_id: bool = False
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
 
 
 def build_app(parts: GatewayParts) -> ASGIApp:
-    app = create_app("gateway", parts.registry, health_check=parts.health)
+    app = create_app(
+        "gateway", parts.registry, error_renderer=gateway_error_renderer, health_check=parts.health
+    )
     current_principal = principal_dependency(parts.principals)
     # still routed (and so in the OpenAPI schema); ChatFastPath answers it before the router does
     app.include_router(completion_routes.build_router(parts.chat))
@@ -112,6 +125,11 @@ def build_app(parts: GatewayParts) -> ASGIApp:
             parts.sessions, parts.snapshot, parts.box, current_principal, parts.default_max_tokens
         )
     )
+    # /v1/* operations resolve the key themselves: the key's permission is checked first (403)
+    key_permission = Depends(key_permission_dependency(parts.principals))
+    app.include_router(openai_routes.build_router(parts.operations), dependencies=[key_permission])
+    app.include_router(seed002.build_router(parts.operations, parts.seed002_max_tokens))
+    app.include_router(seed003.build_router(parts.operations, parts.version))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
-    served: ASGIApp = ChatFastPath(app, parts.chat)
+    served: ASGIApp = ChatFastPath(app, parts.chat, parts.principals)
     return served if parts.trust_client_request_id else MintRequestIds(served)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from tollgate.common.settings import ServiceSettings
@@ -33,6 +36,12 @@ class GatewaySettings(ServiceSettings):
     proxy_timeout_s: float = 30.0
     default_max_tokens: int = 4096
     catalog_poll_s: float = 5.0
+
+    # Pricing (docs/billing.md "Pricing modes"): `?batch=1` costs this many times the normal price,
+    # and seed 002's POST /api/v1/chat costs this many credits when the model sets no per-request price.
+    batch_multiplier: float = Field(default=2.0, ge=1.0)
+    default_request_price: Decimal = Field(default=Decimal(1), ge=0)
+    seed002_max_tokens: int = Field(default=150, ge=1)  # seed 002's documented max_tokens default
 
     usage_send_timeout_s: float = 3.0
     usage_spool_stream: str = "gateway:usage-spool"

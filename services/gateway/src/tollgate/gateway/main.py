@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from importlib.metadata import version as package_version
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from tollgate.common.grpc import make_channel
 from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
+from tollgate.common.money import credits_to_micros
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
 from tollgate.gateway.catalog.secrets import SecretBox
@@ -25,6 +27,8 @@ from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
 from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pricing.cost import PricingPolicy
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
 from tollgate.gateway.proxy.forwarder import Forwarder
@@ -74,12 +78,27 @@ async def main() -> None:
         send_timeout_s=settings.usage_send_timeout_s,
         drain_interval_s=settings.usage_drain_interval_s,
     )
+    billing = BillingClient(billing_channel, timeout_s=settings.grpc_timeout_s)
+    pricing = PricingPolicy.from_settings(
+        settings.batch_multiplier, credits_to_micros(settings.default_request_price)
+    )
     chat = ChatCompletions(
         principals,
         snapshot,
-        BillingClient(billing_channel, timeout_s=settings.grpc_timeout_s),
+        billing,
         emitter,
         metrics,
+        upstream_timeout_s=settings.upstream_timeout_s,
+        default_max_tokens=settings.default_max_tokens,
+        pricing=pricing,
+    )
+    operations = Operations(
+        principals,
+        snapshot,
+        billing,
+        emitter,
+        metrics,
+        pricing=pricing,
         upstream_timeout_s=settings.upstream_timeout_s,
         default_max_tokens=settings.default_max_tokens,
     )
@@ -107,6 +126,9 @@ async def main() -> None:
             chat=chat,
             forwarder=forwarder,
             default_max_tokens=settings.default_max_tokens,
+            operations=operations,
+            seed002_max_tokens=settings.seed002_max_tokens,
+            version=package_version("tollgate-gateway"),
             trust_client_request_id=settings.trust_client_request_id,
             health=health,
         )

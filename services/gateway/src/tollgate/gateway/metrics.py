@@ -24,7 +24,22 @@ class GatewayMetrics:
             "gateway_principal_cache_total", "Principal cache lookups", ["result"], registry=registry
         )
         self.holds_refused = Counter(
-            "gateway_holds_refused_total", "Reserve calls billing refused (HTTP 402)", registry=registry
+            "gateway_holds_refused_total",
+            "Reserve calls billing refused, by the reason billing gave",
+            ["reason"],
+            registry=registry,
+        )
+        self.operations = Counter(
+            "gateway_operations_total",
+            "Priced requests other than /v1/chat/completions, by route family, operation and outcome",
+            ["family", "operation", "status"],
+            registry=registry,
+        )
+        self.charged_micros = Counter(
+            "gateway_charged_micros_total",
+            "Micro-credits the gateway priced into usage events, by operation and batch flag",
+            ["operation", "batch"],
+            registry=registry,
         )
         self.usage_sent = Counter(
             "gateway_usage_events_sent_total", "Usage events acknowledged by Kafka", registry=registry

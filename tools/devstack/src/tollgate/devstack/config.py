@@ -81,6 +81,10 @@ GRPC_PORT_NAME = {"auth": "auth_grpc", "billing": "billing_grpc"}
 DATABASE_OF = {"billing_worker": "billing"}
 HTTP_PROCESSES = (*SERVICES, "llama")
 
+# Where billing sends alert e-mail: the test profile's server is started by the alert tests;
+# in dev run one with `uv run python -m aiosmtpd -n -l 127.0.0.1:1025` (or set BILLING_SMTP_*).
+SMTP_PORT = {"dev": 1025, "test": 18025}
+
 _PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
@@ -196,12 +200,23 @@ class StackConfig:
         return self._admin_key
 
     def _stored_admin_key(self) -> str:
-        path = self.secrets_dir / "admin_api_key"
+        return self._stored_secret("admin_api_key", "tg-admin-")
+
+    @property
+    def payments_webhook_secret(self) -> str:
+        """The test payment provider's webhook secret (BILLING_PAYMENTS_TEST_WEBHOOK_SECRET if set,
+        else generated once and kept like the admin key); tests sign provider webhooks with it."""
+        return self.environ.get("BILLING_PAYMENTS_TEST_WEBHOOK_SECRET") or self._stored_secret(
+            "payments_webhook_secret", "whsec_"
+        )
+
+    def _stored_secret(self, name: str, prefix: str) -> str:
+        path = self.secrets_dir / name
         if path.exists():
             return path.read_text().strip()
         self.secrets_dir.mkdir(parents=True, exist_ok=True)
         self.secrets_dir.chmod(0o700)
-        key = "tg-admin-" + secrets.token_urlsafe(32)
+        key = prefix + secrets.token_urlsafe(32)
         # O_EXCL + 0600 from creation: the key is never readable by others, even for an instant
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -237,11 +252,37 @@ class StackConfig:
         if svc == "gateway":
             for target in ("auth", "billing", "analytics", "training"):
                 out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
+        if svc in ("billing", "billing_worker"):
+            out.update({k: v for k, v in self.alert_vars().items() if k not in self.environ})
+        if svc == "billing":
+            out["BILLING_PAYMENTS_TEST_WEBHOOK_SECRET"] = self.payments_webhook_secret
         # auth bootstraps the admin principal from it; the others get it too so an admin-only
         # check never depends on which process happens to evaluate it
         out["ADMIN_API_KEY"] = self.admin_api_key
         if svc == "auth":
             out["AUTH_ADMIN_API_KEY"] = self.admin_api_key
+        return out
+
+    def alert_vars(self) -> dict[str, str]:
+        """Billing's alert delivery: local SMTP, and quick retries where data is disposable."""
+        port = self.environ.get("TOLLGATE_SMTP_PORT") or str(SMTP_PORT.get(self.profile, SMTP_PORT["test"]))
+        out = {
+            "BILLING_SMTP_HOST": "127.0.0.1",
+            "BILLING_SMTP_PORT": port,
+            # everything of the local stack, webhook receivers included, lives on 127.0.0.1
+            "BILLING_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
+        }
+        if self.tuned_for_tests:
+            out.update(
+                {
+                    "BILLING_ALERT_DISPATCH_INTERVAL_SECONDS": "0.2",
+                    "BILLING_ALERT_RETRY_BASE_SECONDS": "0.2",
+                    "BILLING_ALERT_RETRY_MAX_SECONDS": "2",
+                    "BILLING_ALERT_MAX_ATTEMPTS": "3",
+                    "BILLING_ALERT_LEASE_SECONDS": "5",
+                    "BILLING_WEBHOOK_TIMEOUT_SECONDS": "3",
+                }
+            )
         return out
 
     def service_env(self, svc: str) -> dict[str, str]:

@@ -11,7 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -40,15 +40,32 @@ class SimStats:
     """Per-app counters; tests read them to prove whether the gateway called the upstream at all."""
 
     chat_completions: int = 0
+    completions: int = 0
+    embeddings: int = 0
+    images: int = 0
+    # calls per upstream model name, every operation: tests that register their own model read it
+    by_model: dict[str, int] = field(default_factory=dict)
+
+    def count(self, model: str) -> None:
+        self.by_model[model] = self.by_model.get(model, 0) + 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chat_completions": self.chat_completions,
+            "completions": self.completions,
+            "embeddings": self.embeddings,
+            "images": self.images,
+            "by_model": self.by_model,
+        }
 
 
-def _json(content: Any, status_code: int = 200) -> Response:
+def json_response(content: Any, status_code: int = 200) -> Response:
     return Response(orjson.dumps(content), status_code=status_code, media_type="application/json")
 
 
-def _error(message: str, status_code: int, error_type: str, code: str) -> Response:
+def error_response(message: str, status_code: int, error_type: str, code: str) -> Response:
     body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
-    return _json(body, status_code)
+    return json_response(body, status_code)
 
 
 def count_prompt_tokens(messages: Any) -> int:
@@ -76,7 +93,7 @@ def completion_token_count(model: str, max_tokens: Any) -> int:
     return min(DEFAULT_COMPLETION_TOKENS if limit is None else limit, DEFAULT_COMPLETION_TOKENS)
 
 
-async def _delay_for(model: str, request: Request) -> None:
+async def delay_for(model: str, request: Request) -> None:
     delay = 0.0
     header = request.headers.get("x-sim-delay-ms")
     if header:
@@ -97,13 +114,14 @@ async def chat_completions(request: Request) -> Response:
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
-        return _error("Request body is not valid JSON.", 400, "invalid_request_error", "invalid_json")
+        return error_response("Request body is not valid JSON.", 400, "invalid_request_error", "invalid_json")
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-        return _error("`model` is required.", 400, "invalid_request_error", "invalid_request")
+        return error_response("`model` is required.", 400, "invalid_request_error", "invalid_request")
     model: str = body["model"]
-    await _delay_for(model, request)
+    request.app.state.stats.count(model)
+    await delay_for(model, request)
     if "error" in model:
-        return _error("The simulated upstream failed.", 500, "server_error", "sim_error")
+        return error_response("The simulated upstream failed.", 500, "server_error", "sim_error")
 
     prompt_tokens = count_prompt_tokens(body.get("messages"))
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
@@ -117,7 +135,7 @@ async def chat_completions(request: Request) -> Response:
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         if "nousage" in model:
             include_usage = False  # like llama-cpp-python's server, which ignores include_usage
-        chunk_delay = _chunk_delay(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
+        chunk_delay = chunk_delay_of(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
         return StreamingResponse(
             _stream(completion_id, created, model, n, usage if include_usage else None, chunk_delay),
             media_type="text/event-stream",
@@ -125,7 +143,7 @@ async def chat_completions(request: Request) -> Response:
         )
 
     text = " ".join(f"tok{i}" for i in range(n))
-    return _json(
+    return json_response(
         {
             "id": completion_id,
             "object": "chat.completion",
@@ -144,7 +162,7 @@ async def chat_completions(request: Request) -> Response:
     )
 
 
-def _chunk_delay(request: Request) -> float:
+def chunk_delay_of(request: Request) -> float:
     # Lets tests hold a stream open long enough to disconnect in the middle of it.
     header = request.headers.get("x-sim-chunk-delay-ms")
     try:
@@ -180,27 +198,32 @@ async def _stream(
 async def list_models(request: Request) -> Response:
     created = int(time.time())
     data = [{"id": m, "object": "model", "created": created, "owned_by": "upstream-sim"} for m in SIM_MODELS]
-    return _json({"object": "list", "data": data})
+    return json_response({"object": "list", "data": data})
 
 
 async def healthz(request: Request) -> Response:
-    return _json({"status": "ok", "service": "upstream-sim"})
+    return json_response({"status": "ok", "service": "upstream-sim"})
 
 
 async def stats(request: Request) -> Response:
-    return _json({"chat_completions": request.app.state.stats.chat_completions})
+    return json_response(request.app.state.stats.as_dict())
 
 
 async def reset(request: Request) -> Response:
-    request.app.state.stats.chat_completions = 0
-    return _json({"chat_completions": 0})
+    request.app.state.stats = SimStats()
+    return json_response(request.app.state.stats.as_dict())
 
 
 def create_app() -> Starlette:
+    from tollgate.upstream_sim import operations  # it uses this module's helpers
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/completions", operations.completions, methods=["POST"]),
+            Route("/v1/embeddings", operations.embeddings, methods=["POST"]),
+            Route("/v1/images/generations", operations.images, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/_sim/stats", stats, methods=["GET"]),

@@ -3,6 +3,8 @@
 Model-name behaviours: "nousage" never reports usage in streams, "error" answers 500,
 "timeout" sleeps 30 s, "slow" waits 300 ms, a name ending in "-long" allows up to max_tokens
 (default 64) completion tokens, "drip" streams one chunk per 50 ms.
+Operations: /v1/chat/completions, /v1/completions (both stream), /v1/embeddings, /v1/images/generations.
+/_sim/stats counts calls per operation and per upstream model name ("by_model"); /_sim/reset zeroes it.
 Headers: x-sim-delay-ms (delay before answering), x-sim-chunk-delay-ms (delay between stream chunks).
 """
 

@@ -7,14 +7,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
-from tollgate.billing.holds.store import CachedWallet, HoldStore, ReserveStatus
+from tollgate.billing.budgets.repository import LimitsSnapshot
+from tollgate.billing.budgets.rules import day_key, month_key
+from tollgate.billing.holds.store import CachedWallet, HoldStore, LimitCheck, ReserveStatus
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.wallets.repository import WalletState
 
 log = logging.getLogger(__name__)
 
 WalletLoader = Callable[[str], Awaitable[WalletState]]
+# (org_id, month, day) -> the org's budgets, current spend and key quotas from PostgreSQL
+LimitsLoader = Callable[[str, str, str], Awaitable[LimitsSnapshot]]
+# (org_id, key_id, month_quota_micros): remembers a key's quota for settlement's quota alerts
+QuotaRecorder = Callable[[str, int, int], Awaitable[None]]
+
+_ATTEMPTS = 3  # a cold org needs at most two loads (wallet, limits) before its Reserve answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +31,9 @@ class ReserveResult:
     granted: bool
     hold_id: str
     available_micros: int
+    hold_micros: int = 0
+    reason: str = ""
+    balance_micros: int = 0
 
 
 class HoldService:
@@ -31,29 +43,109 @@ class HoldService:
         load_wallet: WalletLoader,
         metrics: BillingMetrics,
         *,
+        load_limits: LimitsLoader | None = None,
+        record_quota: QuotaRecorder | None = None,
         hold_ttl_seconds: int = 600,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """Without `load_limits` only the wallet is checked (budgets and quotas are off)."""
         self._store = store
         self._load_wallet = load_wallet
+        self._load_limits = load_limits
+        self._record_quota = record_quota
         self._metrics = metrics
         self._ttl = hold_ttl_seconds
         self._clock = clock
         # One PostgreSQL load per org at a time: a burst of Reserves on a cold wallet shares it.
         self._loading: dict[str, asyncio.Task[None]] = {}
+        self._loading_limits: dict[str, asyncio.Task[None]] = {}
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def reserve(self, org_id: str, hold_id: str, max_cost_micros: int) -> ReserveResult:
-        """Idempotent on hold_id (the request id). One EVALSHA when the wallet is cached."""
-        expires_at = self._clock() + self._ttl
-        status, available = await self._store.reserve(org_id, hold_id, max_cost_micros, expires_at)
-        if status is ReserveStatus.NOT_CACHED:
-            await self._ensure_cached(org_id)
-            status, available = await self._store.reserve(org_id, hold_id, max_cost_micros, expires_at)
-            if status is ReserveStatus.NOT_CACHED:  # evicted in between: refuse rather than loop
-                raise RuntimeError(f"wallet of {org_id} could not be cached")
-        granted = status is ReserveStatus.GRANTED
-        (self._metrics.holds_granted if granted else self._metrics.holds_refused).inc()
-        return ReserveResult(granted, hold_id, available)
+    async def reserve(
+        self,
+        org_id: str,
+        hold_id: str,
+        max_cost_micros: int,
+        *,
+        key_id: int = 0,
+        month_quota_micros: int = 0,
+    ) -> ReserveResult:
+        """Idempotent on hold_id (the request id). One EVALSHA when the wallet and limits are cached.
+        The wallet must cover max_cost in full; budgets and the key's month quota cap the hold at
+        what they still allow and refuse only when nothing is left (see holds/scripts.py)."""
+        now = self._clock()
+        check = None
+        if self._load_limits is not None:
+            moment = datetime.fromtimestamp(now, tz=UTC)
+            check = LimitCheck(key_id, month_key(moment), day_key(moment), month_quota_micros)
+        reply = None
+        for _ in range(_ATTEMPTS):
+            reply = await self._store.reserve(org_id, hold_id, max_cost_micros, now + self._ttl, limits=check)
+            if reply.status is ReserveStatus.NOT_CACHED:
+                await self._ensure_cached(org_id)
+            elif reply.status is ReserveStatus.LIMITS_NOT_CACHED and check is not None:
+                await self._ensure_limits(org_id, check.month, check.day)
+            else:
+                break
+        if reply is None or reply.status not in (ReserveStatus.GRANTED, ReserveStatus.REFUSED):
+            # evicted in between every time: refuse rather than loop
+            raise RuntimeError(f"wallet or limits of {org_id} could not be cached")
+        granted = reply.status is ReserveStatus.GRANTED
+        if granted:
+            self._metrics.holds_granted.inc()
+            if reply.hold_micros < max_cost_micros and check is not None:
+                self._metrics.holds_capped.inc()
+        else:
+            self._metrics.holds_refused.inc()
+            self._metrics.reserve_refusals.labels(reply.reason).inc()
+        if reply.quota_changed and self._record_quota is not None and key_id:
+            self._in_background(self._record_quota(org_id, key_id, month_quota_micros))
+        return ReserveResult(
+            granted,
+            hold_id,
+            reply.available_micros,
+            reply.hold_micros if granted else 0,
+            reply.reason,
+            reply.balance_micros,
+        )
+
+    def _in_background(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:  # best effort: only quota alerts depend on it, and the next change retries
+                log.exception("recording a key quota failed")
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Waits for the background writes started so far (quota records); for shutdown and tests."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def refresh_limits(self, org_id: str) -> None:
+        """After a budget change committed: new budget config into a cached org (ignored if older)."""
+        if self._load_limits is None:
+            return
+        moment = datetime.fromtimestamp(self._clock(), tz=UTC)
+        snap = await self._load_limits(org_id, month_key(moment), day_key(moment))
+        await self._store.sync_limits(org_id, snap, init=False)
+
+    async def _ensure_limits(self, org_id: str, month: str, day: str) -> None:
+        task = self._loading_limits.get(org_id)
+        if task is None:
+            task = asyncio.create_task(self._load_limits_into_cache(org_id, month, day))
+            self._loading_limits[org_id] = task
+            task.add_done_callback(lambda _t: self._loading_limits.pop(org_id, None))
+        await asyncio.shield(task)
+
+    async def _load_limits_into_cache(self, org_id: str, month: str, day: str) -> None:
+        assert self._load_limits is not None
+        snap = await self._load_limits(org_id, month, day)
+        await self._store.sync_limits(org_id, snap, init=True)
+        self._metrics.limits_loads.inc()
 
     async def release(self, org_id: str, hold_id: str) -> bool:
         released = await self._store.release(org_id, hold_id)

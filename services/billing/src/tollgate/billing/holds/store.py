@@ -1,21 +1,47 @@
-"""Billing's Redis state: cached wallets and open holds, changed only through the Lua scripts."""
+"""Billing's Redis state: cached wallets, limits and open holds, changed only through the Lua scripts."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import cast
 
 from redis.asyncio import Redis
 
-from tollgate.billing.holds import scripts
+from tollgate.billing.budgets.repository import LimitsSnapshot
+from tollgate.billing.holds import limit_scripts, scripts
 
 
 class ReserveStatus(IntEnum):
+    LIMITS_NOT_CACHED = -2
     NOT_CACHED = -1
     REFUSED = 0
     GRANTED = 1
+
+
+# ReserveResponse.reason, by the script's reason code.
+REASONS = {0: "", 1: "insufficient_credits", 2: "quota_exceeded", 3: "budget_exceeded"}
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """What a Reserve checks besides the wallet: the key's budgets and quota in the current periods."""
+
+    key_id: int  # 0: no key (only the org's budgets apply)
+    month: str  # "2026-11"
+    day: str  # "2026-11-23"
+    month_quota_micros: int = 0  # 0 = unlimited
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveReply:
+    status: ReserveStatus
+    available_micros: int
+    hold_micros: int = 0
+    reason: str = ""
+    balance_micros: int = 0
+    quota_changed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,15 +57,29 @@ class CachedWallet:
 
 @dataclass(frozen=True, slots=True)
 class OrgSettlement:
-    """What one org's settled batch changes in Redis: holds to drop and the DB's wallet state."""
+    """What one org's settled batch changes in Redis: holds to drop, the DB's wallet state and the
+    new totals of the spend counters the batch touched."""
 
     org_id: str
     hold_ids: Sequence[str]
     balance_micros: int | None  # None: no wallet row yet, leave the cache alone
     version: int
+    spent: Mapping[tuple[int, str], int] = field(default_factory=dict)  # (key_id, period) -> total
 
 
 _MEMBER_SEP = "\n"
+
+
+def scope_name(key_id: int) -> str:
+    return "org" if key_id == 0 else f"k{key_id}"
+
+
+def spent_field(key_id: int, period: str) -> str:
+    return f"s:{scope_name(key_id)}:{period}"
+
+
+def budget_field(key_id: int, period: str) -> str:
+    return f"b:{scope_name(key_id)}:{'d' if period == 'daily' else 'm'}"
 
 
 class HoldStore:
@@ -53,6 +93,7 @@ class HoldStore:
         self._release = redis.register_script(scripts.RELEASE)
         self._sync = redis.register_script(scripts.SYNC_WALLET)
         self._settle = redis.register_script(scripts.SETTLE)
+        self._sync_limits = redis.register_script(limit_scripts.SYNC_LIMITS)
 
     def wallet_key(self, org_id: str) -> str:
         return f"{self._prefix}:wallet:{{{org_id}}}"
@@ -60,21 +101,45 @@ class HoldStore:
     def holds_key(self, org_id: str) -> str:
         return f"{self._prefix}:holds:{{{org_id}}}"
 
+    def limits_key(self, org_id: str) -> str:
+        return f"{self._prefix}:limits:{{{org_id}}}"
+
     def _keys(self, org_id: str) -> list[str]:
-        return [self.wallet_key(org_id), self.holds_key(org_id), self._expiry_key]
+        return [self.wallet_key(org_id), self.holds_key(org_id), self._expiry_key, self.limits_key(org_id)]
 
     @staticmethod
     def _member(org_id: str, hold_id: str) -> str:
         return f"{org_id}{_MEMBER_SEP}{hold_id}"
 
     async def reserve(
-        self, org_id: str, hold_id: str, amount_micros: int, expires_at: float
-    ) -> tuple[ReserveStatus, int]:
-        status, available = await self._reserve(
+        self,
+        org_id: str,
+        hold_id: str,
+        amount_micros: int,
+        expires_at: float,
+        *,
+        limits: LimitCheck | None = None,
+    ) -> ReserveReply:
+        """Holds `amount_micros` on the wallet; with `limits`, also checks and caps by budgets/quota."""
+        check = limits or LimitCheck(0, "", "")
+        raw = await self._reserve(
             keys=self._keys(org_id),
-            args=[hold_id, amount_micros, int(expires_at), self._member(org_id, hold_id)],
+            args=[
+                hold_id,
+                amount_micros,
+                int(expires_at),
+                self._member(org_id, hold_id),
+                "1" if limits else "0",
+                check.key_id,
+                check.month,
+                check.day,
+                check.month_quota_micros,
+            ],
         )
-        return ReserveStatus(int(status)), int(available)
+        status, available, hold, reason, balance, quota_changed = (int(v) for v in raw)
+        return ReserveReply(
+            ReserveStatus(status), available, hold, REASONS.get(reason, ""), balance, bool(quota_changed)
+        )
 
     async def release(self, org_id: str, hold_id: str) -> bool:
         released = await self._release(keys=self._keys(org_id), args=[hold_id, self._member(org_id, hold_id)])
@@ -83,6 +148,20 @@ class HoldStore:
     async def sync_wallet(self, org_id: str, balance_micros: int, version: int) -> bool:
         applied = await self._sync(keys=self._keys(org_id), args=[balance_micros, version, self._wallet_ttl])
         return bool(applied)
+
+    async def sync_limits(self, org_id: str, snap: LimitsSnapshot, *, init: bool) -> bool:
+        """Loads (init) or refreshes an org's limits from a PostgreSQL snapshot; True if it loaded."""
+        args: list[str | int] = [snap.budgets_version, self._wallet_ttl, "1" if init else "0"]
+        args.append(len(snap.budgets))
+        for key_id, period, limit in snap.budgets:
+            args.extend((budget_field(key_id, period), limit))
+        args.append(len(snap.spent))
+        for (key_id, period), spent in snap.spent.items():
+            args.extend((spent_field(key_id, period), spent))
+        args.append(len(snap.quotas))
+        for key_id, quota in snap.quotas.items():
+            args.extend((f"q:{key_id}", quota))
+        return bool(await self._sync_limits(keys=self._keys(org_id), args=args))
 
     async def settle(self, settlements: Sequence[OrgSettlement]) -> int:
         """Applies every org's settlement in one pipelined round trip; returns holds released."""
@@ -94,7 +173,10 @@ class HoldStore:
                     "" if s.balance_micros is None else s.balance_micros,
                     s.version,
                     self._wallet_ttl,
+                    len(s.spent),
                 ]
+                for (key_id, period), total in s.spent.items():
+                    args.extend((spent_field(key_id, period), total))
                 for hold_id in s.hold_ids:
                     args.extend((hold_id, self._member(s.org_id, hold_id)))
                 await self._settle(keys=self._keys(s.org_id), args=args, client=pipe)
@@ -108,6 +190,10 @@ class HoldStore:
         if balance is None:
             return None
         return CachedWallet(int(balance), int(held or 0), int(version or 0))
+
+    async def read_limits(self, org_id: str) -> dict[str, str]:
+        """The org's cached limits hash as it is (for diagnostics and tests)."""
+        return cast(dict[str, str], await self._redis.hgetall(self.limits_key(org_id)))
 
     async def expired(self, now: float, limit: int = 500) -> list[tuple[str, str]]:
         """(org_id, hold_id) of holds whose expiry time has passed, oldest first."""

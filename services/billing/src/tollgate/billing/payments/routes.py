@@ -1,4 +1,5 @@
-"""Seed 004 admin routes: recharge an API key's organisation, list recharges."""
+"""Seed 004 admin routes: recharge an API key's organisation (platform admin), list payments
+(platform admin: all; organisation owner/admin: their organisation's)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,12 @@ import logging
 import uuid
 
 from fastapi import APIRouter, Depends, Header, Query
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.deps import (
     admin_principal,
     authenticate,
+    current_principal,
     get_auth,
     get_holds,
     get_metrics,
@@ -22,7 +23,7 @@ from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.payments import service
 from tollgate.billing.payments.schemas import PaymentList, PaymentOut, RechargeRequest, RechargeResponse
 from tollgate.common.auth_client import AuthClient, Principal
-from tollgate.common.errors import InvalidRequest, NotFound, Unauthenticated
+from tollgate.common.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from tollgate.common.money import micros_to_credits
 
 log = logging.getLogger(__name__)
@@ -54,11 +55,7 @@ async def recharge(
             payment_ref=idempotency_key or f"pay_{uuid.uuid4().hex}",
             method="admin",
         )
-    try:
-        await holds.refresh(result.wallet)
-    except RedisError:
-        # Committed already: the cached wallet expires and reloads from PostgreSQL.
-        log.warning("cache refresh after recharge failed", extra={"org_id": result.org_id})
+    await service.refresh_cached_wallet(holds, result.wallet)
     if not result.replayed:
         metrics.recharges.inc()
         log.info(
@@ -93,32 +90,31 @@ def _int_param(value: str | None, name: str, default: int | None, low: int, high
     return number
 
 
+async def payments_reader(principal: Principal = Depends(current_principal)) -> Principal:
+    """A platform admin (every organisation) or an owner/admin of the key's organisation (its own)."""
+    if not (principal.is_admin or principal.is_org_admin):
+        raise Forbidden(
+            "Listing payments needs an admin API key or an organisation owner's/admin's key.",
+            code="admin_required",
+        )
+    return principal
+
+
 @router.get("/admin/payment/list", response_model=PaymentList)
 async def list_payments(
     key_id: str | None = Query(default=None),
     limit: str | None = Query(default=None),
     offset: str | None = Query(default=None),
-    _admin: Principal = Depends(admin_principal),
+    reader: Principal = Depends(payments_reader),
     sessions: async_sessionmaker[AsyncSession] = Depends(get_sessions),
 ) -> PaymentList:
     key = _int_param(key_id, "key_id", None, 1, None)
     page_size = _int_param(limit, "limit", 10, 1, 100) or 10
     skip = _int_param(offset, "offset", 0, 0, None) or 0
+    # an org admin sees their organisation's payments only: another org's key id lists nothing
+    org_id = None if reader.is_admin else reader.org_id
     async with sessions() as session:
-        rows, total = await service.list_payments(session, key_id=key, limit=page_size, offset=skip)
-    return PaymentList(
-        data=[
-            PaymentOut(
-                id=p.id,
-                payment_ref=p.payment_ref,
-                org_id=p.org_id,
-                key_id=p.key_id,
-                amount=micros_to_credits(p.amount_micros),
-                amount_micros=p.amount_micros,
-                method=p.method,
-                created_at=p.created_at,
-            )
-            for p in rows
-        ],
-        total=total,
-    )
+        rows, total = await service.list_payments(
+            session, key_id=key, org_id=org_id, limit=page_size, offset=skip
+        )
+    return PaymentList(data=[PaymentOut.of(p) for p in rows], total=total)

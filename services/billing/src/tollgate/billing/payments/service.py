@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.billing.holds.service import HoldService
 from tollgate.billing.payments import repository
 from tollgate.billing.payments.models import Payment
 from tollgate.billing.wallets import repository as wallet_repository
 from tollgate.billing.wallets import service as wallets
 from tollgate.billing.wallets.repository import WalletState
 from tollgate.common.errors import InvalidRequest
+
+log = logging.getLogger(__name__)
 
 
 class IdempotencyKeyReused(InvalidRequest):
@@ -69,6 +74,19 @@ async def _replay(
 
 
 async def list_payments(
-    session: AsyncSession, *, key_id: int | None, limit: int, offset: int
+    session: AsyncSession, *, key_id: int | None, org_id: str | None, limit: int, offset: int
 ) -> tuple[Sequence[Payment], int]:
-    return await repository.list_payments(session, key_id=key_id, limit=limit, offset=offset)
+    """Newest first; `org_id` (an org admin's own organisation) narrows it to that org's payments,
+    so another org's key id lists nothing rather than telling whether it exists."""
+    return await repository.list_payments(session, key_id=key_id, org_id=org_id, limit=limit, offset=offset)
+
+
+async def refresh_cached_wallet(holds: HoldService, state: WalletState | None) -> None:
+    """After the commit: moves the hot path's cached wallet forward to the committed state."""
+    if state is None:
+        return
+    try:
+        await holds.refresh(state)
+    except RedisError:
+        # Committed already: the cached wallet expires and reloads from PostgreSQL.
+        log.warning("cache refresh after a ledger change failed", extra={"org_id": state.org_id})

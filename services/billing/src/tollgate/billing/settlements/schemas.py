@@ -20,6 +20,11 @@ class UsageCharge:
     model: str | None
     cost_micros: int
     status: str
+    # For budgets and /cost/stats (defaults keep the positional form of older callers working).
+    tokens_in: int = 0
+    tokens_out: int = 0
+    occurred_at_ms: int = 0  # when the request finished (else started); 0 when the event has neither
+    operation: str = "chat"
 
     @classmethod
     def from_event(cls, event: events_pb2.UsageRecorded) -> UsageCharge:
@@ -27,8 +32,11 @@ class UsageCharge:
             raise InvalidUsageEvent("event_id and org_id are required")
         if event.cost_micros < 0:
             raise InvalidUsageEvent(f"negative cost_micros {event.cost_micros}")
+        if event.tokens_in < 0 or event.tokens_out < 0:
+            raise InvalidUsageEvent("negative token counts")
         # PostgreSQL text cannot hold NUL: such an event would fail its batch forever.
-        if any("\x00" in s for s in (event.event_id, event.org_id, event.hold_id, event.model, event.status)):
+        fields = (event.event_id, event.org_id, event.hold_id, event.model, event.status, event.operation)
+        if any("\x00" in s for s in fields):
             raise InvalidUsageEvent("NUL character in a text field")
         return cls(
             event_id=event.event_id,
@@ -38,4 +46,16 @@ class UsageCharge:
             model=event.model or None,
             cost_micros=event.cost_micros,
             status=event.status or "ok",
+            tokens_in=event.tokens_in,
+            tokens_out=event.tokens_out,
+            occurred_at_ms=_moment_ms(event.finished_at_unix_ms or event.started_at_unix_ms),
+            operation=event.operation or "chat",
         )
+
+
+_MAX_MOMENT_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z, the last moment a datetime can hold
+
+
+def _moment_ms(value: int) -> int:
+    """A usable timestamp or 0 (unknown): a nonsense clock must not make a batch unsettleable."""
+    return value if 0 < value < _MAX_MOMENT_MS else 0

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.billing.budgets.settlement import account_usage
 from tollgate.billing.holds.store import OrgSettlement
 from tollgate.billing.settlements import repository
 from tollgate.billing.settlements.schemas import UsageCharge
@@ -20,6 +22,7 @@ class BatchOutcome:
     settled: int = 0
     duplicates: int = 0
     charged_micros: int = 0
+    alerts: list[str] = field(default_factory=list)  # ids of alerts this batch fired
     # What Redis must learn once the transaction has committed, one entry per org in the batch.
     cache_updates: list[OrgSettlement] = field(default_factory=list)
 
@@ -35,7 +38,10 @@ def dedupe(charges: Sequence[UsageCharge]) -> tuple[list[UsageCharge], int]:
     return unique, len(charges) - len(unique)
 
 
-async def settle_batch(session: AsyncSession, charges: Sequence[UsageCharge]) -> BatchOutcome:
+async def settle_batch(
+    session: AsyncSession, charges: Sequence[UsageCharge], *, now: datetime | None = None
+) -> BatchOutcome:
+    """`now` dates events that carry no timestamp of their own (budgets use the event's time)."""
     unique, repeats = dedupe(charges)
     new_ids = await repository.insert_new(session, unique)
     fresh = [c for c in unique if c.event_id in new_ids]
@@ -52,6 +58,14 @@ async def settle_batch(session: AsyncSession, charges: Sequence[UsageCharge]) ->
     # redelivery after a crash between commit and refresh must repair Redis.
     others = sorted({c.org_id for c in unique} - states.keys())
     states.update(await wallet_repository.get_many(session, others))
+    spend = await account_usage(
+        session,
+        fresh,
+        {org: st.balance_micros for org, st in states.items()},
+        now or datetime.now(UTC),
+        repeated=[c for c in unique if c.event_id not in new_ids],
+    )
+    outcome.alerts = spend.alerts
 
     holds_by_org: dict[str, list[str]] = {}
     for c in unique:
@@ -66,6 +80,7 @@ async def settle_batch(session: AsyncSession, charges: Sequence[UsageCharge]) ->
                 hold_ids=hold_ids,
                 balance_micros=None if state is None else state.balance_micros,
                 version=0 if state is None else state.version,
+                spent=spend.spent.get(org_id, {}),
             )
         )
     return outcome

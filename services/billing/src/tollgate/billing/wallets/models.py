@@ -9,7 +9,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from tollgate.billing.db import Base
 
-LEDGER_KINDS = ("recharge", "usage", "refund", "adjustment")
+# bonus: a credit package's bonus credits, posted next to its recharge entry (same ref)
+LEDGER_KINDS = ("recharge", "usage", "refund", "adjustment", "bonus")
 
 
 class Wallet(Base):
@@ -29,7 +30,7 @@ class LedgerEntry(Base):
     __table_args__ = (
         UniqueConstraint("kind", "ref", name="uq_ledger_entries_kind_ref"),
         CheckConstraint(
-            "kind IN ('recharge', 'usage', 'refund', 'adjustment')", name="ck_ledger_entries_kind"
+            "kind IN ('recharge', 'usage', 'refund', 'adjustment', 'bonus')", name="ck_ledger_entries_kind"
         ),
         Index("ix_ledger_entries_org_id_id", "org_id", "id"),
     )

@@ -31,6 +31,10 @@ class Model(Base):
     extra_config: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, server_default="{}")
     price_in_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     price_out_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    # Pricing modes (migration 0002): flat per request, per image, per 1M embedded tokens (NULL: price_in).
+    price_request_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    price_image_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    price_embedding_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     group_id: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     multiple: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     max_tokens_default: Mapped[int] = mapped_column(Integer, nullable=False, server_default="4096")

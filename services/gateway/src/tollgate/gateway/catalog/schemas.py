@@ -17,6 +17,10 @@ class ModelSaveIn(BaseModel):
     config: str | dict[str, Any]
     price_in: Decimal = Field(default=Decimal(0), ge=0)
     price_out: Decimal = Field(default=Decimal(0), ge=0)
+    # Pricing modes beyond seed 004's per-token prices (credits; see docs/billing.md "Pricing modes"):
+    price_request: Decimal = Field(default=Decimal(0), ge=0)  # flat, per request (seed 002's price)
+    price_image: Decimal = Field(default=Decimal(0), ge=0)  # per image generated
+    price_embedding: Decimal | None = Field(default=None, ge=0)  # per 1M embedded tokens; null: price_in
     group_id: int = 0
     multiple: bool = False
 
@@ -33,6 +37,9 @@ class ModelOut(BaseModel):
     provider: str
     price_in: float
     price_out: float
+    price_request: float
+    price_image: float
+    price_embedding: float | None
     group_id: int
     multiple: bool
     base_url: str

@@ -76,6 +76,11 @@ def to_out(model: Model) -> ModelOut:
         provider=model.provider,
         price_in=micros_to_credits(model.price_in_micros),
         price_out=micros_to_credits(model.price_out_micros),
+        price_request=micros_to_credits(model.price_request_micros),
+        price_image=micros_to_credits(model.price_image_micros),
+        price_embedding=(
+            None if model.price_embedding_micros is None else micros_to_credits(model.price_embedding_micros)
+        ),
         group_id=model.group_id,
         multiple=model.multiple,
         base_url=model.base_url,
@@ -121,6 +126,11 @@ class CatalogService:
             "extra_config": config.extra,
             "price_in_micros": credits_to_micros(data.price_in),
             "price_out_micros": credits_to_micros(data.price_out),
+            "price_request_micros": credits_to_micros(data.price_request),
+            "price_image_micros": credits_to_micros(data.price_image),
+            "price_embedding_micros": (
+                None if data.price_embedding is None else credits_to_micros(data.price_embedding)
+            ),
             "group_id": data.group_id,
             "multiple": data.multiple,
             "max_tokens_default": config.max_tokens_default,

@@ -89,6 +89,15 @@ class CatalogEntry:
     created_unix: int
     client: httpx.AsyncClient
     lean: Http1Pool | None = None  # set for plain-http upstreams: their non-streamed calls use it
+    # Pricing modes (tollgate.gateway.pricing.cost): flat per request, per image, per 1M embedded tokens.
+    price_request_micros: int = 0
+    price_image_micros: int = 0
+    price_embedding_micros: int | None = None
+
+    @property
+    def api_base(self) -> str:
+        """The provider's OpenAI-compatible base URL (…/v1), for the other operations' paths."""
+        return self.chat_url.removesuffix("/chat/completions")
 
 
 class CatalogSnapshot:
@@ -163,4 +172,7 @@ class CatalogSnapshot:
             created_unix=int(row.created_at.timestamp()),
             client=self._pool.get(row.base_url),
             lean=self._pool.lean(row.base_url),
+            price_request_micros=row.price_request_micros,
+            price_image_micros=row.price_image_micros,
+            price_embedding_micros=row.price_embedding_micros,
         )

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import logging
+from typing import Protocol
 
 import grpc
 from grpc import aio
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
+from tollgate.common.auth_client import Principal
+from tollgate.common.errors import ServiceUnavailable
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.pricing.refusals import refusal
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("tollgate.gateway")
 
 
 class BillingClient:
@@ -18,11 +26,18 @@ class BillingClient:
         self._timeout = timeout_s
 
     async def reserve(
-        self, org_id: str, key_id: int, request_id: str, max_cost_micros: int
+        self, principal: Principal, request_id: str, max_cost_micros: int, model: str
     ) -> billing_pb2.ReserveResponse:
-        """Raises grpc.RpcError when billing can't answer; the caller refuses the request then."""
+        """Raises grpc.RpcError when billing can't answer; the caller refuses the request then.
+        Billing checks the wallet, the key's month_quota and budgets; `reason` says which refused."""
         request = billing_pb2.ReserveRequest(
-            org_id=org_id, key_id=key_id, request_id=request_id, max_cost_micros=max_cost_micros
+            org_id=principal.org_id,
+            key_id=principal.key_id,
+            request_id=request_id,
+            max_cost_micros=max_cost_micros,
+            month_quota_micros=principal.month_quota_micros,
+            user_id=principal.user_id,
+            model=model,
         )
         return await self._stub.Reserve(request, timeout=self._timeout)
 
@@ -36,3 +51,29 @@ class BillingClient:
             log.warning("release of hold %s failed; it will expire", hold_id, exc_info=True)
             return False
         return bool(reply.released)
+
+
+class Reserver(Protocol):
+    async def reserve(
+        self, principal: Principal, request_id: str, max_cost_micros: int, model: str
+    ) -> billing_pb2.ReserveResponse: ...
+
+
+async def place_hold(
+    billing: Reserver,
+    metrics: GatewayMetrics,
+    principal: Principal,
+    request_id: str,
+    max_cost_micros: int,
+    model: str,
+) -> billing_pb2.ReserveResponse:
+    """Reserve, or raise the error the refusal maps to (402 / 402 / 429) before any upstream call."""
+    with _tracer.start_as_current_span("billing.reserve", kind=SpanKind.CLIENT):
+        try:
+            reply = await billing.reserve(principal, request_id, max_cost_micros, model)
+        except grpc.RpcError as exc:
+            raise ServiceUnavailable("The billing service is unavailable; retry shortly.") from exc
+    if not reply.granted:
+        metrics.holds_refused.labels(reply.reason or "insufficient_credits").inc()
+        raise refusal(reply.reason, max_cost_micros, reply.available_micros)
+    return reply

@@ -11,7 +11,6 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
 
-import grpc
 import httpx
 import orjson
 from opentelemetry import propagate, trace
@@ -21,21 +20,18 @@ from starlette.responses import Response
 
 from tollgate.common.auth_client import Principal, api_key_from_headers
 from tollgate.common.errors import (
-    InsufficientCredits,
     NotFound,
-    ServiceUnavailable,
     TollgateError,
     Unauthenticated,
     UpstreamError,
     UpstreamTimeout,
 )
-from tollgate.common.money import micros_to_credits
 from tollgate.contracts.v1 import billing_pb2
 from tollgate.gateway.catalog.http1 import Http1Pool, UpstreamConnectionError
 from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.completions.billing import place_hold
 from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
 from tollgate.gateway.completions.tokens import (
-    cost_micros,
     heuristic_completion_tokens,
     heuristic_prompt_tokens,
     pessimistic_prompt_tokens,
@@ -43,6 +39,7 @@ from tollgate.gateway.completions.tokens import (
 )
 from tollgate.gateway.completions.validation import ChatRequest, parse_chat_request
 from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.pricing.cost import Operation, PricingPolicy, batch_requested, chat_cost
 from tollgate.gateway.principals.grants import ensure_model_allowed
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
 
@@ -61,7 +58,7 @@ class Catalog(Protocol):
 
 class Billing(Protocol):
     async def reserve(
-        self, org_id: str, key_id: int, request_id: str, max_cost_micros: int
+        self, principal: Principal, request_id: str, max_cost_micros: int, model: str
     ) -> billing_pb2.ReserveResponse: ...
     async def release(self, org_id: str, hold_id: str) -> bool: ...
 
@@ -82,6 +79,7 @@ class _Call:
     started: float
     started_ms: int
     headers: list[tuple[str, bytes]]
+    batch: bool
 
 
 class ChatCompletions:
@@ -95,6 +93,7 @@ class ChatCompletions:
         *,
         upstream_timeout_s: float = 60.0,
         default_max_tokens: int = 4096,
+        pricing: PricingPolicy | None = None,
     ) -> None:
         self._principals = principals
         self._catalog = catalog
@@ -104,6 +103,7 @@ class ChatCompletions:
         self._timeout = httpx.Timeout(upstream_timeout_s)
         self._timeout_s = upstream_timeout_s
         self._default_max_tokens = default_max_tokens
+        self._pricing = pricing or PricingPolicy()
         self._tracer = trace.get_tracer("tollgate.gateway")
 
     async def handle(self, request: Request) -> Response:
@@ -131,25 +131,17 @@ class ChatCompletions:
         request_id: str = request.scope["state"]["request_id"]
         max_tokens = chat.max_tokens or entry.max_tokens_default or self._default_max_tokens
         prompt_bound = pessimistic_prompt_tokens(chat.messages, chat.payload.get("tools"))
-        max_cost = cost_micros(prompt_bound, max_tokens, entry.price_in_micros, entry.price_out_micros)
-        hold_id = await self._reserve(principal, request_id, max_cost)
-        call = _Call(request_id, principal, entry, chat, hold_id, started, started_ms, trace_headers())
+        query = request.scope["query_string"]
+        batch = batch_requested(query) if query else False
+        max_cost = chat_cost(entry, prompt_bound, max_tokens, self._pricing, batch)
+        hold_id = await self._reserve(principal, request_id, max_cost, entry.name)
+        call = _Call(request_id, principal, entry, chat, hold_id, started, started_ms, trace_headers(), batch)
         if chat.stream:
             return await self._stream(call)
         return await self._complete(call)
 
-    async def _reserve(self, principal: Principal, request_id: str, max_cost: int) -> str:
-        with self._tracer.start_as_current_span("billing.reserve", kind=SpanKind.CLIENT):
-            try:
-                reply = await self._billing.reserve(principal.org_id, principal.key_id, request_id, max_cost)
-            except grpc.RpcError as exc:
-                raise ServiceUnavailable("The billing service is unavailable; retry shortly.") from exc
-        if not reply.granted:
-            self._metrics.holds_refused.inc()
-            raise InsufficientCredits(
-                f"Insufficient credits: this request may cost up to {micros_to_credits(max_cost):.6f} "
-                f"credits and {micros_to_credits(max(reply.available_micros, 0)):.6f} are available."
-            )
+    async def _reserve(self, principal: Principal, request_id: str, max_cost: int, model: str) -> str:
+        reply = await place_hold(self._billing, self._metrics, principal, request_id, max_cost, model)
         return reply.hold_id or request_id
 
     def _upstream_request(self, call: _Call) -> tuple[bytes, dict[str, str]]:
@@ -280,7 +272,7 @@ class ChatCompletions:
         self, call: _Call, status: str, usage: tuple[int, int], estimated: bool, *, charge: bool = True
     ) -> None:
         entry = call.entry
-        cost = cost_micros(usage[0], usage[1], entry.price_in_micros, entry.price_out_micros) if charge else 0
+        cost = chat_cost(entry, usage[0], usage[1], self._pricing, call.batch) if charge else 0
         finished_ms = int(time.time() * 1000)
         self._emitter.emit(
             usage_event(
@@ -300,6 +292,8 @@ class ChatCompletions:
                 stream=call.chat.stream,
                 tokens_estimated=estimated,
                 headers=call.headers,
+                operation=Operation.CHAT,
+                batch=call.batch,
             )
         )
 

@@ -8,7 +8,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import orjson
@@ -100,7 +100,7 @@ class SseRelay:
     def _usage_chunk(self, usage: tuple[int, int]) -> bytes:
         chunk = {
             "id": self._last.get("id", ""),
-            "object": "chat.completion.chunk",
+            "object": self._last.get("object", "chat.completion.chunk"),
             "created": self._last.get("created", int(time.time())),
             "model": self._model,
             "choices": [],
@@ -127,8 +127,12 @@ class SseRelay:
         choices = obj.get("choices")
         if choices:
             for choice in choices:
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls")):
+                if not isinstance(choice, dict):
+                    continue
+                delta = choice.get("delta")
+                if choice.get("text") or (  # text completions stream "text", chat streams "delta"
+                    isinstance(delta, dict) and (delta.get("content") or delta.get("tool_calls"))
+                ):
                     self._content_chunks += 1
                     break
         usage = reported_usage(obj.get("usage"))
@@ -144,11 +148,16 @@ class SseRelay:
         return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
+class Relay(Protocol):
+    def events(self) -> AsyncIterator[bytes]: ...
+    def finish(self) -> object: ...
+
+
 class RelayResponse(StreamingResponse):
     """A StreamingResponse that settles the relay however the response ends (even if the body
     iterator is abandoned without being closed when the client goes away)."""
 
-    def __init__(self, relay: SseRelay) -> None:
+    def __init__(self, relay: Relay) -> None:
         super().__init__(
             relay.events(),
             media_type="text/event-stream",

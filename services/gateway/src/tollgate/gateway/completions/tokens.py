@@ -1,4 +1,4 @@
-"""Token estimates and cost math (integer micro-credits only).
+"""Token estimates (the cost math is tollgate.gateway.pricing.cost).
 
 Two estimates on purpose: a *pessimistic* one sizes the credit hold before the call (so a hold
 is rarely too small), a *heuristic* one (~4 chars per token) bills a call whose upstream did
@@ -11,18 +11,12 @@ from typing import Any
 
 import orjson
 
-MICROS_PER_MILLION_TOKENS = 1_000_000
 PESSIMISTIC_PER_MESSAGE = 8
 HEURISTIC_PER_MESSAGE = 4
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def cost_micros(tokens_in: int, tokens_out: int, price_in_micros: int, price_out_micros: int) -> int:
-    """Prices are micro-credits per 1M tokens; the cost rounds up to a whole micro-credit."""
-    return _ceil_div(tokens_in * price_in_micros + tokens_out * price_out_micros, MICROS_PER_MILLION_TOKENS)
 
 
 def _message_texts(message: dict[str, Any]) -> list[str]:

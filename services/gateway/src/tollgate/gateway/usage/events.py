@@ -43,6 +43,9 @@ def usage_event(
     stream: bool,
     tokens_estimated: bool,
     headers: list[tuple[str, bytes]],
+    operation: str = "chat",
+    batch: bool = False,
+    units: int = 0,
 ) -> OutgoingEvent:
     event = events_pb2.UsageRecorded(
         event_id=request_id,
@@ -62,5 +65,8 @@ def usage_event(
         endpoint=endpoint,
         stream=stream,
         tokens_estimated=tokens_estimated,
+        operation=operation,
+        batch=batch,
+        units=units,
     )
     return OutgoingEvent(request_id, principal.org_id.encode(), event.SerializeToString(), headers)

@@ -1,0 +1,109 @@
+"""Error envelopes by route family. A route names its family in `request.state.envelope` before
+it can fail; anything else gets OpenAI's envelope (create_app's default).
+
+- seed002 (`POST /api/v1/chat`, `GET /api/models`): `{"error": "<message>"}`, plus
+  `credits_required` / `credits_available` on a 402, as seed 002 shows.
+- seed003 (`/chat/completions`, `/completions`, `/embeddings`, `/images/generations`, `/models/{p}/{m}`):
+  `{"error": "<code>", "message": ..., "status_code": ..., "details": {...}}`.
+- seed001 (`POST /embeddings` with seed 001's body):
+  `{"error": {"code", "message", "details", "request_id"}}`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+
+from tollgate.common.errors import TollgateError
+from tollgate.common.http import default_error_renderer
+from tollgate.common.money import MICROS_PER_CREDIT
+
+SEED002 = "seed002"
+SEED003 = "seed003"
+SEED001 = "seed001"
+
+_SEED003_CODES = {
+    400: "invalid_request",
+    401: "authentication_error",
+    403: "permission_denied",
+    404: "not_found",
+    429: "rate_limit_exceeded",
+}
+# Money refusals keep their own code (contract: insufficient_credits, budget_exceeded, quota_exceeded).
+_MONEY_CODES = frozenset({"insufficient_credits", "budget_exceeded", "quota_exceeded"})
+_SEED001_CODES = {
+    400: "INVALID_PARAMETER",
+    401: "UNAUTHORIZED",
+    402: "INSUFFICIENT_FUNDS",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    429: "RATE_LIMITED",
+    503: "MODEL_BUSY",
+}
+
+
+def credits(micros: int) -> int | float:
+    """Credits for a JSON body: a whole number stays an integer (seed 002 shows `1`, `99`)."""
+    if micros % MICROS_PER_CREDIT == 0:
+        return micros // MICROS_PER_CREDIT
+    return float(Decimal(micros) / MICROS_PER_CREDIT)
+
+
+def _money(exc: TollgateError) -> dict[str, Any]:
+    required = getattr(exc, "required_micros", None)
+    available = getattr(exc, "available_micros", None)
+    if required is None or available is None:
+        return {}
+    return {"credits_required": credits(required), "credits_available": credits(available)}
+
+
+def seed002_body(exc: TollgateError) -> dict[str, Any]:
+    money = _money(exc)
+    if exc.status_code == 401:
+        return {"error": "Invalid API key"}
+    if exc.code == "insufficient_credits" and money:
+        required, available = money["credits_required"], money["credits_available"]
+        return {"error": f"Insufficient credits. Required: {required}, Available: {available}", **money}
+    if exc.code in _MONEY_CODES:  # not in the seed: its message, its code, the amounts
+        return {"error": exc.message, "code": exc.code, **money}
+    return {"error": exc.message}
+
+
+def seed003_body(exc: TollgateError) -> dict[str, Any]:
+    if exc.code in _MONEY_CODES:
+        code = exc.code
+    elif exc.status_code >= 500 or exc.code == "provider_error":
+        code = "provider_error" if exc.code.startswith(("upstream", "provider")) else exc.code
+    else:
+        code = _SEED003_CODES.get(exc.status_code, exc.code)
+    details: dict[str, Any] = {"code": exc.code, **_money(exc)}
+    if exc.param:
+        details["param"] = exc.param
+    return {"error": code, "message": exc.message, "status_code": exc.status_code, "details": details}
+
+
+def seed001_body(request: Request, exc: TollgateError) -> dict[str, Any]:
+    details: dict[str, Any] = {"reason": exc.code, **_money(exc)}
+    if exc.param:
+        details["parameter"] = exc.param
+    return {
+        "error": {
+            "code": _SEED001_CODES.get(exc.status_code, "INTERNAL_ERROR"),
+            "message": exc.message,
+            "details": details,
+            "request_id": request.scope.get("state", {}).get("request_id"),
+        }
+    }
+
+
+def gateway_error_renderer(request: Request, exc: TollgateError) -> dict[str, Any]:
+    envelope = request.scope.get("state", {}).get("envelope")
+    if envelope == SEED002:
+        return seed002_body(exc)
+    if envelope == SEED003:
+        return seed003_body(exc)
+    if envelope == SEED001:
+        return seed001_body(request, exc)
+    return default_error_renderer(request, exc)

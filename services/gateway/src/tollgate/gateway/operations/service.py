@@ -1,0 +1,315 @@
+"""The priced operations besides the /v1/chat/completions fast path: text completions,
+embeddings, image generations, and the seed routes' chat (seed 002, seed 003).
+
+One pipeline for all of them: authenticate, resolve the model, check the grant, price the
+request's bound and hold it (billing refuses before any upstream call), call the upstream,
+meter what it used, price that (tollgate.gateway.pricing.cost), emit the usage event. Routes
+only parse their seed's request and shape the result in their seed's envelope.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+from tollgate.common.auth_client import Principal, api_key_from_headers
+from tollgate.common.errors import NotFound, TollgateError, Unauthenticated, UpstreamError, UpstreamTimeout
+from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.completions.billing import Reserver, place_hold
+from tollgate.gateway.completions.streaming import StreamOutcome
+from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.operations.metering import metered
+from tollgate.gateway.pricing.cost import Operation, PricingPolicy, Usage, cost_micros, flat_request_cost
+from tollgate.gateway.principals.grants import ensure_model_allowed
+from tollgate.gateway.principals.permissions import ensure_permitted
+from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
+
+UPSTREAM_PATHS = {
+    Operation.CHAT: "/chat/completions",
+    Operation.COMPLETION: "/completions",
+    Operation.EMBEDDING: "/embeddings",
+    Operation.IMAGE: "/images/generations",
+}
+PASS_THROUGH_STATUSES = frozenset({400, 413, 422, 429})
+
+
+class Principals(Protocol):
+    async def get(self, api_key: str) -> Principal: ...
+
+
+class Catalog(Protocol):
+    def get(self, name: str) -> CatalogEntry | None: ...
+    def entries(self) -> list[CatalogEntry]: ...
+
+
+class Billing(Reserver, Protocol):
+    async def release(self, org_id: str, hold_id: str) -> bool: ...
+
+
+class Emitter(Protocol):
+    def emit(self, event: OutgoingEvent) -> None: ...
+
+
+class UpstreamRefused(TollgateError):
+    """The provider refused the request for a reason the caller can fix (its 4xx passes through)."""
+
+    error_type = "invalid_request_error"
+    code = "provider_error"
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+@dataclass(slots=True)
+class OperationCall:
+    principal: Principal
+    entry: CatalogEntry
+    operation: Operation
+    endpoint: str  # our route, recorded in the usage event
+    payload: dict[str, Any]  # the upstream body (its model is set to the provider's name)
+    bound: Usage  # the most it may use: the hold is priced over it
+    family: str = "openai"  # route family, a metrics label: openai | seed002 | seed003
+    batch: bool = False
+    flat: bool = False  # seed 002: the flat per-request price; tokens are not priced
+    stream: bool = False
+
+
+@dataclass(slots=True)
+class Result:
+    request_id: str
+    data: dict[str, Any]
+    usage: Usage
+    estimated: bool
+    cost_micros: int
+    max_cost_micros: int
+    available_micros: int  # spendable before this request's hold
+    started_at: datetime
+    latency_s: float = 0.0
+
+    @property
+    def remaining_micros(self) -> int:
+        """What stays spendable once this request is charged (other requests' holds aside)."""
+        return max(self.available_micros - self.cost_micros, 0)
+
+
+@dataclass(slots=True)
+class Flight:
+    """One request between its hold and its usage event; a stream's `settle` accounts it once."""
+
+    call: OperationCall
+    result: Result
+    hold_id: str
+    started: float
+    started_ms: int
+    headers: list[tuple[str, bytes]]
+    upstream: httpx.Response | None = None
+    settled: bool = False
+
+
+class Operations:
+    def __init__(
+        self,
+        principals: Principals,
+        catalog: Catalog,
+        billing: Billing,
+        emitter: Emitter,
+        metrics: GatewayMetrics,
+        *,
+        pricing: PricingPolicy,
+        upstream_timeout_s: float = 60.0,
+        default_max_tokens: int = 4096,
+    ) -> None:
+        self._principals = principals
+        self._catalog = catalog
+        self._billing = billing
+        self._emitter = emitter
+        self._metrics = metrics
+        self.pricing = pricing
+        self._timeout = httpx.Timeout(upstream_timeout_s)
+        self.default_max_tokens = default_max_tokens
+        self._tracer = trace.get_tracer("tollgate.gateway")
+
+    # -- resolving ---------------------------------------------------------------------------------
+
+    async def principal(self, headers: Mapping[str, str], method: str = "POST") -> Principal:
+        """The caller's key (401 without a valid one) and its read / write permission (403)."""
+        api_key = api_key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
+        if api_key is None:
+            raise Unauthenticated("You didn't provide an API key (Authorization: Bearer <key>).")
+        principal = await self._principals.get(api_key)
+        ensure_permitted(principal, method)
+        return principal
+
+    def lookup(self, name: str) -> CatalogEntry | None:
+        return self._catalog.get(name)
+
+    def model(self, name: str, principal: Principal | None = None) -> CatalogEntry:
+        entry = self._catalog.get(name)
+        if entry is None:
+            raise NotFound(f"The model '{name}' does not exist.", param="model", code="model_not_found")
+        if principal is not None:
+            ensure_model_allowed(principal, entry.name)
+        return entry
+
+    def entries(self) -> list[CatalogEntry]:
+        return self._catalog.entries()
+
+    def max_tokens(self, entry: CatalogEntry, requested: int | None) -> int:
+        return requested or entry.max_tokens_default or self.default_max_tokens
+
+    # -- pricing -----------------------------------------------------------------------------------
+
+    def price(self, call: OperationCall, usage: Usage) -> int:
+        if call.flat:
+            return flat_request_cost(call.entry, self.pricing, batch=call.batch)
+        return cost_micros(call.entry, call.operation, usage, self.pricing, batch=call.batch)
+
+    # -- calling -----------------------------------------------------------------------------------
+
+    async def run(self, call: OperationCall, request_id: str) -> Result:
+        """A non-streamed call, answered in full; raises the refusal / upstream errors."""
+        flight = await self._hold(call, request_id)
+        upstream = await self._send(flight, stream=False)
+        try:
+            data = orjson.loads(upstream.content)
+            if not isinstance(data, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            await self._fail(flight, "upstream_error")
+            raise UpstreamError("The upstream model answered with invalid JSON.") from None
+        result = flight.result
+        result.data = data
+        result.usage, result.estimated = metered(call.operation, call.payload, data)
+        self._settle(flight, "ok")
+        return result
+
+    async def open_stream(self, call: OperationCall, request_id: str) -> Flight:
+        flight = await self._hold(call, request_id)
+        flight.upstream = await self._send(flight, stream=True)
+        return flight
+
+    def settle(self, flight: Flight, outcome: StreamOutcome, estimate: Usage) -> Result:
+        """Accounts a stream once, however it ended: what was generated is billed."""
+        if not flight.settled:
+            usage = Usage(*outcome.usage) if outcome.usage is not None else estimate
+            flight.result.usage, flight.result.estimated = usage, outcome.usage is None
+            self._settle(flight, outcome.status)
+        return flight.result
+
+    def _settle(self, flight: Flight, status: str) -> None:
+        flight.settled = True
+        result = flight.result
+        result.cost_micros = self.price(flight.call, result.usage)
+        result.latency_s = time.perf_counter() - flight.started
+        self._emit(flight, status)
+
+    async def _hold(self, call: OperationCall, request_id: str) -> Flight:
+        started, started_ms = time.perf_counter(), int(time.time() * 1000)
+        max_cost = self.price(call, call.bound)
+        reply = await place_hold(
+            self._billing, self._metrics, call.principal, request_id, max_cost, call.entry.name
+        )
+        result = Result(
+            request_id, {}, Usage(), False, 0, max_cost, reply.available_micros, datetime.now(UTC)
+        )
+        return Flight(call, result, reply.hold_id or request_id, started, started_ms, trace_headers())
+
+    async def _send(self, flight: Flight, *, stream: bool) -> httpx.Response:
+        call, entry = flight.call, flight.call.entry
+        payload = {**call.payload, "model": entry.upstream_model}
+        if call.operation in (Operation.CHAT, Operation.COMPLETION):
+            payload["stream"] = stream  # embeddings and images take no stream parameter
+        if stream:
+            options = payload.get("stream_options") or {}
+            payload["stream_options"] = {**options, "include_usage": True}
+        else:
+            payload.pop("stream_options", None)
+        headers = {"content-type": "application/json"}
+        if entry.api_key:
+            headers["authorization"] = f"Bearer {entry.api_key}"
+        attributes = {"tollgate.model": entry.name, "tollgate.provider": entry.provider}
+        span = self._tracer.start_as_current_span(
+            f"upstream.{call.operation.value}", kind=SpanKind.CLIENT, attributes=attributes
+        )
+        with span:
+            propagate.inject(headers)
+            began = time.perf_counter()
+            url = entry.api_base + UPSTREAM_PATHS[call.operation]
+            try:
+                req = entry.client.build_request(
+                    "POST", url, content=orjson.dumps(payload), headers=headers, timeout=self._timeout
+                )
+                response = await entry.client.send(req, stream=stream)
+            except httpx.TimeoutException:
+                await self._fail(flight, "upstream_timeout")
+                raise UpstreamTimeout("The upstream model did not answer in time.") from None
+            except httpx.HTTPError:
+                await self._fail(flight, "upstream_error")
+                raise UpstreamError("The upstream model could not be reached.") from None
+            self._metrics.upstream_latency.labels(entry.provider).observe(time.perf_counter() - began)
+        if response.status_code == 200:
+            return response
+        body = await response.aread()
+        await response.aclose()
+        await self._fail(flight, "upstream_error")
+        if response.status_code in PASS_THROUGH_STATUSES:
+            raise UpstreamRefused(response.status_code, _upstream_message(body, response.status_code))
+        raise UpstreamError(f"The upstream model failed (HTTP {response.status_code}).")
+
+    async def _fail(self, flight: Flight, status: str) -> None:
+        """The upstream failed: the hold goes back, nothing is charged, analytics still see it."""
+        await self._billing.release(flight.call.principal.org_id, flight.hold_id)
+        flight.settled = True
+        flight.result.cost_micros = 0
+        flight.result.latency_s = time.perf_counter() - flight.started
+        self._emit(flight, status)
+
+    def _emit(self, flight: Flight, status: str) -> None:
+        call, result = flight.call, flight.result
+        operation = call.operation.value
+        self._metrics.operations.labels(call.family, operation, status).inc()
+        if result.cost_micros:
+            self._metrics.charged_micros.labels(operation, str(call.batch).lower()).inc(result.cost_micros)
+        self._emitter.emit(
+            usage_event(
+                request_id=result.request_id,
+                principal=call.principal,
+                model=call.entry.name,
+                provider=call.entry.provider,
+                tokens_in=result.usage.tokens_in,
+                tokens_out=result.usage.tokens_out,
+                cost_micros=result.cost_micros,
+                status=status,
+                hold_id=flight.hold_id,
+                started_at_unix_ms=flight.started_ms,
+                finished_at_unix_ms=int(time.time() * 1000),
+                latency_ms=int(result.latency_s * 1000),
+                endpoint=call.endpoint,
+                stream=call.stream,
+                tokens_estimated=result.estimated,
+                headers=flight.headers,
+                operation=operation,
+                batch=call.batch,
+                units=result.usage.units,
+            )
+        )
+
+
+def _upstream_message(body: bytes, status_code: int) -> str:
+    try:
+        data = orjson.loads(body)
+        message = data["error"]["message"]
+        if isinstance(message, str) and message:
+            return message
+    except (ValueError, KeyError, TypeError):
+        pass
+    return f"The upstream model refused the request (HTTP {status_code})."
