@@ -1,4 +1,5 @@
-"""Client for auth's gRPC Authenticate: services use it to turn an API key into a principal."""
+"""Client for auth's gRPC Authenticate: services use it to turn an API key (or a signed-in user's
+access token, whose principal has key_id 0) into a principal."""
 
 from __future__ import annotations
 
@@ -105,7 +106,9 @@ class AuthClient:
             auth_pb2.AuthenticateRequest(api_key=api_key), timeout=self._timeout
         )
         if not reply.ok:
-            raise Unauthenticated(_REASONS.get(reply.reason, "Invalid API key."), code="invalid_api_key")
+            # A signed-in user's access token (a JWT: three dot-separated parts) is refused in its words.
+            reasons = _TOKEN_REASONS if api_key.count(".") == 2 else _REASONS
+            raise Unauthenticated(reasons.get(reply.reason, "Invalid API key."), code="invalid_api_key")
         return Principal.from_proto(reply.principal)
 
 
@@ -113,4 +116,9 @@ _REASONS = {
     "unknown_key": "Incorrect API key provided.",
     "revoked": "This API key has been revoked.",
     "expired": "This API key has expired.",
+}
+_TOKEN_REASONS = {
+    "invalid_token": "Invalid access token.",
+    "revoked": "This session has ended; sign in again.",
+    "expired": "The access token has expired.",
 }

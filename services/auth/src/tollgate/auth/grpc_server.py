@@ -1,4 +1,7 @@
-"""AuthService over gRPC: the gateway's cache-miss path, so one indexed query and no write."""
+"""AuthService over gRPC: the gateway's cache-miss path, so one indexed query and no write.
+
+The credential is an API key or a signed-in user's access token (a JWT, three dot-separated parts,
+which no API key has): each has its own path, so a token is never looked up as a key's hash."""
 
 from __future__ import annotations
 
@@ -6,12 +9,16 @@ import logging
 
 import grpc
 from grpc import aio
+from opentelemetry import trace
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.auth.grants.service import ModelGrants
+from tollgate.auth.keys.principal import AuthResult
 from tollgate.auth.keys.service import KeyService
+from tollgate.auth.sessions.principal import INVALID_TOKEN, TokenPrincipals
+from tollgate.auth.sessions.tokens import looks_like_jwt
 from tollgate.common.auth_client import Principal
 from tollgate.contracts.v1 import auth_pb2, auth_pb2_grpc
 
@@ -23,6 +30,12 @@ class AuthMetrics:
         self.authentications = Counter(
             "auth_authenticate_total", "Authenticate calls by outcome", ["result"], registry=registry
         )
+        self.token_authentications = Counter(
+            "auth_authenticate_tokens_total",
+            "Authenticate calls presenting an access token (JWT), by outcome",
+            ["result"],
+            registry=registry,
+        )
 
 
 class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
@@ -32,19 +45,26 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
         keys: KeyService,
         metrics: AuthMetrics,
         grants: ModelGrants | None = None,
+        tokens: TokenPrincipals | None = None,
     ) -> None:
         # `sessions` should be bound to an autocommit engine: lone SELECTs need no BEGIN/ROLLBACK.
         self._sessions = sessions
         self._keys = keys
         self._metrics = metrics
         self._grants = grants or ModelGrants()
+        self._tokens = tokens  # None: access tokens are refused (never tried as keys)
 
     async def Authenticate(  # the generated servicer's method name
         self, request: auth_pb2.AuthenticateRequest, context: aio.ServicerContext
     ) -> auth_pb2.AuthenticateResponse:
+        is_token = looks_like_jwt(request.api_key)
+        trace.get_current_span().set_attribute("auth.credential", "access_token" if is_token else "api_key")
         try:
             async with self._sessions() as session:
-                result = await self._keys.authenticate(session, request.api_key)
+                if is_token:
+                    result = await self._authenticate_token(session, request.api_key)
+                else:
+                    result = await self._keys.authenticate(session, request.api_key)
                 # Only accepted keys pay for the second (primary-key) query: their model grants.
                 principal = result.principal
                 if principal is not None:
@@ -55,11 +75,18 @@ class AuthServicer(auth_pb2_grpc.AuthServiceServicer):  # type: ignore[misc]
             log.warning("authenticate failed: database unavailable", extra={"error": str(exc)})
             await context.abort(grpc.StatusCode.UNAVAILABLE, "auth database unavailable")
             raise  # unreachable: abort raises
+        outcome = "ok" if principal is not None else result.reason or "refused"
+        self._metrics.authentications.labels(outcome).inc()
+        if is_token:
+            self._metrics.token_authentications.labels(outcome).inc()
         if principal is None:
-            self._metrics.authentications.labels(result.reason or "refused").inc()
             return auth_pb2.AuthenticateResponse(ok=False, reason=result.reason or "unknown_key")
-        self._metrics.authentications.labels("ok").inc()
         return auth_pb2.AuthenticateResponse(ok=True, principal=principal_to_proto(principal))
+
+    async def _authenticate_token(self, session: AsyncSession, token: str) -> AuthResult:
+        if self._tokens is None:
+            return AuthResult(None, INVALID_TOKEN)
+        return await self._tokens.authenticate(session, token)
 
 
 def principal_to_proto(p: Principal) -> auth_pb2.Principal:

@@ -18,6 +18,7 @@ from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.last_used import LastUsedRecorder
 from tollgate.auth.keys.service import KeyService, utcnow
 from tollgate.auth.sessions.passwords import Passwords, argon2id
+from tollgate.auth.sessions.principal import TokenPrincipals
 from tollgate.auth.sessions.ratelimit import LoginLimiter
 from tollgate.auth.sessions.service import SessionService
 from tollgate.auth.sessions.tokens import TokenIssuer
@@ -68,6 +69,11 @@ async def main(settings: AuthSettings | None = None) -> None:
         log.info("bootstrap admin key ensured")
 
     redis = Redis.from_url(settings.redis_url)
+    token_issuer = TokenIssuer(
+        jwt_secret,
+        access_ttl_s=settings.access_token_ttl_s,
+        refresh_ttl_s=settings.refresh_token_ttl_s,
+    )
     identity = SessionService(
         Passwords(
             argon2id(
@@ -77,11 +83,7 @@ async def main(settings: AuthSettings | None = None) -> None:
             ),
             concurrency=settings.password_hash_concurrency,
         ),
-        TokenIssuer(
-            jwt_secret,
-            access_ttl_s=settings.access_token_ttl_s,
-            refresh_ttl_s=settings.refresh_token_ttl_s,
-        ),
+        token_issuer,
         LoginLimiter(
             redis,
             max_per_account=settings.login_max_failures_per_account,
@@ -110,7 +112,8 @@ async def main(settings: AuthSettings | None = None) -> None:
     )
     grpc_server = make_server("auth")
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
-        AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants), grpc_server
+        AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants, TokenPrincipals(token_issuer)),
+        grpc_server,
     )
     grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
     log.info("auth starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})

@@ -1,13 +1,28 @@
-"""Every query on login_sessions and refresh_tokens."""
+"""Every query on login_sessions and refresh_tokens (and who a session's access tokens stand for)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.auth.accounts.models import Membership, User
 from tollgate.auth.sessions.models import LoginSession, RefreshToken
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSubject:
+    """A login session and the user it signed in, as Authenticate needs them for an access token."""
+
+    session_id: str
+    user_id: str
+    org_id: str  # the organisation the session acts in (the token's `org` claim)
+    revoked_at: datetime | None
+    role: str  # the user's platform role: "user" | "admin"
+    group_id: int | None
+    org_role: str | None  # the user's membership role in org_id; None when no longer a member
 
 
 class SessionRepository:
@@ -43,3 +58,25 @@ class SessionRepository:
         stmt = select(LoginSession.revoked_at).where(LoginSession.id == session_id)
         row = (await self.session.execute(stmt)).first()
         return row is not None and row.revoked_at is None
+
+    async def subject(self, session_id: str) -> SessionSubject | None:
+        """One statement on three primary keys: the session, its user and their membership."""
+        stmt = (
+            select(
+                LoginSession.id,
+                LoginSession.user_id,
+                LoginSession.org_id,
+                LoginSession.revoked_at,
+                User.role,
+                User.group_id,
+                Membership.role.label("org_role"),
+            )
+            .join(User, User.id == LoginSession.user_id)
+            .outerjoin(
+                Membership,
+                and_(Membership.org_id == LoginSession.org_id, Membership.user_id == LoginSession.user_id),
+            )
+            .where(LoginSession.id == session_id)
+        )
+        row = (await self.session.execute(stmt)).first()
+        return None if row is None else SessionSubject(*row)

@@ -24,6 +24,7 @@ class AccessClaims:
     org_id: str
     session_id: str
     token_id: str
+    expires_at_unix: int = 0  # the `exp` claim: callers caching what the token stands for stop there
 
 
 def looks_like_jwt(credential: str) -> bool:
@@ -76,4 +77,4 @@ class TokenIssuer:
         values = (claims["sub"], claims["org"], claims["sid"], claims["jti"])
         if claims["typ"] != ACCESS or not all(isinstance(v, str) and v for v in values):
             raise InvalidToken("Invalid access token.")
-        return AccessClaims(*values)
+        return AccessClaims(*values, expires_at_unix=int(claims["exp"]))

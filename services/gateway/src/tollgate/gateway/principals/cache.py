@@ -3,6 +3,11 @@
 Keyed by the SHA-256 of the presented key, so raw keys never outlive the request. Entries are
 also indexed by key id, because auth's invalidation events carry the key id and a peppered hash
 the gateway cannot recompute. Concurrent misses for one key share one Authenticate call.
+
+A signed-in user's access token (JWT) is cached the same way, under its own digest, until its
+`exp` or the TTL, whichever comes first. No event names a token (its principal has key_id 0), so
+logging out (or a replayed refresh token revoking the session) takes effect here within the TTL
+(GATEWAY_AUTH_CACHE_TTL_S); auth itself refuses the token at once.
 """
 
 from __future__ import annotations
@@ -106,7 +111,8 @@ class PrincipalCache:
             self._evict(now)
         self._entries[digest] = (principal, expires)
         self._negative.pop(digest, None)
-        self._by_key_id.setdefault(principal.key_id, set()).add(digest)
+        if principal.key_id:  # key_id 0 is an access token's principal: no event ever names it
+            self._by_key_id.setdefault(principal.key_id, set()).add(digest)
 
     def _evict(self, now: float) -> None:
         for digest, (principal, expires) in list(self._entries.items()):
