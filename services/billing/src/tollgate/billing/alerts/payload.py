@@ -82,10 +82,25 @@ def email_message(alert: Alert, *, sender: str, recipient: str, delivery_id: int
     msg = EmailMessage(policy=_MAIL_POLICY)
     msg["From"] = sender
     msg["To"] = recipient
-    msg["Subject"] = f"[Tollgate] {title}: {alert.threshold_pct}% reached for {scope} ({alert.period})"
+    if alert.kind == "low_balance":
+        threshold = micros_to_credits(alert.limit_micros)
+        msg["Subject"] = f"[Tollgate] {title}: {scope} is below {threshold:.2f} credits"
+    else:
+        msg["Subject"] = f"[Tollgate] {title}: {alert.threshold_pct}% reached for {scope} ({alert.period})"
     # stable across retries, so a mail system can drop a duplicate of a re-sent attempt
     msg["Message-ID"] = f"<alert-delivery-{delivery_id}@tollgate>"
     msg["X-Tollgate-Alert-Id"] = alert.alert_id
+    if alert.kind == "low_balance":
+        lines = [
+            f"{title} for {scope}: the balance went below the threshold you set.",
+            "",
+            f"Threshold: {limit:.6f} credits",
+            f"Balance:   {micros_to_credits(alert.balance_micros):.6f} credits",
+            "",
+            f"Alert id: {alert.alert_id}",
+        ]
+        msg.set_content("\n".join(lines) + "\n")
+        return msg
     lines = [
         f"{title} for {scope}, period {alert.period}.",
         "",

@@ -101,3 +101,23 @@ class KeyQuota(Base):
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
     )
+
+
+class LowBalanceSetting(Base):
+    """An organisation's low-balance alert: fires when its wallet goes from >= threshold to below."""
+
+    __tablename__ = "low_balance_settings"
+    __table_args__ = (
+        CheckConstraint("threshold_micros > 0", name="ck_low_balance_settings_threshold_positive"),
+    )
+
+    org_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    threshold_micros: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # None: alert the addresses of the organisation's monthly budget
+    alert_emails: Mapped[list[str] | None] = mapped_column(ARRAY(Text), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )

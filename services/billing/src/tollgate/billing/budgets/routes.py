@@ -1,4 +1,5 @@
-"""/cost/budget (set, read, remove budgets) and /cost/stats (seed 001), in seed 001's envelope."""
+"""/cost/budget (set, read, remove budgets), /cost/low-balance and /cost/stats (seed 001), in seed
+001's envelope."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from fastapi import APIRouter, Depends, Query
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tollgate.billing.budgets import service
+from tollgate.billing.budgets import low_balance_service, service
+from tollgate.billing.budgets.low_balance_service import LowBalanceView
 from tollgate.billing.budgets.repository import BudgetRow
 from tollgate.billing.budgets.rules import percentage_used
 from tollgate.billing.budgets.schemas import (
@@ -23,6 +25,9 @@ from tollgate.billing.budgets.schemas import (
     CostBreakdown,
     CostStats,
     DailyStat,
+    LowBalanceDeleted,
+    LowBalanceOut,
+    LowBalanceSet,
 )
 from tollgate.billing.deps import current_principal, get_holds, get_sessions
 from tollgate.billing.holds.service import HoldService
@@ -55,6 +60,20 @@ def _out(b: BudgetRow, current_period: str, spent: int) -> BudgetOut:
         remaining=micros_to_credits(remaining),
         remaining_micros=remaining,
         percentage_used=percentage_used(spent, b.limit_micros),
+    )
+
+
+def _low_balance_out(v: LowBalanceView) -> LowBalanceOut:
+    threshold = None if v.setting is None else v.setting.threshold_micros
+    return LowBalanceOut(
+        org_id=v.org_id,
+        low_balance_threshold=None if threshold is None else micros_to_credits(threshold),
+        low_balance_threshold_micros=threshold,
+        alert_emails=[] if v.setting is None else list(v.setting.effective_emails),
+        alert_emails_from_budget=v.setting is not None and v.setting.alert_emails is None,
+        balance=micros_to_credits(v.balance_micros),
+        balance_micros=v.balance_micros,
+        below_threshold=v.below_threshold,
     )
 
 
@@ -97,7 +116,45 @@ async def list_budgets(
     target = service.target_org(principal, org_id, write=False)
     async with sessions.begin() as session:
         views = await service.budgets_with_spend(session, target, clock())
-    return BudgetList(org_id=target, data=[_out(v.budget, v.current_period, v.spent_micros) for v in views])
+        low = await low_balance_service.view(session, target)
+    return BudgetList(
+        org_id=target,
+        data=[_out(v.budget, v.current_period, v.spent_micros) for v in views],
+        low_balance=None if low.setting is None else _low_balance_out(low),
+    )
+
+
+@router.post("/cost/low-balance", response_model=LowBalanceOut | LowBalanceDeleted)
+async def set_low_balance(
+    body: LowBalanceSet,
+    principal: Principal = Depends(current_principal),
+    sessions: async_sessionmaker[AsyncSession] = Depends(get_sessions),
+) -> LowBalanceOut | LowBalanceDeleted:
+    """Sets (or with a null threshold removes) the org's low-balance alert; a threshold above the
+    current balance alerts at once."""
+    org_id = service.target_org(principal, body.org_id, write=True)
+    async with sessions.begin() as session:
+        existed, fired = await low_balance_service.set_low_balance(session, org_id, body)
+        low = await low_balance_service.view(session, org_id)
+    log.info(
+        "low balance setting changed",
+        extra={"org_id": org_id, "removed": body.low_balance_threshold is None, "alerts_fired": len(fired)},
+    )
+    if body.low_balance_threshold is None:
+        return LowBalanceDeleted(org_id=org_id, deleted=existed)
+    return _low_balance_out(low)
+
+
+@router.get("/cost/low-balance", response_model=LowBalanceOut)
+async def get_low_balance(
+    org_id: str | None = Query(default=None, min_length=1, max_length=200),
+    principal: Principal = Depends(current_principal),
+    sessions: async_sessionmaker[AsyncSession] = Depends(get_sessions),
+) -> LowBalanceOut:
+    target = service.target_org(principal, org_id, write=False)
+    async with sessions.begin() as session:
+        low = await low_balance_service.view(session, target)
+    return _low_balance_out(low)
 
 
 @router.delete("/cost/budget", response_model=BudgetDeleted)

@@ -39,10 +39,37 @@ class BudgetOut(BaseModel):
     percentage_used: float
 
 
+class LowBalanceSet(BaseModel):
+    # Credits; alert when the wallet goes from >= this to below it. null removes the setting.
+    low_balance_threshold: Decimal | None
+    # Omitted or null: the addresses of the organisation's monthly budget (as they are when it fires).
+    alert_emails: list[str] | None = Field(default=None, max_length=20)
+    org_id: str | None = Field(default=None, min_length=1, max_length=200)  # platform admins only
+
+
+class LowBalanceOut(BaseModel):
+    object: Literal["low_balance"] = "low_balance"
+    org_id: str
+    low_balance_threshold: float | None  # null: no low-balance alert is set
+    low_balance_threshold_micros: int | None
+    alert_emails: list[str]  # where an alert would go now
+    alert_emails_from_budget: bool  # true: inherited from the org's monthly budget
+    balance: float
+    balance_micros: int
+    below_threshold: bool
+
+
+class LowBalanceDeleted(BaseModel):
+    object: Literal["low_balance.deleted"] = "low_balance.deleted"
+    org_id: str
+    deleted: bool
+
+
 class BudgetList(BaseModel):
     object: Literal["list"] = "list"
     org_id: str
     data: list[BudgetOut]
+    low_balance: LowBalanceOut | None = None  # the org's low-balance alert, if one is set
 
 
 class BudgetDeleted(BaseModel):

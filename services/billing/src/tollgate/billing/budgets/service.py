@@ -75,13 +75,18 @@ def validate(body: BudgetSet) -> tuple[int | None, int | None, tuple[str, ...]]:
                 allowed_range=[0.01, 1.0],
             )
         pct = int(scaled)
-    emails = tuple(dict.fromkeys(e.strip() for e in body.alert_emails))
+    return limit, pct, validate_emails(body.alert_emails)
+
+
+def validate_emails(addresses: Sequence[str]) -> tuple[str, ...]:
+    """Trimmed, deduplicated addresses, or InvalidParameter naming the first bad one."""
+    emails = tuple(dict.fromkeys(e.strip() for e in addresses))
     for email in emails:
         if len(email) > 254 or not _EMAIL.match(email):
             raise InvalidParameter(
                 "alert_emails must hold e-mail addresses.", param="alert_emails", value=email
             )
-    return limit, pct, emails
+    return emails
 
 
 async def set_budget(session: AsyncSession, org_id: str, body: BudgetSet, now: datetime) -> BudgetRow | None:

@@ -1,9 +1,9 @@
 """Budgets' part of settling a batch, in the settlement's own transaction: spend counters, the
-daily cost rollup, and the alerts for thresholds the batch crossed."""
+daily cost rollup, and the alerts for thresholds the batch crossed (budgets, quotas, low balance)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from tollgate.billing.alerts.service import record_alerts
 from tollgate.billing.budgets import repository
 from tollgate.billing.budgets.alerting import alert_facts
+from tollgate.billing.budgets.low_balance_service import alert_settled_crossings
 from tollgate.billing.budgets.rules import daily_rollups, spend_increments
 from tollgate.billing.settlements.schemas import UsageCharge
+from tollgate.billing.wallets.repository import WalletState
 
 
 @dataclass(slots=True)
@@ -30,11 +32,15 @@ async def account_usage(
     now: datetime,
     *,
     repeated: Sequence[UsageCharge] = (),
+    wallets: Mapping[str, WalletState] | None = None,
 ) -> SpendOutcome:
     """`fresh`: charges settled for the first time (each counted exactly once, here). `repeated`:
     redelivered ones, counted already; their counters' totals are read again so a crash between
-    an earlier commit and its Redis update is repaired by the redelivery."""
+    an earlier commit and its Redis update is repaired by the redelivery. `wallets`: each org's
+    wallet right after this batch's postings (row-locked), for low-balance alerts."""
     outcome = SpendOutcome()
+    if wallets:
+        outcome.alerts = await alert_settled_crossings(session, fresh, wallets)
     increments = spend_increments(fresh, now)
     totals = await repository.add_spend(session, increments)
     if fresh:
@@ -55,5 +61,5 @@ async def account_usage(
         return outcome
     facts = alert_facts(increments, totals, budgets, quotas, balances)
     if facts:
-        outcome.alerts = await record_alerts(session, facts)
+        outcome.alerts += await record_alerts(session, facts)
     return outcome

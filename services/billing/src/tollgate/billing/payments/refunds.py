@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.billing.budgets import low_balance_service as low_balance
 from tollgate.billing.payments import refund_repository, repository
 from tollgate.billing.payments.arithmetic import refund_credits
 from tollgate.billing.payments.models import Adjustment, Payment, Refund
@@ -100,6 +101,8 @@ async def refund(
             session, [wallets.Posting(payment.org_id, -credits, "refund", refund_ref, payment.key_id)]
         )
         wallet = states[payment.org_id]
+        # a refund is a debit like usage: it may take the balance below the low-balance threshold
+        await low_balance.alert_posted_crossings(session, {payment.org_id: [-credits]}, states)
     return RefundResult(created, payment, wallet, replayed=False)
 
 
@@ -167,4 +170,6 @@ async def adjust(
     states = await wallets.post(
         session, [wallets.Posting(org_id, amount_micros, "adjustment", adjustment_ref, key_id)]
     )
+    if amount_micros < 0:
+        await low_balance.alert_posted_crossings(session, {org_id: [amount_micros]}, states)
     return AdjustmentResult(created, states[org_id], replayed=False)

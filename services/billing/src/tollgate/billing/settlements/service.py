@@ -64,6 +64,7 @@ async def settle_batch(
         {org: st.balance_micros for org, st in states.items()},
         now or datetime.now(UTC),
         repeated=[c for c in unique if c.event_id not in new_ids],
+        wallets=states,
     )
     outcome.alerts = spend.alerts
 
