@@ -14,14 +14,14 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: help setup run up down status test test-unit test-integration proto lint bench clean
+.PHONY: help setup run up down status test test-unit test-integration proto lint bench bench-billing clean
 
 help:
 	@echo "make run     install what is missing, start the whole platform with the local model"
 	@echo "make up      start the platform (no local model);  make down: stop it;  make status"
 	@echo "make test    unit tests of every package, then integration tests against a real stack"
 	@echo "make proto   regenerate tollgate.contracts from proto/"
-	@echo "make lint    ruff + mypy;  make bench: gateway overhead;  make clean: down + remove .local/"
+	@echo "make lint    ruff + mypy;  make bench: gateway overhead, billing throughput and lag;  make clean: down + remove .local/"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv \
@@ -59,8 +59,13 @@ lint:
 	$(UV) run ruff format --check .
 	cd libs/common/src && $(UV) run mypy -p tollgate.common --config-file ../../../pyproject.toml
 
+# the gateway bench keeps the stack up for the billing bench, which stops it (unless TOLLGATE_KEEP_STACK=1)
 bench:
-	$(UV) run python bench/run.py
+	TOLLGATE_KEEP_STACK=1 $(UV) run python bench/run.py
+	$(UV) run python bench/billing.py
+
+bench-billing:
+	$(UV) run python bench/billing.py
 
 # stops every profile found under .local/ (dev, test, scratch ones), then removes all local state
 clean:

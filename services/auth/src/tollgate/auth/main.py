@@ -6,7 +6,6 @@ import logging
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from tollgate.auth.app import build_app
 from tollgate.auth.config import DEV_JWT_SECRET, AuthSettings
@@ -29,6 +28,7 @@ from tollgate.common.grpc import make_server
 from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
+from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
 from tollgate.common.telemetry import configure_tracing
 from tollgate.contracts.v1 import auth_pb2_grpc
@@ -68,7 +68,7 @@ async def main(settings: AuthSettings | None = None) -> None:
         await events.publish(retired)
         log.info("bootstrap admin key ensured")
 
-    redis = Redis.from_url(settings.redis_url)
+    redis = make_redis(settings.redis_url)
     token_issuer = TokenIssuer(
         jwt_secret,
         access_ttl_s=settings.access_token_ttl_s,

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -51,6 +51,7 @@ from tollgate.common.http import create_app
 from tollgate.common.kafka import TOPIC_USAGE, make_consumer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
+from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
 from tollgate.common.telemetry import configure_tracing
 
@@ -146,15 +147,9 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
         await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
     registry = CollectorRegistry()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    # A blocking pool: a burst of Reserves beyond the pool waits for a connection instead of failing
-    # (redis-py's default pool raises MaxConnectionsError past 100 concurrent calls: 503s).
-    redis = Redis(
-        connection_pool=BlockingConnectionPool.from_url(
-            settings.redis_url,
-            decode_responses=True,
-            max_connections=settings.redis_max_connections,
-            timeout=5,
-        )
+    # A blocking pool: a burst of Reserves beyond the pool waits for a connection instead of failing.
+    redis = make_redis(
+        settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections
     )
     store = HoldStore(
         redis, prefix=settings.redis_prefix, wallet_ttl_seconds=settings.wallet_cache_ttl_seconds

@@ -8,7 +8,6 @@ from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
-from redis.asyncio import Redis
 
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
@@ -18,6 +17,7 @@ from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.money import credits_to_micros
+from tollgate.common.redis import make_redis
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
 from tollgate.gateway.catalog.secrets import SecretBox
@@ -70,7 +70,7 @@ async def main() -> None:
     key_consumer = KeyInvalidationConsumer(
         default_consumer_factory(settings.kafka_bootstrap), principals, metrics
     )
-    redis = Redis.from_url(settings.redis_url, decode_responses=False)
+    redis = make_redis(settings.redis_url)
     emitter = UsageEmitter(
         lambda: make_producer(settings.kafka_bootstrap, "tollgate-gateway"),
         RedisSpool(redis, settings.usage_spool_stream),
