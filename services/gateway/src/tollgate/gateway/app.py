@@ -25,7 +25,6 @@ from tollgate.gateway.operations import openai_routes, seed002, seed003
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import key_permission_dependency, principal_dependency
-from tollgate.gateway.principals.permissions import Principals, ensure_key_permitted
 from tollgate.gateway.proxy import routes as proxy_routes
 from tollgate.gateway.proxy.forwarder import Forwarder
 
@@ -65,10 +64,9 @@ class ChatFastPath:
     them: request id, server span and HTTP metrics (the same ObservabilityMiddleware) and OpenAI's
     error envelope. Every other request goes to the FastAPI app unchanged."""
 
-    def __init__(self, app: FastAPI, chat: ChatCompletions, principals: Principals | None = None) -> None:
+    def __init__(self, app: FastAPI, chat: ChatCompletions) -> None:
         self.app = app
         self.chat = chat
-        self.principals = principals  # for the key's `write` permission, checked before the handler
         self.observed = ObservabilityMiddleware(
             self._chat, metrics=app.state.http_metrics, tracer_name="tollgate.gateway"
         )
@@ -82,10 +80,8 @@ class ChatFastPath:
 
     async def _chat(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            request = Request(scope, receive)
-            if self.principals is not None:  # 403 permission_denied before any hold or upstream call
-                await ensure_key_permitted(self.principals, request.headers, "POST")
-            response = await self.chat.handle(request)
+            # the handler checks the key's `write` permission right after resolving it
+            response = await self.chat.handle(Request(scope, receive))
         except TollgateError as exc:
             body = openai_error_body(exc.message, exc.error_type, exc.code, exc.param)
             response = ORJSONResponse(body, status_code=exc.status_code)
@@ -131,5 +127,5 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     app.include_router(seed002.build_router(parts.operations, parts.seed002_max_tokens))
     app.include_router(seed003.build_router(parts.operations, parts.version))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
-    served: ASGIApp = ChatFastPath(app, parts.chat, parts.principals)
+    served: ASGIApp = ChatFastPath(app, parts.chat)
     return served if parts.trust_client_request_id else MintRequestIds(served)

@@ -41,6 +41,7 @@ from tollgate.gateway.completions.validation import ChatRequest, parse_chat_requ
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.pricing.cost import Operation, PricingPolicy, batch_requested, chat_cost
 from tollgate.gateway.principals.grants import ensure_model_allowed
+from tollgate.gateway.principals.permissions import ensure_permitted
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
 
 ENDPOINT = "/v1/chat/completions"
@@ -124,6 +125,7 @@ class ChatCompletions:
         if api_key is None:
             raise Unauthenticated("You didn't provide an API key (Authorization: Bearer <key>).")
         principal = await self._principals.get(api_key)
+        ensure_permitted(principal, "POST")  # 403 permission_denied before any hold or upstream call
         entry = self._catalog.get(chat.model)
         if entry is None:
             raise NotFound(f"The model '{chat.model}' does not exist.", param="model", code="model_not_found")
