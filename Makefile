@@ -14,7 +14,7 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: help setup run up down status test test-unit test-integration proto lint bench bench-billing clean
+.PHONY: help setup run up down status test test-unit test-integration proto lint bench bench-tools bench-billing clean
 
 help:
 	@echo "make run     install what is missing, start the whole platform with the local model"
@@ -60,11 +60,17 @@ lint:
 	cd libs/common/src && $(UV) run mypy -p tollgate.common --config-file ../../../pyproject.toml
 
 # the gateway bench keeps the stack up for the billing bench, which stops it (unless TOLLGATE_KEEP_STACK=1)
-bench:
+# wrk drives the gateway bench (a Debian package: installed here when missing)
+bench-tools:
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
+		$$SUDO apt-get install -y --no-install-recommends wrk \
+		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends wrk; }; }
+
+bench: setup bench-tools
 	TOLLGATE_KEEP_STACK=1 $(UV) run python bench/run.py
 	$(UV) run python bench/billing.py
 
-bench-billing:
+bench-billing: setup
 	$(UV) run python bench/billing.py
 
 # stops every profile found under .local/ (dev, test, scratch ones), then removes all local state

@@ -1,5 +1,6 @@
 """Helpers of the billing reliability tests: usage events on the real contract, Kafka publishing,
-billing's gRPC GetBalance (the Redis-cached balance) and read-only looks at the ledger."""
+billing's gRPC GetBalance (the Redis-cached balance), read-only looks at the ledger and the alerts
+billing recorded for an organisation."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
+import httpx
 
 from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_USAGE, make_producer
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc, events_pb2
@@ -164,3 +167,18 @@ class UsageCounter:
                 raise AssertionError(f"timed out waiting for {target} usage entries; {count} so far")
             time.sleep(0.005)
         return count
+
+
+def org_alerts(admin: httpx.Client, org_id: str) -> list[dict[str, Any]]:
+    """Every alert billing recorded for an organisation (GET /cost/alerts with a platform admin key,
+    paged back with before_id), newest first."""
+    alerts: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"org_id": org_id, "limit": 100}
+    while True:
+        resp = admin.get("/cost/alerts", params=params)
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        alerts += page["data"]
+        if not page["has_more"]:
+            return alerts
+        params["before_id"] = page["data"][-1]["id"]

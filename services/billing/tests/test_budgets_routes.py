@@ -115,8 +115,15 @@ async def test_an_owner_sets_reads_and_removes_budgets(client: httpx.AsyncClient
         "period": "monthly",
         "deleted": True,
     }
+    # removing what is not there (any more) says so, on both routes
+    again_removed = await client.post("/cost/budget", json={"monthly_budget": None}, headers=as_("owner"))
+    assert (again_removed.status_code, again_removed.json()["deleted"]) == (200, False)
     gone = await client.delete("/cost/budget", params={"key_id": 3, "period": "daily"}, headers=as_("owner"))
     assert gone.json()["deleted"] is True
+    gone_again = await client.delete(
+        "/cost/budget", params={"key_id": 3, "period": "daily"}, headers=as_("owner")
+    )
+    assert gone_again.json()["deleted"] is False
     assert (await client.get("/cost/budget", headers=as_("owner"))).json()["data"] == []
 
 

@@ -96,12 +96,12 @@ async def set_budget(
     org_id = service.target_org(principal, body.org_id, write=True)
     now = clock()
     async with sessions.begin() as session:
-        row = await service.set_budget(session, org_id, body, now)
+        row, existed = await service.set_budget(session, org_id, body, now)
         views = await service.budgets_with_spend(session, org_id, now) if row else []
     await _refresh_cache(holds, org_id)
     log.info("budget set", extra={"org_id": org_id, "key_id": body.key_id, "period": body.period})
     if row is None:
-        return BudgetDeleted(org_id=org_id, key_id=body.key_id, period=body.period, deleted=True)
+        return BudgetDeleted(org_id=org_id, key_id=body.key_id, period=body.period, deleted=existed)
     view = next(v for v in views if v.budget.id == row.id)
     return _out(view.budget, view.current_period, view.spent_micros)
 

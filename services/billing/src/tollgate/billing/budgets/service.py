@@ -89,20 +89,22 @@ def validate_emails(addresses: Sequence[str]) -> tuple[str, ...]:
     return emails
 
 
-async def set_budget(session: AsyncSession, org_id: str, body: BudgetSet, now: datetime) -> BudgetRow | None:
-    """Creates or replaces the (org, key, period) budget; None when it was removed."""
+async def set_budget(
+    session: AsyncSession, org_id: str, body: BudgetSet, now: datetime
+) -> tuple[BudgetRow | None, bool]:
+    """Creates or replaces the (org, key, period) budget: (the budget, True). A null limit removes
+    it: (None, whether there was one to remove), as DELETE /cost/budget answers."""
     limit, pct, emails = validate(body)
     key_id = body.key_id or ORG_SCOPE
     await repository.bump_version(session, org_id)
     if limit is None:
-        await repository.delete_budget(session, org_id, key_id, body.period)
-        return None
+        return None, await repository.delete_budget(session, org_id, key_id, body.period)
     row = BudgetRow(
         f"bud_{uuid.uuid4().hex}", org_id, key_id, body.period, limit, pct, emails, body.hard_limit
     )
     saved = await repository.upsert_budget(session, row)
     await alert_reached_thresholds(session, saved, now)
-    return saved
+    return saved, True
 
 
 async def alert_reached_thresholds(session: AsyncSession, budget: BudgetRow, now: datetime) -> list[str]:
