@@ -35,11 +35,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from loadgen import LoadGen
 
-from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_USAGE, make_producer
+from tollgate.common.kafka import TOPIC_USAGE
 from tollgate.contracts.v1 import events_pb2
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import register_model
+from tollgate.devstack.usage_events import publish_async
 
 EVENTS = int(os.environ.get("BENCH_BILLING_EVENTS", "50000"))
 ORGS = int(os.environ.get("BENCH_BILLING_ORGS", "100"))
@@ -74,21 +75,7 @@ def funded_accounts(admin: httpx.Client, count: int) -> list[dict[str, Any]]:
 
 
 async def _publish(bootstrap: str, events: list[events_pb2.UsageRecorded]) -> None:
-    producer = make_producer(bootstrap, "bench-billing", linger_ms=20, max_batch_size=256 * 1024)
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                TOPIC_USAGE,
-                e.SerializeToString(),
-                key=e.org_id.encode(),
-                headers=[(EVENT_TYPE_HEADER, b"UsageRecorded")],
-            )
-            for e in events
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+    await publish_async(bootstrap, events, "bench-billing", linger_ms=20, max_batch_size=256 * 1024)
 
 
 def consumer_throughput(stack: Stack, accounts: list[dict[str, Any]]) -> dict[str, float]:

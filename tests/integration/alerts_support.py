@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -21,9 +19,10 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from tollgate.billing.alerts.schemas import AlertFact
 from tollgate.billing.alerts.service import record_alerts
 from tollgate.common.db import make_engine, make_sessionmaker
-from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_BILLING_ALERTS, TOPIC_USAGE, make_producer
+from tollgate.common.kafka import TOPIC_BILLING_ALERTS
 from tollgate.common.telemetry import header_value
 from tollgate.contracts.v1 import events_pb2
+from tollgate.devstack import usage_events
 from tollgate.devstack.config import StackConfig
 
 
@@ -155,48 +154,9 @@ def read_cost_alerts(config: StackConfig, org_id: str, want: int, timeout_s: flo
     return asyncio.run(read())
 
 
-def usage_event(org_id: str, key_id: int, cost_micros: int) -> events_pb2.UsageRecorded:
-    """A UsageRecorded as the gateway publishes it (request id = event id), with a chosen cost."""
-    now = int(time.time() * 1000)
-    return events_pb2.UsageRecorded(
-        event_id=f"req_{uuid.uuid4().hex}",
-        org_id=org_id,
-        key_id=key_id,
-        model="sim-chat",
-        provider="openai-compatible",
-        tokens_in=10,
-        tokens_out=10,
-        cost_micros=cost_micros,
-        latency_ms=5,
-        status="ok",
-        started_at_unix_ms=now - 5,
-        finished_at_unix_ms=now,
-        endpoint="/v1/chat/completions",
-        operation="chat",
-    )
-
-
 def publish(config: StackConfig, events: Sequence[events_pb2.UsageRecorded]) -> None:
     """To usage.v1 keyed by org, as the gateway does; returns once every event is acknowledged."""
-
-    async def send_all() -> None:
-        producer = make_producer(config.kafka_bootstrap, "alerts-test")
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(
-                    TOPIC_USAGE,
-                    e.SerializeToString(),
-                    key=e.org_id.encode(),
-                    headers=[(EVENT_TYPE_HEADER, b"UsageRecorded")],
-                )
-                for e in events
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send_all())
+    usage_events.publish(config.kafka_bootstrap, events, "alerts-test")
 
 
 def record_concurrently(config: StackConfig, facts: Sequence[AlertFact], copies: int) -> list[list[str]]:

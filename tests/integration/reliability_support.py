@@ -4,9 +4,7 @@ billing recorded for an organisation."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,56 +12,15 @@ from typing import Any
 import grpc
 import httpx
 
-from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_USAGE, make_producer
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc, events_pb2
+from tollgate.devstack import usage_events
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.testing import billing_db
 
 
-def usage_event(
-    org_id: str, key_id: int, cost_micros: int, event_id: str | None = None
-) -> events_pb2.UsageRecorded:
-    """A UsageRecorded as the gateway publishes it (request id = event id), with a chosen cost."""
-    now = int(time.time() * 1000)
-    return events_pb2.UsageRecorded(
-        event_id=event_id or f"req_{uuid.uuid4().hex}",
-        org_id=org_id,
-        key_id=key_id,
-        model="sim-chat",
-        provider="openai-compatible",
-        tokens_in=10,
-        tokens_out=10,
-        cost_micros=cost_micros,
-        latency_ms=5,
-        status="ok",
-        started_at_unix_ms=now - 5,
-        finished_at_unix_ms=now,
-        endpoint="/v1/chat/completions",
-        operation="chat",
-    )
-
-
 def publish(bootstrap: str, events: Sequence[events_pb2.UsageRecorded]) -> None:
     """Publishes to usage.v1 keyed by org (as the gateway does), in order, and waits for every ack."""
-
-    async def send_all() -> None:
-        producer = make_producer(bootstrap, "reliability-test", linger_ms=5)
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(
-                    TOPIC_USAGE,
-                    e.SerializeToString(),
-                    key=e.org_id.encode(),
-                    headers=[(EVENT_TYPE_HEADER, b"UsageRecorded")],
-                )
-                for e in events
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send_all())
+    usage_events.publish(bootstrap, events, "reliability-test", linger_ms=5)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,6 @@ from alerts_support import (
     record_concurrently,
     start_receiver,
     start_smtp,
-    usage_event,
 )
 
 from tollgate.billing.alerts import signing
@@ -35,6 +34,7 @@ from tollgate.billing.alerts.schemas import AlertFact
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import Account, wait_until
+from tollgate.devstack.usage_events import usage_event
 
 
 @pytest.fixture(scope="module")

@@ -42,12 +42,12 @@ from reliability_support import (
     org_ledger,
     publish,
     settled_count,
-    usage_event,
 )
 
 from tollgate.contracts.v1 import events_pb2
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.testing import Account, balance_micros, wait_until
+from tollgate.devstack.usage_events import usage_event
 
 
 class Stack:

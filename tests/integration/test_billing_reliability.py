@@ -23,7 +23,6 @@ from reliability_support import (
     publish,
     settled_count,
     settled_ids,
-    usage_event,
 )
 
 from tollgate.contracts.v1 import events_pb2
@@ -31,6 +30,7 @@ from tollgate.devstack.config import StackConfig
 from tollgate.devstack.procs import StackError
 from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import Account, balance_micros, expected_cost, wait_until
+from tollgate.devstack.usage_events import usage_event
 
 WORKER = "billing_worker"
 # Overdraft bound of a wallet under concurrency, as docs/billing.md documents it: a hold covers the

@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from alerts_support import publish, read_cost_alerts, usage_event
+from alerts_support import publish, read_cost_alerts
 from openai import OpenAI
 
 from tollgate.contracts.v1 import events_pb2
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.testing import Account, balance_micros, settled_events, wait_until
+from tollgate.devstack.usage_events import usage_event
 
 
 @pytest.fixture

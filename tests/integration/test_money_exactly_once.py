@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -11,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from openai import OpenAI
 
-from tollgate.common.kafka import TOPIC_USAGE, make_producer
 from tollgate.contracts.v1 import events_pb2
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.procs import StackError
@@ -24,49 +21,17 @@ from tollgate.devstack.testing import (
     settled_events,
     wait_until,
 )
+from tollgate.devstack.usage_events import publish, usage_event
 
 CHAT = [{"role": "user", "content": "one two three"}]  # 3 prompt tokens at the simulator
 
 
 def _usage_event(account: Account, cost: int, event_id: str | None = None) -> events_pb2.UsageRecorded:
-    now = int(time.time() * 1000)
-    return events_pb2.UsageRecorded(
-        event_id=event_id or f"req_{uuid.uuid4().hex}",
-        org_id=account.org_id,
-        key_id=account.key_id,
-        user_id=account.user_id,
-        model="sim-chat",
-        provider="openai-compatible",
-        tokens_in=10,
-        tokens_out=10,
-        cost_micros=cost,
-        latency_ms=5,
-        status="ok",
-        started_at_unix_ms=now - 5,
-        finished_at_unix_ms=now,
-        endpoint="/v1/chat/completions",
-    )
+    return usage_event(account.org_id, account.key_id, cost, event_id=event_id, user_id=account.user_id)
 
 
 def _publish(bootstrap: str, events: list[events_pb2.UsageRecorded]) -> None:
-    async def send_all() -> None:
-        producer = make_producer(bootstrap, "integration-test")
-        await producer.start()
-        try:
-            futures = [
-                await producer.send(
-                    TOPIC_USAGE,
-                    e.SerializeToString(),
-                    key=e.org_id.encode(),
-                    headers=[("event-type", b"UsageRecorded")],
-                )
-                for e in events
-            ]
-            await asyncio.gather(*futures)
-        finally:
-            await producer.stop()
-
-    asyncio.run(send_all())
+    publish(bootstrap, events, "integration-test")
 
 
 def test_the_same_event_published_1000_times_is_charged_once(

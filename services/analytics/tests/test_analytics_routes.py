@@ -153,7 +153,12 @@ async def test_bad_date_is_400_invalid_parameter_in_the_seed_envelope(client: ht
         "error": {
             "code": "INVALID_PARAMETER",
             "message": "'start_date' must be a date formatted YYYY-MM-DD",
-            "details": {"parameter": "start_date", "value": "2024-01-32", "format": "YYYY-MM-DD"},
+            "details": {
+                "reason": "INVALID_PARAMETER",
+                "parameter": "start_date",
+                "value": "2024-01-32",
+                "format": "YYYY-MM-DD",
+            },
             "request_id": "req_test_1",
         }
     }

@@ -7,18 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from tollgate.common.errors import InvalidRequest, TollgateError
-
-# Seed 001 "Common Error Codes", by HTTP status.
-_SEED_CODES = {
-    400: "INVALID_PARAMETER",
-    401: "UNAUTHORIZED",
-    402: "INSUFFICIENT_FUNDS",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    429: "RATE_LIMITED",
-    500: "INTERNAL_ERROR",
-    503: "SERVICE_UNAVAILABLE",
-}
+from tollgate.common.seed001 import seed001_error_body
 
 
 class InvalidParameter(InvalidRequest):
@@ -32,16 +21,4 @@ class InvalidParameter(InvalidRequest):
 
 
 def seed_error_body(request: Request, exc: TollgateError) -> dict[str, Any]:
-    status = exc.status_code
-    code = _SEED_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "INVALID_PARAMETER")
-    details: dict[str, Any] = dict(getattr(exc, "details", None) or {})
-    if exc.param and "parameter" not in details:
-        details["parameter"] = exc.param
-    return {
-        "error": {
-            "code": code,
-            "message": exc.message,
-            "details": details,
-            "request_id": getattr(request.state, "request_id", None),
-        }
-    }
+    return seed001_error_body(request, exc)

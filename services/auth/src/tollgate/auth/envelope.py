@@ -5,48 +5,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import Request
 
 from tollgate.common.errors import TollgateError
-from tollgate.common.http import ORJSONResponse, default_error_renderer
+from tollgate.common.http import ORJSONResponse
+from tollgate.common.seed001 import seed001_renderer
 
-SEED_PREFIX = "/auth/"
-
-# Seed 001's codes by HTTP status; 409 is ours (the seed lists no conflict).
-SEED_CODES = {
-    400: "INVALID_PARAMETER",
-    401: "UNAUTHORIZED",
-    402: "INSUFFICIENT_FUNDS",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    429: "RATE_LIMITED",
-    503: "SERVICE_UNAVAILABLE",
-}
-
-
-def seed_error_body(request: Request, exc: TollgateError) -> dict[str, Any]:
-    details: dict[str, Any] = {"reason": exc.code}
-    if exc.param:
-        details["parameter"] = exc.param
-    details.update(getattr(exc, "details", None) or {})
-    return {
-        "error": {
-            "code": SEED_CODES.get(exc.status_code, "INTERNAL_ERROR"),
-            "message": exc.message,
-            "details": details,
-            "request_id": getattr(request.state, "request_id", None),
-        }
-    }
-
-
-def auth_error_renderer(request: Request, exc: TollgateError) -> dict[str, Any]:
-    if request.url.path.startswith(SEED_PREFIX):
-        return seed_error_body(request, exc)
-    return default_error_renderer(request, exc)
+auth_error_renderer = seed001_renderer("/auth/")
 
 
 async def retry_after_handler(request: Request, exc: Exception) -> ORJSONResponse:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import default_error_renderer
 from tollgate.common.money import MICROS_PER_CREDIT
+from tollgate.common.seed001 import SEED001_CODES, seed001_error_body
 
 SEED002 = "seed002"
 SEED003 = "seed003"
@@ -33,15 +34,8 @@ _SEED003_CODES = {
 }
 # Money refusals keep their own code (contract: insufficient_credits, budget_exceeded, quota_exceeded).
 _MONEY_CODES = frozenset({"insufficient_credits", "budget_exceeded", "quota_exceeded"})
-_SEED001_CODES = {
-    400: "INVALID_PARAMETER",
-    401: "UNAUTHORIZED",
-    402: "INSUFFICIENT_FUNDS",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    429: "RATE_LIMITED",
-    503: "MODEL_BUSY",
-}
+# seed 001 in front of a model: a 503 is its MODEL_BUSY
+_SEED001_CODES = {**SEED001_CODES, 503: "MODEL_BUSY"}
 
 
 def credits(micros: int) -> int | float:
@@ -85,17 +79,7 @@ def seed003_body(exc: TollgateError) -> dict[str, Any]:
 
 
 def seed001_body(request: Request, exc: TollgateError) -> dict[str, Any]:
-    details: dict[str, Any] = {"reason": exc.code, **_money(exc)}
-    if exc.param:
-        details["parameter"] = exc.param
-    return {
-        "error": {
-            "code": _SEED001_CODES.get(exc.status_code, "INTERNAL_ERROR"),
-            "message": exc.message,
-            "details": details,
-            "request_id": request.scope.get("state", {}).get("request_id"),
-        }
-    }
+    return seed001_error_body(request, exc, extra_details=_money(exc), by_status=_SEED001_CODES)
 
 
 def gateway_error_renderer(request: Request, exc: TollgateError) -> dict[str, Any]:

@@ -119,13 +119,14 @@ class ChatCompletions:
     async def _handle(self, request: Request) -> Response:
         started = time.perf_counter()
         started_ms = int(time.time() * 1000)
-        chat = parse_chat_request(await request.body())
+        # who is asking comes first (401, then 403 permission_denied), as OpenAI answers; then the body
         headers = request.headers
         api_key = api_key_from_headers(headers.get("authorization"), headers.get("x-api-key"))
         if api_key is None:
             raise Unauthenticated("You didn't provide an API key (Authorization: Bearer <key>).")
         principal = await self._principals.get(api_key)
-        ensure_permitted(principal, "POST")  # 403 permission_denied before any hold or upstream call
+        ensure_permitted(principal, "POST")
+        chat = parse_chat_request(await request.body())
         entry = self._catalog.get(chat.model)
         if entry is None:
             raise NotFound(f"The model '{chat.model}' does not exist.", param="model", code="model_not_found")

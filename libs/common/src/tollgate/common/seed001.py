@@ -1,0 +1,73 @@
+"""Seed 001's error envelope, for the routes that document it (each service names its prefixes):
+
+{"error": {"code": "INVALID_PARAMETER", "message": "...", "details": {...}, "request_id": "req_..."}}
+
+`code` is seed 001's "Common Error Codes" by HTTP status; `details.reason` keeps our own error code
+(e.g. `budget_exceeded`), `details.parameter` names the bad field, and an error's own `details`
+(e.g. the rejected value) are merged in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from starlette.requests import Request
+
+from tollgate.common.errors import TollgateError
+from tollgate.common.http import default_error_renderer
+
+# Seed 001's codes by HTTP status; 405 and 409 are ours (the seed lists neither).
+SEED001_CODES: Mapping[int, str] = {
+    400: "INVALID_PARAMETER",
+    401: "UNAUTHORIZED",
+    402: "INSUFFICIENT_FUNDS",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR",
+    503: "SERVICE_UNAVAILABLE",
+}
+# Where one status carries two seed codes, the error's own code decides.
+SEED001_CODES_BY_REASON: Mapping[str, str] = {"quota_exceeded": "QUOTA_EXCEEDED"}
+
+
+def seed001_code(exc: TollgateError, by_status: Mapping[int, str] = SEED001_CODES) -> str:
+    if exc.code in SEED001_CODES_BY_REASON:
+        return SEED001_CODES_BY_REASON[exc.code]
+    fallback = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_PARAMETER"
+    return by_status.get(exc.status_code, fallback)
+
+
+def seed001_error_body(
+    request: Request,
+    exc: TollgateError,
+    *,
+    extra_details: Mapping[str, Any] | None = None,
+    by_status: Mapping[int, str] = SEED001_CODES,
+) -> dict[str, Any]:
+    details: dict[str, Any] = {"reason": exc.code, **(extra_details or {})}
+    if exc.param:
+        details["parameter"] = exc.param
+    details.update(getattr(exc, "details", None) or {})
+    return {
+        "error": {
+            "code": seed001_code(exc, by_status),
+            "message": exc.message,
+            "details": details,
+            "request_id": request.scope.get("state", {}).get("request_id"),
+        }
+    }
+
+
+def seed001_renderer(*prefixes: str) -> Callable[[Request, TollgateError], dict[str, Any]]:
+    """create_app's error renderer: seed 001's envelope under `prefixes`, OpenAI's elsewhere."""
+
+    def render(request: Request, exc: TollgateError) -> dict[str, Any]:
+        if request.url.path.startswith(prefixes):
+            return seed001_error_body(request, exc)
+        return default_error_renderer(request, exc)
+
+    return render
