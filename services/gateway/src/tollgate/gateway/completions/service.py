@@ -29,6 +29,7 @@ from tollgate.common.errors import (
 from tollgate.contracts.v1 import billing_pb2
 from tollgate.gateway.catalog.http1 import Http1Pool, UpstreamConnectionError
 from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.catalog.upstream import PASS_THROUGH_STATUSES, UpstreamRejected, post_upstream
 from tollgate.gateway.completions.billing import place_hold
 from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
 from tollgate.gateway.completions.tokens import (
@@ -45,8 +46,6 @@ from tollgate.gateway.principals.permissions import ensure_permitted
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
 
 ENDPOINT = "/v1/chat/completions"
-# Upstream client errors the caller can fix pass through; anything else is our provider's fault.
-PASS_THROUGH_STATUSES = frozenset({400, 413, 422, 429})
 
 
 class Principals(Protocol):
@@ -147,7 +146,7 @@ class ChatCompletions:
         reply = await place_hold(self._billing, self._metrics, principal, request_id, max_cost, model)
         return reply.hold_id or request_id
 
-    def _upstream_request(self, call: _Call) -> tuple[bytes, dict[str, str]]:
+    def _upstream_request(self, call: _Call, *, inject: bool = True) -> tuple[bytes, dict[str, str]]:
         payload: dict[str, Any] = call.chat.payload
         payload["model"] = call.entry.upstream_model
         if call.chat.stream:
@@ -159,31 +158,24 @@ class ChatCompletions:
         headers = {"content-type": "application/json"}
         if call.entry.api_key:
             headers["authorization"] = f"Bearer {call.entry.api_key}"
-        propagate.inject(headers)
+        if inject:
+            propagate.inject(headers)
         return orjson.dumps(payload), headers
 
     async def _send(self, call: _Call, stream: bool) -> httpx.Response:
-        entry = call.entry
-        with self._upstream_span(call):
-            content, headers = self._upstream_request(call)
-            began = time.perf_counter()
-            try:
-                req = entry.client.build_request(
-                    "POST", entry.chat_url, content=content, headers=headers, timeout=self._timeout
-                )
-                response = await entry.client.send(req, stream=stream)
-            except httpx.TimeoutException:
-                await self._abort(call, "upstream_timeout")
-                raise UpstreamTimeout("The upstream model did not answer in time.") from None
-            except httpx.HTTPError:
-                await self._abort(call, "upstream_error")
-                raise UpstreamError("The upstream model could not be reached.") from None
-            self._metrics.upstream_latency.labels(entry.provider).observe(time.perf_counter() - began)
-        if response.status_code == 200:
-            return response
-        body = await response.aread()
-        await response.aclose()
-        await self._refuse(call, response.status_code, body)
+        content, headers = self._upstream_request(call, inject=False)  # post_upstream injects in its span
+        return await post_upstream(
+            call.entry,
+            call.entry.chat_url,
+            content,
+            headers,
+            stream=stream,
+            timeouts=self._timeout,
+            tracer=self._tracer,
+            span_name="upstream.chat_completions",
+            metrics=self._metrics,
+            on_failure=lambda status: self._abort(call, status),
+        )
 
     async def _post(self, call: _Call, lean: Http1Pool) -> bytes:
         """Non-streamed call over the lean HTTP/1.1 client (plain-http upstreams)."""
@@ -213,7 +205,7 @@ class ChatCompletions:
     async def _refuse(self, call: _Call, status_code: int, body: bytes) -> NoReturn:
         await self._abort(call, "upstream_error")
         if status_code in PASS_THROUGH_STATUSES:
-            raise _PassThrough(status_code, body)
+            raise UpstreamRejected(status_code, body)
         raise UpstreamError(f"The upstream model failed (HTTP {status_code}).")
 
     async def _complete(self, call: _Call) -> Response:
@@ -222,7 +214,7 @@ class ChatCompletions:
                 content = await self._post(call, call.entry.lean)
             else:
                 content = (await self._send(call, stream=False)).content
-        except _PassThrough as passed:
+        except UpstreamRejected as passed:
             return Response(passed.body, status_code=passed.status_code, media_type="application/json")
         try:
             data = orjson.loads(content)
@@ -247,7 +239,7 @@ class ChatCompletions:
     async def _stream(self, call: _Call) -> Response:
         try:
             upstream = await self._send(call, stream=True)
-        except _PassThrough as passed:
+        except UpstreamRejected as passed:
             return Response(passed.body, status_code=passed.status_code, media_type="application/json")
 
         def finished(outcome: StreamOutcome) -> None:
@@ -299,10 +291,3 @@ class ChatCompletions:
                 batch=call.batch,
             )
         )
-
-
-class _PassThrough(Exception):
-    def __init__(self, status_code: int, body: bytes) -> None:
-        super().__init__(status_code)
-        self.status_code = status_code
-        self.body = body

@@ -17,12 +17,12 @@ from typing import Any, Protocol
 
 import httpx
 import orjson
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
 
 from tollgate.common.auth_client import Principal, api_key_from_headers
-from tollgate.common.errors import NotFound, TollgateError, Unauthenticated, UpstreamError, UpstreamTimeout
+from tollgate.common.errors import NotFound, TollgateError, Unauthenticated, UpstreamError
 from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.catalog.upstream import UpstreamRejected, post_upstream
 from tollgate.gateway.completions.billing import Reserver, place_hold
 from tollgate.gateway.completions.streaming import StreamOutcome
 from tollgate.gateway.metrics import GatewayMetrics
@@ -38,7 +38,6 @@ UPSTREAM_PATHS = {
     Operation.EMBEDDING: "/embeddings",
     Operation.IMAGE: "/images/generations",
 }
-PASS_THROUGH_STATUSES = frozenset({400, 413, 422, 429})
 
 
 class Principals(Protocol):
@@ -236,34 +235,23 @@ class Operations:
         headers = {"content-type": "application/json"}
         if entry.api_key:
             headers["authorization"] = f"Bearer {entry.api_key}"
-        attributes = {"tollgate.model": entry.name, "tollgate.provider": entry.provider}
-        span = self._tracer.start_as_current_span(
-            f"upstream.{call.operation.value}", kind=SpanKind.CLIENT, attributes=attributes
-        )
-        with span:
-            propagate.inject(headers)
-            began = time.perf_counter()
-            url = entry.api_base + UPSTREAM_PATHS[call.operation]
-            try:
-                req = entry.client.build_request(
-                    "POST", url, content=orjson.dumps(payload), headers=headers, timeout=self._timeout
-                )
-                response = await entry.client.send(req, stream=stream)
-            except httpx.TimeoutException:
-                await self._fail(flight, "upstream_timeout")
-                raise UpstreamTimeout("The upstream model did not answer in time.") from None
-            except httpx.HTTPError:
-                await self._fail(flight, "upstream_error")
-                raise UpstreamError("The upstream model could not be reached.") from None
-            self._metrics.upstream_latency.labels(entry.provider).observe(time.perf_counter() - began)
-        if response.status_code == 200:
-            return response
-        body = await response.aread()
-        await response.aclose()
-        await self._fail(flight, "upstream_error")
-        if response.status_code in PASS_THROUGH_STATUSES:
-            raise UpstreamRefused(response.status_code, _upstream_message(body, response.status_code))
-        raise UpstreamError(f"The upstream model failed (HTTP {response.status_code}).")
+        try:
+            return await post_upstream(
+                entry,
+                entry.api_base + UPSTREAM_PATHS[call.operation],
+                orjson.dumps(payload),
+                headers,
+                stream=stream,
+                timeouts=self._timeout,
+                tracer=self._tracer,
+                span_name=f"upstream.{call.operation.value}",
+                metrics=self._metrics,
+                on_failure=lambda status: self._fail(flight, status),
+            )
+        except UpstreamRejected as rejected:
+            raise UpstreamRefused(
+                rejected.status_code, _upstream_message(rejected.body, rejected.status_code)
+            ) from None
 
     async def _fail(self, flight: Flight, status: str) -> None:
         """The upstream failed: the hold goes back, nothing is charged, analytics still see it."""
