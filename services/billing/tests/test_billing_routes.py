@@ -52,6 +52,8 @@ def auth(org: str) -> FakeAuth:
             "admin-key": principal(1, "org_admin", "admin"),
             "user-key": principal(2, org, "user"),
             "target-key": principal(3, org, "user"),
+            # what auth answers for a signed-in user's access token: a principal without a key
+            "access-token": principal(0, org, "user"),
         }
     )
 
@@ -134,6 +136,8 @@ async def test_recharge_errors_use_the_openai_envelope(client: httpx.AsyncClient
     assert not_admin.status_code == 403 and not_admin.json()["error"]["type"] == "permission_error"
     unknown = await client.post(url, json={"api_key": "ghost", "balance": 1}, headers=ADMIN)
     assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "api_key"
+    not_a_key = await client.post(url, json={"api_key": "access-token", "balance": 1}, headers=ADMIN)
+    assert not_a_key.status_code == 404 and not_a_key.json()["error"]["code"] == "api_key_not_found"
     for body in (
         {"api_key": "target-key", "balance": 0},
         {"api_key": "target-key", "balance": 2e9},

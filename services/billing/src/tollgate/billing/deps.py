@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tollgate.billing.holds.service import HoldService
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.common.auth_client import AuthClient, Principal, api_key_from_headers
-from tollgate.common.errors import Forbidden, ServiceUnavailable, Unauthenticated
+from tollgate.common.errors import Forbidden, NotFound, ServiceUnavailable, Unauthenticated
 
 
 def get_sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -38,6 +38,20 @@ async def authenticate(auth: AuthClient, api_key: str) -> Principal:
         return await auth.authenticate(api_key)
     except aio.AioRpcError as exc:
         raise ServiceUnavailable("The auth service is unavailable; retry shortly.") from exc
+
+
+async def key_in_body(auth: AuthClient, api_key: str) -> Principal:
+    """The API key an admin route names in its body (seed 004's `api_key`): 404 when no active key
+    matches. Only API keys: a signed-in user's access token names a session, not a key."""
+    try:
+        target = await authenticate(auth, api_key)
+    except Unauthenticated as exc:
+        raise NotFound(
+            "No active API key matches api_key.", param="api_key", code="api_key_not_found"
+        ) from exc
+    if not target.key_id:
+        raise NotFound("No active API key matches api_key.", param="api_key", code="api_key_not_found")
+    return target
 
 
 async def current_principal(

@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.deps import (
     admin_principal,
-    authenticate,
     get_auth,
     get_holds,
     get_metrics,
     get_sessions,
+    key_in_body,
 )
 from tollgate.billing.holds.service import HoldService
 from tollgate.billing.metrics import BillingMetrics
@@ -30,7 +30,7 @@ from tollgate.billing.payments.purchase_schemas import PackageList, PackageOut
 from tollgate.billing.payments.service import refresh_cached_wallet
 from tollgate.billing.wallets.reconcile import Reconciler
 from tollgate.common.auth_client import AuthClient, Principal
-from tollgate.common.errors import InvalidRequest, NotFound, Unauthenticated
+from tollgate.common.errors import InvalidRequest, NotFound
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -96,12 +96,7 @@ async def _target(
     body: AdjustRequest, auth: AuthClient, sessions: async_sessionmaker[AsyncSession]
 ) -> tuple[str, int | None]:
     if body.api_key is not None:
-        try:
-            target = await authenticate(auth, body.api_key)
-        except Unauthenticated as exc:
-            raise NotFound(
-                "No active API key matches api_key.", param="api_key", code="api_key_not_found"
-            ) from exc
+        target = await key_in_body(auth, body.api_key)
         return target.org_id, target.key_id
     assert body.org_id is not None
     async with sessions() as session:

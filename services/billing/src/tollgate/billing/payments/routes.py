@@ -11,19 +11,19 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.deps import (
     admin_principal,
-    authenticate,
     current_principal,
     get_auth,
     get_holds,
     get_metrics,
     get_sessions,
+    key_in_body,
 )
 from tollgate.billing.holds.service import HoldService
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.payments import service
 from tollgate.billing.payments.schemas import PaymentList, PaymentOut, RechargeRequest, RechargeResponse
 from tollgate.common.auth_client import AuthClient, Principal
-from tollgate.common.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from tollgate.common.errors import Forbidden, InvalidRequest
 from tollgate.common.money import micros_to_credits
 
 log = logging.getLogger(__name__)
@@ -40,12 +40,7 @@ async def recharge(
     holds: HoldService = Depends(get_holds),
     metrics: BillingMetrics = Depends(get_metrics),
 ) -> RechargeResponse:
-    try:
-        target = await authenticate(auth, body.api_key)
-    except Unauthenticated as exc:
-        raise NotFound(
-            "No active API key matches api_key.", param="api_key", code="api_key_not_found"
-        ) from exc
+    target = await key_in_body(auth, body.api_key)
     async with sessions.begin() as session:
         result = await service.recharge(
             session,
