@@ -74,6 +74,15 @@ def wrk(
     }
 
 
+def hold_stock(gateway: str) -> dict[str, float]:
+    """The gateway's gateway_hold_stock_total counters by outcome (docs/billing.md, "Hold stock")."""
+    text = httpx.get(f"{gateway}/metrics", timeout=10).text
+    return {
+        outcome: float(value)
+        for outcome, value in re.findall(r'^gateway_hold_stock_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    }
+
+
 def main() -> int:
     if not shutil.which("wrk"):
         print("wrk is missing: `apt-get install -y wrk` (make bench does this)", file=sys.stderr)
@@ -96,10 +105,13 @@ def main() -> int:
     for _ in range(200):
         httpx.post(f"{gateway}/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {key}"})
 
+    stock_before = hold_stock(gateway)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "duration_s": DURATION_S},
         "direct_c1": wrk(f"{sim}/v1/chat/completions", direct_body, connections=1, threads=1, key=None),
         "gateway_c1": wrk(f"{gateway}/v1/chat/completions", BODY, connections=1, threads=1, key=key),
+        # how the c=1 requests got their credit hold: from the stock placed ahead, or by Reserve
+        "hold_stock_c1": {k: v - stock_before.get(k, 0) for k, v in hold_stock(gateway).items()},
         "direct_c16": wrk(f"{sim}/v1/chat/completions", direct_body, connections=16, threads=2, key=None),
         "gateway_c16": wrk(f"{gateway}/v1/chat/completions", BODY, connections=16, threads=2, key=key),
     }
@@ -112,7 +124,8 @@ def main() -> int:
     print(
         f"\ngateway overhead at c=1: p50 {results['overhead_c1']['p50_ms']} ms (target <= 1.5), "
         f"p99 {results['overhead_c1']['p99_ms']} ms (target <= 5); gateway at c=16: "
-        f"{results['gateway_c16']['rps']:.0f} req/s (target >= 1000 per worker)"
+        f"{results['gateway_c16']['rps']:.0f} req/s (target >= 1000 per worker); c=1 holds from stock: "
+        f"{results['hold_stock_c1'].get('hit', 0):.0f} of {results['gateway_c1']['requests']}"
     )
     if os.environ.get("TOLLGATE_KEEP_STACK") != "1":
         stack.down()

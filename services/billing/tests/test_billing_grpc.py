@@ -107,3 +107,56 @@ async def test_reserve_reports_the_quota_refusal_and_the_capped_hold(
             assert (refused.granted, refused.reason, refused.hold_micros) == (False, "quota_exceeded", 0)
     finally:
         await server.stop(grace=None)
+
+
+async def test_reserve_says_when_a_hold_may_be_stocked(stub: billing_pb2_grpc.BillingServiceStub) -> None:
+    # 5,000 available: stockable while 100 more holds of the same size would still fit
+    small = await stub.Reserve(
+        billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id="req-s", max_cost_micros=10)
+    )
+    big = await stub.Reserve(
+        billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id="req-b", max_cost_micros=100)
+    )
+    assert (small.granted, small.stockable) == (True, True)  # 4,990 left >= 100 x 10
+    assert (big.granted, big.stockable) == (True, False)  # 4,890 left < 100 x 100
+
+
+async def test_reserve_stock_places_holds_until_one_would_not_be_stockable(
+    stub: billing_pb2_grpc.BillingServiceStub,
+) -> None:
+    ids = [f"hs_{i}" for i in range(15)]
+    reply = await stub.ReserveStock(
+        billing_pb2.ReserveStockRequest(org_id=ORG, key_id=1, hold_ids=ids, max_cost_micros=45)
+    )
+    # after k holds 5,000 - 45k is left; stockable while that is >= 4,500, so k <= 11
+    assert (list(reply.hold_ids), reply.stopped) == (ids[:11], "not_stockable")
+    balance = await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))
+    assert balance.held_micros == 11 * 45  # the twelfth was placed, found unstockable, released
+
+    again = await stub.ReserveStock(
+        billing_pb2.ReserveStockRequest(org_id=ORG, key_id=1, hold_ids=ids[:3], max_cost_micros=45)
+    )
+    assert list(again.hold_ids) == ids[:3]  # idempotent per hold id: nothing more is held
+    assert (await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))).held_micros == 11 * 45
+
+    poor = await stub.ReserveStock(
+        billing_pb2.ReserveStockRequest(org_id="org-empty", key_id=2, hold_ids=["hs_x"], max_cost_micros=1)
+    )
+    assert (list(poor.hold_ids), poor.stopped) == ([], "insufficient_credits")
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        billing_pb2.ReserveStockRequest(org_id=ORG, hold_ids=[], max_cost_micros=1),
+        billing_pb2.ReserveStockRequest(org_id=ORG, hold_ids=["a"] * 65, max_cost_micros=1),
+        billing_pb2.ReserveStockRequest(org_id=ORG, hold_ids=["a"], max_cost_micros=0),
+        billing_pb2.ReserveStockRequest(org_id=ORG, hold_ids=["a\nb"], max_cost_micros=1),
+    ],
+)
+async def test_reserve_stock_rejects_malformed_requests(
+    stub: billing_pb2_grpc.BillingServiceStub, request_: billing_pb2.ReserveStockRequest
+) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.ReserveStock(request_)
+    assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT

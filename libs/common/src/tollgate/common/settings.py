@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,3 +22,6 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     # OTLP is optional: without an endpoint spans are kept in-process (sampled, not exported).
     otel_exporter_console: bool = False
+    # Share of new traces recorded (ParentBased: a caller's sampled/unsampled decision is kept, so
+    # one trace is whole or absent across services). Unsampled requests still carry traceparent.
+    otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)

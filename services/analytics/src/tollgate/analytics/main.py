@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 async def main() -> None:
     settings = AnalyticsSettings()
     configure_logging(settings.service_name, settings.log_level)
-    configure_tracing(settings.service_name, console=settings.otel_exporter_console)
+    configure_tracing(
+        settings.service_name, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
+    )
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
 

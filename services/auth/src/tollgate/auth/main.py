@@ -39,7 +39,7 @@ log = logging.getLogger("tollgate.auth")
 async def main(settings: AuthSettings | None = None) -> None:
     settings = settings or AuthSettings()
     configure_logging("auth", settings.log_level)
-    configure_tracing("auth", console=settings.otel_exporter_console)
+    configure_tracing("auth", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio)
     pepper = settings.key_pepper.get_secret_value()
     if pepper == DEV_KEY_PEPPER:
         log.warning("AUTH_KEY_PEPPER is the development default; set a secret one in production")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tollgate.common.settings import ServiceSettings
@@ -23,6 +23,9 @@ class BillingSettings(ServiceSettings):
 
     # Holds older than this are released by the sweeper (a crashed gateway never settles them).
     hold_ttl_seconds: int = 600
+    # A hold is stockable (a gateway may keep it for the key's next request) only when this many
+    # more holds of its size still fit under the wallet and every budget and quota; 0 turns it off.
+    hold_stock_headroom: int = Field(default=100, ge=0)
     sweep_interval_seconds: float = 5.0
     # Cached wallets expire so a refresh lost in a crash cannot leave Redis stale for long;
     # the next Reserve reloads from PostgreSQL, the source of truth.

@@ -13,6 +13,7 @@ from tollgate.common.grpc import make_server
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
 
 _MAX_ID_LENGTH = 256
+_MAX_STOCK = 64  # holds one ReserveStock may place
 
 
 class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
@@ -45,7 +46,28 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             reason=result.reason,
             hold_micros=result.hold_micros,
             balance_micros=result.balance_micros,
+            stockable=result.stockable,
         )
+
+    async def ReserveStock(
+        self, request: billing_pb2.ReserveStockRequest, context: aio.ServicerContext
+    ) -> billing_pb2.ReserveStockResponse:
+        await _require_ids(context, request.org_id, *request.hold_ids)
+        if not request.hold_ids or len(request.hold_ids) > _MAX_STOCK:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"1-{_MAX_STOCK} hold_ids")
+        if request.max_cost_micros <= 0 or request.month_quota_micros < 0 or request.key_id < 0:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "max_cost_micros must be > 0, month_quota_micros and key_id >= 0",
+            )
+        placed, stopped = await self._holds.reserve_stock(
+            request.org_id,
+            list(request.hold_ids),
+            request.max_cost_micros,
+            key_id=request.key_id,
+            month_quota_micros=request.month_quota_micros,
+        )
+        return billing_pb2.ReserveStockResponse(hold_ids=placed, stopped=stopped)
 
     async def Release(
         self, request: billing_pb2.ReleaseRequest, context: aio.ServicerContext

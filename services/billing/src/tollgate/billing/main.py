@@ -141,7 +141,9 @@ class _Shared:
 
 async def _shared(settings: BillingSettings, service: str) -> _Shared:
     configure_logging(service, settings.log_level)
-    configure_tracing(service, console=settings.otel_exporter_console)
+    configure_tracing(
+        service, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
+    )
     if settings.migrate_on_start:
         # an advisory lock in the Alembic env serialises concurrent starters
         await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
@@ -167,6 +169,7 @@ async def main(settings: BillingSettings | None = None) -> None:
         load_limits=limits_loader(shared.sessions),
         record_quota=quota_recorder(shared.sessions),
         hold_ttl_seconds=settings.hold_ttl_seconds,
+        stock_headroom=settings.hold_stock_headroom,
     )
     auth_channel = make_channel(settings.auth_grpc_target)
     app = build_app(

@@ -43,7 +43,18 @@ class GatewaySettings(ServiceSettings):
     default_request_price: Decimal = Field(default=Decimal(1), ge=0)
     seed002_max_tokens: int = Field(default=150, ge=1)  # seed 002's documented max_tokens default
 
+    # Hold stock (completions/hold_stock.py, docs/billing.md): a busy key's next chat request uses a
+    # hold placed while the current one is served. 0 turns it off; stocked holds older than the max
+    # age are released unused, which bounds how late a refund or budget change reaches them.
+    hold_stock_depth: int = Field(default=8, ge=0, le=64)
+    hold_stock_max_age_s: float = Field(default=1.0, gt=0, le=30)
+    hold_stock_hot_window_s: float = Field(default=0.5, gt=0, le=30)
+
     usage_send_timeout_s: float = 3.0
+    # Nothing waits on a usage event, so the producer may gather a few ms of them into one record
+    # batch: at a few hundred requests/s that is one produce request per batch instead of per event,
+    # which is most of the broker's CPU per request (docs/benchmarks.md). Adds at most this to lag.
+    usage_linger_ms: int = Field(default=10, ge=0, le=1000)
     usage_spool_stream: str = "gateway:usage-spool"
     usage_drain_interval_s: float = 1.0
 

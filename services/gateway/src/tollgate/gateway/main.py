@@ -23,6 +23,7 @@ from tollgate.gateway.app import GatewayParts, build_app
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool, default_client_factory
 from tollgate.gateway.completions.billing import BillingClient
+from tollgate.gateway.completions.hold_stock import HoldStock
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
 from tollgate.gateway.db import alembic_ini
@@ -43,7 +44,9 @@ async def main() -> None:
     configure_logging("gateway", settings.log_level)
     # httpx logs every request at INFO: at 1,000 requests/s that is hot-path work, not information.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    configure_tracing("gateway", console=settings.otel_exporter_console)
+    configure_tracing(
+        "gateway", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
+    )
     if settings.secret_key == DEV_SECRET_KEY:
         log.warning("GATEWAY_SECRET_KEY is the development default; set it outside local development")
     if settings.run_migrations:
@@ -72,7 +75,9 @@ async def main() -> None:
     )
     redis = make_redis(settings.redis_url)
     emitter = UsageEmitter(
-        lambda: make_producer(settings.kafka_bootstrap, "tollgate-gateway"),
+        lambda: make_producer(
+            settings.kafka_bootstrap, "tollgate-gateway", linger_ms=settings.usage_linger_ms
+        ),
         RedisSpool(redis, settings.usage_spool_stream),
         metrics,
         send_timeout_s=settings.usage_send_timeout_s,
@@ -81,6 +86,13 @@ async def main() -> None:
     billing = BillingClient(billing_channel, timeout_s=settings.grpc_timeout_s)
     pricing = PricingPolicy.from_settings(
         settings.batch_multiplier, credits_to_micros(settings.default_request_price)
+    )
+    hold_stock = HoldStock(
+        billing,
+        metrics,
+        depth=settings.hold_stock_depth,
+        max_age_s=settings.hold_stock_max_age_s,
+        hot_window_s=settings.hold_stock_hot_window_s,
     )
     chat = ChatCompletions(
         principals,
@@ -91,6 +103,7 @@ async def main() -> None:
         upstream_timeout_s=settings.upstream_timeout_s,
         default_max_tokens=settings.default_max_tokens,
         pricing=pricing,
+        hold_stock=hold_stock,
     )
     operations = Operations(
         principals,
@@ -147,9 +160,10 @@ async def main() -> None:
         app,
         settings.http_host,
         settings.http_port,
-        background=[emitter.run, key_consumer.run, snapshot.poll_forever],
-        # The emitter flushes first: requests finishing during shutdown still emit into it.
-        on_shutdown=[emitter.close, close_clients],
+        background=[emitter.run, key_consumer.run, snapshot.poll_forever, hold_stock.run_sweeper],
+        # The emitter flushes first: requests finishing during shutdown still emit into it. Stocked
+        # holds go back to billing before its channel closes.
+        on_shutdown=[emitter.close, hold_stock.close, close_clients],
     )
 
 

@@ -29,6 +29,12 @@ class GatewayMetrics:
             ["reason"],
             registry=registry,
         )
+        self.hold_stock = Counter(
+            "gateway_hold_stock_total",
+            "Stocked billing holds (completions/hold_stock.py): placed, hit, miss, and why one was released",
+            ["outcome"],
+            registry=registry,
+        )
         self.operations = Counter(
             "gateway_operations_total",
             "Priced requests other than /v1/chat/completions, by route family, operation and outcome",

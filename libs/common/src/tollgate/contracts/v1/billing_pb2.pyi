@@ -1,5 +1,7 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable
 from typing import ClassVar as _ClassVar, Optional as _Optional
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -23,20 +25,48 @@ class ReserveRequest(_message.Message):
     def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., request_id: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
 
 class ReserveResponse(_message.Message):
-    __slots__ = ("granted", "hold_id", "available_micros", "reason", "hold_micros", "balance_micros")
+    __slots__ = ("granted", "hold_id", "available_micros", "reason", "hold_micros", "balance_micros", "stockable")
     GRANTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_ID_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_MICROS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     HOLD_MICROS_FIELD_NUMBER: _ClassVar[int]
     BALANCE_MICROS_FIELD_NUMBER: _ClassVar[int]
+    STOCKABLE_FIELD_NUMBER: _ClassVar[int]
     granted: bool
     hold_id: str
     available_micros: int
     reason: str
     hold_micros: int
     balance_micros: int
-    def __init__(self, granted: _Optional[bool] = ..., hold_id: _Optional[str] = ..., available_micros: _Optional[int] = ..., reason: _Optional[str] = ..., hold_micros: _Optional[int] = ..., balance_micros: _Optional[int] = ...) -> None: ...
+    stockable: bool
+    def __init__(self, granted: _Optional[bool] = ..., hold_id: _Optional[str] = ..., available_micros: _Optional[int] = ..., reason: _Optional[str] = ..., hold_micros: _Optional[int] = ..., balance_micros: _Optional[int] = ..., stockable: _Optional[bool] = ...) -> None: ...
+
+class ReserveStockRequest(_message.Message):
+    __slots__ = ("org_id", "key_id", "hold_ids", "max_cost_micros", "month_quota_micros", "user_id", "model")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_IDS_FIELD_NUMBER: _ClassVar[int]
+    MAX_COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    MONTH_QUOTA_MICROS_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    key_id: int
+    hold_ids: _containers.RepeatedScalarFieldContainer[str]
+    max_cost_micros: int
+    month_quota_micros: int
+    user_id: str
+    model: str
+    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., hold_ids: _Optional[_Iterable[str]] = ..., max_cost_micros: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+
+class ReserveStockResponse(_message.Message):
+    __slots__ = ("hold_ids", "stopped")
+    HOLD_IDS_FIELD_NUMBER: _ClassVar[int]
+    STOPPED_FIELD_NUMBER: _ClassVar[int]
+    hold_ids: _containers.RepeatedScalarFieldContainer[str]
+    stopped: str
+    def __init__(self, hold_ids: _Optional[_Iterable[str]] = ..., stopped: _Optional[str] = ...) -> None: ...
 
 class ReleaseRequest(_message.Message):
     __slots__ = ("org_id", "hold_id")

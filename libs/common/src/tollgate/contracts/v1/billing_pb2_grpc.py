@@ -39,6 +39,11 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveRequest.SerializeToString,
                 response_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveResponse.FromString,
                 _registered_method=True)
+        self.ReserveStock = channel.unary_unary(
+                '/tollgate.contracts.v1.BillingService/ReserveStock',
+                request_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveStockRequest.SerializeToString,
+                response_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveStockResponse.FromString,
+                _registered_method=True)
         self.Release = channel.unary_unary(
                 '/tollgate.contracts.v1.BillingService/Release',
                 request_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReleaseRequest.SerializeToString,
@@ -57,6 +62,16 @@ class BillingServiceServicer:
     def Reserve(self, request, context):
         """Places an atomic hold of max_cost_micros on the organisation's wallet.
         Idempotent on request_id: the same request id returns the same hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveStock(self, request, context):
+        """Places up to len(hold_ids) holds of max_cost_micros each for a busy key's coming requests
+        (the gateway's hold stock, docs/billing.md), with Reserve's checks one hold at a time. Stops
+        at the first hold that is refused or would not be stockable (that one is not kept).
+        Idempotent per hold id, like Reserve.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,6 +97,11 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.Reserve,
                     request_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveRequest.FromString,
                     response_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveResponse.SerializeToString,
+            ),
+            'ReserveStock': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveStock,
+                    request_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveStockRequest.FromString,
+                    response_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveStockResponse.SerializeToString,
             ),
             'Release': grpc.unary_unary_rpc_method_handler(
                     servicer.Release,
@@ -121,6 +141,33 @@ class BillingService:
             '/tollgate.contracts.v1.BillingService/Reserve',
             tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveRequest.SerializeToString,
             tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveStock(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tollgate.contracts.v1.BillingService/ReserveStock',
+            tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveStockRequest.SerializeToString,
+            tollgate_dot_contracts_dot_v1_dot_billing__pb2.ReserveStockResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,50 +6,94 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import BigInteger, ColumnElement, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.analytics.usage.models import UsageDaily, UsageEvent
+from tollgate.analytics.usage.models import UsageDaily
 from tollgate.analytics.usage.schemas import DailyDelta, UsageFact, UsageTotals
 
-# PostgreSQL allows 65,535 bind parameters per statement; 13 columns x 2,000 rows stays well under.
-_CHUNK = 2000
+# One fixed statement per write, whatever the batch size: arrays bound as parameters and unnested
+# server-side. A multi-row VALUES would be a new statement (compiled by SQLAlchemy, planned by
+# PostgreSQL) for every batch size, and that cost per row is most of a consumer's CPU.
+_INSERT_NEW_EVENTS = text(
+    """
+    INSERT INTO usage_events (event_id, org_id, key_id, user_id, model, provider, tokens_in,
+                              tokens_out, cost_micros, latency_ms, status, stream, created_at)
+    SELECT * FROM unnest(
+        CAST(:event_ids AS text[]), CAST(:org_ids AS text[]), CAST(:key_ids AS bigint[]),
+        CAST(:user_ids AS text[]), CAST(:models AS text[]), CAST(:providers AS text[]),
+        CAST(:tokens_in AS bigint[]), CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]),
+        CAST(:latencies AS bigint[]), CAST(:statuses AS text[]), CAST(:streams AS boolean[]),
+        CAST(:created AS timestamptz[])
+    )
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id
+    """
+)
+
+_ADD_TO_DAILY = text(
+    """
+    INSERT INTO usage_daily AS d (day, org_id, model, requests, errors, tokens_in, tokens_out,
+                                  cost_micros, latency_ms_sum)
+    SELECT * FROM unnest(
+        CAST(:days AS date[]), CAST(:org_ids AS text[]), CAST(:models AS text[]),
+        CAST(:requests AS bigint[]), CAST(:errors AS bigint[]), CAST(:tokens_in AS bigint[]),
+        CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]), CAST(:latencies AS bigint[])
+    )
+    ON CONFLICT ON CONSTRAINT pk_usage_daily DO UPDATE SET
+        requests = d.requests + excluded.requests,
+        errors = d.errors + excluded.errors,
+        tokens_in = d.tokens_in + excluded.tokens_in,
+        tokens_out = d.tokens_out + excluded.tokens_out,
+        cost_micros = d.cost_micros + excluded.cost_micros,
+        latency_ms_sum = d.latency_ms_sum + excluded.latency_ms_sum
+    """
+)
 
 
 class UsageRepository:
     async def insert_new_events(self, session: AsyncSession, facts: Sequence[UsageFact]) -> set[str]:
         """Inserts the facts not already stored; returns the event ids that were actually new."""
-        inserted: set[str] = set()
-        for start in range(0, len(facts), _CHUNK):
-            rows = [_event_row(f) for f in facts[start : start + _CHUNK]]
-            stmt = (
-                pg_insert(UsageEvent)
-                .values(rows)
-                .on_conflict_do_nothing(index_elements=[UsageEvent.event_id])
-                .returning(UsageEvent.event_id)
-            )
-            inserted.update((await session.scalars(stmt)).all())
-        return inserted
+        if not facts:
+            return set()
+        result = await session.execute(
+            _INSERT_NEW_EVENTS,
+            {
+                "event_ids": [f.event_id for f in facts],
+                "org_ids": [f.org_id for f in facts],
+                "key_ids": [f.key_id for f in facts],
+                "user_ids": [f.user_id for f in facts],
+                "models": [f.model for f in facts],
+                "providers": [f.provider for f in facts],
+                "tokens_in": [f.tokens_in for f in facts],
+                "tokens_out": [f.tokens_out for f in facts],
+                "costs": [f.cost_micros for f in facts],
+                "latencies": [f.latency_ms for f in facts],
+                "statuses": [f.status for f in facts],
+                "streams": [f.stream for f in facts],
+                "created": [f.created_at for f in facts],
+            },
+        )
+        return set(result.scalars())
 
     async def add_to_daily(self, session: AsyncSession, deltas: Sequence[DailyDelta]) -> None:
         """Adds each delta to its rollup row; callers pass one delta per key, in key order."""
-        for start in range(0, len(deltas), _CHUNK):
-            rows = [_delta_row(d) for d in deltas[start : start + _CHUNK]]
-            stmt = pg_insert(UsageDaily).values(rows)
-            excluded = stmt.excluded
-            stmt = stmt.on_conflict_do_update(
-                constraint="pk_usage_daily",
-                set_={
-                    "requests": UsageDaily.requests + excluded.requests,
-                    "errors": UsageDaily.errors + excluded.errors,
-                    "tokens_in": UsageDaily.tokens_in + excluded.tokens_in,
-                    "tokens_out": UsageDaily.tokens_out + excluded.tokens_out,
-                    "cost_micros": UsageDaily.cost_micros + excluded.cost_micros,
-                    "latency_ms_sum": UsageDaily.latency_ms_sum + excluded.latency_ms_sum,
-                },
-            )
-            await session.execute(stmt)
+        if not deltas:
+            return
+        await session.execute(
+            _ADD_TO_DAILY,
+            {
+                "days": [d.day for d in deltas],
+                "org_ids": [d.org_id for d in deltas],
+                "models": [d.model for d in deltas],
+                "requests": [d.requests for d in deltas],
+                "errors": [d.errors for d in deltas],
+                "tokens_in": [d.tokens_in for d in deltas],
+                "tokens_out": [d.tokens_out for d in deltas],
+                "costs": [d.cost_micros for d in deltas],
+                "latencies": [d.latency_ms_sum for d in deltas],
+            },
+        )
 
     async def totals_by_model(
         self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
@@ -98,35 +142,3 @@ class UsageRepository:
             )
             for k, requests, errors, tokens, cost, latency in rows
         ]
-
-
-def _event_row(f: UsageFact) -> dict[str, Any]:
-    return {
-        "event_id": f.event_id,
-        "org_id": f.org_id,
-        "key_id": f.key_id,
-        "user_id": f.user_id,
-        "model": f.model,
-        "provider": f.provider,
-        "tokens_in": f.tokens_in,
-        "tokens_out": f.tokens_out,
-        "cost_micros": f.cost_micros,
-        "latency_ms": f.latency_ms,
-        "status": f.status,
-        "stream": f.stream,
-        "created_at": f.created_at,
-    }
-
-
-def _delta_row(d: DailyDelta) -> dict[str, Any]:
-    return {
-        "day": d.day,
-        "org_id": d.org_id,
-        "model": d.model,
-        "requests": d.requests,
-        "errors": d.errors,
-        "tokens_in": d.tokens_in,
-        "tokens_out": d.tokens_out,
-        "cost_micros": d.cost_micros,
-        "latency_ms_sum": d.latency_ms_sum,
-    }

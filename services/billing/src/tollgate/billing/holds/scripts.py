@@ -78,35 +78,38 @@ end
 
 # KEYS: wallet, holds, expiry, limits.
 # ARGV: hold_id, max_cost, expires_at, member, check_limits ('1'/'0'), key_id, month, day, quota.
-# Returns {status, available, hold, reason, balance, quota_changed}: status 1 granted (or already
-# held: same id, same answer), 0 refused, -1 wallet not cached, -2 limits not cached (the caller
-# loads from PostgreSQL and retries). reason: 1 insufficient_credits, 2 quota_exceeded,
-# 3 budget_exceeded. `available` is what the wallet could spend before this hold.
+# Returns {status, available, hold, reason, balance, quota_changed, headroom}: status 1 granted (or
+# already held: same id, same answer), 0 refused, -1 wallet not cached, -2 limits not cached (the
+# caller loads from PostgreSQL and retries). reason: 1 insufficient_credits, 2 quota_exceeded,
+# 3 budget_exceeded. `available` is what the wallet could spend before this hold. `headroom` is what
+# is left after a newly granted hold under the tightest of the wallet and every limit, -1 when the
+# hold already existed (0 otherwise).
 RESERVE = (
     HOLD_HELPERS
     + """
 local w = redis.call('HMGET', KEYS[1], 'balance', 'held')
 if not w[1] then
-  return {-1, 0, 0, 0, 0, 0}
+  return {-1, 0, 0, 0, 0, 0, 0}
 end
 local balance = tonumber(w[1])
 local available = balance - tonumber(w[2] or '0')
 local existing = redis.call('HGET', KEYS[2], ARGV[1])
 if existing then
   local ew, el = parse_hold(existing)
-  return {1, available + ew, el, 0, balance, 0}
+  return {1, available + ew, el, 0, balance, 0, -1}
 end
 local cost = tonumber(ARGV[2])
 if available < cost then
-  return {0, available, 0, 1, balance, 0}
+  return {0, available, 0, 1, balance, 0, 0}
 end
 local hold = cost
+local tightest = available
 local counters = {}
 local quota_changed = 0
 if ARGV[5] == '1' then
   local lkey = KEYS[4]
   if redis.call('HEXISTS', lkey, 'bver') == 0 then
-    return {-2, available, 0, 0, balance, 0}
+    return {-2, available, 0, 0, balance, 0, 0}
   end
   local key, month, day, quota = ARGV[6], ARGV[7], ARGV[8], tonumber(ARGV[9])
   local limits = {}
@@ -139,8 +142,11 @@ if ARGV[5] == '1' then
     local v = redis.call('HMGET', lkey, 's:' .. f, 'h:' .. f, 'c:' .. f)
     local remaining = limit - tonumber(v[1] or '0') - tonumber(v[2] or '0')
     limited[#limited + 1] = tonumber(v[3] or '0')
+    if remaining < tightest then
+      tightest = remaining
+    end
     if cost > 0 and remaining <= 0 then
-      return {0, available, 0, reason, balance, quota_changed}
+      return {0, available, 0, reason, balance, quota_changed, 0}
     end
     if cost > 0 and remaining < hold then
       hold = remaining
@@ -153,7 +159,7 @@ if ARGV[5] == '1' then
   if hold < cost then
     for i = 1, #limited do
       if limited[i] > 0 then
-        return {0, available, 0, binding, balance, quota_changed}
+        return {0, available, 0, binding, balance, quota_changed, 0}
       end
     end
   end
@@ -173,7 +179,13 @@ end
 redis.call('HSET', KEYS[2], ARGV[1], value)
 redis.call('HINCRBY', KEYS[1], 'held', string.format('%d', cost))
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-return {1, available, hold, 0, balance, quota_changed}
+-- the tightest limit loses `hold` (the wallet loses the full cost; a hold below cost means some
+-- limit is already down to it, so the headroom is 0 either way)
+local headroom = tightest - cost
+if hold < cost or headroom < 0 then
+  headroom = 0
+end
+return {1, available, hold, 0, balance, quota_changed, headroom}
 """
 )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -34,6 +34,10 @@ class ReserveResult:
     hold_micros: int = 0
     reason: str = ""
     balance_micros: int = 0
+    # The caller may keep this hold in stock for a later request of the same key (docs/billing.md,
+    # "Hold stock"): it is whole and the org is far from every limit.
+    stockable: bool = False
+    already_held: bool = False  # a repeated Reserve of an open hold
 
 
 class HoldService:
@@ -46,15 +50,19 @@ class HoldService:
         load_limits: LimitsLoader | None = None,
         record_quota: QuotaRecorder | None = None,
         hold_ttl_seconds: int = 600,
+        stock_headroom: int = 100,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """Without `load_limits` only the wallet is checked (budgets and quotas are off)."""
+        """Without `load_limits` only the wallet is checked (budgets and quotas are off).
+        A granted hold is stockable when at least `stock_headroom` more such holds would still fit
+        under the wallet and every limit (0: never)."""
         self._store = store
         self._load_wallet = load_wallet
         self._load_limits = load_limits
         self._record_quota = record_quota
         self._metrics = metrics
         self._ttl = hold_ttl_seconds
+        self._stock_headroom = stock_headroom
         self._clock = clock
         # One PostgreSQL load per org at a time: a burst of Reserves on a cold wallet shares it.
         self._loading: dict[str, asyncio.Task[None]] = {}
@@ -100,6 +108,13 @@ class HoldService:
             self._metrics.reserve_refusals.labels(reply.reason).inc()
         if reply.quota_changed and self._record_quota is not None and key_id:
             self._in_background(self._record_quota(org_id, key_id, month_quota_micros))
+        stockable = (
+            granted
+            and self._stock_headroom > 0
+            and max_cost_micros > 0
+            and reply.hold_micros == max_cost_micros
+            and reply.headroom_micros >= self._stock_headroom * max_cost_micros
+        )
         return ReserveResult(
             granted,
             hold_id,
@@ -107,7 +122,36 @@ class HoldService:
             reply.hold_micros if granted else 0,
             reply.reason,
             reply.balance_micros,
+            stockable,
+            reply.already_held,
         )
+
+    async def reserve_stock(
+        self,
+        org_id: str,
+        hold_ids: Sequence[str],
+        max_cost_micros: int,
+        *,
+        key_id: int = 0,
+        month_quota_micros: int = 0,
+    ) -> tuple[list[str], str]:
+        """Holds for a busy key's coming requests: Reserve's checks one hold at a time, stopping at
+        the first refused or not-stockable one (released again). Returns (placed ids, why it stopped)."""
+        placed: list[str] = []
+        for hold_id in hold_ids:
+            result = await self.reserve(
+                org_id, hold_id, max_cost_micros, key_id=key_id, month_quota_micros=month_quota_micros
+            )
+            if not result.granted:
+                return placed, result.reason or "insufficient_credits"
+            if result.already_held:  # a retried call: it was stockable when placed
+                placed.append(hold_id)
+                continue
+            if not result.stockable:
+                await self.release(org_id, hold_id)
+                return placed, "not_stockable"
+            placed.append(hold_id)
+        return placed, ""
 
     def _in_background(self, work: Awaitable[None]) -> None:
         async def run() -> None:

@@ -42,6 +42,8 @@ class ReserveReply:
     reason: str = ""
     balance_micros: int = 0
     quota_changed: bool = False
+    headroom_micros: int = 0  # left under the tightest of wallet and limits after a new hold
+    already_held: bool = False  # the hold id was open already: same answer, nothing new placed
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,9 +138,16 @@ class HoldStore:
                 check.month_quota_micros,
             ],
         )
-        status, available, hold, reason, balance, quota_changed = (int(v) for v in raw)
+        status, available, hold, reason, balance, quota_changed, headroom = (int(v) for v in raw)
         return ReserveReply(
-            ReserveStatus(status), available, hold, REASONS.get(reason, ""), balance, bool(quota_changed)
+            ReserveStatus(status),
+            available,
+            hold,
+            REASONS.get(reason, ""),
+            balance,
+            bool(quota_changed),
+            max(headroom, 0),
+            headroom < 0,
         )
 
     async def release(self, org_id: str, hold_id: str) -> bool:

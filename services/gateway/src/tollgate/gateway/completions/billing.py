@@ -41,6 +41,23 @@ class BillingClient:
         )
         return await self._stub.Reserve(request, timeout=self._timeout)
 
+    async def reserve_stock(
+        self, principal: Principal, hold_ids: list[str], max_cost_micros: int, model: str
+    ) -> tuple[list[str], str]:
+        """Holds for the key's coming requests (completions/hold_stock.py): the ids billing placed,
+        and why it placed fewer ("" when all). Raises grpc.RpcError when billing can't answer."""
+        request = billing_pb2.ReserveStockRequest(
+            org_id=principal.org_id,
+            key_id=principal.key_id,
+            hold_ids=hold_ids,
+            max_cost_micros=max_cost_micros,
+            month_quota_micros=principal.month_quota_micros,
+            user_id=principal.user_id,
+            model=model,
+        )
+        reply = await self._stub.ReserveStock(request, timeout=self._timeout)
+        return list(reply.hold_ids), reply.stopped
+
     async def release(self, org_id: str, hold_id: str) -> bool:
         """Best effort: a hold that can't be released now expires on billing's side."""
         try:

@@ -31,6 +31,7 @@ from tollgate.gateway.catalog.http1 import Http1Pool, UpstreamConnectionError
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.catalog.upstream import PASS_THROUGH_STATUSES, UpstreamRejected, post_upstream
 from tollgate.gateway.completions.billing import place_hold
+from tollgate.gateway.completions.hold_stock import HoldStock
 from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
 from tollgate.gateway.completions.tokens import (
     heuristic_completion_tokens,
@@ -94,8 +95,10 @@ class ChatCompletions:
         upstream_timeout_s: float = 60.0,
         default_max_tokens: int = 4096,
         pricing: PricingPolicy | None = None,
+        hold_stock: HoldStock | None = None,
     ) -> None:
         self._principals = principals
+        self._stock = hold_stock if hold_stock is not None and hold_stock.enabled else None
         self._catalog = catalog
         self._billing = billing
         self._emitter = emitter
@@ -143,7 +146,12 @@ class ChatCompletions:
         return await self._complete(call)
 
     async def _reserve(self, principal: Principal, request_id: str, max_cost: int, model: str) -> str:
+        stock = self._stock
+        if stock is not None and (stocked := stock.take(principal, max_cost, model)) is not None:
+            return stocked
         reply = await place_hold(self._billing, self._metrics, principal, request_id, max_cost, model)
+        if stock is not None:
+            stock.learn(principal, max_cost, model, reply.stockable)
         return reply.hold_id or request_id
 
     def _upstream_request(self, call: _Call, *, inject: bool = True) -> tuple[bytes, dict[str, str]]:
