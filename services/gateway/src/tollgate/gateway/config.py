@@ -46,7 +46,7 @@ class GatewaySettings(ServiceSettings):
     # Hold stock (completions/hold_stock.py, docs/billing.md): a busy key's next chat request uses a
     # hold placed while the current one is served. 0 turns it off; stocked holds older than the max
     # age are released unused, which bounds how late a refund or budget change reaches them.
-    hold_stock_depth: int = Field(default=8, ge=0, le=64)
+    hold_stock_depth: int = Field(default=16, ge=0, le=64)
     hold_stock_max_age_s: float = Field(default=1.0, gt=0, le=30)
     hold_stock_hot_window_s: float = Field(default=0.5, gt=0, le=30)
 

@@ -84,6 +84,20 @@ def budget_field(key_id: int, period: str) -> str:
     return f"b:{scope_name(key_id)}:{'d' if period == 'daily' else 'm'}"
 
 
+def _reserve_reply(raw: Sequence[object]) -> ReserveReply:
+    status, available, hold, reason, balance, quota_changed, headroom = (int(cast(int, v)) for v in raw)
+    return ReserveReply(
+        ReserveStatus(status),
+        available,
+        hold,
+        REASONS.get(reason, ""),
+        balance,
+        bool(quota_changed),
+        max(headroom, 0),
+        headroom < 0,
+    )
+
+
 class HoldStore:
     def __init__(self, redis: Redis, *, prefix: str = "billing", wallet_ttl_seconds: int = 3600) -> None:
         self._redis = redis
@@ -123,32 +137,40 @@ class HoldStore:
         limits: LimitCheck | None = None,
     ) -> ReserveReply:
         """Holds `amount_micros` on the wallet; with `limits`, also checks and caps by budgets/quota."""
+        [reply] = await self.reserve_many(org_id, [hold_id], amount_micros, expires_at, limits=limits)
+        return reply
+
+    async def reserve_many(
+        self,
+        org_id: str,
+        hold_ids: Sequence[str],
+        amount_micros: int,
+        expires_at: float,
+        *,
+        limits: LimitCheck | None = None,
+    ) -> list[ReserveReply]:
+        """`reserve` for each hold id in turn, in one pipelined round trip (a stock of holds)."""
         check = limits or LimitCheck(0, "", "")
-        raw = await self._reserve(
-            keys=self._keys(org_id),
-            args=[
-                hold_id,
-                amount_micros,
-                int(expires_at),
-                self._member(org_id, hold_id),
-                "1" if limits else "0",
-                check.key_id,
-                check.month,
-                check.day,
-                check.month_quota_micros,
-            ],
-        )
-        status, available, hold, reason, balance, quota_changed, headroom = (int(v) for v in raw)
-        return ReserveReply(
-            ReserveStatus(status),
-            available,
-            hold,
-            REASONS.get(reason, ""),
-            balance,
-            bool(quota_changed),
-            max(headroom, 0),
-            headroom < 0,
-        )
+        keys = self._keys(org_id)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for hold_id in hold_ids:
+                await self._reserve(
+                    keys=keys,
+                    args=[
+                        hold_id,
+                        amount_micros,
+                        int(expires_at),
+                        self._member(org_id, hold_id),
+                        "1" if limits else "0",
+                        check.key_id,
+                        check.month,
+                        check.day,
+                        check.month_quota_micros,
+                    ],
+                    client=pipe,
+                )
+            raws = await pipe.execute()
+        return [_reserve_reply(raw) for raw in raws]
 
     async def release(self, org_id: str, hold_id: str) -> bool:
         released = await self._release(keys=self._keys(org_id), args=[hold_id, self._member(org_id, hold_id)])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from grpc import aio
@@ -20,6 +20,17 @@ log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("tollgate.gateway")
 
 
+def _caller(principal: Principal, model: str) -> dict[str, Any]:
+    """The fields Reserve and ReserveStock share: whose wallet, key, quota and model."""
+    return {
+        "org_id": principal.org_id,
+        "key_id": principal.key_id,
+        "month_quota_micros": principal.month_quota_micros,
+        "user_id": principal.user_id,
+        "model": model,
+    }
+
+
 class BillingClient:
     def __init__(self, channel: aio.Channel, timeout_s: float = 2.0) -> None:
         self._stub = billing_pb2_grpc.BillingServiceStub(channel)
@@ -31,13 +42,7 @@ class BillingClient:
         """Raises grpc.RpcError when billing can't answer; the caller refuses the request then.
         Billing checks the wallet, the key's month_quota and budgets; `reason` says which refused."""
         request = billing_pb2.ReserveRequest(
-            org_id=principal.org_id,
-            key_id=principal.key_id,
-            request_id=request_id,
-            max_cost_micros=max_cost_micros,
-            month_quota_micros=principal.month_quota_micros,
-            user_id=principal.user_id,
-            model=model,
+            request_id=request_id, max_cost_micros=max_cost_micros, **_caller(principal, model)
         )
         return await self._stub.Reserve(request, timeout=self._timeout)
 
@@ -47,13 +52,7 @@ class BillingClient:
         """Holds for the key's coming requests (completions/hold_stock.py): the ids billing placed,
         and why it placed fewer ("" when all). Raises grpc.RpcError when billing can't answer."""
         request = billing_pb2.ReserveStockRequest(
-            org_id=principal.org_id,
-            key_id=principal.key_id,
-            hold_ids=hold_ids,
-            max_cost_micros=max_cost_micros,
-            month_quota_micros=principal.month_quota_micros,
-            user_id=principal.user_id,
-            model=model,
+            hold_ids=hold_ids, max_cost_micros=max_cost_micros, **_caller(principal, model)
         )
         reply = await self._stub.ReserveStock(request, timeout=self._timeout)
         return list(reply.hold_ids), reply.stopped

@@ -67,7 +67,7 @@ class HoldStock:
         billing: StockBilling,
         metrics: GatewayMetrics,
         *,
-        depth: int = 8,
+        depth: int = 16,
         max_age_s: float = 1.0,
         hot_window_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
