@@ -188,3 +188,27 @@ async def test_the_sweeper_gives_an_expired_short_hold_back_to_its_limits(
     limits = await store.read_limits(org)
     assert (limits[f"h:org:{DAY}"], limits[f"c:org:{DAY}"], limits[f"h:k7:{MONTH}"]) == ("0", "0", "0")
     assert (await store.reserve(org, "next", 300, FAR, limits=check())).hold_micros == 100
+
+
+async def test_a_stock_of_holds_stops_where_a_budget_leaves_too_little_headroom(store: HoldStore) -> None:
+    # wallet 1,000,000; org monthly budget 10,000 with 4,000 spent: 6,000 left. Holds of 50 are
+    # stockable while 100 more would fit: after k holds 6,000 - 50k >= 5,000, so k <= 20.
+    org = new_org()
+    await ready(store, org, budgets=[(0, "monthly", 10_000)], spent={(0, MONTH): 4_000})
+    ids = [f"hs_{i}" for i in range(30)]
+
+    reply = await store.reserve_stock(org, ids, 50, FAR, 100, limits=check())
+
+    assert (reply.placed, reply.code) == (20, 2)  # 20 kept, the 21st placed, found short, dropped
+    wallet = await store.read_wallet(org)
+    assert wallet is not None and wallet.held_micros == 20 * 50
+    limits = await store.read_limits(org)
+    assert limits[f"h:org:{MONTH}"] == str(20 * 50)  # the budget counts exactly the kept holds
+
+    capped = await store.reserve_stock(org, ["hs_big"], 7_000, FAR, 100, limits=check())
+    assert (capped.placed, capped.code) == (0, 2)  # capped at the budget's 5,000: never stocked
+    refused = await store.reserve_stock(org, ["hs_huge"], 2_000_000, FAR, 100, limits=check())
+    assert (refused.placed, refused.code, refused.reason) == (0, 0, "insufficient_credits")
+    retried = await store.reserve_stock(org, ids[:3], 50, FAR, 100, limits=check())
+    assert (retried.placed, retried.code) == (3, 1)  # already held: counted, nothing new held
+    assert (await store.read_wallet(org)).held_micros == 20 * 50  # type: ignore[union-attr]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from tollgate.billing.budgets.repository import LimitsSnapshot
 from tollgate.billing.budgets.rules import day_key, month_key
-from tollgate.billing.holds.store import CachedWallet, HoldStore, LimitCheck, ReserveStatus
+from tollgate.billing.holds.store import CachedWallet, HoldStore, LimitCheck, ReserveStatus, StockStatus
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.wallets.repository import WalletState
 
@@ -126,48 +126,36 @@ class HoldService:
         key_id: int = 0,
         month_quota_micros: int = 0,
     ) -> tuple[list[str], str]:
-        """Holds for a busy key's coming requests: Reserve's checks one hold at a time, stopping at
-        the first refused or not-stockable one (released again). Returns (placed ids, why it stopped).
-        The first goes through `reserve` (which loads a cold wallet); the rest share one round trip."""
-        if not hold_ids:
-            return [], ""
-        first = await self.reserve(
-            org_id, hold_ids[0], max_cost_micros, key_id=key_id, month_quota_micros=month_quota_micros
-        )
-        outcomes = [(hold_ids[0], first.granted, first.already_held, first.stockable, first.reason)]
-        rest = list(hold_ids[1:])
-        if rest and first.granted and (first.stockable or first.already_held):
-            now = self._clock()
-            replies = await self._store.reserve_many(
-                org_id,
-                rest,
-                max_cost_micros,
-                now + self._ttl,
-                limits=self._limit_check(now, key_id, month_quota_micros),
-            )
-            for hold_id, reply in zip(rest, replies, strict=True):
-                granted = reply.status is ReserveStatus.GRANTED
-                stockable = granted and self._stockable(
-                    reply.hold_micros, reply.headroom_micros, max_cost_micros
-                )
-                outcomes.append((hold_id, granted, reply.already_held, stockable, reply.reason))
-            granted_count = sum(1 for o in outcomes[1:] if o[1])
-            self._metrics.holds_granted.inc(granted_count)
-            self._metrics.holds_refused.inc(len(outcomes) - 1 - granted_count)
+        """Holds for a busy key's coming requests, in one Lua script: Reserve's checks one hold at
+        a time, stopping at the first refused or not-stockable one (not kept). Returns (placed ids,
+        why it stopped: "" when all were placed)."""
+        if self._stock_headroom <= 0 or max_cost_micros <= 0 or not hold_ids:
+            return [], "not_stockable"
+        now = self._clock()
+        check = self._limit_check(now, key_id, month_quota_micros)
+        remaining = list(hold_ids)
         placed: list[str] = []
-        stopped = ""
-        for hold_id, granted, already_held, stockable, reason in outcomes:
-            if stopped:
-                if granted and not already_held:  # placed after the stop: not kept either
-                    await self.release(org_id, hold_id)
-                continue
-            if not granted:
-                stopped = reason or "insufficient_credits"
-            elif already_held or stockable:  # an open hold of a retried call was stockable when placed
-                placed.append(hold_id)
+        stopped = "not_stockable"
+        for _ in range(_ATTEMPTS):
+            reply = await self._store.reserve_stock(
+                org_id, remaining, max_cost_micros, now + self._ttl, self._stock_headroom, limits=check
+            )
+            placed.extend(remaining[: reply.placed])
+            remaining = remaining[reply.placed :]
+            self._metrics.holds_granted.inc(reply.placed)
+            if reply.quota_changed and self._record_quota is not None and key_id:
+                self._in_background(self._record_quota(org_id, key_id, month_quota_micros))
+            if reply.code == StockStatus.NOT_CACHED:
+                await self._ensure_cached(org_id)
+            elif reply.code == StockStatus.LIMITS_NOT_CACHED and check is not None:
+                await self._ensure_limits(org_id, check.month, check.day)
             else:
-                await self.release(org_id, hold_id)
-                stopped = "not_stockable"
+                if reply.code == StockStatus.REFUSED:
+                    self._metrics.holds_refused.inc()
+                    stopped = reply.reason or "insufficient_credits"
+                elif reply.code == StockStatus.ALL_PLACED:
+                    stopped = ""
+                break
         return placed, stopped
 
     def _stockable(self, hold_micros: int, headroom_micros: int, max_cost_micros: int) -> bool:

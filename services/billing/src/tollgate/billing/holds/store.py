@@ -46,6 +46,22 @@ class ReserveReply:
     already_held: bool = False  # the hold id was open already: same answer, nothing new placed
 
 
+class StockStatus(IntEnum):
+    LIMITS_NOT_CACHED = -2
+    NOT_CACHED = -1
+    REFUSED = 0
+    ALL_PLACED = 1
+    NOT_STOCKABLE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StockReply:
+    placed: int  # the first `placed` hold ids are held (and stockable)
+    code: int  # a StockStatus
+    reason: str = ""  # the refusal reason when REFUSED
+    quota_changed: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class CachedWallet:
     balance_micros: int
@@ -84,20 +100,6 @@ def budget_field(key_id: int, period: str) -> str:
     return f"b:{scope_name(key_id)}:{'d' if period == 'daily' else 'm'}"
 
 
-def _reserve_reply(raw: Sequence[object]) -> ReserveReply:
-    status, available, hold, reason, balance, quota_changed, headroom = (int(cast(int, v)) for v in raw)
-    return ReserveReply(
-        ReserveStatus(status),
-        available,
-        hold,
-        REASONS.get(reason, ""),
-        balance,
-        bool(quota_changed),
-        max(headroom, 0),
-        headroom < 0,
-    )
-
-
 class HoldStore:
     def __init__(self, redis: Redis, *, prefix: str = "billing", wallet_ttl_seconds: int = 3600) -> None:
         self._redis = redis
@@ -106,6 +108,7 @@ class HoldStore:
         self._expiry_key = f"{prefix}:hold-expiry"
         # Registered once: each call is an EVALSHA, loading the script only if Redis lost it.
         self._reserve = redis.register_script(scripts.RESERVE)
+        self._reserve_stock = redis.register_script(scripts.RESERVE_STOCK)
         self._release = redis.register_script(scripts.RELEASE)
         self._sync = redis.register_script(scripts.SYNC_WALLET)
         self._settle = redis.register_script(scripts.SETTLE)
@@ -137,40 +140,59 @@ class HoldStore:
         limits: LimitCheck | None = None,
     ) -> ReserveReply:
         """Holds `amount_micros` on the wallet; with `limits`, also checks and caps by budgets/quota."""
-        [reply] = await self.reserve_many(org_id, [hold_id], amount_micros, expires_at, limits=limits)
-        return reply
+        raw = await self._reserve(
+            keys=self._keys(org_id),
+            args=[
+                hold_id,
+                *self._reserve_args(amount_micros, expires_at, limits, self._member(org_id, hold_id)),
+            ],
+        )
+        status, available, hold, reason, balance, quota_changed, headroom = (int(v) for v in raw)
+        return ReserveReply(
+            ReserveStatus(status),
+            available,
+            hold,
+            REASONS.get(reason, ""),
+            balance,
+            bool(quota_changed),
+            max(headroom, 0),
+            headroom < 0,
+        )
 
-    async def reserve_many(
+    async def reserve_stock(
         self,
         org_id: str,
         hold_ids: Sequence[str],
         amount_micros: int,
         expires_at: float,
+        headroom: int,
         *,
         limits: LimitCheck | None = None,
-    ) -> list[ReserveReply]:
-        """`reserve` for each hold id in turn, in one pipelined round trip (a stock of holds)."""
+    ) -> StockReply:
+        """`reserve` for each hold id in turn, in one script, keeping only stockable holds."""
+        args: list[str | int] = ["", *self._reserve_args(amount_micros, expires_at, limits, ""), headroom]
+        for hold_id in hold_ids:
+            args.extend((hold_id, self._member(org_id, hold_id)))
+        raw = await self._reserve_stock(keys=self._keys(org_id), args=args)
+        placed, code, reason, quota_changed = (int(v) for v in raw)
+        return StockReply(placed, code, REASONS.get(reason, ""), bool(quota_changed))
+
+    @staticmethod
+    def _reserve_args(
+        amount_micros: int, expires_at: float, limits: LimitCheck | None, member: str
+    ) -> list[str | int]:
+        """RESERVE's ARGV[2:9] (ARGV[1] is the hold id)."""
         check = limits or LimitCheck(0, "", "")
-        keys = self._keys(org_id)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for hold_id in hold_ids:
-                await self._reserve(
-                    keys=keys,
-                    args=[
-                        hold_id,
-                        amount_micros,
-                        int(expires_at),
-                        self._member(org_id, hold_id),
-                        "1" if limits else "0",
-                        check.key_id,
-                        check.month,
-                        check.day,
-                        check.month_quota_micros,
-                    ],
-                    client=pipe,
-                )
-            raws = await pipe.execute()
-        return [_reserve_reply(raw) for raw in raws]
+        return [
+            amount_micros,
+            int(expires_at),
+            member,
+            "1" if limits else "0",
+            check.key_id,
+            check.month,
+            check.day,
+            check.month_quota_micros,
+        ]
 
     async def release(self, org_id: str, hold_id: str) -> bool:
         released = await self._release(keys=self._keys(org_id), args=[hold_id, self._member(org_id, hold_id)])
