@@ -37,7 +37,6 @@ class ReserveResult:
     # The caller may keep this hold in stock for a later request of the same key (docs/billing.md,
     # "Hold stock"): it is whole and the org is far from every limit.
     stockable: bool = False
-    already_held: bool = False  # a repeated Reserve of an open hold
 
 
 class HoldService:
@@ -114,7 +113,6 @@ class HoldService:
             reply.reason,
             reply.balance_micros,
             stockable,
-            reply.already_held,
         )
 
     async def reserve_stock(

@@ -43,7 +43,6 @@ class ReserveReply:
     balance_micros: int = 0
     quota_changed: bool = False
     headroom_micros: int = 0  # left under the tightest of wallet and limits after a new hold
-    already_held: bool = False  # the hold id was open already: same answer, nothing new placed
 
 
 class StockStatus(IntEnum):
@@ -155,8 +154,7 @@ class HoldStore:
             REASONS.get(reason, ""),
             balance,
             bool(quota_changed),
-            max(headroom, 0),
-            headroom < 0,
+            max(headroom, 0),  # -1: the hold was open already (RESERVE_STOCK counts it as placed)
         )
 
     async def reserve_stock(
