@@ -12,6 +12,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -176,3 +177,9 @@ def record_concurrently(config: StackConfig, facts: Sequence[AlertFact], copies:
             await engine.dispose()
 
     return asyncio.run(run())
+
+
+def alerts_of(http: httpx.Client) -> list[dict[str, Any]]:
+    resp = http.get("/cost/alerts", params={"limit": 100})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]  # type: ignore[no-any-return]

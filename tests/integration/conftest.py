@@ -93,3 +93,13 @@ def client_for(gateway_url: str) -> Callable[[str], OpenAI]:
         return OpenAI(base_url=f"{gateway_url}/v1", api_key=key, max_retries=0, timeout=60)
 
     return make
+
+
+@pytest.fixture
+def owner(new_account: Callable[..., Account], gateway_url: str) -> Iterator[tuple[Account, httpx.Client]]:
+    """A funded account and a client that speaks with its key (the alert tests' org owner)."""
+    account = new_account(credits=1)
+    with httpx.Client(
+        base_url=gateway_url, headers={"Authorization": f"Bearer {account.key}"}, timeout=30
+    ) as c:
+        yield account, c

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from itertools import pairwise
@@ -21,6 +21,7 @@ from aiosmtpd.controller import Controller
 from alerts_support import (
     Inbox,
     Receiver,
+    alerts_of,
     publish,
     read_cost_alerts,
     record_concurrently,
@@ -50,21 +51,6 @@ def receiver() -> Iterator[Receiver]:
     server = start_receiver()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def owner(new_account: Callable[..., Account], gateway_url: str) -> Iterator[tuple[Account, httpx.Client]]:
-    account = new_account(credits=1)
-    with httpx.Client(
-        base_url=gateway_url, headers={"Authorization": f"Bearer {account.key}"}, timeout=30
-    ) as c:
-        yield account, c
-
-
-def alerts_of(http: httpx.Client) -> list[dict[str, Any]]:
-    resp = http.get("/cost/alerts", params={"limit": 100})
-    assert resp.status_code == 200, resp.text
-    return resp.json()["data"]  # type: ignore[no-any-return]
 
 
 def settled(http: httpx.Client, count: int) -> list[dict[str, Any]] | None:

@@ -5,25 +5,17 @@ its limits never gets one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import grpc
 import httpx
-import pytest
+from reliability_support import grpc_balance
 
-from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.testing import Account, billing_db, ledger_usage, settled_events, wait_until
 from tollgate.gateway.config import GatewaySettings
 
 CHAT = {"model": "sim-chat", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 4}
 DEPTH = GatewaySettings().hold_stock_depth  # the stack runs the gateway with its defaults
-
-
-@pytest.fixture(scope="module")
-def billing_grpc(config: StackConfig) -> Iterator[billing_pb2_grpc.BillingServiceStub]:
-    with grpc.insecure_channel(f"127.0.0.1:{config.port('billing_grpc')}") as channel:
-        yield billing_pb2_grpc.BillingServiceStub(channel)
 
 
 def _send(client: httpx.Client, key: str) -> httpx.Response:
@@ -36,16 +28,16 @@ def _hold_ids(config: StackConfig, org_id: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def _held(stub: billing_pb2_grpc.BillingServiceStub, account: Account) -> int:
-    reply = stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=account.org_id), timeout=10)
-    return int(reply.held_micros)
+def _expect_nothing_held(config: StackConfig, account: Account) -> None:
+    """Stock nobody used ages out and goes back to billing."""
+    what = "the stocked holds to be given back"
+    wait_until(lambda: grpc_balance(config, account.org_id).held_micros == 0, what=what)
 
 
 def test_a_busy_key_uses_stocked_holds_and_is_charged_exactly_once_per_request(
     new_account: Callable[..., Account],
     config: StackConfig,
     gateway_url: str,
-    billing_grpc: billing_pb2_grpc.BillingServiceStub,
 ) -> None:
     account = new_account(credits=1)
     with httpx.Client(base_url=gateway_url, timeout=60) as client:
@@ -62,8 +54,7 @@ def test_a_busy_key_uses_stocked_holds_and_is_charged_exactly_once_per_request(
     assert stocked, "back-to-back requests of a well-funded key should have used stocked holds"
     assert len(set(holds)) == 40  # one hold per request, stocked or its own
     assert ledger_usage(config, account.org_id) == (40, sum(costs))
-    # stock nobody used ages out and goes back: nothing stays held
-    wait_until(lambda: _held(billing_grpc, account) == 0, what="the stocked holds to be given back")
+    _expect_nothing_held(config, account)
 
 
 def test_a_key_near_its_wallet_limit_never_gets_a_stocked_hold(
@@ -83,7 +74,7 @@ def test_a_budget_set_below_spend_stops_a_busy_key_after_at_most_its_stocked_hol
     new_account: Callable[..., Account],
     admin: httpx.Client,
     gateway_url: str,
-    billing_grpc: billing_pb2_grpc.BillingServiceStub,
+    config: StackConfig,
 ) -> None:
     account = new_account(credits=1)
     with httpx.Client(base_url=gateway_url, timeout=60) as client:
@@ -100,4 +91,4 @@ def test_a_budget_set_below_spend_stops_a_busy_key_after_at_most_its_stocked_hol
         refused = [r.json()["error"]["code"] for r in after if r.status_code == 402]
         assert refused and set(refused) == {"budget_exceeded"}
         assert after[-1].status_code == 402
-    wait_until(lambda: _held(billing_grpc, account) == 0, what="the stocked holds to be given back")
+    _expect_nothing_held(config, account)

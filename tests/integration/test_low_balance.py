@@ -6,13 +6,12 @@ CostAlerts on billing.alerts.v1, however many duplicates the worker sees."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
-import pytest
-from alerts_support import publish, read_cost_alerts
+from alerts_support import alerts_of, publish, read_cost_alerts
 from openai import OpenAI
 
 from tollgate.contracts.v1 import events_pb2
@@ -21,19 +20,8 @@ from tollgate.devstack.testing import Account, balance_micros, settled_events, w
 from tollgate.devstack.usage_events import usage_event
 
 
-@pytest.fixture
-def owner(new_account: Callable[..., Account], gateway_url: str) -> Iterator[tuple[Account, httpx.Client]]:
-    account = new_account(credits=1)
-    with httpx.Client(
-        base_url=gateway_url, headers={"Authorization": f"Bearer {account.key}"}, timeout=30
-    ) as c:
-        yield account, c
-
-
 def low_alerts(http: httpx.Client) -> list[dict[str, Any]]:
-    resp = http.get("/cost/alerts", params={"limit": 100})
-    assert resp.status_code == 200, resp.text
-    return [a for a in resp.json()["data"] if a["kind"] == "low_balance"]
+    return [a for a in alerts_of(http) if a["kind"] == "low_balance"]
 
 
 def at_least(alerts: list[dict[str, Any]], count: int) -> list[dict[str, Any]] | None:

@@ -84,6 +84,9 @@ class HoldStock:
         self._stock: dict[_StockKey, deque[_Stocked]] = {}
         self._keys: dict[_StockKey, _KeyState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # resolved once: these two are counted on every busy key's request
+        self._hits = metrics.hold_stock.labels("hit")
+        self._misses = metrics.hold_stock.labels("miss")
 
     @property
     def enabled(self) -> bool:
@@ -103,9 +106,9 @@ class HoldStock:
         taken = self._pop_usable(key, max_cost_micros, now)
         if taken is None:
             if busy and state.stockable:
-                self._metrics.hold_stock.labels("miss").inc()
+                self._misses.inc()
             return None
-        self._metrics.hold_stock.labels("hit").inc()
+        self._hits.inc()
         if busy and state.stockable:
             self._refill(key, state, principal, max(max_cost_micros, taken.amount_micros), model)
         return taken.hold_id

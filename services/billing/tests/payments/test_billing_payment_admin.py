@@ -4,11 +4,8 @@ real app on the real PostgreSQL and Redis; only auth is faked."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from billing_helpers import new_org
 from payment_helpers import (
     ADMIN,
     BUYER,
@@ -16,38 +13,11 @@ from payment_helpers import (
     buy,
     credited_purchase,
     ledger,
-    payment_client,
     refund,
     webhook,
 )
-from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-from tollgate.billing.holds.store import HoldStore
-
-
-@pytest.fixture
-def org() -> str:
-    return new_org()
-
-
-@pytest.fixture
-def other_org() -> str:
-    return new_org()
-
-
-@pytest.fixture
-async def client(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
-    store: HoldStore,
-    org: str,
-    other_org: str,
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with payment_client(engine, sessions, redis, store, org, other_org) as c:
-        yield c
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 
 async def test_refunds_partial_full_replayed_and_over_refund_refused(

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
-from billing_helpers import new_org
 from payment_helpers import (
     BUYER,
     balance,
@@ -24,29 +21,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tollgate.billing.holds.store import HoldStore
-
-
-@pytest.fixture
-def org() -> str:
-    return new_org()
-
-
-@pytest.fixture
-def other_org() -> str:
-    return new_org()
-
-
-@pytest.fixture
-async def client(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    redis: Redis,
-    store: HoldStore,
-    org: str,
-    other_org: str,
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with payment_client(engine, sessions, redis, store, org, other_org) as c:
-        yield c
 
 
 async def test_packages_are_seeded_from_seed_002(client: httpx.AsyncClient) -> None:
