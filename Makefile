@@ -14,20 +14,33 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: help setup run up down status test test-unit test-integration proto lint bench bench-tools bench-billing clean
+.PHONY: help setup tools run up down status test test-unit test-integration proto lint bench bench-tools bench-billing bench-training clean
 
 help:
 	@echo "make run     install what is missing, start the whole platform with the local model"
 	@echo "make up      start the platform (no local model);  make down: stop it;  make status"
 	@echo "make test    unit tests of every package, then integration tests against a real stack"
+	@echo "make tools  kustomize and promtool, which the deploy tests use"
 	@echo "make proto   regenerate tollgate.contracts from proto/"
-	@echo "make lint    ruff + mypy;  make bench: gateway overhead, billing throughput and lag;  make clean: down + remove .local/"
+	@echo "make lint    ruff + mypy;  make bench: gateway overhead, billing throughput and lag, training throughput"
+	@echo "make clean   down + remove .local/"
 
 setup:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --break-system-packages uv
 	$(UV) sync --all-groups --frozen
 	$(STACK) fetch-kafka
+
+# the deploy tests render deploy/k8s with kustomize (Go module proxy, pinned) and check the
+# dashboard's PromQL with promtool (Debian's prometheus package; its service is not started)
+KUSTOMIZE_VERSION = v5.7.1
+TOOLS_BIN = $(CURDIR)/.local/tools/bin
+tools:
+	@test -x $(TOOLS_BIN)/kustomize || GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod \
+		go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@command -v promtool >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo || true ); \
+		$$SUDO apt-get install -y --no-install-recommends prometheus \
+		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus; }; }
 
 run: setup
 	$(STACK) run
@@ -43,10 +56,10 @@ status:
 
 test: test-unit test-integration
 
-# the services' own tests use real PostgreSQL and Redis: those of the test profile (55532, 56479)
-test-unit: setup
+# the services' own tests use real PostgreSQL and Redis: those of the test profile (25532, 26479)
+test-unit: setup tools
 	$(STACK) --profile test up --infra-only
-	@$(call pytest,services libs tools tests/deploy)
+	@export KUSTOMIZE=$(TOOLS_BIN)/kustomize; $(call pytest,services libs tools tests/deploy)
 
 test-integration: setup
 	@$(call pytest,tests/integration)
@@ -62,13 +75,18 @@ lint:
 # the gateway bench keeps the stack up for the billing bench, which stops it (unless TOLLGATE_KEEP_STACK=1)
 # wrk drives the gateway bench (a Debian package: installed here when missing)
 bench-tools:
-	@command -v wrk >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo ); \
+	@command -v wrk >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo || true ); \
 		$$SUDO apt-get install -y --no-install-recommends wrk \
 		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends wrk; }; }
 
 bench: setup bench-tools
 	TOLLGATE_KEEP_STACK=1 $(UV) run python bench/run.py
-	$(UV) run python bench/billing.py
+	TOLLGATE_KEEP_STACK=1 $(UV) run python bench/billing.py
+	$(UV) run python bench/training.py
+
+# LoRA training throughput (our orchestration vs a plain transformers Trainer) and job start latency
+bench-training: setup
+	$(UV) run python bench/training.py
 
 bench-billing: setup
 	$(UV) run python bench/billing.py

@@ -22,7 +22,8 @@ from tollgate.devstack.testing import PRICE_OUT, Account, register_model
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    platform = Stack(StackConfig.from_env(profile="test"))
+    # TOLLGATE_TEST_PROFILE runs the suite on a private stack (with TOLLGATE_PORT_OFFSET)
+    platform = Stack(StackConfig.from_env(profile=os.environ.get("TOLLGATE_TEST_PROFILE", "test")))
     platform.up(local_model=True)
     yield platform
     if os.environ.get("TOLLGATE_KEEP_STACK") != "1":

@@ -135,6 +135,11 @@ def worker_restored(stack: Stack) -> Iterator[None]:
     stack.start_service(WORKER)
 
 
+def _failpoint_lines(config: StackConfig) -> int:
+    log = config.logs_dir / "billing_worker.log"
+    return log.read_text().count("failpoint crash_after_db_commit") if log.exists() else 0
+
+
 def _start_worker(stack: Stack, env: dict[str, str]) -> None:
     try:
         stack.start_service(WORKER, extra_env=env)
@@ -179,11 +184,17 @@ def test_worker_killed_at_random_points_while_consuming_10000_events(
             published.update(e.event_id for e in chunk)
             if crash == "failpoint":
                 # exits right after its first batch's DB commit: Redis and the offsets never see it
+                fired_before = _failpoint_lines(config)
                 _start_worker(stack, {**small_batches, "BILLING_FAILPOINT": "crash_after_db_commit"})
                 wait_until(lambda: not stack.is_running(WORKER), what="the worker to crash at its failpoint")
+                # it did run: it exited at the failpoint, after its first batch's DB commit (that batch
+                # may hold only redeliveries of settled events, so the settled count need not grow)
+                assert _failpoint_lines(config) == fired_before + 1, "the worker never reached its failpoint"
             else:
                 _start_worker(stack, small_batches)
-                settled.wait_for(before + int((len(published) - before) * rng.uniform(0.05, 0.95)))
+                # at least one event settled by this run of the worker, then SIGKILL mid-stream
+                settled.wait_for(before + max(1, int((len(published) - before) * rng.uniform(0.05, 0.95))))
+                assert stack.is_running(WORKER), "the worker settled events but is not running to be killed"
                 stack.stop_service(WORKER, kill=True)  # SIGKILL, wherever it is in its batch
             at_crash.append((settled(), len(published)))
         publish(config.kafka_bootstrap, chunks[-1])

@@ -28,6 +28,24 @@ def _hold_ids(config: StackConfig, org_id: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def _cost(resp: httpx.Response) -> int:
+    usage = resp.json()["usage"]
+    return int(usage["prompt_tokens"] * 2 + usage["completion_tokens"] * 10)
+
+
+def _expect_exact_money(config: StackConfig, account: Account, funded: int, costs: list[int]) -> None:
+    """The ledger holds exactly these charges; the wallet row and billing's cached balance agree with
+    it to the micro-credit, and no hold is left (stock nobody used went back)."""
+    assert ledger_usage(config, account.org_id) == (len(costs), sum(costs))
+    with billing_db(config) as conn:
+        row = conn.execute(
+            "SELECT balance_micros FROM wallets WHERE org_id = %s", (account.org_id,)
+        ).fetchone()
+    assert row is not None and int(row[0]) == funded - sum(costs)
+    _expect_nothing_held(config, account)
+    assert grpc_balance(config, account.org_id).balance_micros == funded - sum(costs)
+
+
 def _expect_nothing_held(config: StackConfig, account: Account) -> None:
     """Stock nobody used ages out and goes back to billing."""
     what = "the stocked holds to be given back"
@@ -62,12 +80,16 @@ def test_a_key_near_its_wallet_limit_never_gets_a_stocked_hold(
 ) -> None:
     # 0.003 credits: room for dozens of these requests, but not for 100 holds of their max cost
     account = new_account(credits=0.003)
+    costs = []
     with httpx.Client(base_url=gateway_url, timeout=60) as client:
         for _ in range(20):
-            assert _send(client, account.key).status_code == 200
+            resp = _send(client, account.key)
+            assert resp.status_code == 200
+            costs.append(_cost(resp))
 
     wait_until(lambda: settled_events(config, account.org_id) == 20, what="20 requests to settle")
     assert [h for h in _hold_ids(config, account.org_id) if h.startswith("hs_")] == []
+    _expect_exact_money(config, account, 3_000, costs)
 
 
 def test_a_budget_set_below_spend_stops_a_busy_key_after_at_most_its_stocked_holds(
@@ -77,9 +99,12 @@ def test_a_budget_set_below_spend_stops_a_busy_key_after_at_most_its_stocked_hol
     config: StackConfig,
 ) -> None:
     account = new_account(credits=1)
+    costs = []
     with httpx.Client(base_url=gateway_url, timeout=60) as client:
         for _ in range(10):
-            assert _send(client, account.key).status_code == 200
+            resp = _send(client, account.key)
+            assert resp.status_code == 200
+            costs.append(_cost(resp))
         budget = admin.post("/cost/budget", json={"monthly_budget": 0.0001, "org_id": account.org_id})
         assert budget.status_code == 200, budget.text
 
@@ -91,4 +116,9 @@ def test_a_budget_set_below_spend_stops_a_busy_key_after_at_most_its_stocked_hol
         refused = [r.json()["error"]["code"] for r in after if r.status_code == 402]
         assert refused and set(refused) == {"budget_exceeded"}
         assert after[-1].status_code == 402
-    _expect_nothing_held(config, account)
+    costs += [_cost(r) for r in served]
+    # the requests served on stocked holds are charged like any other; the refused ones not at all
+    wait_until(
+        lambda: settled_events(config, account.org_id) == len(costs), what="the served requests to settle"
+    )
+    _expect_exact_money(config, account, 1_000_000, costs)

@@ -11,7 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tollgate.devstack.testing import SignedIn, balance_micros, register_model, sign_up
+from tollgate.devstack.config import StackConfig
+from tollgate.devstack.testing import (
+    SignedIn,
+    balance_micros,
+    billing_db,
+    expected_cost,
+    register_model,
+    sign_up,
+    wait_until,
+)
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +131,18 @@ def test_read_only_key_cannot_use_other_operations(
     assert balance_micros(gateway_url, key) == balance
 
 
+def _charge(config: StackConfig, request_id: str) -> tuple[str, int] | None:
+    with billing_db(config) as conn:
+        rows = conn.execute(
+            "SELECT org_id, -amount_micros FROM ledger_entries WHERE kind = 'usage' AND ref = %s",
+            (request_id,),
+        ).fetchall()
+    assert len(rows) <= 1, rows
+    return (str(rows[0][0]), int(rows[0][1])) if rows else None
+
+
 def test_write_key_calls_the_model_and_pays(
+    config: StackConfig,
     http: httpx.Client,
     admin: httpx.Client,
     gateway_url: str,
@@ -136,6 +156,13 @@ def test_write_key_calls_the_model_and_pays(
     resp = _chat(http, key, name)
     assert resp.status_code == 200, resp.text
     assert _upstream_calls(sim_url, upstream) == calls + 1
+    # and it pays: one usage charge for this request, at its exact cost, out of the key's org wallet
+    usage = resp.json()["usage"]
+    cost = expected_cost(usage["prompt_tokens"], usage["completion_tokens"])
+    assert cost > 0
+    request_id = resp.headers["x-request-id"]
+    charged = wait_until(lambda: _charge(config, request_id), what="the request's charge")
+    assert charged == (user.org_id, cost)
 
 
 def test_key_without_read_cannot_list_models(

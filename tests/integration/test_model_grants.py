@@ -3,7 +3,6 @@ the 403 for a model not granted, the filtered /v1/models, and cache invalidation
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 
@@ -57,9 +56,8 @@ def test_group_grants_limit_its_keys_and_take_effect_at_once(
     assert _allowed(client, "sim-chat-nousage")
 
     _grant(admin, "authorize", group_id=group_id, models=["sim-chat"])
-    granted_at = time.monotonic()
-    wait_until(lambda: _listed(client) == {"sim-chat"}, timeout=1.0, what="/v1/models to follow the grant")
-    print(f"group grant effective after {time.monotonic() - granted_at:.3f}s")
+    # well within the cached principal's 30 s: only the invalidation event explains it (speed: make bench)
+    wait_until(lambda: _listed(client) == {"sim-chat"}, timeout=10, what="/v1/models to follow the grant")
     assert _allowed(client, "sim-chat")
     assert not _allowed(client, "sim-chat-nousage")
 

@@ -11,7 +11,16 @@ from typing import Any
 import httpx
 import pytest
 
-from tollgate.devstack.testing import Account, SignedIn, chat_status, sign_up, wait_until
+from tollgate.devstack.config import StackConfig
+from tollgate.devstack.testing import (
+    Account,
+    SignedIn,
+    chat_status,
+    ledger_usage,
+    settled_events,
+    sign_up,
+    wait_until,
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,7 @@ class World:
     a_seed004: Account  # a seed-004 key of role user (its own personal organisation)
     ta: TeamOrg  # owned by a.user
     tb: TeamOrg  # owned by b.user
+    config: StackConfig
 
 
 def _bearer(token: str) -> dict[str, str]:
@@ -83,10 +93,14 @@ def _team(http: httpx.Client, org: Org) -> TeamOrg:
 
 @pytest.fixture(scope="module")
 def world(
-    http: httpx.Client, admin: httpx.Client, new_account: Callable[..., Account], sim_models: list[str]
+    http: httpx.Client,
+    admin: httpx.Client,
+    new_account: Callable[..., Account],
+    sim_models: list[str],
+    config: StackConfig,
 ) -> World:
     a, b = _org(http, admin, 1, 1), _org(http, admin, 2, 2)
-    return World(a, b, new_account(credits=0), _team(http, a), _team(http, b))
+    return World(a, b, new_account(credits=0), _team(http, a), _team(http, b), config)
 
 
 def _seed001_error(resp: httpx.Response, status: int) -> None:
@@ -171,7 +185,8 @@ def user_key_delete_naming_b(http: httpx.Client, w: World) -> None:
         f"/auth/api-keys/{w.b.key_id}",
         headers={**_bearer(w.a.user.access_token), "Swarms-Organization": w.b.user.org_id},
     )
-    assert resp.status_code in (403, 404), resp.text
+    _seed001_error(resp, 403)  # A is no member of B's organisation
+    assert resp.json()["error"]["details"] == {"reason": "not_a_member"}
     _b_untouched(http, w)
 
 
@@ -193,13 +208,16 @@ def seed002_delete(http: httpx.Client, w: World) -> None:
 
 
 def credits_own_org(http: httpx.Client, w: World) -> None:
+    """A key belongs to one organisation: naming B (query or header) still answers A's own wallet,
+    to the micro-credit: A's 1 credit less what A's requests were charged."""
+    org = w.a.user.org_id
+    wait_until(lambda: settled_events(w.config, org) == w.a.requests, what="A's requests to settle")
+    exact = 1_000_000 - ledger_usage(w.config, org)[1]
     for headers in (_bearer(w.a.key), {**_bearer(w.a.key), "Swarms-Organization": w.b.user.org_id}):
         resp = http.get("/v1/credits", params={"org_id": w.b.user.org_id}, headers=headers)
-        assert resp.status_code in (200, 403), resp.text
-        if resp.status_code == 200:
-            body = resp.json()
-            # A was funded 1 credit, B 2: B's balance would be above 1.9 credits.
-            assert body["org_id"] == w.a.user.org_id and body["balance_micros"] <= 1_000_000, body
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert (body["org_id"], body["balance_micros"], body["held_micros"]) == (org, exact, 0), body
 
 
 def analytics_own_org(http: httpx.Client, w: World) -> None:
@@ -329,13 +347,22 @@ def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", "/admin/model/save", {"name": "sim-chat", "provider": "openai-compatible", "config": "{}"}),
         ("POST", "/admin/model/delete", {"id": 1}),
         ("GET", "/admin/model/list", None),
+        ("POST", "/admin/api-key/secret", {"id": w.b.key_id}),
+        ("GET", "/admin/audit/list", None),
+        ("POST", "/admin/payment/refund", {"payment_id": 1, "refund_id": "sneaky"}),
+        ("POST", "/admin/payment/adjust", {"org_id": w.a.user.org_id, "amount": 1000, "reason": "sneaky"}),
+        ("GET", "/admin/payment/package/list", None),
+        ("POST", "/admin/payment/package/save", {"id": "pkg_sneaky", "name": "sneaky", "price": 1}),
+        ("GET", "/admin/payment/reconcile", None),
     ]
 
 
-ADMIN_ROUTE_COUNT = 18
-# Billing's reads scoped to the caller's organisation (Principal.is_org_admin): every user owns their
-# personal organisation, so these may answer 200 with that organisation's own records only.
-ORG_SCOPED_READS = frozenset({"/admin/payment/list"})
+ADMIN_ROUTE_COUNT = 25
+# Reads scoped to the caller's organisation (Principal.is_org_admin): every user owns their personal
+# organisation, so these may answer 200 with that organisation's own records only.
+ORG_SCOPED_READS = frozenset({"/admin/payment/list", "/admin/audit/list"})
+# Where each service serves its own routes (its OpenAPI document lists them)
+SERVICES = ("gateway", "auth", "billing", "analytics", "training")
 CASES: dict[str, Callable[[httpx.Client, World], None]] = {
     f.__name__: f
     for f in (
@@ -392,5 +419,19 @@ def test_admin_routes_refuse_non_admin_keys(
     assert listed["total"] == 0, listed
 
 
-def test_admin_route_table_is_complete(world: World) -> None:
+def test_admin_route_table_is_complete(world: World, config: StackConfig) -> None:
+    """Every /admin route any service serves is in the table the refusal test walks."""
+    served = set()
+    for svc in SERVICES:
+        spec = httpx.get(f"{config.url(svc)}/openapi.json", timeout=10).json()
+        served |= {
+            (method.upper(), path)
+            for path, ops in spec["paths"].items()
+            if path.startswith("/admin")
+            for method in ops
+        }
+    tested = {(method, path.split("?")[0]) for method, path, _ in _admin_routes(world)}
+    assert served, "no service listed an /admin route"
+    assert served - tested == set(), "admin routes the refusal test does not try"
+    assert tested - served == set(), "routes in the table that no service serves"
     assert len(_admin_routes(world)) == ADMIN_ROUTE_COUNT

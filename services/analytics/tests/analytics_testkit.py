@@ -45,6 +45,9 @@ def encode_usage(fact: UsageFact) -> bytes:
         latency_ms=fact.latency_ms,
         status=fact.status,
         stream=fact.stream,
+        tokens_cached_in=fact.tokens_cached_in,
+        tokens_cache_write=fact.tokens_cache_write,
+        tokens_reasoning=fact.tokens_reasoning,
         finished_at_unix_ms=int(fact.created_at.timestamp() * 1000),
         started_at_unix_ms=int(fact.created_at.timestamp() * 1000) - fact.latency_ms,
     ).SerializeToString()
@@ -68,9 +71,19 @@ class MemoryStore:
 
     async def add_to_daily(self, session: Any, deltas: Any) -> None:
         for d in deltas:
-            acc = self.daily.setdefault((d.org_id, d.day, d.model), [0] * 6)
+            acc = self.daily.setdefault((d.org_id, d.day, d.model), [0] * 9)
             for i, v in enumerate(
-                (d.requests, d.errors, d.tokens_in, d.tokens_out, d.cost_micros, d.latency_ms_sum)
+                (
+                    d.requests,
+                    d.errors,
+                    d.tokens_in,
+                    d.tokens_out,
+                    d.cost_micros,
+                    d.latency_ms_sum,
+                    d.tokens_cached_in,
+                    d.tokens_cache_write,
+                    d.tokens_reasoning,
+                )
             ):
                 acc[i] += v
 
@@ -86,10 +99,9 @@ class MemoryStore:
         sums: dict[str, list[int]] = {}
         for (org, day, model), a in self.daily.items():
             if org == org_id and start <= day <= end:
-                acc = sums.setdefault(key_of(day, model), [0] * 5)
-                for i, v in enumerate((a[0], a[1], a[2] + a[3], a[4], a[5])):
+                acc = sums.setdefault(key_of(day, model), [0] * 8)
+                for i, v in enumerate((a[0], a[1], a[2] + a[3], a[4], a[5], a[6], a[7], a[8])):
                     acc[i] += v
         return [
-            UsageTotals(key=k, requests=a[0], errors=a[1], tokens=a[2], cost_micros=a[3], latency_ms_sum=a[4])
-            for k, a in sorted(sums.items())
+            UsageTotals(k, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]) for k, a in sorted(sums.items())
         ]

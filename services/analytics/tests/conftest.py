@@ -1,6 +1,6 @@
 """Fixtures for analytics tests: a real scratch PostgreSQL database, migrated once per session.
 
-The database tests use the local dev PostgreSQL (ANALYTICS_TEST_ADMIN_URL, default 127.0.0.1:55532):
+The database tests use the local dev PostgreSQL (ANALYTICS_TEST_ADMIN_URL, default 127.0.0.1:25532):
 each session creates its own `scratch_analytics_<random>` database, migrates it and drops it at the end.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.migrations import migrate
 
-ADMIN_DSN = os.environ.get("ANALYTICS_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:55532/postgres")
+ADMIN_DSN = os.environ.get("ANALYTICS_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 ALEMBIC_INI = str(Path(__file__).resolve().parents[1] / "alembic.ini")
 
 

@@ -116,14 +116,32 @@ async def test_usage_by_model_in_seed_001_shape_for_the_callers_org(client: http
     )
 
     assert resp.status_code == 200
+    none = {"cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0}
     assert resp.json() == {
         "total_requests": 2,
         "total_tokens": 60,
+        "total_cached_tokens": 0,
+        "total_cache_write_tokens": 0,
+        "total_reasoning_tokens": 0,
         "average_response_time_ms": 90.0,
         "success_rate": 1.0,
         "breakdown": [
-            {"model_id": "gpt-x", "requests": 1, "tokens": 30, "avg_response_time": 80.0, "cost": 0.5},
-            {"model_id": "gpt-y", "requests": 1, "tokens": 30, "avg_response_time": 100.0, "cost": 0.0015},
+            {
+                "model_id": "gpt-x",
+                "requests": 1,
+                "tokens": 30,
+                **none,
+                "avg_response_time": 80.0,
+                "cost": 0.5,
+            },
+            {
+                "model_id": "gpt-y",
+                "requests": 1,
+                "tokens": 30,
+                **none,
+                "avg_response_time": 100.0,
+                "cost": 0.0015,
+            },
         ],
     }
 

@@ -94,7 +94,15 @@ async def test_report_totals_rates_and_costs_in_credits() -> None:
         None,  # type: ignore[arg-type]
         [
             make_fact("1", model="small", cost_micros=1, latency_ms=10),
-            make_fact("2", model="big", cost_micros=1_234_567, latency_ms=90),
+            make_fact(
+                "2",
+                model="big",
+                cost_micros=1_234_567,
+                latency_ms=90,
+                tokens_cached_in=6,
+                tokens_cache_write=2,
+                tokens_reasoning=15,
+            ),
             make_fact("3", model="big", cost_micros=0, latency_ms=20, status="upstream_error"),
             make_fact("x", org_id="org_b"),
         ],
@@ -102,14 +110,33 @@ async def test_report_totals_rates_and_costs_in_credits() -> None:
 
     report = await service.report(None, "org_a", _parse("2024-01-01", "2024-01-31"))  # type: ignore[arg-type]
 
+    classes = {"cached_tokens": 6, "cache_write_tokens": 2, "reasoning_tokens": 15}
+    none = dict.fromkeys(classes, 0)
     assert report.model_dump() == {
         "total_requests": 3,
         "total_tokens": 90,
+        "total_cached_tokens": 6,
+        "total_cache_write_tokens": 2,
+        "total_reasoning_tokens": 15,
         "average_response_time_ms": 40.0,
         "success_rate": 0.6667,
         "breakdown": [
-            {"model_id": "big", "requests": 2, "tokens": 60, "avg_response_time": 55.0, "cost": 1.234567},
-            {"model_id": "small", "requests": 1, "tokens": 30, "avg_response_time": 10.0, "cost": 0.000001},
+            {
+                "model_id": "big",
+                "requests": 2,
+                "tokens": 60,
+                **classes,
+                "avg_response_time": 55.0,
+                "cost": 1.234567,
+            },
+            {
+                "model_id": "small",
+                "requests": 1,
+                "tokens": 30,
+                **none,
+                "avg_response_time": 10.0,
+                "cost": 0.000001,
+            },
         ],
     }
     assert store.queries == [("model", "org_a", dt.date(2024, 1, 1), dt.date(2024, 1, 31))]
@@ -121,6 +148,9 @@ async def test_report_of_an_empty_range_is_all_zeros() -> None:
     assert report.model_dump() == {
         "total_requests": 0,
         "total_tokens": 0,
+        "total_cached_tokens": 0,
+        "total_cache_write_tokens": 0,
+        "total_reasoning_tokens": 0,
         "average_response_time_ms": 0.0,
         "success_rate": 0.0,
         "breakdown": [],

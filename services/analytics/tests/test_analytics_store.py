@@ -20,7 +20,7 @@ DAY2 = DAY1 + dt.timedelta(days=1)
 
 def _batch() -> list:
     return [
-        make_fact("e1"),
+        make_fact("e1", tokens_cached_in=4, tokens_cache_write=1, tokens_reasoning=7),
         make_fact("e2", model="gpt-y", tokens_in=5, tokens_out=5, cost_micros=700, latency_ms=300),
         make_fact("e3", status="upstream_error", tokens_in=1, tokens_out=0, cost_micros=0, latency_ms=50),
         make_fact("e4", created_at=T0 + dt.timedelta(days=1), cost_micros=2_000_000, latency_ms=40),
@@ -118,8 +118,33 @@ async def test_report_reads_only_the_callers_org_within_inclusive_dates(sessions
     assert by_model.total_tokens == 30 + 10 + 1 + 30
     assert by_model.success_rate == 0.75
     assert by_model.average_response_time_ms == round((100 + 300 + 50 + 40) / 4, 2)
+    classes = {"cached_tokens": 4, "cache_write_tokens": 1, "reasoning_tokens": 7}
+    none = dict.fromkeys(classes, 0)
     assert [b.model_dump() for b in by_model.breakdown] == [
-        {"model_id": "gpt-x", "requests": 3, "tokens": 61, "avg_response_time": 63.33, "cost": 2.0015},
-        {"model_id": "gpt-y", "requests": 1, "tokens": 10, "avg_response_time": 300.0, "cost": 0.0007},
+        {
+            "model_id": "gpt-x",
+            "requests": 3,
+            "tokens": 61,
+            **classes,
+            "avg_response_time": 63.33,
+            "cost": 2.0015,
+        },
+        {
+            "model_id": "gpt-y",
+            "requests": 1,
+            "tokens": 10,
+            **none,
+            "avg_response_time": 300.0,
+            "cost": 0.0007,
+        },
     ]
+    assert (
+        by_model.total_cached_tokens,
+        by_model.total_cache_write_tokens,
+        by_model.total_reasoning_tokens,
+    ) == (
+        4,
+        1,
+        7,
+    )
     assert [(b.date, b.requests) for b in by_day.breakdown] == [("2024-01-15", 3), ("2024-01-16", 1)]

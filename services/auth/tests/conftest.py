@@ -1,6 +1,6 @@
 """Auth test fixtures. Database tests run on the local dev PostgreSQL (AUTH_TEST_ADMIN_URL, default
-127.0.0.1:55532): each session creates `scratch_auth_<random>`, migrates it to head, drops it at the end.
-Login limits use the test profile's Redis (AUTH_TEST_REDIS_URL, default 127.0.0.1:56479), each test
+127.0.0.1:25532): each session creates `scratch_auth_<random>`, migrates it to head, drops it at the end.
+Login limits use the test profile's Redis (AUTH_TEST_REDIS_URL, default 127.0.0.1:26479), each test
 under its own key prefix."""
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from tollgate.auth.web import AuthRuntime
 from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.migrations import upgrade_to_head
 
-ADMIN_DSN = os.environ.get("AUTH_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:55532/postgres")
+ADMIN_DSN = os.environ.get("AUTH_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 ALEMBIC_INI = Path(__file__).resolve().parents[1] / "alembic.ini"
 TEST_PEPPER = "test-pepper"
-REDIS_URL = os.environ.get("AUTH_TEST_REDIS_URL", "redis://127.0.0.1:56479/0")
+REDIS_URL = os.environ.get("AUTH_TEST_REDIS_URL", "redis://127.0.0.1:26479/0")
 TEST_JWT_SECRET = "test-jwt-secret-0123456789abcdef0123456789abcdef"
 
 

@@ -21,12 +21,12 @@ from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.migrations import upgrade_to_head
 
 PG_ADMIN_DSN = os.environ.get(
-    "BILLING_TEST_PG_DSN", "host=127.0.0.1 port=55532 user=tollgate dbname=postgres"
+    "BILLING_TEST_PG_DSN", "host=127.0.0.1 port=25532 user=tollgate dbname=postgres"
 )
 PG_URL_TEMPLATE = os.environ.get(
-    "BILLING_TEST_PG_URL_TEMPLATE", "postgresql+psycopg://tollgate@127.0.0.1:55532/{db}"
+    "BILLING_TEST_PG_URL_TEMPLATE", "postgresql+psycopg://tollgate@127.0.0.1:25532/{db}"
 )
-REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:56479/0")
+REDIS_URL = os.environ.get("BILLING_TEST_REDIS_URL", "redis://127.0.0.1:26479/0")
 
 
 @pytest.fixture(scope="session")

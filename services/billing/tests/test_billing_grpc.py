@@ -71,6 +71,7 @@ async def test_reserve_release_and_balance(stub: billing_pb2_grpc.BillingService
         billing_pb2.ReserveRequest(org_id="o\nx", request_id="r", max_cost_micros=1),
         billing_pb2.ReserveRequest(org_id="o", request_id="r", max_cost_micros=1, month_quota_micros=-1),
         billing_pb2.ReserveRequest(org_id="o", key_id=-3, request_id="r", max_cost_micros=1),
+        billing_pb2.ReserveRequest(org_id="o", request_id="r", max_cost_micros=1, hold_ttl_seconds=-1),
     ],
 )
 async def test_invalid_reserves_are_invalid_argument(
@@ -160,3 +161,45 @@ async def test_reserve_stock_rejects_malformed_requests(
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await stub.ReserveStock(request_)
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_mark_holds_stream_marks_in_order_and_skips_malformed_marks(
+    stub: billing_pb2_grpc.BillingServiceStub, store: HoldStore
+) -> None:
+    org = new_org()  # a fresh prefix for this test's hold ids; the loader funds only ORG
+    for hold_id in ("m1", "m2"):
+        reply = await stub.Reserve(
+            billing_pb2.ReserveRequest(
+                org_id=ORG, key_id=1, request_id=f"{org}-{hold_id}", max_cost_micros=1_000
+            )
+        )
+        assert reply.granted
+    call = stub.MarkHolds()
+    event = b"usage-event"
+    await call.write(
+        billing_pb2.HoldMarks(
+            marks=[
+                billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m1", cost_micros=10, usage_event=event),
+                billing_pb2.HoldMark(org_id=ORG, hold_id="", cost_micros=10, usage_event=event),  # no hold id
+                billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m2", cost_micros=-1, usage_event=event),
+            ]
+        )
+    )
+    await call.write(
+        billing_pb2.HoldMarks(
+            marks=[
+                billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m2", cost_micros=20, usage_event=event),
+                billing_pb2.HoldMark(org_id=ORG, hold_id="never-held", cost_micros=5, usage_event=event),
+            ]
+        )
+    )
+    await call.done_writing()
+    summary = await call
+    assert (summary.marks, summary.accepted) == (5, 3)  # the mark of a hold never held is a no-op
+    balance = await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))  # writes pending marks
+    assert balance.held_micros == 30
+    assert await store.read_mark(ORG, f"{org}-m1") is not None
+    assert await store.read_mark(ORG, "never-held") is None
+    for hold_id in ("m1", "m2"):
+        await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id=f"{org}-{hold_id}"))
+    assert (await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))).held_micros == 0

@@ -143,7 +143,7 @@ def test_failpoint_exits_after_the_db_commit_before_any_offset_commit(database_u
             value = event.SerializeToString()
             rec = ConsumerRecord("usage.v1", 0, 1, 0, 0, b"k", value, None, 1, len(value), [])
             sessions = make_sessionmaker(make_engine("{database_url}"))
-            store = HoldStore(Redis.from_url("redis://127.0.0.1:56479/0"), prefix="{prefix}")
+            store = HoldStore(Redis.from_url("redis://127.0.0.1:26479/0"), prefix="{prefix}")
             consumer = UsageConsumer(Kafka(), sessions, store, BillingMetrics(CollectorRegistry()),
                                      failpoint="crash_after_db_commit")
             await consumer.process({{TopicPartition("usage.v1", 0): [rec]}})
@@ -158,7 +158,7 @@ def test_failpoint_exits_after_the_db_commit_before_any_offset_commit(database_u
     assert proc.returncode == 70, proc.stderr
     assert "COMMITTED" not in proc.stdout and "SURVIVED" not in proc.stdout
     check = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", "55532", "-U", "tollgate", "-d", database_url.rsplit("/", 1)[1],
+        ["psql", "-h", "127.0.0.1", "-p", "25532", "-U", "tollgate", "-d", database_url.rsplit("/", 1)[1],
          "-tAc", f"SELECT balance_micros FROM wallets WHERE org_id = '{org}'"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip

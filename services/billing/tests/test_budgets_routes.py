@@ -184,9 +184,10 @@ async def test_stats_are_the_rollup_of_the_settled_events(
     now = datetime.now(UTC)
     day = now.date().isoformat()
     at = int(now.timestamp() * 1000)
-    batch = [UsageCharge(f"{org}-{i}", org, 3, None, "m", 1_250_000, "ok", 10, 5, at) for i in range(3)] + [
-        UsageCharge(f"{org}-t", org, 3, None, "m", 500_000, "ok", 0, 0, at, "fine_tuning")
-    ]
+    batch = [
+        UsageCharge(f"{org}-{i}", org, 3, None, "m", 1_250_000, "ok", 10, 5, at, "chat", 4, 1, 2)
+        for i in range(3)
+    ] + [UsageCharge(f"{org}-t", org, 3, None, "m", 500_000, "ok", 0, 0, at, "fine_tuning")]
     async with sessions.begin() as s:
         await settle_batch(s, batch)
     await client.post("/cost/budget", json={"monthly_budget": 10}, headers=as_("owner"))
@@ -200,7 +201,16 @@ async def test_stats_are_the_rollup_of_the_settled_events(
     assert (stats["total_cost"], stats["total_cost_micros"]) == (4.25, 4_250_000)
     assert stats["breakdown"] == {"inference": 3.75, "training": 0.5, "storage": 0.0, "network": 0.0}
     assert stats["daily_stats"] == [
-        {"date": day, "cost": 4.25, "cost_micros": 4_250_000, "requests": 4, "tokens": 45}
+        {
+            "date": day,
+            "cost": 4.25,
+            "cost_micros": 4_250_000,
+            "requests": 4,
+            "tokens": 45,
+            "cached_tokens": 12,
+            "cache_write_tokens": 3,
+            "reasoning_tokens": 6,
+        }
     ]
     assert stats["budget_status"] == {
         "monthly_budget": 10.0,

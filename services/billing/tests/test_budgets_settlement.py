@@ -89,7 +89,7 @@ async def test_each_event_counts_once_in_its_own_period(sessions: async_sessionm
     }
     async with sessions() as s:
         rows = await repository.daily_costs(s, org, OCT.date(), NOV.date())
-    assert [(d.isoformat(), c, cost, req, tok) for d, c, cost, req, tok in rows] == [
+    assert [(r.day.isoformat(), r.category, r.cost_micros, r.requests, r.tokens) for r in rows] == [
         ("2026-10-31", "inference", 40, 1, 5),
         ("2026-11-23", "inference", 100, 2, 10),  # the free request counts as a request, not as cost
     ]

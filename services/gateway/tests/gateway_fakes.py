@@ -3,10 +3,12 @@ upstream simulator app, served in-process through httpx's ASGI transport."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import orjson
 from starlette.applications import Starlette
 
 from tollgate.common.auth_client import Principal
@@ -81,10 +83,17 @@ class FakeBilling:
 
 
 class FakeEmitter:
+    """The usage recorder: `answered` (a charged request, whose hold is marked) and `emit`."""
+
     def __init__(self) -> None:
         self.events: list[OutgoingEvent] = []
+        self.marked: list[str] = []  # event ids of the charged requests, whose holds were marked
 
     def emit(self, event: OutgoingEvent) -> None:
+        self.events.append(event)
+
+    def answered(self, event: OutgoingEvent) -> None:
+        self.marked.append(event.event_id)
         self.events.append(event)
 
     def decoded(self) -> list[events_pb2.UsageRecorded]:
@@ -146,5 +155,33 @@ def failing_client(exc: Exception) -> httpx.AsyncClient:
 
     def handler(request: httpx.Request) -> httpx.Response:
         raise exc
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+class _BreakingStream(httpx.AsyncByteStream):
+    def __init__(self, events: list[bytes]) -> None:
+        self._events = events
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for event in self._events:
+            yield event
+        raise httpx.ReadError("connection reset mid-stream")
+
+
+def breaking_stream_client(content_chunks: int) -> httpx.AsyncClient:
+    """An upstream whose stream sends a role chunk and `content_chunks` content chunks, then fails."""
+
+    def chunk(delta: dict[str, str]) -> bytes:
+        body = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+        body["choices"] = [{"index": 0, "delta": delta, "finish_reason": None}]  # type: ignore[assignment]
+        return b"data: " + orjson.dumps(body) + b"\n\n"
+
+    events = [chunk({"role": "assistant"})] + [chunk({"content": f"w{i} "}) for i in range(content_chunks)]
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=_BreakingStream(events)
+        )
 
     return httpx.AsyncClient(transport=httpx.MockTransport(handler))

@@ -22,8 +22,8 @@ from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import principal_dependency
 
-SERVER = "postgresql://tollgate@127.0.0.1:55532/postgres"
-DB_URL = "postgresql+psycopg://tollgate@127.0.0.1:55532/scratch_gateway_unit"
+SERVER = "postgresql://tollgate@127.0.0.1:25532/postgres"
+DB_URL = "postgresql+psycopg://tollgate@127.0.0.1:25532/scratch_gateway_unit"
 
 
 def test_config_string_is_parsed_and_the_secret_split_out() -> None:

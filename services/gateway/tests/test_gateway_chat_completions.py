@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import math
 
 import orjson
@@ -84,6 +85,50 @@ async def test_stream_without_upstream_usage_is_counted_and_synthesized(harness:
     [event] = harness.emitter.decoded()
     assert (event.tokens_in, event.tokens_out, event.tokens_estimated) == (9, 5, True)
     assert event.cost_micros == math.ceil((9 * 2_000_000 + 5 * 6_000_000) / 1_000_000)
+
+
+async def test_stream_failing_before_its_first_token_charges_nothing_and_releases_the_hold(
+    harness: Harness,
+) -> None:
+    r = await harness.client.post(
+        "/v1/chat/completions", json=body("gpt-breaks-early", stream=True), headers=USER
+    )
+    assert orjson.loads(sse_events(r.content)[-1])["error"]["code"] == "upstream_error"
+    request_id = harness.billing.reserves[0][2]
+    for _ in range(50):  # the release runs in a task once the stream has ended
+        if harness.billing.releases:
+            break
+        await asyncio.sleep(0.01)
+    assert harness.billing.releases == [("org-1", request_id)]
+    [event] = harness.emitter.decoded()
+    assert (event.status, event.cost_micros, event.tokens_out) == ("upstream_error", 0, 0)
+    assert harness.emitter.marked == []
+
+
+async def test_stream_failing_after_content_charges_the_prompt_and_the_chunks_relayed(
+    harness: Harness,
+) -> None:
+    r = await harness.client.post(
+        "/v1/chat/completions", json=body("gpt-breaks-late", stream=True), headers=USER
+    )
+    events = sse_events(r.content)
+    assert [orjson.loads(e)["choices"][0]["delta"].get("content") for e in events[1:4]] == [
+        "w0 ",
+        "w1 ",
+        "w2 ",
+    ]
+    assert orjson.loads(events[-1])["error"]["code"] == "upstream_error"
+    assert harness.billing.releases == []
+    [event] = harness.emitter.decoded()
+    # prompt by the heuristic (ceil(17 / 4) + 4 = 9), one token per content chunk relayed
+    assert (event.status, event.tokens_in, event.tokens_out, event.tokens_estimated) == (
+        "upstream_error",
+        9,
+        3,
+        True,
+    )
+    assert event.cost_micros == math.ceil((9 * 2_000_000 + 3 * 6_000_000) / 1_000_000)
+    assert len(harness.emitter.marked) == 1
 
 
 async def test_refused_hold_is_402_and_never_calls_the_upstream(harness: Harness) -> None:

@@ -3,6 +3,8 @@ the charge, refusals come before the upstream, usage events carry operation / ba
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from gateway_fakes import Harness, sse_events
@@ -131,3 +133,42 @@ async def test_upstream_failure_releases_the_hold_and_charges_nothing(harness: H
     [event] = harness.emitter.decoded()
     assert (event.status, event.cost_micros, event.operation) == ("upstream_error", 0, "embedding")
     assert harness.billing.releases == [("org-1", harness.billing.reserves[0][2])]
+
+
+async def _released(harness: Harness) -> list[tuple[str, str]]:
+    for _ in range(50):  # the release runs in a task once the stream has ended
+        if harness.billing.releases:
+            break
+        await asyncio.sleep(0.01)
+    return harness.billing.releases
+
+
+async def test_stream_failing_before_its_first_token_charges_nothing(harness: Harness) -> None:
+    r = await harness.client.post(
+        "/v1/completions",
+        json={"model": "gpt-breaks-early", "prompt": "hi there", "stream": True},
+        headers=USER,
+    )
+    assert orjson.loads(sse_events(r.content)[-1])["error"]["code"] == "upstream_error"
+    assert await _released(harness) == [("org-1", harness.billing.reserves[0][2])]
+    [event] = harness.emitter.decoded()
+    assert (event.status, event.cost_micros) == ("upstream_error", 0)
+    assert harness.emitter.marked == []
+
+
+async def test_indoxrouter_stream_failing_before_its_first_token_reports_no_cost(harness: Harness) -> None:
+    r = await harness.client.post(
+        "/chat/completions",
+        json={
+            "provider": "openai-compatible",
+            "model": "gpt-breaks-early",
+            "messages": [{"role": "user", "content": "hi"}],
+            "stream": True,
+        },
+        headers=USER,
+    )
+    assert await _released(harness) == [("org-1", harness.billing.reserves[0][2])]
+    [event] = harness.emitter.decoded()
+    assert (event.status, event.cost_micros) == ("upstream_error", 0)
+    final = [orjson.loads(e) for e in sse_events(r.content) if e != "[DONE]"][-1]
+    assert (final["success"], final["error"], final["usage"]["cost"]) == (False, "provider_error", 0)

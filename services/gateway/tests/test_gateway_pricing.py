@@ -16,6 +16,7 @@ from tollgate.gateway.pricing.cost import (
     batch_requested,
     cost_micros,
     flat_request_cost,
+    hold_micros,
 )
 from tollgate.gateway.pricing.refusals import CreditsRefused, QuotaExceeded, refusal
 
@@ -92,10 +93,35 @@ def test_policy_from_settings() -> None:
 def test_the_hold_over_a_bound_covers_any_usage_within_it(
     op: Operation, bound_in: int, bound_out: int, units: int, used_in: int, used_out: int, batch: bool
 ) -> None:
-    prices = Prices(2_000_000, 6_000_000, 1_000, 40_000, 300_000)
-    used = Usage(min(used_in, bound_in), min(used_out, bound_out), units)
-    hold = cost_micros(prices, op, Usage(bound_in, bound_out, units), POLICY, batch=batch)
+    prices = Prices(2_000_000, 6_000_000, 1_000, 40_000, 300_000, 200_000, 2_500_000, 9_000_000)
+    tokens_in, tokens_out = min(used_in, bound_in), min(used_out, bound_out)
+    # any split of the used tokens into classes (here: a third cached, a third written, half reasoning)
+    used = Usage(tokens_in, tokens_out, units, tokens_in // 3, tokens_in // 3, tokens_out // 2)
+    hold = hold_micros(prices, op, Usage(bound_in, bound_out, units), POLICY, batch=batch)
     assert cost_micros(prices, op, used, POLICY, batch=batch) <= hold
+
+
+def test_token_classes_have_their_own_prices_else_the_input_or_output_price() -> None:
+    # 2 / 6 credits per 1M tokens in / out; cached reads 0.5, cache writes 2.5, reasoning 9
+    own = Prices(2_000_000, 6_000_000, 0, 0, None, 500_000, 2_500_000, 9_000_000)
+    used = Usage(1000, 300, 0, cached_in=600, cache_write=100, reasoning=200)
+    # 300 plain in * 2 + 600 cached * 0.5 + 100 written * 2.5 + 100 plain out * 6 + 200 reasoning * 9
+    assert cost_micros(own, Operation.CHAT, used, POLICY) == 600 + 300 + 250 + 600 + 1800
+    # a model without class prices prices them as the tokens they are part of
+    assert cost_micros(TOKENS, Operation.CHAT, used, POLICY) == cost_micros(
+        TOKENS, Operation.CHAT, Usage(1000, 300), POLICY
+    )
+    # a zero class price is free, not "unset"
+    free_cache = Prices(2_000_000, 6_000_000, price_cached_in_micros=0)
+    assert cost_micros(free_cache, Operation.CHAT, Usage(1000, 0, cached_in=1000), POLICY) == 0
+
+
+def test_a_hold_prices_its_bound_at_the_dearest_class() -> None:
+    dear_write = Prices(
+        2_000_000, 6_000_000, price_cache_write_micros=2_500_000, price_reasoning_micros=9_000_000
+    )
+    assert hold_micros(dear_write, Operation.CHAT, Usage(100, 10), POLICY) == 250 + 90
+    assert hold_micros(TOKENS, Operation.CHAT, Usage(100, 10), POLICY) == 200 + 60
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,14 @@ async def test_seed002_models_list_is_public_and_shows_prices(harness: Harness) 
     assert by_id["groq/gemma-groq-416"]["credits_per_request"] == 1
     assert by_id["groq/gemma-groq-416"]["credits_per_batch_request"] == 2
     assert by_id["priced"]["credits_per_request"] == 0.25
+    assert not [m for m in by_id if m.startswith("ft:")]  # fine-tuned models are never public
+
+
+async def test_seed002_models_list_shows_a_key_only_its_own_orgs_fine_tuned_models(harness: Harness) -> None:
+    r = await harness.client.get("/api/models", headers=USER)
+    assert r.status_code == 200
+    tuned = [m["id"] for m in r.json()["data"] if m["id"].startswith("ft:")]
+    assert tuned == ["ft:gpt-sim:org-1:mine:ftjob-1"]
 
 
 # -- seed 003 --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import httpx
 import orjson
 
 from tollgate.gateway.completions.streaming import SseRelay, StreamOutcome
+from tollgate.gateway.pricing.cost import Usage
 
 
 class Chunks(httpx.AsyncByteStream):
@@ -49,7 +50,7 @@ async def test_crlf_events_split_across_reads_are_relayed_and_counted() -> None:
     assert len(events) == 4
     assert all(orjson.loads(e[6:])["model"] == "public" for e in events[:-1])
     assert b"usage" not in out  # usage inside a content chunk is stripped when not asked for
-    assert outcomes == [StreamOutcome("ok", (3, 2), 2)]
+    assert outcomes == [StreamOutcome("ok", Usage(3, 2), 2)]
 
 
 async def test_client_going_away_bills_what_was_generated() -> None:

@@ -9,6 +9,7 @@ from tollgate.gateway.completions.tokens import (
     pessimistic_prompt_tokens,
     reported_usage,
 )
+from tollgate.gateway.pricing.cost import Usage
 from tollgate.gateway.pricing.cost import token_cost as cost_micros
 
 
@@ -54,7 +55,45 @@ def test_heuristic_estimates_four_chars_per_token() -> None:
 
 
 def test_reported_usage_needs_both_counts() -> None:
-    assert reported_usage({"prompt_tokens": 1, "completion_tokens": 2}) == (1, 2)
+    assert reported_usage({"prompt_tokens": 1, "completion_tokens": 2}) == Usage(1, 2)
     assert reported_usage({"prompt_tokens": 1}) is None
     assert reported_usage(None) is None
     assert reported_usage({"prompt_tokens": -1, "completion_tokens": 2}) is None
+
+
+def test_openai_usage_details_give_the_token_classes() -> None:
+    usage = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 300,
+        "prompt_tokens_details": {"cached_tokens": 600, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 200},
+    }
+    assert reported_usage(usage) == Usage(1000, 300, cached_in=600, reasoning=200)
+    # OpenAI-compatible proxies of Anthropic models: the cache counts at the top level
+    proxied = {
+        "prompt_tokens": 1000,
+        "completion_tokens": 5,
+        "cache_read_input_tokens": 700,
+        "cache_creation_input_tokens": 250,
+    }
+    assert reported_usage(proxied) == Usage(1000, 5, cached_in=700, cache_write=250)
+    written = {
+        "prompt_tokens": 90,
+        "completion_tokens": 1,
+        "prompt_tokens_details": {"cache_write_tokens": 80},
+    }
+    assert reported_usage(written) == Usage(90, 1, cache_write=80)
+    # a class can never exceed the tokens it is part of
+    bad = {"prompt_tokens": 10, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 50}}
+    assert reported_usage(bad) == Usage(10, 2, cached_in=10)
+
+
+def test_anthropic_usage_adds_the_cache_to_the_input() -> None:
+    usage = {
+        "input_tokens": 20,
+        "output_tokens": 7,
+        "cache_read_input_tokens": 1000,
+        "cache_creation_input_tokens": 300,
+    }
+    assert reported_usage(usage) == Usage(1320, 7, cached_in=1000, cache_write=300)
+    assert reported_usage({"input_tokens": 3, "output_tokens": 4}) == Usage(3, 4)

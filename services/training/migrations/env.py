@@ -2,6 +2,6 @@
 
 from tollgate.common.migrations import run_alembic_env
 from tollgate.training.config import TrainingSettings
-from tollgate.training.db import Base
+from tollgate.training.tables import Base
 
 run_alembic_env(Base.metadata, TrainingSettings().database_url, "training")

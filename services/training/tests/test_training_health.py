@@ -1,20 +1,34 @@
-"""The bare training service answers its health and metrics endpoints."""
+"""The training API answers its health and metrics endpoints."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 from prometheus_client import CollectorRegistry
+from training_testkit import FakeAuth, FakeHolds
 
 from tollgate.training.app import build_app
+from tollgate.training.config import TrainingSettings
+from tollgate.training.files.service import FileService
+from tollgate.training.files.storage import FileStorage
+from tollgate.training.jobs.service import JobService
 
 
-async def test_healthz_answers_ok_with_the_health_check_details() -> None:
+async def test_healthz_answers_ok_with_the_health_check_details(tmp_path: Path) -> None:
     async def healthy() -> dict[str, Any]:
         return {"database": "ok"}
 
-    app = build_app(CollectorRegistry(), health_check=healthy)
+    app = build_app(
+        settings=TrainingSettings(data_dir=tmp_path),
+        registry=CollectorRegistry(),
+        sessions=None,  # type: ignore[arg-type]  # no route that needs the database is called
+        auth_client=FakeAuth(),
+        files=FileService(FileStorage(tmp_path), max_bytes=1, max_lines=1, max_seq_len=16),
+        jobs=JobService(FakeHolds()),
+        health_check=healthy,
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://training") as c:
         health = await c.get("/healthz")
         metrics = await c.get("/metrics")

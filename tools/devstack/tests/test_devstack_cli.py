@@ -34,7 +34,7 @@ def test_stack_names(tmp_path: Path) -> None:
     # nothing was started under this root
     assert not stack.is_running("billing")
     assert not stack.is_running("redis")
-    assert [s.running for s in stack.status()] == [False] * 11
+    assert [s.running for s in stack.status()] == [False] * 12
     with pytest.raises(KeyError):
         stack.stop_infra("billing")
     with pytest.raises(KeyError):

@@ -19,14 +19,15 @@ def test_dev_is_the_default_profile_with_the_documented_ports(tmp_path: Path) ->
     assert cfg.profile == "dev"
     assert cfg.state_dir == tmp_path / ".local" / "dev"
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8090, 8091
+        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8086, 8090, 8091
     ]  # fmt: skip
 
 
 def test_test_profile_ports_and_state_dir(tmp_path: Path) -> None:
     cfg = make(tmp_path, "test")
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55532, 56479, 59192, 59193, 18080, 18081, 51051, 18082, 51052, 18085, 18083, 18084, 18090, 18091
+        25532, 26479, 29192, 29193, 18080, 18081, 21051, 18082, 21052, 18085, 18083, 18084, 18086,
+        18090, 18091,
     ]  # fmt: skip
     assert cfg.state_dir == tmp_path / ".local" / "test"
     assert cfg.tuned_for_tests
@@ -47,6 +48,21 @@ def test_port_overrides_by_env(tmp_path: Path) -> None:
     assert cfg.service_env("gateway")["GATEWAY_BILLING_GRPC_TARGET"] == "127.0.0.1:6000"
 
 
+def test_a_scratch_profile_moves_the_test_ports_by_an_offset(tmp_path: Path) -> None:
+    cfg = make(tmp_path, "scratch", TOLLGATE_PORT_OFFSET="1000", TOLLGATE_GATEWAY_PORT="7000")
+    assert cfg.port("postgres") == 26532 and cfg.port("billing_grpc") == 22052
+    assert cfg.port("gateway") == 7000  # a single override still wins
+    assert make(tmp_path, "test", TOLLGATE_PORT_OFFSET="1000").port("postgres") == 25532
+
+
+def test_test_ports_stay_below_the_ephemeral_range_even_moved_by_3000(tmp_path: Path) -> None:
+    """Linux hands out 32768-60999 as local ports of outgoing connections: a listener restarted
+    there (the fault suite restarts every process) can find its port taken by a client socket."""
+    for offset in ("0", "1000", "2000", "3000"):
+        cfg = make(tmp_path, "scratch", TOLLGATE_PORT_OFFSET=offset)
+        assert max(cfg.ports.values()) < 32768, (offset, cfg.ports)
+
+
 def test_unknown_names_are_refused(tmp_path: Path) -> None:
     cfg = make(tmp_path)
     with pytest.raises(KeyError):
@@ -63,9 +79,9 @@ def test_endpoints(tmp_path: Path) -> None:
     cfg = make(tmp_path, "test")
     assert cfg.url("gateway") == "http://127.0.0.1:18080"
     assert cfg.url("llama") == "http://127.0.0.1:18091"
-    assert cfg.database_url("billing") == "postgresql+psycopg://tollgate@127.0.0.1:55532/tollgate_billing"
-    assert cfg.redis_url == "redis://127.0.0.1:56479/0"
-    assert cfg.kafka_bootstrap == "127.0.0.1:59192"
+    assert cfg.database_url("billing") == "postgresql+psycopg://tollgate@127.0.0.1:25532/tollgate_billing"
+    assert cfg.redis_url == "redis://127.0.0.1:26479/0"
+    assert cfg.kafka_bootstrap == "127.0.0.1:29192"
 
 
 def test_admin_key_from_env_is_used_and_not_written(tmp_path: Path) -> None:
@@ -89,12 +105,12 @@ def test_service_env_of_a_db_service(tmp_path: Path) -> None:
     env = make(tmp_path, "test", ADMIN_API_KEY="k", PATH="/bin").service_env("billing")
     assert env["PATH"] == "/bin"  # os.environ passes through
     assert env["BILLING_HTTP_PORT"] == "18082"
-    assert env["BILLING_GRPC_PORT"] == "51052"
-    assert env["BILLING_DATABASE_URL"].endswith(":55532/tollgate_billing")
-    assert env["BILLING_REDIS_URL"] == "redis://127.0.0.1:56479/0"
-    assert env["BILLING_KAFKA_BOOTSTRAP"] == "127.0.0.1:59192"
-    assert env["BILLING_AUTH_GRPC_TARGET"] == "127.0.0.1:51051"
-    assert env["BILLING_BILLING_GRPC_TARGET"] == "127.0.0.1:51052"
+    assert env["BILLING_GRPC_PORT"] == "21052"
+    assert env["BILLING_DATABASE_URL"].endswith(":25532/tollgate_billing")
+    assert env["BILLING_REDIS_URL"] == "redis://127.0.0.1:26479/0"
+    assert env["BILLING_KAFKA_BOOTSTRAP"] == "127.0.0.1:29192"
+    assert env["BILLING_AUTH_GRPC_TARGET"] == "127.0.0.1:21051"
+    assert env["BILLING_BILLING_GRPC_TARGET"] == "127.0.0.1:21052"
     assert env["ADMIN_API_KEY"] == "k"
     assert "AUTH_HTTP_PORT" not in env
 
@@ -117,7 +133,7 @@ def test_gateway_env_knows_where_to_forward(tmp_path: Path) -> None:
 def test_auth_env_carries_the_admin_key_and_grpc_port(tmp_path: Path) -> None:
     env = make(tmp_path, "test", ADMIN_API_KEY="sk-boot").service_env("auth")
     assert env["ADMIN_API_KEY"] == env["AUTH_ADMIN_API_KEY"] == "sk-boot"
-    assert env["AUTH_GRPC_PORT"] == "51051"
+    assert env["AUTH_GRPC_PORT"] == "21051"
 
 
 def test_simulator_env(tmp_path: Path) -> None:

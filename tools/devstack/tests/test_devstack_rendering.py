@@ -36,9 +36,9 @@ def test_server_properties_from_the_shipped_template(tmp_path: Path) -> None:
     props = parse(kafka.render())
     assert props["process.roles"] == "broker,controller"
     assert props["node.id"] == "1"
-    assert props["controller.quorum.voters"] == "1@127.0.0.1:59193"
-    assert props["listeners"] == "PLAINTEXT://127.0.0.1:59192,CONTROLLER://127.0.0.1:59193"
-    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:59192"
+    assert props["controller.quorum.voters"] == "1@127.0.0.1:29193"
+    assert props["listeners"] == "PLAINTEXT://127.0.0.1:29192,CONTROLLER://127.0.0.1:29193"
+    assert props["advertised.listeners"] == "PLAINTEXT://127.0.0.1:29192"
     assert props["controller.listener.names"] == "CONTROLLER"
     assert props["log.dirs"] == str(tmp_path / ".local" / "test" / "kafka" / "data")
     for key in (
@@ -76,16 +76,23 @@ def test_cluster_ids_have_kafkas_format() -> None:
 def test_postgres_tuning_depends_on_profile(tmp_path: Path) -> None:
     test_opts = Postgres(cfg_for(tmp_path / "a", "test"))._server_options()
     dev_opts = Postgres(cfg_for(tmp_path / "b", "dev"))._server_options()
-    assert "-p 55532" in test_opts and "fsync=off" in test_opts and "synchronous_commit=off" in test_opts
+    assert "-p 25532" in test_opts and "fsync=off" in test_opts and "synchronous_commit=off" in test_opts
     assert "-p 55432" in dev_opts and "fsync=off" not in dev_opts
     for opts in (test_opts, dev_opts):
         assert "listen_addresses=127.0.0.1" in opts and "max_connections=300" in opts
+    crash_safe = StackConfig.from_env(
+        profile="faults",
+        environ={"ADMIN_API_KEY": "k", "TOLLGATE_CRASH_SAFE_COMMITS": "1"},
+        root=tmp_path / "c",
+    )
+    crash_opts = Postgres(crash_safe)._server_options()
+    assert "fsync=off" in crash_opts and "synchronous_commit" not in crash_opts
 
 
 def test_redis_is_append_only_on_loopback_and_daemonized(tmp_path: Path) -> None:
     cmd = Redis(cfg_for(tmp_path, "test")).command()
     pairs = dict(zip(cmd[1::2], cmd[2::2], strict=False))
-    assert pairs["--port"] == "56479"
+    assert pairs["--port"] == "26479"
     assert pairs["--bind"] == "127.0.0.1"
     assert pairs["--appendonly"] == "yes"
     assert pairs["--daemonize"] == "yes"
@@ -95,7 +102,8 @@ def test_redis_is_append_only_on_loopback_and_daemonized(tmp_path: Path) -> None
 def test_llama_server_command(tmp_path: Path) -> None:
     cmd = LlamaServer(cfg_for(tmp_path, "test")).command(Path("/m/g.gguf"))
     joined = " ".join(cmd)
-    assert "-m llama_cpp.server" in joined
+    assert "-m tollgate.devstack.llama_adapters" in joined
+    assert f"--adapters_dir {tmp_path / '.local' / 'test' / 'training' / 'adapters'}" in joined
     assert "--model /m/g.gguf" in joined
     assert "--chat_format gemma" in joined
     assert "--port 18091" in joined and "--host 127.0.0.1" in joined

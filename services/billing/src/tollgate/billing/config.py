@@ -27,6 +27,13 @@ class BillingSettings(ServiceSettings):
     # more holds of its size still fit under the wallet and every budget and quota; 0 turns it off.
     hold_stock_headroom: int = Field(default=100, ge=0)
     sweep_interval_seconds: float = 5.0
+    # A hold the gateway marked with its request's actual cost (it answered) and that no usage event
+    # has settled this long after: the sweeper publishes the event kept in its mark (the gateway's
+    # copy was lost with it, or is late; either way it is counted once). Retried as long as needed.
+    hold_mark_grace_seconds: float = Field(default=30.0, gt=0)
+    # Marks received are written to Redis in batches this often (and at once before a Reserve
+    # they could change is refused): one Redis call per batch instead of one per request.
+    hold_mark_flush_seconds: float = Field(default=0.02, gt=0, le=1)
     # Cached wallets expire so a refresh lost in a crash cannot leave Redis stale for long;
     # the next Reserve reloads from PostgreSQL, the source of truth.
     wallet_cache_ttl_seconds: int = 3600

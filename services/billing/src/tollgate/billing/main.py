@@ -1,7 +1,7 @@
 """Composition roots of billing's two processes, which share one database and one Redis:
 
-- `tollgate-billing` (the API): REST, the Reserve/Release/GetBalance gRPC server on the gateway's
-  hot path, and the expired-hold sweeper;
+- `tollgate-billing` (the API): REST, the Reserve/Release/GetBalance/MarkHolds gRPC server on the
+  gateway's hot path, and the expired-hold sweeper (which publishes marked holds' usage events);
 - `tollgate-billing-worker`: the usage.v1 consumer that settles holds into the ledger.
 
 They are separate processes because settling a batch is CPU work that, in one event loop, makes
@@ -31,6 +31,7 @@ from tollgate.billing.config import BillingSettings
 from tollgate.billing.consumers.usage import UsageConsumer
 from tollgate.billing.envelope import billing_error_renderer
 from tollgate.billing.grpc_server import build_grpc_server
+from tollgate.billing.holds.republish import MarkRepublisher
 from tollgate.billing.holds.service import HoldService, WalletLoader
 from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
@@ -48,7 +49,7 @@ from tollgate.common.db import database_health, make_engine, make_sessionmaker
 from tollgate.common.errors import ServiceUnavailable
 from tollgate.common.grpc import make_channel
 from tollgate.common.http import create_app
-from tollgate.common.kafka import TOPIC_USAGE, make_consumer
+from tollgate.common.kafka import TOPIC_USAGE, make_consumer, make_producer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.redis import make_redis
@@ -162,6 +163,7 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
 async def main(settings: BillingSettings | None = None) -> None:
     settings = settings or BillingSettings()
     shared = await _shared(settings, "billing")
+    republisher = MarkRepublisher(lambda: make_producer(settings.kafka_bootstrap, "tollgate-billing"))
     holds = HoldService(
         shared.store,
         wallet_loader(shared.sessions),
@@ -170,6 +172,9 @@ async def main(settings: BillingSettings | None = None) -> None:
         record_quota=quota_recorder(shared.sessions),
         hold_ttl_seconds=settings.hold_ttl_seconds,
         stock_headroom=settings.hold_stock_headroom,
+        mark_grace_seconds=settings.hold_mark_grace_seconds,
+        mark_flush_interval_s=settings.hold_mark_flush_seconds,
+        publish_marks=republisher,
     )
     auth_channel = make_channel(settings.auth_grpc_target)
     app = build_app(
@@ -186,6 +191,8 @@ async def main(settings: BillingSettings | None = None) -> None:
     grpc_server, _ = build_grpc_server(holds, shared.metrics, settings.http_host, settings.grpc_port)
 
     async def close() -> None:
+        await holds.marks.close()
+        await republisher.close()
         await auth_channel.close()
         await shared.close()
 
@@ -197,6 +204,7 @@ async def main(settings: BillingSettings | None = None) -> None:
         grpc_server=grpc_server,
         background=[
             lambda: holds.run_sweeper(settings.sweep_interval_seconds),
+            holds.marks.run,
             lambda: app.state.reconciler.run(settings.reconcile_interval_seconds),
         ],
         on_shutdown=[close],

@@ -19,6 +19,33 @@ class BillingMetrics:
         self.holds_expired = Counter(
             "billing_holds_expired_total", "Holds released by the sweeper after their TTL", registry=registry
         )
+        # marks: holds of answered requests at their actual cost (docs/billing.md)
+        self.holds_marked = Counter(
+            "billing_holds_marked_total",
+            "Holds the gateway marked with their request's actual cost as it answered",
+            registry=registry,
+        )
+        self.marks_late = Counter(
+            "billing_hold_marks_late_total",
+            "Marks whose hold was already settled, released or expired (nothing to do)",
+            registry=registry,
+        )
+        self.marks_dropped = Counter(
+            "billing_hold_marks_dropped_total",
+            "Marks dropped while Redis was away and too many waited (their usage events settle them)",
+            registry=registry,
+        )
+        self.marks_republished = Counter(
+            "billing_hold_marks_republished_total",
+            "Usage events published from the marks of expired holds (the gateway's own copy never "
+            "settled them: lost with a killed gateway, or late)",
+            registry=registry,
+        )
+        self.reserve_retried_after_marks = Counter(
+            "billing_reserve_retried_after_marks_total",
+            "Refused Reserves asked again once the org's marks in flight were applied",
+            registry=registry,
+        )
         # budgets and quotas (budgets helper)
         self.reserve_refusals = Counter(
             "billing_reserve_refusals_total",

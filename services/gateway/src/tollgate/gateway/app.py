@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ObservabilityMiddleware, ORJSONResponse, create_app, openai_error_body
+from tollgate.gateway.catalog import model_deletion
 from tollgate.gateway.catalog import routes as catalog_routes
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot
@@ -126,6 +127,8 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     app.include_router(openai_routes.build_router(parts.operations), dependencies=[key_permission])
     app.include_router(seed002.build_router(parts.operations, parts.seed002_max_tokens))
     app.include_router(seed003.build_router(parts.operations, parts.version))
+    # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise
+    app.include_router(model_deletion.build_router(parts.snapshot, current_principal, parts.forwarder))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
     served: ASGIApp = ChatFastPath(app, parts.chat)
     return served if parts.trust_client_request_id else MintRequestIds(served)

@@ -50,6 +50,13 @@ class GatewaySettings(ServiceSettings):
     hold_stock_max_age_s: float = Field(default=1.0, gt=0, le=30)
     hold_stock_hot_window_s: float = Field(default=0.5, gt=0, le=30)
 
+    # Hold marks (usage/marks.py, docs/billing.md "Holds at answer time"): a charged request's hold
+    # is marked with its actual cost and usage event before the answer leaves, so the next request
+    # sees the true balance and a gateway killed after answering loses no usage. A mark queued
+    # behind a write in flight delays its answer by at most hold_mark_max_wait_s.
+    hold_marks: bool = True
+    hold_mark_max_wait_s: float = Field(default=0.005, gt=0, le=1)
+
     usage_send_timeout_s: float = 3.0
     # Nothing waits on a usage event, so the producer may gather a few ms of them into one record
     # batch: at a few hundred requests/s that is one produce request per batch instead of per event,

@@ -20,6 +20,8 @@ from tollgate.common.money import credits_to_micros
 from tollgate.common.redis import make_redis
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
+from tollgate.gateway.catalog.deployments import DeploymentConsumer
+from tollgate.gateway.catalog.deployments import default_factory as deployments_factory
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool, default_client_factory
 from tollgate.gateway.completions.billing import BillingClient
@@ -34,6 +36,8 @@ from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
 from tollgate.gateway.proxy.forwarder import Forwarder
 from tollgate.gateway.usage.emitter import UsageEmitter
+from tollgate.gateway.usage.marks import HoldMarker
+from tollgate.gateway.usage.recorder import UsageRecorder
 from tollgate.gateway.usage.spool import RedisSpool
 
 log = logging.getLogger("tollgate.gateway")
@@ -70,6 +74,8 @@ async def main() -> None:
         negative_ttl_s=settings.auth_negative_ttl_s,
         max_entries=settings.auth_cache_max_entries,
     )
+    # fine-tuned models from training.v1 (ModelDeployed / ModelDeleted) into the catalog
+    deployments = DeploymentConsumer(deployments_factory(settings.kafka_bootstrap), sessions, snapshot)
     key_consumer = KeyInvalidationConsumer(
         default_consumer_factory(settings.kafka_bootstrap), principals, metrics
     )
@@ -83,7 +89,13 @@ async def main() -> None:
         send_timeout_s=settings.usage_send_timeout_s,
         drain_interval_s=settings.usage_drain_interval_s,
     )
-    billing = BillingClient(billing_channel, timeout_s=settings.grpc_timeout_s)
+    marker = (
+        HoldMarker(billing_channel, metrics, max_wait_s=settings.hold_mark_max_wait_s)
+        if settings.hold_marks
+        else None
+    )
+    usage = UsageRecorder(emitter, marker)
+    billing = BillingClient(billing_channel, timeout_s=settings.grpc_timeout_s, marks=marker, metrics=metrics)
     pricing = PricingPolicy.from_settings(
         settings.batch_multiplier, credits_to_micros(settings.default_request_price)
     )
@@ -98,7 +110,7 @@ async def main() -> None:
         principals,
         snapshot,
         billing,
-        emitter,
+        usage,
         metrics,
         upstream_timeout_s=settings.upstream_timeout_s,
         default_max_tokens=settings.default_max_tokens,
@@ -109,7 +121,7 @@ async def main() -> None:
         principals,
         snapshot,
         billing,
-        emitter,
+        usage,
         metrics,
         pricing=pricing,
         upstream_timeout_s=settings.upstream_timeout_s,
@@ -160,10 +172,22 @@ async def main() -> None:
         app,
         settings.http_host,
         settings.http_port,
-        background=[emitter.run, key_consumer.run, snapshot.poll_forever, hold_stock.run_sweeper],
+        background=[
+            emitter.run,
+            key_consumer.run,
+            snapshot.poll_forever,
+            hold_stock.run_sweeper,
+            deployments.run,
+            *([marker.run] if marker is not None else []),
+        ],
         # The emitter flushes first: requests finishing during shutdown still emit into it. Stocked
-        # holds go back to billing before its channel closes.
-        on_shutdown=[emitter.close, hold_stock.close, close_clients],
+        # holds go back to billing and the last marks are written before its channel closes.
+        on_shutdown=[
+            emitter.close,
+            hold_stock.close,
+            *([marker.close] if marker is not None else []),
+            close_clients,
+        ],
     )
 
 

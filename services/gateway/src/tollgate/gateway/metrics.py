@@ -35,6 +35,18 @@ class GatewayMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.hold_marks = Counter(
+            "gateway_hold_marks_total",
+            "Marks of answered requests' holds sent to billing (usage/marks.py), or dropped while "
+            "billing was unreachable (the usage event still settles those)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.reserve_retries = Counter(
+            "gateway_reserve_retries_total",
+            "Refused Reserves asked once more because a mark of the same org had just left",
+            registry=registry,
+        )
         self.operations = Counter(
             "gateway_operations_total",
             "Priced requests other than /v1/chat/completions, by route family, operation and outcome",

@@ -1,9 +1,10 @@
-"""Training settings, read from TRAINING_* environment variables."""
+"""Training settings, read from TRAINING_* environment variables (API, worker and job processes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from tollgate.common.settings import ServiceSettings
@@ -20,3 +21,71 @@ class TrainingSettings(ServiceSettings):
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_training"
     alembic_ini: str = str(_DEFAULT_ALEMBIC_INI)
     run_migrations: bool = True
+    auth_timeout_s: float = 2.0
+    billing_timeout_s: float = 5.0
+
+    # The volume shared by the API (uploaded files), the worker and job processes (checkpoints,
+    # adapters) and the model server (adapters): a PersistentVolumeClaim in deploy/k8s.
+    data_dir: Path = Path(".local/training")
+    # Dequantized base models, prepared once and read by every job (shared across stacks locally).
+    base_cache_dir: Path = Path(".local/models/bases")
+
+    # Files (OpenAI Files API subset)
+    max_file_bytes: int = Field(default=50 * 1024 * 1024, ge=1)
+    max_file_lines: int = Field(default=50_000, ge=1)
+    # Longest example trained, in tokens; longer ones are truncated (and estimated at this cap).
+    max_seq_len: int = Field(default=512, ge=16, le=8192)
+
+    # Jobs
+    hold_ttl_seconds: int = Field(default=24 * 3600, ge=60)  # the estimated-cost hold outlives the job
+    max_attempts: int = Field(default=3, ge=1)  # leases a job may take (1 + resumes) before it fails
+    default_n_epochs: int = Field(default=3, ge=1)
+    default_batch_size: int = Field(default=4, ge=1)
+    # LoRA on a small base learns with a higher rate than a full fine-tune: the multiplier scales this.
+    base_learning_rate: float = Field(default=1e-3, gt=0)
+    default_lora_r: int = 16
+    default_lora_alpha: int = 32
+    default_lora_dropout: float = 0.0
+    checkpoints_kept: int = Field(default=3, ge=1)
+
+    # Worker (tollgate-training-worker)
+    worker_http_port: int = 8086
+    executor: str = Field(default="local", pattern="^(local|kubernetes)$")
+    max_concurrent_jobs: int = Field(default=1, ge=1)
+    lease_ttl_s: float = Field(default=30.0, gt=1)
+    heartbeat_s: float = Field(default=5.0, gt=0)
+    poll_interval_s: float = Field(default=0.5, gt=0)
+    stop_grace_s: float = Field(default=10.0, gt=0)
+    # Keep one job process started ahead, its libraries imported (torch alone takes ~10 s here).
+    warm_spare: bool = True
+    job_threads: int = Field(default=0, ge=0)  # torch threads in a job process; 0 = its default
+    # A job's steps are written off its training thread, at most one transaction this often (every
+    # step keeps its own event and Kafka record; a CPU step takes longer, so each is written alone)
+    progress_interval_s: float = Field(default=1.0, gt=0)
+
+    # Kubernetes executor
+    k8s_namespace: str = "tollgate"
+    k8s_image: str = "tollgate/training:latest"
+    k8s_service_account: str = "training-job"
+    k8s_data_claim: str = "training-data"
+    k8s_data_mount: str = "/data"
+    k8s_config_map: str = "tollgate-config"
+    k8s_secret: str = "tollgate-secrets"
+    k8s_gpu_resource: str = "nvidia.com/gpu"
+    k8s_gpu_type_label: str = "nvidia.com/gpu.product"
+
+    # Outbox relay (events to Kafka after the transaction that wrote them committed)
+    outbox_interval_s: float = Field(default=0.2, gt=0)
+    outbox_batch: int = Field(default=200, ge=1)
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.data_dir / "jobs"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"

@@ -1,4 +1,4 @@
-"""ORM base of the training database."""
+"""ORM base of the training database; importing `models` registers every table on it."""
 
 from __future__ import annotations
 

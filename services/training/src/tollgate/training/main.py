@@ -1,4 +1,5 @@
-"""Composition root: settings, migrations, database and the HTTP app, run in one loop."""
+"""Composition root of the training API: settings, migrations, database, auth and billing clients,
+the outbox relay and the HTTP app, run in one loop. It never trains (tollgate-training-worker does)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,20 @@ import logging
 from prometheus_client import CollectorRegistry
 
 from tollgate.common import runner
-from tollgate.common.db import database_health, make_engine
+from tollgate.common.auth_client import AuthClient
+from tollgate.common.db import database_health, make_engine, make_sessionmaker
+from tollgate.common.grpc import make_channel
+from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.training.app import build_app
+from tollgate.training.billing import BillingHolds
 from tollgate.training.config import TrainingSettings
+from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
+from tollgate.training.files.service import FileService
+from tollgate.training.files.storage import FileStorage
+from tollgate.training.jobs.service import JobService
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +34,47 @@ async def main() -> None:
     )
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
-    engine = make_engine(settings.database_url, pool_size=2)
-    app = build_app(CollectorRegistry(), health_check=database_health(engine))
+    settings.files_dir.mkdir(parents=True, exist_ok=True)
+
+    engine = make_engine(settings.database_url, pool_size=5)
+    sessions = make_sessionmaker(engine)
+    registry = CollectorRegistry()
+    auth_channel = make_channel(settings.auth_grpc_target)
+    billing_channel = make_channel(settings.billing_grpc_target)
+    holds = BillingHolds(
+        billing_channel, ttl_seconds=settings.hold_ttl_seconds, timeout_s=settings.billing_timeout_s
+    )
+    relay = OutboxRelay(
+        sessions,
+        lambda: make_producer(settings.kafka_bootstrap, "tollgate-training"),
+        OutboxMetrics(registry),
+        interval_s=settings.outbox_interval_s,
+        batch=settings.outbox_batch,
+    )
+    files = FileService(
+        FileStorage(settings.files_dir),
+        max_bytes=settings.max_file_bytes,
+        max_lines=settings.max_file_lines,
+        max_seq_len=settings.max_seq_len,
+    )
+    app = build_app(
+        settings=settings,
+        registry=registry,
+        sessions=sessions,
+        auth_client=AuthClient(auth_channel, timeout_s=settings.auth_timeout_s),
+        files=files,
+        jobs=JobService(holds),
+        outbox_kick=relay.kick,
+        health_check=database_health(engine),
+    )
     log.info("training starting", extra={"port": settings.http_port})
-    await runner.serve(app, settings.http_host, settings.http_port, on_shutdown=[engine.dispose])
+    await runner.serve(
+        app,
+        settings.http_host,
+        settings.http_port,
+        background=[relay.run],
+        on_shutdown=[auth_channel.close, billing_channel.close, engine.dispose],
+    )
 
 
 def cli() -> None:

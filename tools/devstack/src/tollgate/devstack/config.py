@@ -24,6 +24,7 @@ PORT_NAMES = (
     "billing_worker",
     "analytics",
     "training",
+    "training_worker",
     "upstream_sim",
     "llama",
 )
@@ -42,22 +43,27 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "billing_worker": 8085,
         "analytics": 8083,
         "training": 8084,
+        "training_worker": 8086,
         "upstream_sim": 8090,
         "llama": 8091,
     },
+    # Below 32768, Linux's first ephemeral port, even moved by TOLLGATE_PORT_OFFSET up to 3000: a
+    # listener restarted inside the ephemeral range can find its port taken by an outgoing socket
+    # (seen: billing's gRPC port held by a client connection to PostgreSQL in the fault suite).
     "test": {
-        "postgres": 55532,
-        "redis": 56479,
-        "kafka": 59192,
-        "kafka_controller": 59193,
+        "postgres": 25532,
+        "redis": 26479,
+        "kafka": 29192,
+        "kafka_controller": 29193,
         "gateway": 18080,
         "auth": 18081,
-        "auth_grpc": 51051,
+        "auth_grpc": 21051,
         "billing": 18082,
-        "billing_grpc": 51052,
+        "billing_grpc": 21052,
         "billing_worker": 18085,
         "analytics": 18083,
         "training": 18084,
+        "training_worker": 18086,
         "upstream_sim": 18090,
         "llama": 18091,
     },
@@ -66,7 +72,16 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
 # Services that own a database (tollgate_<svc>) and read the shared ServiceSettings under <SVC>_.
 DB_SERVICES = ("auth", "gateway", "billing", "analytics", "training")
 # Start order: the simulator first (providers), then what the gateway calls, the gateway last.
-SERVICES = ("upstream_sim", "auth", "billing", "billing_worker", "analytics", "training", "gateway")
+SERVICES = (
+    "upstream_sim",
+    "auth",
+    "billing",
+    "billing_worker",
+    "analytics",
+    "training",
+    "training_worker",
+    "gateway",
+)
 ENV_PREFIX = {
     "auth": "AUTH_",
     "gateway": "GATEWAY_",
@@ -74,11 +89,12 @@ ENV_PREFIX = {
     "billing_worker": "BILLING_",  # billing's usage consumer: same settings, its own process
     "analytics": "ANALYTICS_",
     "training": "TRAINING_",
+    "training_worker": "TRAINING_",  # leases and runs training jobs: same settings, its own process
     "upstream_sim": "SIM_",
 }
 GRPC_PORT_NAME = {"auth": "auth_grpc", "billing": "billing_grpc"}
 # processes that use another service's database
-DATABASE_OF = {"billing_worker": "billing"}
+DATABASE_OF = {"billing_worker": "billing", "training_worker": "training"}
 HTTP_PROCESSES = (*SERVICES, "llama")
 
 # Where billing sends alert e-mail: the test profile's server is started by the alert tests;
@@ -115,9 +131,14 @@ class StackConfig:
         name = profile or env.get("TOLLGATE_PROFILE") or DEFAULT_PROFILE
         if not _PROFILE_RE.match(name):
             raise ValueError(f"invalid profile name {name!r}")
-        # An unknown profile (a private scratch stack) starts from the test ports; every one of
-        # them should then be moved with TOLLGATE_<NAME>_PORT so it does not collide.
-        ports = dict(PROFILE_PORTS.get(name, PROFILE_PORTS["test"]))
+        # An unknown profile (a private scratch stack) starts from the test ports, moved as a block
+        # by TOLLGATE_PORT_OFFSET (e.g. 1000) or one by one with TOLLGATE_<NAME>_PORT, so that
+        # it does not collide with the test profile's stack.
+        if name in PROFILE_PORTS:
+            ports = dict(PROFILE_PORTS[name])
+        else:
+            offset = int(env.get("TOLLGATE_PORT_OFFSET") or 0)
+            ports = {port_name: port + offset for port_name, port in PROFILE_PORTS["test"].items()}
         for port_name in PORT_NAMES:
             override = env.get(f"TOLLGATE_{port_name.upper()}_PORT")
             if override:
@@ -155,8 +176,26 @@ class StackConfig:
         return self.local_dir / "models"
 
     @property
+    def training_dir(self) -> Path:
+        """Uploaded files, checkpoints and adapters (the llama server reads adapters from here)."""
+        return self.state_dir / "training"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.training_dir / "adapters"
+
+    @property
     def deploy_dir(self) -> Path:
         return self.root / "deploy" / "local"
+
+    @property
+    def crash_safe_commits(self) -> bool:
+        """TOLLGATE_CRASH_SAFE_COMMITS=1 keeps PostgreSQL's synchronous commit on a test profile: an
+        asynchronous commit is acknowledged before its WAL leaves shared memory, so a SIGKILLed
+        server loses the last ~0.5 s of acknowledged transactions — exactly what the crash tests
+        (tests/integration/test_faults.py) must not have taken from them. fsync may stay off: a
+        process crash keeps what reached the kernel."""
+        return self.environ.get("TOLLGATE_CRASH_SAFE_COMMITS") == "1"
 
     @property
     def tuned_for_tests(self) -> bool:
@@ -254,6 +293,8 @@ class StackConfig:
                 out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
         if svc in ("billing", "billing_worker"):
             out.update({k: v for k, v in self.alert_vars().items() if k not in self.environ})
+        if svc in ("training", "training_worker"):
+            out.update(self.training_vars(svc))
         if svc == "billing":
             out["BILLING_PAYMENTS_TEST_WEBHOOK_SECRET"] = self.payments_webhook_secret
         # auth bootstraps the admin principal from it; the others get it too so an admin-only
@@ -284,6 +325,20 @@ class StackConfig:
                 }
             )
         return out
+
+    def training_vars(self, svc: str) -> dict[str, str]:
+        """Where training keeps its data; the dequantized base is shared by every profile."""
+        out = {
+            "TRAINING_DATA_DIR": str(self.training_dir),
+            "TRAINING_BASE_CACHE_DIR": str(self.models_dir / "bases"),
+        }
+        if svc == "training_worker":
+            out["TRAINING_WORKER_HTTP_PORT"] = str(self.port(svc))
+            out["TRAINING_HTTP_PORT"] = str(self.port("training"))
+        if self.tuned_for_tests:
+            # a dead worker's job is taken over within seconds (the SIGKILL test waits for that)
+            out.update({"TRAINING_LEASE_TTL_S": "6", "TRAINING_HEARTBEAT_S": "1"})
+        return {k: v for k, v in out.items() if k not in self.environ}
 
     def service_env(self, svc: str) -> dict[str, str]:
         """os.environ plus the stack's variables for `svc`; the stack's win so ports always agree."""

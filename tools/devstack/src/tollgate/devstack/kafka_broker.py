@@ -161,11 +161,12 @@ class Kafka:
                 f"{log_tail(self.log_path)}"
             ) from None
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, kill: bool = False, timeout: float = 30.0) -> None:
         pid = self.pid()
         if pid is not None:
-            # SIGTERM lets the broker close its logs cleanly, so the next start skips recovery
-            terminate(pid, timeout=timeout)
+            # SIGTERM lets the broker close its logs cleanly, so the next start skips recovery;
+            # SIGKILL (`kill`) is a crash: the next start recovers its logs
+            terminate(pid, kill=kill, timeout=timeout)
         self.pidfile.unlink(missing_ok=True)
 
     async def _wait_usable(self, limit_s: float) -> None:

@@ -1,4 +1,5 @@
-"""The local default provider: Gemma 3 270M (GGUF from PyPI) behind llama-cpp-python's OpenAI server."""
+"""The local default provider: Gemma 3 270M (GGUF from PyPI) behind llama-cpp-python's OpenAI server,
+which also serves the LoRA adapters that training deploys (tollgate.devstack.llama_adapters)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from tollgate.devstack.procs import StackError, port_open, running_pid, spawn, t
 MODEL_NAME = "gemma-3-270m"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 LOAD_TIMEOUT = 180.0
+# Credits per 1M trained tokens on the local base (seed 001 /models pricing.training).
+TRAINING_PRICE = 2.0
 
 
 def assemble_gguf(models_dir: Path) -> Path:
@@ -25,6 +28,18 @@ def assemble_gguf(models_dir: Path) -> Path:
             "the local model needs the `localmodel` dependency group: uv sync --all-groups"
         ) from None
     return Path(assemble(models_dir / GGUF_NAME))
+
+
+def base_model_body(gguf: Path) -> dict[str, object]:
+    """The training registry's base model (seed 001 POST /models, admins only): its GGUF, chat
+    format and training price. Registering again updates it."""
+    return {
+        "name": MODEL_NAME,
+        "type": "base_model",
+        "config": {"source": str(gguf), "chat_format": "gemma"},
+        "description": "Gemma 3 270M, the local model (Q4_K_M GGUF), trainable with LoRA",
+        "pricing": {"training": TRAINING_PRICE},
+    }
 
 
 def registration_body(llama_port: int) -> dict[str, object]:
@@ -41,7 +56,7 @@ def registration_body(llama_port: int) -> dict[str, object]:
 
 class LlamaServer:
     name = "llama"
-    marker = "llama_cpp.server"
+    marker = "tollgate.devstack.llama_adapters"
 
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
@@ -58,7 +73,9 @@ class LlamaServer:
         return [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "tollgate.devstack.llama_adapters",
+            "--adapters_dir",
+            str(self.cfg.adapters_dir),
             "--model",
             str(gguf),
             # the name clients and the gateway's catalog use, whatever the file is called
@@ -108,14 +125,14 @@ class LlamaServer:
         self.pidfile.unlink(missing_ok=True)
 
     def register(self) -> None:
-        response = httpx.post(
-            self.cfg.url("gateway") + "/admin/model/save",
-            headers={"Authorization": f"Bearer {self.cfg.admin_api_key}"},
-            json=registration_body(self.cfg.port("llama")),
-            timeout=30,
-        )
-        if response.status_code >= 300:
-            raise StackError(
-                f"registering {MODEL_NAME} with the gateway failed: "
-                f"HTTP {response.status_code} {response.text[:500]}"
-            )
+        """The gateway's catalog serves the model; training's registry trains on it."""
+        headers = {"Authorization": f"Bearer {self.cfg.admin_api_key}"}
+        gguf = assemble_gguf(self.cfg.models_dir)
+        for path, body in (
+            ("/admin/model/save", registration_body(self.cfg.port("llama"))),
+            ("/models", base_model_body(gguf)),
+        ):
+            response = httpx.post(self.cfg.url("gateway") + path, headers=headers, json=body, timeout=30)
+            if response.status_code >= 300:
+                status, text = response.status_code, response.text[:500]
+                raise StackError(f"registering {MODEL_NAME} at {path} failed: HTTP {status} {text}")

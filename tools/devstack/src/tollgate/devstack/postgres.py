@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
 import psycopg
 
 from tollgate.devstack.config import DB_SERVICES, StackConfig
-from tollgate.devstack.procs import StackError, log_tail, pid_alive, wait_for
+from tollgate.devstack.procs import StackError, child_pids, log_tail, pid_alive, terminate, wait_for
 
 PG_ROOT = Path("/usr/lib/postgresql")
 PREFERRED_MAJOR = 15
@@ -115,7 +117,9 @@ class Postgres:
         ]
         if self.cfg.tuned_for_tests:
             # test data is disposable: trade durability for speed
-            opts += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
+            opts += ["-c fsync=off", "-c full_page_writes=off"]
+            if not self.cfg.crash_safe_commits:
+                opts.append("-c synchronous_commit=off")
         return " ".join(opts)
 
     def start(self) -> None:
@@ -141,8 +145,24 @@ class Postgres:
             raise StackError(f"postgres does not accept connections; log:\n{log_tail(self.log_path)}")
         self.ensure_databases()
 
-    def stop(self) -> None:
-        if not self.is_running():
+    def stop(self, kill: bool = False) -> None:
+        pid = self.pid()
+        if pid is None:
+            return
+        if kill:
+            # a crash, as an OOM kill of the container: every server process SIGKILLed at once
+            # (the postmaster first, so it cannot restart its children); the next start runs crash
+            # recovery. The lock file goes too, as with a restarted container: a killed postmaster
+            # nobody reaps yet would still look alive to the next one.
+            children = child_pids(pid)
+            for victim in [pid, *children]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(victim, signal.SIGKILL)
+            for victim in [pid, *children]:
+                terminate(victim, kill=True)
+            (self.data / "postmaster.pid").unlink(missing_ok=True)
+            for lock in self.socket_dir.glob(".s.PGSQL.*"):
+                lock.unlink(missing_ok=True)
             return
         # fast: roll back open transactions and disconnect clients, like a real outage would
         self._run([self._bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop"])

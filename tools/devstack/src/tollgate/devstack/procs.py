@@ -115,6 +115,21 @@ def spawn(
     return proc.pid
 
 
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            children.append(int(entry.name))
+    return children
+
+
 def terminate(pid: int, *, kill: bool = False, timeout: float = 30.0) -> None:
     """SIGKILL at once when `kill`, else SIGTERM, wait up to `timeout`, then SIGKILL."""
     sig = signal.SIGKILL if kill else signal.SIGTERM

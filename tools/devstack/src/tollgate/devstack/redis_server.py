@@ -65,10 +65,11 @@ class Redis:
         if not wait_for(self.ping, timeout=30):
             raise StackError(f"redis does not answer PING; log:\n{log_tail(self.log_path)}")
 
-    def stop(self) -> None:
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (a clean shutdown), or SIGKILL when `kill` (a crash: the AOF is all that is left)."""
         pid = self.pid()
         if pid is not None:
-            terminate(pid, timeout=30)
+            terminate(pid, kill=kill, timeout=30)
         self.pidfile.unlink(missing_ok=True)
 
     def ping(self) -> bool:

@@ -24,7 +24,7 @@ class _Infra(Protocol):
     log_path: Path
 
     def start(self) -> None: ...
-    def stop(self) -> None: ...
+    def stop(self, kill: bool = False) -> None: ...
     def is_running(self) -> bool: ...
     def pid(self) -> int | None: ...
 
@@ -107,8 +107,9 @@ class Stack:
         """Start postgres, redis or kafka and wait until it is usable (databases/topics exist)."""
         self._infra_of(name).start()
 
-    def stop_infra(self, name: str) -> None:
-        self._infra_of(name).stop()
+    def stop_infra(self, name: str, kill: bool = False) -> None:
+        """A clean stop, or a crash (SIGKILL of every process of it) when `kill`."""
+        self._infra_of(name).stop(kill=kill)
 
     def start_service(self, svc: str, extra_env: Mapping[str, str] | None = None) -> None:
         """Start one service (unless running) and wait for its /healthz; raises with its log tail."""

@@ -45,6 +45,10 @@ class SimStats:
     images: int = 0
     # calls per upstream model name, every operation: tests that register their own model read it
     by_model: dict[str, int] = field(default_factory=dict)
+    # streamed answers: how each ended, and how many content chunks an aborted one had sent when its
+    # caller went away (a gateway whose client disconnected must stop the generation)
+    streams_completed: int = 0
+    streams_aborted: list[dict[str, Any]] = field(default_factory=list)
 
     def count(self, model: str) -> None:
         self.by_model[model] = self.by_model.get(model, 0) + 1
@@ -56,6 +60,8 @@ class SimStats:
             "embeddings": self.embeddings,
             "images": self.images,
             "by_model": self.by_model,
+            "streams_completed": self.streams_completed,
+            "streams_aborted": self.streams_aborted,
         }
 
 
@@ -126,7 +132,7 @@ async def chat_completions(request: Request) -> Response:
     prompt_tokens = count_prompt_tokens(body.get("messages"))
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     n = completion_token_count(model, max_tokens)
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+    usage = usage_of(model, prompt_tokens, n)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
 
@@ -137,7 +143,16 @@ async def chat_completions(request: Request) -> Response:
             include_usage = False  # like llama-cpp-python's server, which ignores include_usage
         chunk_delay = chunk_delay_of(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
         return StreamingResponse(
-            _stream(completion_id, created, model, n, usage if include_usage else None, chunk_delay),
+            _stream(
+                completion_id,
+                created,
+                model,
+                n,
+                usage if include_usage else None,
+                chunk_delay,
+                request.app.state.stats,
+                request.headers.get("x-sim-tag", ""),
+            ),
             media_type="text/event-stream",
             headers={"cache-control": "no-cache"},
         )
@@ -171,28 +186,56 @@ def chunk_delay_of(request: Request) -> float:
         return 0.0
 
 
+def usage_of(model: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    """OpenAI's usage object. Models named "...-cachedetail..." also report token classes the way
+    OpenAI does (half the prompt read from the cache, half the completion reasoning); "...-cachewrite..."
+    reports them as OpenAI-compatible proxies of Anthropic models do (top-level cache counts)."""
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if "cachedetail" in model:
+        usage["prompt_tokens_details"] = {"cached_tokens": prompt_tokens // 2, "audio_tokens": 0}
+        usage["completion_tokens_details"] = {"reasoning_tokens": completion_tokens // 2}
+    if "cachewrite" in model:
+        usage["cache_read_input_tokens"] = prompt_tokens // 4
+        usage["cache_creation_input_tokens"] = prompt_tokens // 2
+    return usage
+
+
 async def _stream(
     completion_id: str,
     created: int,
     model: str,
     n: int,
-    usage: dict[str, int] | None,
+    usage: dict[str, Any] | None,
     chunk_delay: float,
+    stats: SimStats,
+    tag: str,
 ) -> AsyncIterator[bytes]:
     base = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model}
-    for i in range(n):
-        delta: dict[str, Any] = {"content": f"tok{i} "}
-        if i == 0:
-            delta["role"] = "assistant"
-        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
-        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
-        if chunk_delay:
-            await asyncio.sleep(chunk_delay)
-    final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-    yield b"data: " + orjson.dumps(final) + b"\n\n"
-    if usage is not None:
-        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
-    yield b"data: [DONE]\n\n"
+    sent = 0
+    try:
+        for i in range(n):
+            delta: dict[str, Any] = {"content": f"tok{i} "}
+            if i == 0:
+                delta["role"] = "assistant"
+            chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            sent += 1
+            if chunk_delay:
+                await asyncio.sleep(chunk_delay)
+        final = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        yield b"data: " + orjson.dumps(final) + b"\n\n"
+        if usage is not None:
+            yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+        yield b"data: [DONE]\n\n"
+    except (asyncio.CancelledError, GeneratorExit):
+        # the caller went away mid-stream: the generation stops here
+        stats.streams_aborted.append({"model": model, "tag": tag, "chunks_sent": sent, "of": n})
+        raise
+    stats.streams_completed += 1
 
 
 async def list_models(request: Request) -> Response:

@@ -25,6 +25,7 @@ from tollgate.upstream_sim.app import (
     delay_for,
     error_response,
     json_response,
+    usage_of,
 )
 
 EMBEDDING_DIMENSIONS = 8
@@ -67,7 +68,7 @@ async def completions(request: Request) -> Response:
     model: str = body["model"]
     prompt_tokens = _words(_texts(body.get("prompt")))
     n = completion_token_count(model, body.get("max_tokens"))
-    usage = {"prompt_tokens": prompt_tokens, "completion_tokens": n, "total_tokens": prompt_tokens + n}
+    usage = usage_of(model, prompt_tokens, n)
     base = {
         "id": f"cmpl-{uuid.uuid4().hex}",
         "object": "text_completion",
@@ -95,7 +96,7 @@ async def completions(request: Request) -> Response:
 
 
 async def _stream(
-    base: dict[str, Any], n: int, usage: dict[str, int] | None, chunk_delay: float
+    base: dict[str, Any], n: int, usage: dict[str, Any] | None, chunk_delay: float
 ) -> AsyncIterator[bytes]:
     for i in range(n):
         chunk = {**base, "choices": [{"index": 0, "text": f"tok{i} ", "finish_reason": None}]}

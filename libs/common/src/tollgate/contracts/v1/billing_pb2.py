@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#tollgate/contracts/v1/billing.proto\x12\x15tollgate.contracts.v1\"\x99\x01\n\x0eReserveRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0fmax_cost_micros\x18\x04 \x01(\x03\x12\x1a\n\x12month_quota_micros\x18\x05 \x01(\x03\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\"\x9d\x01\n\x0fReserveResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x0f\n\x07hold_id\x18\x02 \x01(\t\x12\x18\n\x10\x61vailable_micros\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0bhold_micros\x18\x05 \x01(\x03\x12\x16\n\x0e\x62\x61lance_micros\x18\x06 \x01(\x03\x12\x11\n\tstockable\x18\x07 \x01(\x08\"\x9c\x01\n\x13ReserveStockRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\x03\x12\x10\n\x08hold_ids\x18\x03 \x03(\t\x12\x17\n\x0fmax_cost_micros\x18\x04 \x01(\x03\x12\x1a\n\x12month_quota_micros\x18\x05 \x01(\x03\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\"9\n\x14ReserveStockResponse\x12\x10\n\x08hold_ids\x18\x01 \x03(\t\x12\x0f\n\x07stopped\x18\x02 \x01(\t\"1\n\x0eReleaseRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07hold_id\x18\x02 \x01(\t\"#\n\x0fReleaseResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"#\n\x11GetBalanceRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\"[\n\x12GetBalanceResponse\x12\x16\n\x0e\x62\x61lance_micros\x18\x01 \x01(\x03\x12\x13\n\x0bheld_micros\x18\x02 \x01(\x03\x12\x18\n\x10\x61vailable_micros\x18\x03 \x01(\x03\x32\x90\x03\n\x0e\x42illingService\x12X\n\x07Reserve\x12%.tollgate.contracts.v1.ReserveRequest\x1a&.tollgate.contracts.v1.ReserveResponse\x12g\n\x0cReserveStock\x12*.tollgate.contracts.v1.ReserveStockRequest\x1a+.tollgate.contracts.v1.ReserveStockResponse\x12X\n\x07Release\x12%.tollgate.contracts.v1.ReleaseRequest\x1a&.tollgate.contracts.v1.ReleaseResponse\x12\x61\n\nGetBalance\x12(.tollgate.contracts.v1.GetBalanceRequest\x1a).tollgate.contracts.v1.GetBalanceResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#tollgate/contracts/v1/billing.proto\x12\x15tollgate.contracts.v1\"\xb3\x01\n\x0eReserveRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\x03\x12\x12\n\nrequest_id\x18\x03 \x01(\t\x12\x17\n\x0fmax_cost_micros\x18\x04 \x01(\x03\x12\x1a\n\x12month_quota_micros\x18\x05 \x01(\x03\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\x12\x18\n\x10hold_ttl_seconds\x18\x08 \x01(\x03\"\x9d\x01\n\x0fReserveResponse\x12\x0f\n\x07granted\x18\x01 \x01(\x08\x12\x0f\n\x07hold_id\x18\x02 \x01(\t\x12\x18\n\x10\x61vailable_micros\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x13\n\x0bhold_micros\x18\x05 \x01(\x03\x12\x16\n\x0e\x62\x61lance_micros\x18\x06 \x01(\x03\x12\x11\n\tstockable\x18\x07 \x01(\x08\"\x9c\x01\n\x13ReserveStockRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0e\n\x06key_id\x18\x02 \x01(\x03\x12\x10\n\x08hold_ids\x18\x03 \x03(\t\x12\x17\n\x0fmax_cost_micros\x18\x04 \x01(\x03\x12\x1a\n\x12month_quota_micros\x18\x05 \x01(\x03\x12\x0f\n\x07user_id\x18\x06 \x01(\t\x12\r\n\x05model\x18\x07 \x01(\t\"9\n\x14ReserveStockResponse\x12\x10\n\x08hold_ids\x18\x01 \x03(\t\x12\x0f\n\x07stopped\x18\x02 \x01(\t\"1\n\x0eReleaseRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07hold_id\x18\x02 \x01(\t\"#\n\x0fReleaseResponse\x12\x10\n\x08released\x18\x01 \x01(\x08\"#\n\x11GetBalanceRequest\x12\x0e\n\x06org_id\x18\x01 \x01(\t\"[\n\x12GetBalanceResponse\x12\x16\n\x0e\x62\x61lance_micros\x18\x01 \x01(\x03\x12\x13\n\x0bheld_micros\x18\x02 \x01(\x03\x12\x18\n\x10\x61vailable_micros\x18\x03 \x01(\x03\")\n\x0bKafkaHeader\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c\"\x8a\x01\n\x08HoldMark\x12\x0e\n\x06org_id\x18\x01 \x01(\t\x12\x0f\n\x07hold_id\x18\x02 \x01(\t\x12\x13\n\x0b\x63ost_micros\x18\x03 \x01(\x03\x12\x13\n\x0busage_event\x18\x04 \x01(\x0c\x12\x33\n\x07headers\x18\x05 \x03(\x0b\x32\".tollgate.contracts.v1.KafkaHeader\";\n\tHoldMarks\x12.\n\x05marks\x18\x01 \x03(\x0b\x32\x1f.tollgate.contracts.v1.HoldMark\"3\n\x10MarkHoldsSummary\x12\r\n\x05marks\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x03\x32\xea\x03\n\x0e\x42illingService\x12X\n\x07Reserve\x12%.tollgate.contracts.v1.ReserveRequest\x1a&.tollgate.contracts.v1.ReserveResponse\x12g\n\x0cReserveStock\x12*.tollgate.contracts.v1.ReserveStockRequest\x1a+.tollgate.contracts.v1.ReserveStockResponse\x12X\n\x07Release\x12%.tollgate.contracts.v1.ReleaseRequest\x1a&.tollgate.contracts.v1.ReleaseResponse\x12\x61\n\nGetBalance\x12(.tollgate.contracts.v1.GetBalanceRequest\x1a).tollgate.contracts.v1.GetBalanceResponse\x12X\n\tMarkHolds\x12 .tollgate.contracts.v1.HoldMarks\x1a\'.tollgate.contracts.v1.MarkHoldsSummary(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,21 +32,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tollgate.contracts.v1.billi
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RESERVEREQUEST']._serialized_start=63
-  _globals['_RESERVEREQUEST']._serialized_end=216
-  _globals['_RESERVERESPONSE']._serialized_start=219
-  _globals['_RESERVERESPONSE']._serialized_end=376
-  _globals['_RESERVESTOCKREQUEST']._serialized_start=379
-  _globals['_RESERVESTOCKREQUEST']._serialized_end=535
-  _globals['_RESERVESTOCKRESPONSE']._serialized_start=537
-  _globals['_RESERVESTOCKRESPONSE']._serialized_end=594
-  _globals['_RELEASEREQUEST']._serialized_start=596
-  _globals['_RELEASEREQUEST']._serialized_end=645
-  _globals['_RELEASERESPONSE']._serialized_start=647
-  _globals['_RELEASERESPONSE']._serialized_end=682
-  _globals['_GETBALANCEREQUEST']._serialized_start=684
-  _globals['_GETBALANCEREQUEST']._serialized_end=719
-  _globals['_GETBALANCERESPONSE']._serialized_start=721
-  _globals['_GETBALANCERESPONSE']._serialized_end=812
-  _globals['_BILLINGSERVICE']._serialized_start=815
-  _globals['_BILLINGSERVICE']._serialized_end=1215
+  _globals['_RESERVEREQUEST']._serialized_end=242
+  _globals['_RESERVERESPONSE']._serialized_start=245
+  _globals['_RESERVERESPONSE']._serialized_end=402
+  _globals['_RESERVESTOCKREQUEST']._serialized_start=405
+  _globals['_RESERVESTOCKREQUEST']._serialized_end=561
+  _globals['_RESERVESTOCKRESPONSE']._serialized_start=563
+  _globals['_RESERVESTOCKRESPONSE']._serialized_end=620
+  _globals['_RELEASEREQUEST']._serialized_start=622
+  _globals['_RELEASEREQUEST']._serialized_end=671
+  _globals['_RELEASERESPONSE']._serialized_start=673
+  _globals['_RELEASERESPONSE']._serialized_end=708
+  _globals['_GETBALANCEREQUEST']._serialized_start=710
+  _globals['_GETBALANCEREQUEST']._serialized_end=745
+  _globals['_GETBALANCERESPONSE']._serialized_start=747
+  _globals['_GETBALANCERESPONSE']._serialized_end=838
+  _globals['_KAFKAHEADER']._serialized_start=840
+  _globals['_KAFKAHEADER']._serialized_end=881
+  _globals['_HOLDMARK']._serialized_start=884
+  _globals['_HOLDMARK']._serialized_end=1022
+  _globals['_HOLDMARKS']._serialized_start=1024
+  _globals['_HOLDMARKS']._serialized_end=1083
+  _globals['_MARKHOLDSSUMMARY']._serialized_start=1085
+  _globals['_MARKHOLDSSUMMARY']._serialized_end=1136
+  _globals['_BILLINGSERVICE']._serialized_start=1139
+  _globals['_BILLINGSERVICE']._serialized_end=1629
 # @@protoc_insertion_point(module_scope)

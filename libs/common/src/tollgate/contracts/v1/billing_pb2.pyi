@@ -1,13 +1,13 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Iterable as _Iterable
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ReserveRequest(_message.Message):
-    __slots__ = ("org_id", "key_id", "request_id", "max_cost_micros", "month_quota_micros", "user_id", "model")
+    __slots__ = ("org_id", "key_id", "request_id", "max_cost_micros", "month_quota_micros", "user_id", "model", "hold_ttl_seconds")
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class ReserveRequest(_message.Message):
     MONTH_QUOTA_MICROS_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    HOLD_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     org_id: str
     key_id: int
     request_id: str
@@ -22,7 +23,8 @@ class ReserveRequest(_message.Message):
     month_quota_micros: int
     user_id: str
     model: str
-    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., request_id: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ...) -> None: ...
+    hold_ttl_seconds: int
+    def __init__(self, org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., request_id: _Optional[str] = ..., max_cost_micros: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ..., hold_ttl_seconds: _Optional[int] = ...) -> None: ...
 
 class ReserveResponse(_message.Message):
     __slots__ = ("granted", "hold_id", "available_micros", "reason", "hold_micros", "balance_micros", "stockable")
@@ -97,3 +99,39 @@ class GetBalanceResponse(_message.Message):
     held_micros: int
     available_micros: int
     def __init__(self, balance_micros: _Optional[int] = ..., held_micros: _Optional[int] = ..., available_micros: _Optional[int] = ...) -> None: ...
+
+class KafkaHeader(_message.Message):
+    __slots__ = ("key", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    value: bytes
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[bytes] = ...) -> None: ...
+
+class HoldMark(_message.Message):
+    __slots__ = ("org_id", "hold_id", "cost_micros", "usage_event", "headers")
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ID_FIELD_NUMBER: _ClassVar[int]
+    COST_MICROS_FIELD_NUMBER: _ClassVar[int]
+    USAGE_EVENT_FIELD_NUMBER: _ClassVar[int]
+    HEADERS_FIELD_NUMBER: _ClassVar[int]
+    org_id: str
+    hold_id: str
+    cost_micros: int
+    usage_event: bytes
+    headers: _containers.RepeatedCompositeFieldContainer[KafkaHeader]
+    def __init__(self, org_id: _Optional[str] = ..., hold_id: _Optional[str] = ..., cost_micros: _Optional[int] = ..., usage_event: _Optional[bytes] = ..., headers: _Optional[_Iterable[_Union[KafkaHeader, _Mapping]]] = ...) -> None: ...
+
+class HoldMarks(_message.Message):
+    __slots__ = ("marks",)
+    MARKS_FIELD_NUMBER: _ClassVar[int]
+    marks: _containers.RepeatedCompositeFieldContainer[HoldMark]
+    def __init__(self, marks: _Optional[_Iterable[_Union[HoldMark, _Mapping]]] = ...) -> None: ...
+
+class MarkHoldsSummary(_message.Message):
+    __slots__ = ("marks", "accepted")
+    MARKS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    marks: int
+    accepted: int
+    def __init__(self, marks: _Optional[int] = ..., accepted: _Optional[int] = ...) -> None: ...

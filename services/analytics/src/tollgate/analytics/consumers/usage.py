@@ -71,6 +71,9 @@ def decode_usage(value: bytes | None, fallback_ts_ms: int) -> UsageFact | None:
         status=ev.status,
         stream=ev.stream,
         created_at=dt.datetime.fromtimestamp(finished_ms / 1000, dt.UTC),
+        tokens_cached_in=ev.tokens_cached_in,
+        tokens_cache_write=ev.tokens_cache_write,
+        tokens_reasoning=ev.tokens_reasoning,
     )
 
 

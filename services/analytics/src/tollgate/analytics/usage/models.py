@@ -28,6 +28,10 @@ class UsageEvent(Base):
     status: Mapped[str] = mapped_column(Text)
     stream: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    # token classes inside tokens_in / tokens_out (migration 0002)
+    tokens_cached_in: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens_cache_write: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens_reasoning: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class UsageDaily(Base):
@@ -46,3 +50,7 @@ class UsageDaily(Base):
     tokens_out: Mapped[int] = mapped_column(BigInteger)
     cost_micros: Mapped[int] = mapped_column(BigInteger)
     latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
+    # token classes inside tokens_in / tokens_out (migration 0002)
+    tokens_cached_in: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens_cache_write: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens_reasoning: Mapped[int] = mapped_column(BigInteger, server_default="0")

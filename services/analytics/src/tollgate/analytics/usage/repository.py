@@ -18,13 +18,15 @@ from tollgate.analytics.usage.schemas import DailyDelta, UsageFact, UsageTotals
 _INSERT_NEW_EVENTS = text(
     """
     INSERT INTO usage_events (event_id, org_id, key_id, user_id, model, provider, tokens_in,
-                              tokens_out, cost_micros, latency_ms, status, stream, created_at)
+                              tokens_out, cost_micros, latency_ms, status, stream, created_at,
+                              tokens_cached_in, tokens_cache_write, tokens_reasoning)
     SELECT * FROM unnest(
         CAST(:event_ids AS text[]), CAST(:org_ids AS text[]), CAST(:key_ids AS bigint[]),
         CAST(:user_ids AS text[]), CAST(:models AS text[]), CAST(:providers AS text[]),
         CAST(:tokens_in AS bigint[]), CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]),
         CAST(:latencies AS bigint[]), CAST(:statuses AS text[]), CAST(:streams AS boolean[]),
-        CAST(:created AS timestamptz[])
+        CAST(:created AS timestamptz[]), CAST(:cached AS bigint[]), CAST(:written AS bigint[]),
+        CAST(:reasoning AS bigint[])
     )
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id
@@ -34,11 +36,13 @@ _INSERT_NEW_EVENTS = text(
 _ADD_TO_DAILY = text(
     """
     INSERT INTO usage_daily AS d (day, org_id, model, requests, errors, tokens_in, tokens_out,
-                                  cost_micros, latency_ms_sum)
+                                  cost_micros, latency_ms_sum, tokens_cached_in, tokens_cache_write,
+                                  tokens_reasoning)
     SELECT * FROM unnest(
         CAST(:days AS date[]), CAST(:org_ids AS text[]), CAST(:models AS text[]),
         CAST(:requests AS bigint[]), CAST(:errors AS bigint[]), CAST(:tokens_in AS bigint[]),
-        CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]), CAST(:latencies AS bigint[])
+        CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]), CAST(:latencies AS bigint[]),
+        CAST(:cached AS bigint[]), CAST(:written AS bigint[]), CAST(:reasoning AS bigint[])
     )
     ON CONFLICT ON CONSTRAINT pk_usage_daily DO UPDATE SET
         requests = d.requests + excluded.requests,
@@ -46,7 +50,10 @@ _ADD_TO_DAILY = text(
         tokens_in = d.tokens_in + excluded.tokens_in,
         tokens_out = d.tokens_out + excluded.tokens_out,
         cost_micros = d.cost_micros + excluded.cost_micros,
-        latency_ms_sum = d.latency_ms_sum + excluded.latency_ms_sum
+        latency_ms_sum = d.latency_ms_sum + excluded.latency_ms_sum,
+        tokens_cached_in = d.tokens_cached_in + excluded.tokens_cached_in,
+        tokens_cache_write = d.tokens_cache_write + excluded.tokens_cache_write,
+        tokens_reasoning = d.tokens_reasoning + excluded.tokens_reasoning
     """
 )
 
@@ -72,6 +79,9 @@ class UsageRepository:
                 "statuses": [f.status for f in facts],
                 "streams": [f.stream for f in facts],
                 "created": [f.created_at for f in facts],
+                "cached": [f.tokens_cached_in for f in facts],
+                "written": [f.tokens_cache_write for f in facts],
+                "reasoning": [f.tokens_reasoning for f in facts],
             },
         )
         return set(result.scalars())
@@ -92,6 +102,9 @@ class UsageRepository:
                 "tokens_out": [d.tokens_out for d in deltas],
                 "costs": [d.cost_micros for d in deltas],
                 "latencies": [d.latency_ms_sum for d in deltas],
+                "cached": [d.tokens_cached_in for d in deltas],
+                "written": [d.tokens_cache_write for d in deltas],
+                "reasoning": [d.tokens_reasoning for d in deltas],
             },
         )
 
@@ -125,6 +138,9 @@ class UsageRepository:
                 total(UsageDaily.tokens_in + UsageDaily.tokens_out),
                 total(UsageDaily.cost_micros),
                 total(UsageDaily.latency_ms_sum),
+                total(UsageDaily.tokens_cached_in),
+                total(UsageDaily.tokens_cache_write),
+                total(UsageDaily.tokens_reasoning),
             )
             .where(UsageDaily.org_id == org_id, UsageDaily.day >= start, UsageDaily.day <= end)
             .group_by(key)
@@ -139,6 +155,9 @@ class UsageRepository:
                 tokens=tokens,
                 cost_micros=cost,
                 latency_ms_sum=latency,
+                cached_tokens=cached,
+                cache_write_tokens=written,
+                reasoning_tokens=reasoning,
             )
-            for k, requests, errors, tokens, cost, latency in rows
+            for k, requests, errors, tokens, cost, latency, cached, written, reasoning in rows
         ]

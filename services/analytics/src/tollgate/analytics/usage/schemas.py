@@ -38,6 +38,9 @@ class UsageFact:
     status: str
     stream: bool
     created_at: dt.datetime
+    tokens_cached_in: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +56,9 @@ class DailyDelta:
     tokens_out: int
     cost_micros: int
     latency_ms_sum: int
+    tokens_cached_in: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,9 @@ class UsageTotals:
     tokens: int
     cost_micros: int
     latency_ms_sum: int
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +86,10 @@ class ModelBreakdown(BaseModel):
     model_id: str
     requests: int
     tokens: int
+    # of `tokens`: read from / written to the provider's prompt cache, and reasoning tokens
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     avg_response_time: float
     cost: float
 
@@ -85,6 +98,9 @@ class DayBreakdown(BaseModel):
     date: str
     requests: int
     tokens: int
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     avg_response_time: float
     cost: float
 
@@ -92,6 +108,9 @@ class DayBreakdown(BaseModel):
 class UsageReport(BaseModel):
     total_requests: int
     total_tokens: int
+    total_cached_tokens: int = 0
+    total_cache_write_tokens: int = 0
+    total_reasoning_tokens: int = 0
     average_response_time_ms: float
     success_rate: float
     breakdown: list[ModelBreakdown] | list[DayBreakdown]

@@ -51,13 +51,16 @@ def daily_deltas(facts: Iterable[UsageFact]) -> list[DailyDelta]:
     sums: dict[tuple[str, dt.date, str], list[int]] = {}
     for f in facts:
         key = (f.org_id, f.created_at.astimezone(dt.UTC).date(), f.model)
-        acc = sums.setdefault(key, [0, 0, 0, 0, 0, 0])
+        acc = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0, 0])
         acc[0] += 1
         acc[1] += f.status not in SUCCESS_STATUSES
         acc[2] += f.tokens_in
         acc[3] += f.tokens_out
         acc[4] += f.cost_micros
         acc[5] += f.latency_ms
+        acc[6] += f.tokens_cached_in
+        acc[7] += f.tokens_cache_write
+        acc[8] += f.tokens_reasoning
     return [
         DailyDelta(
             day=day,
@@ -69,6 +72,9 @@ def daily_deltas(facts: Iterable[UsageFact]) -> list[DailyDelta]:
             tokens_out=a[3],
             cost_micros=a[4],
             latency_ms_sum=a[5],
+            tokens_cached_in=a[6],
+            tokens_cache_write=a[7],
+            tokens_reasoning=a[8],
         )
         for (org, day, model), a in sorted(sums.items())
     ]
@@ -165,6 +171,9 @@ class UsageService:
                     date=r.key,
                     requests=r.requests,
                     tokens=r.tokens,
+                    cached_tokens=r.cached_tokens,
+                    cache_write_tokens=r.cache_write_tokens,
+                    reasoning_tokens=r.reasoning_tokens,
                     avg_response_time=_avg(r.latency_ms_sum, r.requests),
                     cost=micros_to_credits(r.cost_micros),
                 )
@@ -177,6 +186,9 @@ class UsageService:
                     model_id=r.key,
                     requests=r.requests,
                     tokens=r.tokens,
+                    cached_tokens=r.cached_tokens,
+                    cache_write_tokens=r.cache_write_tokens,
+                    reasoning_tokens=r.reasoning_tokens,
                     avg_response_time=_avg(r.latency_ms_sum, r.requests),
                     cost=micros_to_credits(r.cost_micros),
                 )
@@ -185,6 +197,9 @@ class UsageService:
         return UsageReport(
             total_requests=requests,
             total_tokens=sum(r.tokens for r in rows),
+            total_cached_tokens=sum(r.cached_tokens for r in rows),
+            total_cache_write_tokens=sum(r.cache_write_tokens for r in rows),
+            total_reasoning_tokens=sum(r.reasoning_tokens for r in rows),
             average_response_time_ms=_avg(sum(r.latency_ms_sum for r in rows), requests),
             success_rate=round((requests - errors) / requests, 4) if requests else 0.0,
             breakdown=breakdown,

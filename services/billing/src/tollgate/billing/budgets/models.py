@@ -89,6 +89,10 @@ class CostDaily(Base):
     cost_micros: Mapped[int] = mapped_column(BigInteger, nullable=False)
     requests: Mapped[int] = mapped_column(BigInteger, nullable=False)
     tokens: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # token classes inside `tokens` (migration 0006)
+    cached_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    cache_write_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
+    reasoning_tokens: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
 
 
 class KeyQuota(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,14 +52,19 @@ _ADD_SPEND = text(
 
 _ADD_DAILY = text(
     """
-    INSERT INTO cost_daily AS c (org_id, day, category, cost_micros, requests, tokens)
+    INSERT INTO cost_daily AS c (org_id, day, category, cost_micros, requests, tokens, cached_tokens,
+                                 cache_write_tokens, reasoning_tokens)
     SELECT * FROM unnest(CAST(:org_ids AS text[]), CAST(:days AS date[]), CAST(:categories AS text[]),
-                         CAST(:costs AS bigint[]), CAST(:requests AS bigint[]), CAST(:tokens AS bigint[]))
+                         CAST(:costs AS bigint[]), CAST(:requests AS bigint[]), CAST(:tokens AS bigint[]),
+                         CAST(:cached AS bigint[]), CAST(:written AS bigint[]), CAST(:reasoning AS bigint[]))
     ORDER BY 1, 2, 3
     ON CONFLICT (org_id, day, category) DO UPDATE SET
         cost_micros = c.cost_micros + excluded.cost_micros,
         requests = c.requests + excluded.requests,
-        tokens = c.tokens + excluded.tokens
+        tokens = c.tokens + excluded.tokens,
+        cached_tokens = c.cached_tokens + excluded.cached_tokens,
+        cache_write_tokens = c.cache_write_tokens + excluded.cache_write_tokens,
+        reasoning_tokens = c.reasoning_tokens + excluded.reasoning_tokens
     """
 )
 
@@ -108,6 +113,9 @@ async def add_daily(session: AsyncSession, rollups: Mapping[tuple[str, date, str
             "costs": [rollups[k].cost_micros for k in keys],
             "requests": [rollups[k].requests for k in keys],
             "tokens": [rollups[k].tokens for k in keys],
+            "cached": [rollups[k].cached_tokens for k in keys],
+            "written": [rollups[k].cache_write_tokens for k in keys],
+            "reasoning": [rollups[k].reasoning_tokens for k in keys],
         },
     )
 
@@ -283,15 +291,25 @@ async def spent_in(session: AsyncSession, org_id: str, periods: Sequence[str]) -
     return {(int(r.key_id), r.period): int(r.spent_micros) for r in rows}
 
 
-async def daily_costs(
-    session: AsyncSession, org_id: str, start: date, end: date
-) -> list[tuple[date, str, int, int, int]]:
-    """(day, category, cost, requests, tokens) rows of the rollup between start and end, inclusive."""
+class DailyRow(NamedTuple):
+    day: date
+    category: str
+    cost_micros: int
+    requests: int
+    tokens: int
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+async def daily_costs(session: AsyncSession, org_id: str, start: date, end: date) -> list[DailyRow]:
+    """The rollup's rows between start and end, inclusive."""
     rows = await session.execute(
         text(
-            "SELECT day, category, cost_micros, requests, tokens FROM cost_daily"
+            "SELECT day, category, cost_micros, requests, tokens, cached_tokens, cache_write_tokens,"
+            " reasoning_tokens FROM cost_daily"
             " WHERE org_id = :o AND day BETWEEN :s AND :e ORDER BY day, category"
         ),
         {"o": org_id, "s": start, "e": end},
     )
-    return [(r.day, r.category, int(r.cost_micros), int(r.requests), int(r.tokens)) for r in rows]
+    return [DailyRow(r.day, r.category, *(int(v) for v in tuple(r)[2:])) for r in rows]

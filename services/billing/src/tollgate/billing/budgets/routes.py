@@ -206,6 +206,9 @@ async def cost_stats(
                 cost_micros=b.cost_micros,
                 requests=b.requests,
                 tokens=b.tokens,
+                cached_tokens=b.cached_tokens,
+                cache_write_tokens=b.cache_write_tokens,
+                reasoning_tokens=b.reasoning_tokens,
             )
             for label, b in numbers.buckets
         ],

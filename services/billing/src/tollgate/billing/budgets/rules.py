@@ -87,6 +87,9 @@ class DailyCost:
     cost_micros: int = 0
     requests: int = 0
     tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 def daily_rollups(
@@ -100,6 +103,9 @@ def daily_rollups(
         row.cost_micros += c.cost_micros
         row.requests += 1
         row.tokens += c.tokens_in + c.tokens_out
+        row.cached_tokens += c.tokens_cached_in
+        row.cache_write_tokens += c.tokens_cache_write
+        row.reasoning_tokens += c.tokens_reasoning
     return out
 
 

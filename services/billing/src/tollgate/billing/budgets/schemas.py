@@ -93,6 +93,10 @@ class DailyStat(BaseModel):
     cost_micros: int
     requests: int
     tokens: int
+    # of `tokens`: prompt tokens read from / written to the provider's cache, and reasoning tokens
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 class BudgetStatus(BaseModel):

@@ -15,7 +15,7 @@ from tollgate.billing.alerts.service import record_alerts
 from tollgate.billing.budgets import repository
 from tollgate.billing.budgets.alerting import alert_facts
 from tollgate.billing.budgets.errors import InvalidParameter
-from tollgate.billing.budgets.repository import BudgetRow
+from tollgate.billing.budgets.repository import BudgetRow, DailyRow
 from tollgate.billing.budgets.rules import CATEGORIES, ORG_SCOPE, month_key, period_key
 from tollgate.billing.budgets.schemas import BudgetSet
 from tollgate.billing.wallets import repository as wallet_repository
@@ -184,6 +184,9 @@ class Bucket:
     cost_micros: int = 0
     requests: int = 0
     tokens: int = 0
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass(slots=True)
@@ -196,7 +199,7 @@ class StatsNumbers:
 
 
 def bucket_rows(
-    rows: Sequence[tuple[date, str, int, int, int]], start: date, end: date, granularity: str
+    rows: Sequence[DailyRow], start: date, end: date, granularity: str
 ) -> tuple[dict[str, int], list[tuple[str, Bucket]]]:
     """Category totals and one bucket per day (or month) of the window, empty ones included."""
     by_category = dict.fromkeys(CATEGORIES, 0)
@@ -205,12 +208,15 @@ def bucket_rows(
     while day <= end:
         buckets.setdefault(day.isoformat() if granularity == "daily" else day.isoformat()[:7], Bucket())
         day += timedelta(days=1)
-    for day, category, cost, requests, tokens in rows:
-        by_category[category] = by_category.get(category, 0) + cost
-        bucket = buckets[day.isoformat() if granularity == "daily" else day.isoformat()[:7]]
-        bucket.cost_micros += cost
-        bucket.requests += requests
-        bucket.tokens += tokens
+    for row in rows:
+        by_category[row.category] = by_category.get(row.category, 0) + row.cost_micros
+        bucket = buckets[row.day.isoformat() if granularity == "daily" else row.day.isoformat()[:7]]
+        bucket.cost_micros += row.cost_micros
+        bucket.requests += row.requests
+        bucket.tokens += row.tokens
+        bucket.cached_tokens += row.cached_tokens
+        bucket.cache_write_tokens += row.cache_write_tokens
+        bucket.reasoning_tokens += row.reasoning_tokens
     return by_category, list(buckets.items())
 
 

@@ -11,6 +11,9 @@ Keys of one organisation (the `{org}` hash tag keeps them in one cluster slot):
             h:<scope>:<period>   sum of the limit amounts of open holds counted in that period
             c:<scope>:<period>   open short holds (capped below max_cost) counted there
   expiry  `<prefix>:hold-expiry`   zset: "<org>\\n<hold_id>" scored by expiry time (unix seconds)
+  marks   `<prefix>:marks:{org}`   hash: hold_id -> the gateway's mark of an answered request (a
+                                   base64 HoldMark: its actual cost and its usage event); a marked
+                                   hold's amounts are that cost, and it is settled, never released
 The expiry index is one key across organisations so one sweeper can find every expired hold; it
 assumes a single Redis primary (on Redis Cluster it would need one index per slot).
 
@@ -55,6 +58,7 @@ end
 
 local function drop_hold(hold_id, member)
   redis.call('ZREM', KEYS[3], member)
+  redis.call('HDEL', KEYS[5], hold_id)
   local value = redis.call('HGET', KEYS[2], hold_id)
   if not value then
     return 0
@@ -76,7 +80,7 @@ local function merge_spent(field, value)
 end
 """
 
-# KEYS: wallet, holds, expiry, limits.
+# KEYS: wallet, holds, expiry, limits, marks.
 # ARGV: hold_id, max_cost, expires_at, member, check_limits ('1'/'0'), key_id, month, day, quota.
 # Returns {status, available, hold, reason, balance, quota_changed, headroom}: status 1 granted (or
 # already held: same id, same answer), 0 refused, -1 wallet not cached, -2 limits not cached (the
@@ -225,7 +229,7 @@ return {placed, 1, 0, quota_changed}
 """
 )
 
-# KEYS: wallet, holds, expiry, limits. ARGV: hold_id, member.
+# KEYS: wallet, holds, expiry, limits, marks. ARGV: hold_id, member.
 # Releases one hold; 1 when it was open, 0 when already gone (released, settled or expired).
 RELEASE = (
     HOLD_HELPERS
@@ -269,7 +273,7 @@ return sync(ARGV[1], ARGV[2], ARGV[3])
 
 # After a settlement commits: release the org's settled holds, merge its new spend totals and move
 # the cached balance forward, in one step so no reader sees the charge without the hold released.
-# KEYS: wallet, holds, expiry, limits.
+# KEYS: wallet, holds, expiry, limits, marks.
 # ARGV: balance ('' = leave the balance alone), version, ttl, n, then n spend field/value pairs,
 # then hold_id/member pairs. Spend is merged even into an unloaded limits hash, so a load that read
 # PostgreSQL before this commit cannot put an older total back. Returns holds still open.

@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 
 from tollgate.billing.budgets.repository import LimitsSnapshot
 from tollgate.billing.budgets.rules import day_key, month_key
-from tollgate.billing.holds.store import CachedWallet, HoldStore, LimitCheck, ReserveStatus, StockStatus
+from tollgate.billing.holds.pending_marks import PendingMarks
+from tollgate.billing.holds.store import (
+    CachedWallet,
+    HoldStore,
+    LimitCheck,
+    MarkRecord,
+    ReserveStatus,
+    StockStatus,
+    SweptHold,
+)
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.wallets.repository import WalletState
 
@@ -22,6 +31,9 @@ WalletLoader = Callable[[str], Awaitable[WalletState]]
 LimitsLoader = Callable[[str, str, str], Awaitable[LimitsSnapshot]]
 # (org_id, key_id, month_quota_micros): remembers a key's quota for settlement's quota alerts
 QuotaRecorder = Callable[[str, int, int], Awaitable[None]]
+# Publishes the usage events kept in marks of expired holds (their payloads) to usage.v1, raising
+# when Kafka did not acknowledge them all; the sweeper retries those holds later.
+MarkPublisher = Callable[[Sequence[str]], Awaitable[None]]
 
 _ATTEMPTS = 3  # a cold org needs at most two loads (wallet, limits) before its Reserve answers
 
@@ -50,17 +62,29 @@ class HoldService:
         record_quota: QuotaRecorder | None = None,
         hold_ttl_seconds: int = 600,
         stock_headroom: int = 100,
+        mark_grace_seconds: float = 30.0,
+        publish_marks: MarkPublisher | None = None,
+        mark_flush_interval_s: float = 0.02,
         clock: Callable[[], float] = time.time,
     ) -> None:
         """Without `load_limits` only the wallet is checked (budgets and quotas are off).
         A granted hold is stockable when at least `stock_headroom` more such holds would still fit
-        under the wallet and every limit (0: never)."""
+        under the wallet and every limit (0: never). A marked hold not settled within
+        `mark_grace_seconds` has its mark's usage event published by the sweeper (`publish_marks`;
+        without one, marked holds simply wait for their event)."""
         self._store = store
         self._load_wallet = load_wallet
         self._load_limits = load_limits
         self._record_quota = record_quota
         self._metrics = metrics
         self._ttl = hold_ttl_seconds
+        self._mark_grace = mark_grace_seconds
+        self._publish_marks = publish_marks
+        # marks received, written to Redis in batches; a Reserve that would be refused and every
+        # balance read first write their org's (holds/pending_marks.py)
+        self.marks = PendingMarks(
+            store, metrics, grace_s=mark_grace_seconds, flush_interval_s=mark_flush_interval_s, clock=clock
+        )
         self._stock_headroom = stock_headroom
         self._clock = clock
         # One PostgreSQL load per org at a time: a burst of Reserves on a cold wallet shares it.
@@ -76,15 +100,18 @@ class HoldService:
         *,
         key_id: int = 0,
         month_quota_micros: int = 0,
+        ttl_seconds: int = 0,
     ) -> ReserveResult:
         """Idempotent on hold_id (the request id). One EVALSHA when the wallet and limits are cached.
+        `ttl_seconds` (> 0) keeps this hold longer than the default TTL (a training job's hold).
         The wallet must cover max_cost in full; budgets and the key's month quota cap the hold at
         what they still allow and refuse only when nothing is left (see holds/scripts.py)."""
         now = self._clock()
+        expires_at = now + (ttl_seconds if ttl_seconds > 0 else self._ttl)
         check = self._limit_check(now, key_id, month_quota_micros)
         reply = None
         for _ in range(_ATTEMPTS):
-            reply = await self._store.reserve(org_id, hold_id, max_cost_micros, now + self._ttl, limits=check)
+            reply = await self._store.reserve(org_id, hold_id, max_cost_micros, expires_at, limits=check)
             if reply.status is ReserveStatus.NOT_CACHED:
                 await self._ensure_cached(org_id)
             elif reply.status is ReserveStatus.LIMITS_NOT_CACHED and check is not None:
@@ -94,6 +121,13 @@ class HoldService:
         if reply is None or reply.status not in (ReserveStatus.GRANTED, ReserveStatus.REFUSED):
             # evicted in between every time: refuse rather than loop
             raise RuntimeError(f"wallet or limits of {org_id} could not be cached")
+        if reply.status is ReserveStatus.REFUSED and self.marks.waiting(org_id):
+            # the org's answered requests cost less than their holds say: write that, then ask again
+            await self.marks.write_org(org_id)
+            self._metrics.reserve_retried_after_marks.inc()
+            reply = await self._store.reserve(org_id, hold_id, max_cost_micros, expires_at, limits=check)
+            if reply.status not in (ReserveStatus.GRANTED, ReserveStatus.REFUSED):
+                raise RuntimeError(f"wallet or limits of {org_id} could not be cached")
         granted = reply.status is ReserveStatus.GRANTED
         if granted:
             self._metrics.holds_granted.inc()
@@ -215,6 +249,8 @@ class HoldService:
         return released
 
     async def balance(self, org_id: str) -> CachedWallet:
+        if self.marks.waiting(org_id):
+            await self.marks.write_org(org_id)
         wallet = await self._store.read_wallet(org_id)
         if wallet is None:
             await self._ensure_cached(org_id)
@@ -241,17 +277,49 @@ class HoldService:
         await self._store.sync_wallet(org_id, state.balance_micros, state.version)
         self._metrics.wallet_loads.inc()
 
+    def mark(self, marks: Sequence[MarkRecord]) -> None:
+        """The gateway's marks of answered requests: each open hold falls to its request's actual
+        cost, and keeps the mark until its usage event settles it (docs/billing.md, "Holds at
+        answer time"). Written to Redis within the flush interval, or before any read that needs
+        them (a Reserve about to be refused, a balance)."""
+        self.marks.add(marks)
+
     async def sweep_expired(self, limit: int = 500) -> int:
-        """Releases holds past their TTL; returns how many were still open."""
-        released = 0
-        for org_id, hold_id in await self._store.expired(self._clock(), limit):
-            if await self._store.release(org_id, hold_id):
-                released += 1
-                log.info("expired hold released", extra={"org_id": org_id, "hold_id": hold_id})
+        """Past their TTL, unmarked holds are released; marked ones (answered requests whose usage
+        event has not settled them within the mark grace) get their event published again, and stay
+        until it settles them. Returns how many expired holds were found still open."""
+        now = self._clock()
+        swept = [
+            await self._store.sweep_one(org_id, hold_id, now + self._mark_grace)
+            for org_id, hold_id in await self._store.expired(now, limit)
+        ]
+        released = [s for s in swept if s.released]
+        for s in released:
+            log.info("expired hold released", extra={"org_id": s.org_id, "hold_id": s.hold_id})
         if released:
-            self._metrics.holds_expired.inc(released)
-            log.warning("released expired holds", extra={"count": released})
-        return released
+            self._metrics.holds_expired.inc(len(released))
+            log.warning("released expired holds", extra={"count": len(released)})
+        marked = [s for s in swept if s.mark]
+        if marked:
+            await self._republish(marked)
+        return len(released) + len(marked)
+
+    async def _republish(self, marked: Sequence[SweptHold]) -> None:
+        """The usage events of answered requests that never settled: published from their marks,
+        with the same event id, so billing's worker and analytics count each exactly once."""
+        if self._publish_marks is None:
+            return
+        try:
+            await self._publish_marks([s.mark for s in marked])
+        except Exception:
+            # kept and rescheduled by SWEEP_ONE: the next sweep after the grace tries again
+            log.warning("publishing marked holds failed; retrying later", extra={"count": len(marked)})
+            return
+        self._metrics.marks_republished.inc(len(marked))
+        log.warning(
+            "usage of answered requests recovered from their hold marks",
+            extra={"count": len(marked), "hold_ids": [s.hold_id for s in marked[:20]]},
+        )
 
     async def run_sweeper(self, interval_seconds: float) -> None:
         while True:

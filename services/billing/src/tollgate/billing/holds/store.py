@@ -10,7 +10,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from tollgate.billing.budgets.repository import LimitsSnapshot
-from tollgate.billing.holds import limit_scripts, scripts
+from tollgate.billing.holds import limit_scripts, mark_scripts, scripts
 
 
 class ReserveStatus(IntEnum):
@@ -59,6 +59,27 @@ class StockReply:
     code: int  # a StockStatus
     reason: str = ""  # the refusal reason when REFUSED
     quota_changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MarkRecord:
+    """The gateway's mark of an answered request: its hold falls to `cost_micros`, and `payload`
+    (an opaque string, the encoded HoldMark) is what the sweeper gets back if it is never settled."""
+
+    org_id: str
+    hold_id: str
+    cost_micros: int
+    payload: str
+
+
+@dataclass(frozen=True, slots=True)
+class SweptHold:
+    """What the sweeper found at an expired hold: released (unmarked), gone, or marked (payload)."""
+
+    org_id: str
+    hold_id: str
+    released: bool
+    mark: str = ""  # the mark's payload when the hold was marked: kept, to be settled
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +133,8 @@ class HoldStore:
         self._sync = redis.register_script(scripts.SYNC_WALLET)
         self._settle = redis.register_script(scripts.SETTLE)
         self._sync_limits = redis.register_script(limit_scripts.SYNC_LIMITS)
+        self._mark = redis.register_script(mark_scripts.MARK)
+        self._sweep_one = redis.register_script(mark_scripts.SWEEP_ONE)
 
     def wallet_key(self, org_id: str) -> str:
         return f"{self._prefix}:wallet:{{{org_id}}}"
@@ -122,8 +145,17 @@ class HoldStore:
     def limits_key(self, org_id: str) -> str:
         return f"{self._prefix}:limits:{{{org_id}}}"
 
+    def marks_key(self, org_id: str) -> str:
+        return f"{self._prefix}:marks:{{{org_id}}}"
+
     def _keys(self, org_id: str) -> list[str]:
-        return [self.wallet_key(org_id), self.holds_key(org_id), self._expiry_key, self.limits_key(org_id)]
+        return [
+            self.wallet_key(org_id),
+            self.holds_key(org_id),
+            self._expiry_key,
+            self.limits_key(org_id),
+            self.marks_key(org_id),
+        ]
 
     @staticmethod
     def _member(org_id: str, hold_id: str) -> str:
@@ -233,6 +265,42 @@ class HoldStore:
                 await self._settle(keys=self._keys(s.org_id), args=args, client=pipe)
             results = await pipe.execute()
         return sum(int(r) for r in results)
+
+    async def mark(self, marks: Sequence[MarkRecord], expires_at: float) -> int:
+        """Marks open holds with their requests' actual costs (one script per org, pipelined);
+        a marked hold expires at `expires_at` unless settled before. Returns holds marked."""
+        by_org: dict[str, list[MarkRecord]] = {}
+        for m in marks:
+            by_org.setdefault(m.org_id, []).append(m)
+        if not by_org:
+            return 0
+
+        def args_of(org_id: str, records: list[MarkRecord]) -> list[str | int]:
+            args: list[str | int] = [int(expires_at)]
+            for m in records:
+                args.extend((m.hold_id, self._member(org_id, m.hold_id), m.cost_micros, m.payload))
+            return args
+
+        if len(by_org) == 1:  # the common case: no pipeline (it costs more than the call it carries)
+            [(org_id, records)] = by_org.items()
+            return int(await self._mark(keys=self._keys(org_id), args=args_of(org_id, records)))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for org_id, records in by_org.items():
+                await self._mark(keys=self._keys(org_id), args=args_of(org_id, records), client=pipe)
+            results = await pipe.execute()
+        return sum(int(r) for r in results)
+
+    async def sweep_one(self, org_id: str, hold_id: str, retry_at: float) -> SweptHold:
+        """An expired hold: released when unmarked; kept and rescheduled to `retry_at` when marked."""
+        code, mark = await self._sweep_one(
+            keys=self._keys(org_id), args=[hold_id, self._member(org_id, hold_id), int(retry_at)]
+        )
+        return SweptHold(org_id, hold_id, released=int(code) == 1, mark=str(mark) if int(code) == 2 else "")
+
+    async def read_mark(self, org_id: str, hold_id: str) -> str | None:
+        """A hold's mark as stored (for diagnostics and tests)."""
+        value = await self._redis.hget(self.marks_key(org_id), hold_id)
+        return None if value is None else str(value)
 
     async def read_wallet(self, org_id: str) -> CachedWallet | None:
         balance, held, version = await self._redis.hmget(

@@ -25,6 +25,10 @@ class UsageCharge:
     tokens_out: int = 0
     occurred_at_ms: int = 0  # when the request finished (else started); 0 when the event has neither
     operation: str = "chat"
+    # token classes inside tokens_in / tokens_out (docs/billing.md "Token classes")
+    tokens_cached_in: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
 
     @classmethod
     def from_event(cls, event: events_pb2.UsageRecorded) -> UsageCharge:
@@ -32,7 +36,8 @@ class UsageCharge:
             raise InvalidUsageEvent("event_id and org_id are required")
         if event.cost_micros < 0:
             raise InvalidUsageEvent(f"negative cost_micros {event.cost_micros}")
-        if event.tokens_in < 0 or event.tokens_out < 0:
+        classes = (event.tokens_cached_in, event.tokens_cache_write, event.tokens_reasoning)
+        if event.tokens_in < 0 or event.tokens_out < 0 or min(classes) < 0:
             raise InvalidUsageEvent("negative token counts")
         # PostgreSQL text cannot hold NUL: such an event would fail its batch forever.
         fields = (event.event_id, event.org_id, event.hold_id, event.model, event.status, event.operation)
@@ -50,6 +55,9 @@ class UsageCharge:
             tokens_out=event.tokens_out,
             occurred_at_ms=_moment_ms(event.finished_at_unix_ms or event.started_at_unix_ms),
             operation=event.operation or "chat",
+            tokens_cached_in=event.tokens_cached_in,
+            tokens_cache_write=event.tokens_cache_write,
+            tokens_reasoning=event.tokens_reasoning,
         )
 
 

@@ -35,6 +35,10 @@ class Model(Base):
     price_request_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     price_image_micros: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     price_embedding_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # Token classes (migration 0003), per 1M tokens; NULL: priced as input (reasoning: as output).
+    price_cached_in_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    price_cache_write_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    price_reasoning_micros: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     group_id: Mapped[int] = mapped_column(BigInteger, nullable=False, server_default="0")
     multiple: Mapped[bool] = mapped_column(Boolean, nullable=False, server_default="false")
     max_tokens_default: Mapped[int] = mapped_column(Integer, nullable=False, server_default="4096")

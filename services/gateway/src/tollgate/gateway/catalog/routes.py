@@ -14,6 +14,7 @@ from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.service import CatalogService, to_out
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot
 from tollgate.gateway.principals.dependencies import PrincipalDependency, admin_dependency
+from tollgate.gateway.principals.grants import may_call
 
 
 def build_router(
@@ -58,11 +59,12 @@ def build_router(
 
     @router.get("/v1/models")
     async def openai_models(principal: Principal = Depends(current_principal)) -> dict[str, Any]:
-        # Only the models this key may call (auth's model grants, carried by the principal).
+        # Only the models this key may call (auth's model grants, carried by the principal; a
+        # fine-tuned model only for its own organisation).
         data = [
             {"id": e.name, "object": "model", "created": e.created_unix, "owned_by": e.provider}
             for e in snapshot.entries()
-            if principal.may_use(e.name)
+            if may_call(principal, e.name)
         ]
         return {"object": "list", "data": data}
 

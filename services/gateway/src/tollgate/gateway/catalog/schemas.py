@@ -21,6 +21,11 @@ class ModelSaveIn(BaseModel):
     price_request: Decimal = Field(default=Decimal(0), ge=0)  # flat, per request (seed 002's price)
     price_image: Decimal = Field(default=Decimal(0), ge=0)  # per image generated
     price_embedding: Decimal | None = Field(default=None, ge=0)  # per 1M embedded tokens; null: price_in
+    # Token classes (docs/billing.md "Token classes"), per 1M tokens; null: the input price for cached
+    # and cache-write tokens, the output price for reasoning tokens.
+    price_cached_in: Decimal | None = Field(default=None, ge=0)
+    price_cache_write: Decimal | None = Field(default=None, ge=0)
+    price_reasoning: Decimal | None = Field(default=None, ge=0)
     group_id: int = 0
     multiple: bool = False
 
@@ -40,6 +45,9 @@ class ModelOut(BaseModel):
     price_request: float
     price_image: float
     price_embedding: float | None
+    price_cached_in: float | None
+    price_cache_write: float | None
+    price_reasoning: float | None
     group_id: int
     multiple: bool
     base_url: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,6 +70,14 @@ def parse_config(raw: str | dict[str, Any], model_name: str, default_max_tokens:
     )
 
 
+def _credits(micros: int | None) -> float | None:
+    return None if micros is None else micros_to_credits(micros)
+
+
+def _micros(credits: Decimal | None) -> int | None:
+    return None if credits is None else credits_to_micros(credits)
+
+
 def to_out(model: Model) -> ModelOut:
     return ModelOut(
         id=model.id,
@@ -78,9 +87,10 @@ def to_out(model: Model) -> ModelOut:
         price_out=micros_to_credits(model.price_out_micros),
         price_request=micros_to_credits(model.price_request_micros),
         price_image=micros_to_credits(model.price_image_micros),
-        price_embedding=(
-            None if model.price_embedding_micros is None else micros_to_credits(model.price_embedding_micros)
-        ),
+        price_embedding=_credits(model.price_embedding_micros),
+        price_cached_in=_credits(model.price_cached_in_micros),
+        price_cache_write=_credits(model.price_cache_write_micros),
+        price_reasoning=_credits(model.price_reasoning_micros),
         group_id=model.group_id,
         multiple=model.multiple,
         base_url=model.base_url,
@@ -128,9 +138,10 @@ class CatalogService:
             "price_out_micros": credits_to_micros(data.price_out),
             "price_request_micros": credits_to_micros(data.price_request),
             "price_image_micros": credits_to_micros(data.price_image),
-            "price_embedding_micros": (
-                None if data.price_embedding is None else credits_to_micros(data.price_embedding)
-            ),
+            "price_embedding_micros": _micros(data.price_embedding),
+            "price_cached_in_micros": _micros(data.price_cached_in),
+            "price_cache_write_micros": _micros(data.price_cache_write),
+            "price_reasoning_micros": _micros(data.price_reasoning),
             "group_id": data.group_id,
             "multiple": data.multiple,
             "max_tokens_default": config.max_tokens_default,

@@ -93,6 +93,10 @@ class CatalogEntry:
     price_request_micros: int = 0
     price_image_micros: int = 0
     price_embedding_micros: int | None = None
+    # Token classes: cached input, cache writes, reasoning (None: the input / output price).
+    price_cached_in_micros: int | None = None
+    price_cache_write_micros: int | None = None
+    price_reasoning_micros: int | None = None
 
     @property
     def api_base(self) -> str:
@@ -175,4 +179,7 @@ class CatalogSnapshot:
             price_request_micros=row.price_request_micros,
             price_image_micros=row.price_image_micros,
             price_embedding_micros=row.price_embedding_micros,
+            price_cached_in_micros=row.price_cached_in_micros,
+            price_cache_write_micros=row.price_cache_write_micros,
+            price_reasoning_micros=row.price_reasoning_micros,
         )

@@ -7,6 +7,7 @@ so tests drive it with fakes and the real simulator app.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, NoReturn, Protocol
@@ -41,9 +42,17 @@ from tollgate.gateway.completions.tokens import (
 )
 from tollgate.gateway.completions.validation import ChatRequest, parse_chat_request
 from tollgate.gateway.metrics import GatewayMetrics
-from tollgate.gateway.pricing.cost import Operation, PricingPolicy, batch_requested, chat_cost
+from tollgate.gateway.pricing.cost import (
+    Operation,
+    PricingPolicy,
+    Usage,
+    batch_requested,
+    chat_cost,
+    chat_hold,
+)
 from tollgate.gateway.principals.grants import ensure_model_allowed
 from tollgate.gateway.principals.permissions import ensure_permitted
+from tollgate.gateway.tasks import TaskSet
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
 
 ENDPOINT = "/v1/chat/completions"
@@ -65,6 +74,10 @@ class Billing(Protocol):
 
 
 class Emitter(Protocol):
+    """usage/recorder.py: `answered` marks a charged request's hold and queues its event; `emit`
+    queues the event of a request that charged nothing."""
+
+    def answered(self, event: OutgoingEvent) -> Awaitable[None] | None: ...
     def emit(self, event: OutgoingEvent) -> None: ...
 
 
@@ -108,6 +121,7 @@ class ChatCompletions:
         self._default_max_tokens = default_max_tokens
         self._pricing = pricing or PricingPolicy()
         self._tracer = trace.get_tracer("tollgate.gateway")
+        self._tasks = TaskSet()
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -138,7 +152,7 @@ class ChatCompletions:
         prompt_bound = pessimistic_prompt_tokens(chat.messages, chat.payload.get("tools"))
         query = request.scope["query_string"]
         batch = batch_requested(query) if query else False
-        max_cost = chat_cost(entry, prompt_bound, max_tokens, self._pricing, batch)
+        max_cost = chat_hold(entry, prompt_bound, max_tokens, self._pricing, batch)
         hold_id = await self._reserve(principal, request_id, max_cost, entry.name)
         call = _Call(request_id, principal, entry, chat, hold_id, started, started_ms, trace_headers(), batch)
         if chat.stream:
@@ -234,15 +248,18 @@ class ChatCompletions:
         usage = reported_usage(data.get("usage"))
         estimated = usage is None
         if usage is None:
-            usage = (heuristic_prompt_tokens(call.chat.messages), heuristic_completion_tokens(data))
+            usage = Usage(heuristic_prompt_tokens(call.chat.messages), heuristic_completion_tokens(data))
             data["usage"] = {
-                "prompt_tokens": usage[0],
-                "completion_tokens": usage[1],
-                "total_tokens": sum(usage),
+                "prompt_tokens": usage.tokens_in,
+                "completion_tokens": usage.tokens_out,
+                "total_tokens": usage.tokens_in + usage.tokens_out,
             }
         data["model"] = call.entry.name
-        self._account(call, "ok", usage, estimated)
-        return Response(orjson.dumps(data), media_type="application/json")
+        body = orjson.dumps(data)
+        marked = self._account(call, "ok", usage, estimated)
+        if marked is not None:
+            await marked  # the hold's mark leaves before the answer does (usage/marks.py)
+        return Response(body, media_type="application/json")
 
     async def _stream(self, call: _Call) -> Response:
         try:
@@ -250,12 +267,17 @@ class ChatCompletions:
         except UpstreamRejected as passed:
             return Response(passed.body, status_code=passed.status_code, media_type="application/json")
 
-        def finished(outcome: StreamOutcome) -> None:
+        def finished(outcome: StreamOutcome) -> Awaitable[None] | None:
+            nothing_delivered = outcome.usage is None and not outcome.content_chunks
+            if outcome.status != "client_disconnected" and nothing_delivered:
+                # the upstream failed before its first token: nothing was delivered, nothing is charged
+                self._tasks.spawn(self._abort(call, outcome.status))
+                return None
             usage = outcome.usage
             estimated = usage is None
             if usage is None:
-                usage = (heuristic_prompt_tokens(call.chat.messages), outcome.content_chunks)
-            self._account(call, outcome.status, usage, estimated)
+                usage = Usage(heuristic_prompt_tokens(call.chat.messages), outcome.content_chunks)
+            return self._account(call, outcome.status, usage, estimated)
 
         relay = SseRelay(
             upstream,
@@ -269,33 +291,38 @@ class ChatCompletions:
     async def _abort(self, call: _Call, status: str) -> None:
         """The upstream failed: nothing is charged, the hold goes back, analytics still see it."""
         await self._billing.release(call.principal.org_id, call.hold_id)
-        self._account(call, status, (0, 0), False, charge=False)
+        self._account(call, status, Usage(), False, charge=False)
 
     def _account(
-        self, call: _Call, status: str, usage: tuple[int, int], estimated: bool, *, charge: bool = True
-    ) -> None:
+        self, call: _Call, status: str, usage: Usage, estimated: bool, *, charge: bool = True
+    ) -> Awaitable[None] | None:
+        """Emits the usage event; a charged request's hold is marked too (await the result, when
+        there is one, before the answer's last bytes)."""
         entry = call.entry
-        cost = chat_cost(entry, usage[0], usage[1], self._pricing, call.batch) if charge else 0
+        cost = chat_cost(entry, usage, self._pricing, call.batch) if charge else 0
         finished_ms = int(time.time() * 1000)
-        self._emitter.emit(
-            usage_event(
-                request_id=call.request_id,
-                principal=call.principal,
-                model=entry.name,
-                provider=entry.provider,
-                tokens_in=usage[0],
-                tokens_out=usage[1],
-                cost_micros=cost,
-                status=status,
-                hold_id=call.hold_id,
-                started_at_unix_ms=call.started_ms,
-                finished_at_unix_ms=finished_ms,
-                latency_ms=int((time.perf_counter() - call.started) * 1000),
-                endpoint=ENDPOINT,
-                stream=call.chat.stream,
-                tokens_estimated=estimated,
-                headers=call.headers,
-                operation=Operation.CHAT,
-                batch=call.batch,
-            )
+        event = usage_event(
+            request_id=call.request_id,
+            principal=call.principal,
+            model=entry.name,
+            provider=entry.provider,
+            tokens_in=usage.tokens_in,
+            tokens_out=usage.tokens_out,
+            cost_micros=cost,
+            status=status,
+            hold_id=call.hold_id,
+            started_at_unix_ms=call.started_ms,
+            finished_at_unix_ms=finished_ms,
+            latency_ms=int((time.perf_counter() - call.started) * 1000),
+            endpoint=ENDPOINT,
+            stream=call.chat.stream,
+            tokens_estimated=estimated,
+            headers=call.headers,
+            operation=Operation.CHAT,
+            batch=call.batch,
+            token_classes=usage,
         )
+        if not charge:
+            self._emitter.emit(event)
+            return None
+        return self._emitter.answered(event)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,6 +16,7 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from tollgate.gateway.completions.tokens import reported_usage
+from tollgate.gateway.pricing.cost import Usage
 
 DONE = b"data: [DONE]\n\n"
 
@@ -23,7 +24,7 @@ DONE = b"data: [DONE]\n\n"
 @dataclass(slots=True)
 class StreamOutcome:
     status: str  # "ok" | "client_disconnected" | "upstream_error" | "upstream_timeout"
-    usage: tuple[int, int] | None  # (prompt, completion) as reported by the upstream
+    usage: Usage | None  # as the upstream reported it (None: it reported nothing usable)
     content_chunks: int
 
 
@@ -39,14 +40,16 @@ class SseRelay:
         public_model: str,
         client_wants_usage: bool,
         estimate_prompt: Callable[[], int],
-        on_finish: Callable[[StreamOutcome], None],
+        on_finish: Callable[[StreamOutcome], Awaitable[None] | None],
     ) -> None:
+        """`on_finish` accounts the stream, once, however it ended; what it returns (the hold's
+        mark being sent) is awaited before a completed stream's last event."""
         self._upstream = upstream
         self._model = public_model
         self._wants_usage = client_wants_usage
         self._estimate_prompt = estimate_prompt
         self._on_finish = on_finish
-        self._usage: tuple[int, int] | None = None
+        self._usage: Usage | None = None
         self._content_chunks = 0
         self._last: dict[str, Any] = {}
         self._status = "client_disconnected"  # until the stream completes or fails otherwise
@@ -81,30 +84,39 @@ class SseRelay:
             if self._usage is None and self._wants_usage:
                 tail = self._usage_chunk(self._estimated_usage())
             self._status = "ok"
+            marked = self.finish()
+            if marked is not None:
+                await marked  # the hold's mark leaves before the stream's last event
             yield tail + DONE
         finally:
             self.finish()
 
-    def finish(self) -> None:
-        """Accounting, exactly once, synchronously: it also runs while the task is being cancelled."""
+    def finish(self) -> Awaitable[None] | None:
+        """Accounting, exactly once, synchronously: it also runs while the task is being cancelled
+        (a client that went away: the upstream call is closed here, which stops the generation)."""
         if self._finished:
-            return
+            return None
         self._finished = True
-        self._on_finish(StreamOutcome(self._status, self._usage, self._content_chunks))
+        marked = self._on_finish(StreamOutcome(self._status, self._usage, self._content_chunks))
         # Closing the upstream connection may await; never inside a cancelled scope, so in a task.
         asyncio.get_running_loop().create_task(self._upstream.aclose())
+        return marked
 
-    def _estimated_usage(self) -> tuple[int, int]:
-        return self._estimate_prompt(), self._content_chunks
+    def _estimated_usage(self) -> Usage:
+        return Usage(self._estimate_prompt(), self._content_chunks)
 
-    def _usage_chunk(self, usage: tuple[int, int]) -> bytes:
+    def _usage_chunk(self, usage: Usage) -> bytes:
         chunk = {
             "id": self._last.get("id", ""),
             "object": self._last.get("object", "chat.completion.chunk"),
             "created": self._last.get("created", int(time.time())),
             "model": self._model,
             "choices": [],
-            "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)},
+            "usage": {
+                "prompt_tokens": usage.tokens_in,
+                "completion_tokens": usage.tokens_out,
+                "total_tokens": usage.tokens_in + usage.tokens_out,
+            },
         }
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 

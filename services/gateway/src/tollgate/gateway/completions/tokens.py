@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from tollgate.gateway.pricing.cost import Usage
+
 PESSIMISTIC_PER_MESSAGE = 8
 HEURISTIC_PER_MESSAGE = 4
 
@@ -65,12 +67,44 @@ def heuristic_completion_tokens(response: dict[str, Any]) -> int:
     return _ceil_div(chars, 4)
 
 
-def reported_usage(usage: Any) -> tuple[int, int] | None:
-    """(prompt, completion) when the upstream reported usable numbers, else None."""
+def _count(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _detail(usage: dict[str, Any], details: str, key: str) -> int:
+    part = usage.get(details)
+    return (_count(part.get(key)) or 0) if isinstance(part, dict) else 0
+
+
+def reported_usage(usage: Any) -> Usage | None:
+    """The upstream's reported usage with its token classes, or None when it reported none usable.
+
+    Two shapes are read (docs/billing.md "Token classes"):
+    - OpenAI's: prompt_tokens and completion_tokens, which *include* the classes:
+      prompt_tokens_details.cached_tokens (cache reads), prompt_tokens_details.cache_write_tokens or
+      a top-level cache_creation_input_tokens (cache writes; also cache_read_input_tokens, as
+      OpenAI-compatible proxies of Anthropic models report them), and
+      completion_tokens_details.reasoning_tokens;
+    - Anthropic's: input_tokens and output_tokens, where input_tokens *excludes*
+      cache_read_input_tokens and cache_creation_input_tokens (they are added to it here).
+    """
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens")
-    completion = usage.get("completion_tokens")
-    if isinstance(prompt, int) and isinstance(completion, int) and prompt >= 0 and completion >= 0:
-        return prompt, completion
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    if prompt is not None and completion is not None:
+        cached = _detail(usage, "prompt_tokens_details", "cached_tokens") or (
+            _count(usage.get("cache_read_input_tokens")) or 0
+        )
+        written = _detail(usage, "prompt_tokens_details", "cache_write_tokens") or (
+            _count(usage.get("cache_creation_input_tokens")) or 0
+        )
+        reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+        return Usage(
+            prompt, completion, 0, min(cached, prompt), min(written, prompt), min(reasoning, completion)
+        )
+    fresh, output = _count(usage.get("input_tokens")), _count(usage.get("output_tokens"))
+    if fresh is not None and output is not None:
+        cached = _count(usage.get("cache_read_input_tokens")) or 0
+        written = _count(usage.get("cache_creation_input_tokens")) or 0
+        return Usage(fresh + cached + written, output, 0, cached, written, 0)
     return None

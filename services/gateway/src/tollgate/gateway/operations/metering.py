@@ -71,7 +71,7 @@ def metered(operation: Operation, payload: dict[str, Any], data: dict[str, Any])
     if operation is Operation.CHAT or operation is Operation.COMPLETION:
         reported = reported_usage(usage)
         if reported is not None:
-            return Usage(reported[0], reported[1]), False
+            return reported, False
         if operation is Operation.CHAT:
             return Usage(
                 heuristic_prompt_tokens(payload["messages"]), heuristic_completion_tokens(data)

@@ -4,6 +4,7 @@ in the `x-tollgate-cost-micros` header (streams: in the usage event only)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -58,8 +59,8 @@ def build_router(ops: Operations) -> APIRouter:
             assert flight.upstream is not None
             prompt_estimate = heuristic_text_tokens(prompts)
 
-            def finished(outcome: StreamOutcome) -> None:
-                ops.settle(flight, outcome, Usage(prompt_estimate, outcome.content_chunks))
+            def finished(outcome: StreamOutcome) -> Awaitable[None] | None:
+                return ops.settle(flight, outcome, Usage(prompt_estimate, outcome.content_chunks)).marking
 
             relay = SseRelay(flight.upstream, call.entry.name, wants_usage, lambda: prompt_estimate, finished)
             return RelayResponse(relay)

@@ -20,7 +20,7 @@ from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound
 from tollgate.gateway.operations.service import OperationCall, Operations
 from tollgate.gateway.pricing.cost import Operation, batch_requested, flat_request_cost
-from tollgate.gateway.principals.grants import ensure_model_allowed
+from tollgate.gateway.principals.grants import ensure_model_allowed, fine_tuned_owner, may_call
 
 CHAT_PATH = "/api/v1/chat"
 MISSING_FIELDS = "Missing required fields: model and messages array"
@@ -97,7 +97,8 @@ def build_router(ops: Operations, default_max_tokens: int) -> APIRouter:
                 "credits_per_batch_request": credits(flat_request_cost(e, ops.pricing, batch=True)),
             }
             for e in ops.entries()
-            if principal is None or principal.may_use(e.name)
+            # fine-tuned models are their organisation's alone: never listed publicly or to others
+            if (fine_tuned_owner(e.name) is None if principal is None else may_call(principal, e.name))
         ]
         return ORJSONResponse({"object": "list", "data": data})
 

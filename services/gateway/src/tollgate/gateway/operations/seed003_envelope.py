@@ -23,6 +23,7 @@ from tollgate.common.money import micros_to_credits
 from tollgate.gateway.completions.streaming import DONE, StreamOutcome
 from tollgate.gateway.completions.tokens import reported_usage
 from tollgate.gateway.operations.service import Result
+from tollgate.gateway.pricing.cost import Usage
 
 
 def iso(moment: datetime) -> str:
@@ -84,7 +85,7 @@ class Seed003Relay:
         self._finish = finish
         self._text: list[str] = []
         self._chunks = 0
-        self._usage: tuple[int, int] | None = None
+        self._usage: Usage | None = None
         self._reason: str | None = None
         self._status = "client_disconnected"
         self._finished = False
@@ -111,6 +112,8 @@ class Seed003Relay:
             if self._status == "client_disconnected":
                 self._status = "ok"
             result = self.finish()
+            if result.marking is not None:
+                await result.marking  # the hold's mark leaves before the stream's last event
             yield _event(self._finish(result, "".join(self._text), self._reason) | self._closing()) + DONE
         finally:
             self.finish()

@@ -10,7 +10,7 @@ only parse their seed's request and shape the result in their seed's envelope.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,9 +27,17 @@ from tollgate.gateway.completions.billing import Reserver, place_hold
 from tollgate.gateway.completions.streaming import StreamOutcome
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.metering import metered
-from tollgate.gateway.pricing.cost import Operation, PricingPolicy, Usage, cost_micros, flat_request_cost
+from tollgate.gateway.pricing.cost import (
+    Operation,
+    PricingPolicy,
+    Usage,
+    cost_micros,
+    flat_request_cost,
+    hold_micros,
+)
 from tollgate.gateway.principals.grants import ensure_model_allowed
 from tollgate.gateway.principals.permissions import ensure_permitted
+from tollgate.gateway.tasks import TaskSet
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
 
 UPSTREAM_PATHS = {
@@ -54,6 +62,10 @@ class Billing(Reserver, Protocol):
 
 
 class Emitter(Protocol):
+    """usage/recorder.py: `answered` marks a charged request's hold and queues its event; `emit`
+    queues the event of a request that charged nothing."""
+
+    def answered(self, event: OutgoingEvent) -> Awaitable[None] | None: ...
     def emit(self, event: OutgoingEvent) -> None: ...
 
 
@@ -93,6 +105,8 @@ class Result:
     available_micros: int  # spendable before this request's hold
     started_at: datetime
     latency_s: float = 0.0
+    # the hold's mark being sent (usage/marks.py): awaited before the answer's last bytes leave
+    marking: Awaitable[None] | None = None
 
     @property
     def remaining_micros(self) -> int:
@@ -136,6 +150,7 @@ class Operations:
         self._timeout = httpx.Timeout(upstream_timeout_s)
         self.default_max_tokens = default_max_tokens
         self._tracer = trace.get_tracer("tollgate.gateway")
+        self._tasks = TaskSet()
 
     # -- resolving ---------------------------------------------------------------------------------
 
@@ -172,6 +187,12 @@ class Operations:
             return flat_request_cost(call.entry, self.pricing, batch=call.batch)
         return cost_micros(call.entry, call.operation, usage, self.pricing, batch=call.batch)
 
+    def hold_price(self, call: OperationCall) -> int:
+        """The hold: the cost over the call's bound, token classes at their dearest price."""
+        if call.flat:
+            return flat_request_cost(call.entry, self.pricing, batch=call.batch)
+        return hold_micros(call.entry, call.operation, call.bound, self.pricing, batch=call.batch)
+
     # -- calling -----------------------------------------------------------------------------------
 
     async def run(self, call: OperationCall, request_id: str) -> Result:
@@ -189,6 +210,8 @@ class Operations:
         result.data = data
         result.usage, result.estimated = metered(call.operation, call.payload, data)
         self._settle(flight, "ok")
+        if result.marking is not None:
+            await result.marking
         return result
 
     async def open_stream(self, call: OperationCall, request_id: str) -> Flight:
@@ -198,8 +221,14 @@ class Operations:
 
     def settle(self, flight: Flight, outcome: StreamOutcome, estimate: Usage) -> Result:
         """Accounts a stream once, however it ended: what was generated is billed."""
-        if not flight.settled:
-            usage = Usage(*outcome.usage) if outcome.usage is not None else estimate
+        if flight.settled:
+            return flight.result
+        if outcome.status != "client_disconnected" and outcome.usage is None and not outcome.content_chunks:
+            # the upstream failed before its first token: nothing was delivered, nothing is charged
+            self._close_uncharged(flight, outcome.status)
+            self._tasks.spawn(self._billing.release(flight.call.principal.org_id, flight.hold_id))
+        else:
+            usage = outcome.usage if outcome.usage is not None else estimate
             flight.result.usage, flight.result.estimated = usage, outcome.usage is None
             self._settle(flight, outcome.status)
         return flight.result
@@ -209,11 +238,11 @@ class Operations:
         result = flight.result
         result.cost_micros = self.price(flight.call, result.usage)
         result.latency_s = time.perf_counter() - flight.started
-        self._emit(flight, status)
+        result.marking = self._emit(flight, status, charged=True)
 
     async def _hold(self, call: OperationCall, request_id: str) -> Flight:
         started, started_ms = time.perf_counter(), int(time.time() * 1000)
-        max_cost = self.price(call, call.bound)
+        max_cost = self.hold_price(call)
         reply = await place_hold(
             self._billing, self._metrics, call.principal, request_id, max_cost, call.entry.name
         )
@@ -256,40 +285,46 @@ class Operations:
     async def _fail(self, flight: Flight, status: str) -> None:
         """The upstream failed: the hold goes back, nothing is charged, analytics still see it."""
         await self._billing.release(flight.call.principal.org_id, flight.hold_id)
+        self._close_uncharged(flight, status)
+
+    def _close_uncharged(self, flight: Flight, status: str) -> None:
         flight.settled = True
         flight.result.cost_micros = 0
         flight.result.latency_s = time.perf_counter() - flight.started
         self._emit(flight, status)
 
-    def _emit(self, flight: Flight, status: str) -> None:
+    def _emit(self, flight: Flight, status: str, *, charged: bool = False) -> Awaitable[None] | None:
         call, result = flight.call, flight.result
         operation = call.operation.value
         self._metrics.operations.labels(call.family, operation, status).inc()
         if result.cost_micros:
             self._metrics.charged_micros.labels(operation, str(call.batch).lower()).inc(result.cost_micros)
-        self._emitter.emit(
-            usage_event(
-                request_id=result.request_id,
-                principal=call.principal,
-                model=call.entry.name,
-                provider=call.entry.provider,
-                tokens_in=result.usage.tokens_in,
-                tokens_out=result.usage.tokens_out,
-                cost_micros=result.cost_micros,
-                status=status,
-                hold_id=flight.hold_id,
-                started_at_unix_ms=flight.started_ms,
-                finished_at_unix_ms=int(time.time() * 1000),
-                latency_ms=int(result.latency_s * 1000),
-                endpoint=call.endpoint,
-                stream=call.stream,
-                tokens_estimated=result.estimated,
-                headers=flight.headers,
-                operation=operation,
-                batch=call.batch,
-                units=result.usage.units,
-            )
+        event = usage_event(
+            request_id=result.request_id,
+            principal=call.principal,
+            model=call.entry.name,
+            provider=call.entry.provider,
+            tokens_in=result.usage.tokens_in,
+            tokens_out=result.usage.tokens_out,
+            cost_micros=result.cost_micros,
+            status=status,
+            hold_id=flight.hold_id,
+            started_at_unix_ms=flight.started_ms,
+            finished_at_unix_ms=int(time.time() * 1000),
+            latency_ms=int(result.latency_s * 1000),
+            endpoint=call.endpoint,
+            stream=call.stream,
+            tokens_estimated=result.estimated,
+            headers=flight.headers,
+            operation=operation,
+            batch=call.batch,
+            units=result.usage.units,
+            token_classes=result.usage,
         )
+        if not charged:
+            self._emitter.emit(event)
+            return None
+        return self._emitter.answered(event)
 
 
 def _upstream_message(body: bytes, status_code: int) -> str:

@@ -7,6 +7,12 @@ A catalog model carries up to five prices (all micro-credits):
   price_request             flat, per request, added to every operation's cost
 A batch request (`?batch=1`) costs the whole amount times the batch multiplier (default 2).
 
+Token classes (docs/billing.md "Token classes"): of the input tokens, those read from the
+provider's prompt cache and those written to it, and of the output tokens, the reasoning tokens,
+each have a price of their own when the model sets one (price_cached_in, price_cache_write,
+price_reasoning), else the input price (cached, cache writes) or the output price (reasoning).
+A hold prices its bound at the dearest price a token of that side may have.
+
 The same function prices the hold (over the most a request may use) and the charge (over what
 it used), so a hold covers the charge whenever usage stays within its bound. Rounding: one
 ceiling per request for the token part and one for the batch multiplier, never down to free.
@@ -45,6 +51,12 @@ class PriceList(Protocol):
     def price_image_micros(self) -> int: ...
     @property
     def price_embedding_micros(self) -> int | None: ...
+    @property
+    def price_cached_in_micros(self) -> int | None: ...
+    @property
+    def price_cache_write_micros(self) -> int | None: ...
+    @property
+    def price_reasoning_micros(self) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,15 +66,22 @@ class Prices:
     price_request_micros: int = 0
     price_image_micros: int = 0
     price_embedding_micros: int | None = None
+    price_cached_in_micros: int | None = None
+    price_cache_write_micros: int | None = None
+    price_reasoning_micros: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Usage:
-    """What a request used (or, for a hold, the most it may use)."""
+    """What a request used (or, for a hold, the most it may use). The token classes are parts of
+    tokens_in (cached_in, cache_write) and of tokens_out (reasoning), as OpenAI reports them."""
 
     tokens_in: int = 0
     tokens_out: int = 0
     units: int = 0  # images generated; inputs embedded (informational: embeddings price tokens)
+    cached_in: int = 0
+    cache_write: int = 0
+    reasoning: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,12 +114,54 @@ def apply_batch(cost: int, batch: bool, policy: PricingPolicy) -> int:
     return _ceil_div(cost * policy.batch_multiplier_permille, PERMILLE) if batch else cost
 
 
-def chat_cost(prices: PriceList, tokens_in: int, tokens_out: int, policy: PricingPolicy, batch: bool) -> int:
-    """cost_micros for chat and text completions, without the Usage object (the chat fast path)."""
-    total = prices.price_request_micros + _ceil_div(
-        tokens_in * prices.price_in_micros + tokens_out * prices.price_out_micros, MICROS_PER_MILLION_TOKENS
+def _or(price: int | None, default: int) -> int:
+    return default if price is None else price
+
+
+def token_class_cost(prices: PriceList, usage: Usage) -> int:
+    """The token part of a chat or completion cost: each class at its own price, one ceiling."""
+    price_in, price_out = prices.price_in_micros, prices.price_out_micros
+    cached = min(max(usage.cached_in, 0), usage.tokens_in)
+    written = min(max(usage.cache_write, 0), usage.tokens_in - cached)
+    reasoning = min(max(usage.reasoning, 0), usage.tokens_out)
+    total = (
+        (usage.tokens_in - cached - written) * price_in
+        + cached * _or(prices.price_cached_in_micros, price_in)
+        + written * _or(prices.price_cache_write_micros, price_in)
+        + (usage.tokens_out - reasoning) * price_out
+        + reasoning * _or(prices.price_reasoning_micros, price_out)
     )
+    return _ceil_div(total, MICROS_PER_MILLION_TOKENS)
+
+
+def chat_cost(prices: PriceList, usage: Usage, policy: PricingPolicy, batch: bool) -> int:
+    """cost_micros for chat and text completions."""
+    total = prices.price_request_micros + token_class_cost(prices, usage)
     return _ceil_div(total * policy.batch_multiplier_permille, PERMILLE) if batch else total
+
+
+def chat_hold(
+    prices: PriceList, prompt_bound: int, max_tokens: int, policy: PricingPolicy, batch: bool
+) -> int:
+    """The most a chat or completion within its bound may cost: every input token at the dearest
+    input-side price, every output token at the dearest output-side price (the hold covers any mix)."""
+    price_in = max(
+        prices.price_in_micros,
+        _or(prices.price_cached_in_micros, 0),
+        _or(prices.price_cache_write_micros, 0),
+    )
+    price_out = max(prices.price_out_micros, _or(prices.price_reasoning_micros, 0))
+    total = prices.price_request_micros + token_cost(prompt_bound, max_tokens, price_in, price_out)
+    return _ceil_div(total * policy.batch_multiplier_permille, PERMILLE) if batch else total
+
+
+def hold_micros(
+    prices: PriceList, operation: Operation, bound: Usage, policy: PricingPolicy, *, batch: bool = False
+) -> int:
+    """What a request's hold is priced at: its cost over its bound, token classes at their dearest."""
+    if operation is Operation.CHAT or operation is Operation.COMPLETION:
+        return chat_hold(prices, bound.tokens_in, bound.tokens_out, policy, batch)
+    return cost_micros(prices, operation, bound, policy, batch=batch)
 
 
 def cost_micros(
@@ -114,7 +175,7 @@ def cost_micros(
         price = prices.price_in_micros if per_token is None else per_token
         variable = token_cost(usage.tokens_in, 0, price, 0)
     else:
-        return chat_cost(prices, usage.tokens_in, usage.tokens_out, policy, batch)
+        return chat_cost(prices, usage, policy, batch)
     return apply_batch(prices.price_request_micros + variable, batch, policy)
 
 

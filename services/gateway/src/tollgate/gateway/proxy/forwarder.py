@@ -65,6 +65,11 @@ RULES: tuple[Rule, ...] = (
     Rule("analytics", "/user/"),
     Rule("training", "/training/"),
     Rule("training", "/fine-tuning/"),
+    # seed 001's model registry; /models/{provider}/{model} is seed 003's, answered by the
+    # gateway's own route before this catch-all is reached (docs/billing.md "Seed routes")
+    Rule("training", "/models/"),
+    Rule("training", "/v1/files/"),  # OpenAI Files API (fine-tuning data), /v1/files itself too
+    Rule("training", "/v1/fine_tuning/"),
 )
 
 
@@ -83,9 +88,11 @@ class Forwarder:
         self._client = client
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
 
-    async def forward(self, request: Request) -> Response:
+    async def forward(self, request: Request, service: str | None = None) -> Response:
+        """To `service`, or to the owner `RULES` give the path (a gateway route that decided to
+        forward names its service itself)."""
         path = request.url.path
-        service = route_for(path)
+        service = service or route_for(path)
         if service is None or service not in self._targets:
             raise NotFound(f"Unknown route: {request.method} {path}", code="not_found")
         url = self._targets[service] + request.scope.get("raw_path", path.encode()).decode("latin-1")

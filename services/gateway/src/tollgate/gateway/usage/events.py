@@ -8,6 +8,7 @@ from tollgate.common.auth_client import Principal
 from tollgate.common.kafka import EVENT_TYPE_HEADER
 from tollgate.common.telemetry import kafka_headers_from_context
 from tollgate.contracts.v1 import events_pb2
+from tollgate.gateway.pricing.cost import Usage
 
 
 @dataclass(slots=True)
@@ -18,6 +19,9 @@ class OutgoingEvent:
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+    org_id: str = ""
+    hold_id: str = ""  # the billing hold the request used ("" when none)
+    cost_micros: int = 0
 
 
 def trace_headers() -> list[tuple[str, bytes]]:
@@ -46,6 +50,7 @@ def usage_event(
     operation: str = "chat",
     batch: bool = False,
     units: int = 0,
+    token_classes: Usage | None = None,
 ) -> OutgoingEvent:
     event = events_pb2.UsageRecorded(
         event_id=request_id,
@@ -69,4 +74,16 @@ def usage_event(
         batch=batch,
         units=units,
     )
-    return OutgoingEvent(request_id, principal.org_id.encode(), event.SerializeToString(), headers)
+    if token_classes is not None:
+        event.tokens_cached_in = token_classes.cached_in
+        event.tokens_cache_write = token_classes.cache_write
+        event.tokens_reasoning = token_classes.reasoning
+    return OutgoingEvent(
+        request_id,
+        principal.org_id.encode(),
+        event.SerializeToString(),
+        headers,
+        principal.org_id,
+        hold_id,
+        cost_micros,
+    )

@@ -1,0 +1,91 @@
+"""Composition root of `tollgate-training-worker`: leases jobs and runs them on the configured
+executor (local processes, or Kubernetes Jobs), relays the outbox to Kafka, and serves /healthz and
+/metrics on TRAINING_WORKER_HTTP_PORT."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import uuid
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from tollgate.common import runner
+from tollgate.common.db import database_health, make_engine, make_sessionmaker
+from tollgate.common.http import create_app
+from tollgate.common.kafka import make_producer
+from tollgate.common.logging import configure_logging
+from tollgate.common.migrations import migrate
+from tollgate.common.telemetry import configure_tracing
+from tollgate.training.config import TrainingSettings
+from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
+from tollgate.training.metrics import WorkerMetrics
+from tollgate.training.worker.executors import Executor, LocalExecutor
+from tollgate.training.worker.leases import Leases
+from tollgate.training.worker.service import TrainingWorker
+
+log = logging.getLogger(__name__)
+
+
+def job_command() -> list[str]:
+    local = Path(sys.executable).parent / "tollgate-training-job"
+    found = str(local) if local.exists() else shutil.which("tollgate-training-job")
+    return [found] if found else [sys.executable, "-m", "tollgate.training.trainer"]
+
+
+def build_executor(settings: TrainingSettings) -> Executor:
+    if settings.executor == "kubernetes":
+        from tollgate.training.worker.kubernetes import KubernetesExecutor, in_cluster_api
+
+        return KubernetesExecutor(settings, in_cluster_api())
+    return LocalExecutor(job_command(), dict(os.environ), warm_spare=settings.warm_spare)
+
+
+async def main() -> None:
+    settings = TrainingSettings(service_name="training-worker")
+    configure_logging(settings.service_name, settings.log_level)
+    configure_tracing(
+        settings.service_name, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
+    )
+    if settings.run_migrations:
+        await migrate(settings.alembic_ini, settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=3)
+    sessions = make_sessionmaker(engine)
+    registry = CollectorRegistry()
+    relay = OutboxRelay(
+        sessions,
+        lambda: make_producer(settings.kafka_bootstrap, "tollgate-training-worker"),
+        OutboxMetrics(registry),
+        interval_s=settings.outbox_interval_s,
+        batch=settings.outbox_batch,
+    )
+    executor = build_executor(settings)
+    await executor.warm()
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    worker = TrainingWorker(
+        Leases(sessions, owner, ttl_s=settings.lease_ttl_s, max_attempts=settings.max_attempts),
+        executor,
+        WorkerMetrics(registry),
+        max_jobs=settings.max_concurrent_jobs,
+        poll_s=settings.poll_interval_s,
+        heartbeat_s=settings.heartbeat_s,
+        stop_grace_s=settings.stop_grace_s,
+        kick_outbox=relay.kick,
+    )
+    app = create_app("training-worker", registry, health_check=database_health(engine))
+    log.info("training worker starting", extra={"owner": owner, "executor": settings.executor})
+    await runner.serve(
+        app,
+        settings.http_host,
+        settings.worker_http_port,
+        background=[worker.run, relay.run],
+        on_shutdown=[engine.dispose],
+    )
+
+
+def cli() -> None:
+    runner.run(main)
