@@ -12,6 +12,8 @@ from gateway_fakes import (
     FakeCatalog,
     FakeEmitter,
     Harness,
+    anthropic_entries,
+    bedrock_entries,
     breaking_stream_client,
     entry,
     failing_client,
@@ -55,6 +57,9 @@ async def harness() -> AsyncIterator[Harness]:
                 price_image_micros=40_000,
                 price_embedding_micros=100_000,
             ),
+            # provider "anthropic": the simulator's Messages API (/v1/messages), cued by model name
+            *anthropic_entries(upstream),
+            *bedrock_entries(upstream),  # provider "bedrock-converse": /model/{id}/converse
         ]
     )
     registry = CollectorRegistry()
@@ -81,6 +86,6 @@ async def harness() -> AsyncIterator[Harness]:
         )
     )
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gateway")
-    yield Harness(client, sim, billing, emitter, auth, metrics)
+    yield Harness(client, sim, billing, emitter, auth, metrics, catalog, app)
     await client.aclose()
     await upstream.aclose()

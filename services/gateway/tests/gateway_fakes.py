@@ -130,6 +130,49 @@ def entry(name: str, upstream_model: str, client: httpx.AsyncClient, **kw: Any) 
     return CatalogEntry(**values)
 
 
+def anthropic_entries(client: httpx.AsyncClient) -> list[CatalogEntry]:
+    """Models whose upstream speaks Anthropic's Messages API; cached input costs 1 micro-credit a
+    token, a cache write 3 (fresh input 2, output 6)."""
+    prices = {
+        "provider": "anthropic",
+        "price_cached_in_micros": 1_000_000,
+        "price_cache_write_micros": 3_000_000,
+    }
+    return [
+        entry("claude-sim", "claude-sim", client, **prices),
+        entry("claude-cached", "claude-sim-cachewrite", client, **prices),
+        entry("claude-ratelimited", "claude-sim-ratelimited", client, **prices),
+        entry("claude-overloaded", "claude-sim-overloaded", client, **prices),
+        entry("claude-streamfail", "claude-sim-streamfail", client, **prices),
+        entry("claude-nokey", "claude-sim", client, **{**prices, "api_key": None}),
+    ]
+
+
+BEDROCK_SECRET = orjson.dumps(
+    {"region": "eu-west-1", "accessKeyId": "AKIDSIM", "secretAccessKey": "sim-secret"}
+).decode()
+
+
+def bedrock_entries(client: httpx.AsyncClient) -> list[CatalogEntry]:
+    """Models whose upstream speaks Bedrock's Converse API (the simulator's /model/{id}/converse),
+    credentials as the catalog stores them; prices as anthropic_entries'."""
+    prices = {
+        "provider": "bedrock-converse",
+        "chat_url": "http://sim/chat/completions",  # api_base: the endpoint override, http://sim
+        "api_key": BEDROCK_SECRET,
+        "price_cached_in_micros": 1_000_000,
+        "price_cache_write_micros": 3_000_000,
+    }
+    return [
+        entry("bedrock-sim", "anthropic.claude-sim-v1:0", client, **prices),
+        entry("bedrock-cached", "anthropic.claude-sim-cachewrite", client, **prices),
+        entry("bedrock-ratelimited", "anthropic.claude-sim-ratelimited", client, **prices),
+        entry("bedrock-badrequest", "anthropic.claude-sim-badrequest", client, **prices),
+        entry("bedrock-streamfail", "anthropic.claude-sim-streamfail", client, **prices),
+        entry("bedrock-nokey", "anthropic.claude-sim", client, **{**prices, "api_key": None}),
+    ]
+
+
 @dataclass
 class Harness:
     client: httpx.AsyncClient
@@ -138,6 +181,8 @@ class Harness:
     emitter: FakeEmitter
     auth: FakeAuth
     metrics: GatewayMetrics
+    catalog: FakeCatalog | None = None  # tests may add models of their own (by_name)
+    app: Any = None  # the ASGI app, for SDKs that bring their own HTTP client
 
 
 def sse_events(body: bytes) -> list[str]:

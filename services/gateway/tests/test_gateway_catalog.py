@@ -184,3 +184,31 @@ async def test_pricing_modes_are_saved_listed_and_reach_the_snapshot(
     for field in ("price_request", "price_image", "price_embedding"):
         bad = await client.post("/admin/model/save", json={**save, field: -1}, headers=ADMIN)
         assert (bad.status_code, bad.json()["error"]["param"]) == (400, field)
+
+
+async def test_seed_004_bedrock_converse_model_is_saved_with_its_secret_encrypted(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    client, snapshot = admin_client
+    seed = {"name": "br-seed", "provider": "bedrock-converse", "config": '{"modelId": "somevalue"}'}
+    r = await client.post("/admin/model/save", json=seed, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    entry = snapshot.get("br-seed")
+    assert entry is not None and entry.upstream_model == "somevalue"
+    assert entry.api_base == "https://bedrock-runtime.us-east-1.amazonaws.com"
+    config = (
+        '{"modelId": "anthropic.claude-3:0", "region": "eu-west-1", "endpoint": "http://sim:8090",'
+        ' "accessKeyId": "AKID", "secretAccessKey": "aws-secret-value"}'
+    )
+    r = await client.post("/admin/model/save", json={**seed, "name": "br-2", "config": config}, headers=ADMIN)
+    assert r.status_code == 200 and "aws-secret-value" not in r.text
+    listed = await client.get("/admin/model/list?q=br-2", headers=ADMIN)
+    assert "aws-secret-value" not in listed.text
+    with psycopg.connect(SERVER.replace("/postgres", "/scratch_gateway_unit")) as conn:
+        stored = conn.execute(
+            "SELECT api_key_encrypted::text, extra_config::text FROM models WHERE name = 'br-2'"
+        ).fetchone()
+    assert stored is not None and all("aws-secret-value" not in (v or "") for v in stored)
+    entry = snapshot.get("br-2")
+    assert entry is not None and entry.api_base == "http://sim:8090"
+    assert entry.api_key is not None and '"secretAccessKey":"aws-secret-value"' in entry.api_key

@@ -93,3 +93,18 @@ async def test_stats_count_and_reset(client: httpx.AsyncClient) -> None:
     assert (await client.get("/_sim/stats")).json()["chat_completions"] == 0
     assert (await client.get("/healthz")).status_code == 200
     assert (await client.get("/v1/models")).json()["object"] == "list"
+
+
+async def test_failures_on_cue_for_retries_and_fallbacks(client: httpx.AsyncClient) -> None:
+    async def status(model: str, path: str = "/v1/chat/completions") -> int:
+        body = {"model": model, "messages": [{"role": "user", "content": "hi"}], "input": "hi"}
+        return (await client.post(path, json=body)).status_code
+
+    assert [await status("sim-flaky2") for _ in range(3)] == [500, 500, 200]
+    assert [await status("sim-flaky") for _ in range(2)] == [500, 200]  # N defaults to 1
+    assert [await status("sim-ratelimited1") for _ in range(2)] == [429, 200]
+    assert [await status("sim-ratelimited") for _ in range(2)] == [429, 429]
+    assert await status("sim-badrequest") == 400
+    assert [await status("sim-flaky1-emb", "/v1/embeddings") for _ in range(2)] == [500, 200]
+    await client.post("/_sim/reset")
+    assert await status("sim-flaky2") == 500  # the count starts again

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ObservabilityMiddleware, ORJSONResponse, create_app, openai_error_body
+from tollgate.gateway.anthropic_door import routes as anthropic_routes
 from tollgate.gateway.catalog import model_deletion
 from tollgate.gateway.catalog import routes as catalog_routes
 from tollgate.gateway.catalog.secrets import SecretBox
@@ -28,6 +29,7 @@ from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import key_permission_dependency, principal_dependency
 from tollgate.gateway.proxy import routes as proxy_routes
 from tollgate.gateway.proxy.forwarder import Forwarder
+from tollgate.gateway.responses_door import routes as responses_routes
 
 
 class MintRequestIds:
@@ -127,6 +129,8 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     app.include_router(openai_routes.build_router(parts.operations), dependencies=[key_permission])
     app.include_router(seed002.build_router(parts.operations, parts.seed002_max_tokens))
     app.include_router(seed003.build_router(parts.operations, parts.version))
+    app.include_router(anthropic_routes.build_router(parts.operations))  # Anthropic's Messages API
+    app.include_router(responses_routes.build_router(parts.operations))  # OpenAI's Responses API
     # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise
     app.include_router(model_deletion.build_router(parts.snapshot, current_principal, parts.forwarder))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all

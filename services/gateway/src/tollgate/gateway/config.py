@@ -31,7 +31,7 @@ class GatewaySettings(ServiceSettings):
     auth_cache_max_entries: int = 100_000
     grpc_timeout_s: float = 2.0
 
-    upstream_timeout_s: float = 60.0
+    upstream_timeout_s: float = 60.0  # also the deadline of all of a request's attempts (routing/)
     upstream_max_connections: int = 1000
     proxy_timeout_s: float = 30.0
     default_max_tokens: int = 4096
@@ -56,6 +56,15 @@ class GatewaySettings(ServiceSettings):
     # behind a write in flight delays its answer by at most hold_mark_max_wait_s.
     hold_marks: bool = True
     hold_mark_max_wait_s: float = Field(default=0.005, gt=0, le=1)
+
+    # Routing (routing/, docs/providers.md "Routing"): an attempt failing with a connection error, a
+    # timeout, a 429 or a 5xx is retried on the same model this many times, after backoff_s doubling
+    # each time, then the next model of the chain; a model failing cooldown_failures times in a row is
+    # skipped for cooldown_s (per gateway process). 0 failures turns cooldowns off.
+    routing_retries: int = Field(default=1, ge=0, le=5)
+    routing_backoff_s: float = Field(default=0.05, ge=0, le=5)
+    routing_cooldown_failures: int = Field(default=3, ge=0)
+    routing_cooldown_s: float = Field(default=30.0, ge=0)
 
     usage_send_timeout_s: float = 3.0
     # Nothing waits on a usage event, so the producer may gather a few ms of them into one record

@@ -7,6 +7,9 @@ it can fail; anything else gets OpenAI's envelope (create_app's default).
   `{"error": "<code>", "message": ..., "status_code": ..., "details": {...}}`.
 - seed001 (`POST /embeddings` with seed 001's body):
   `{"error": {"code", "message", "details", "request_id"}}`.
+- anthropic (`/v1/messages`, `/v1/messages/count_tokens`):
+  `{"type": "error", "error": {"type", "message"}, "request_id"}` with Anthropic's error type for
+  the status (anthropic_door/).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tollgate.common.seed001 import SEED001_CODES, seed001_error_body
 SEED002 = "seed002"
 SEED003 = "seed003"
 SEED001 = "seed001"
+ANTHROPIC = "anthropic"
 
 _SEED003_CODES = {
     400: "invalid_request",
@@ -31,6 +35,19 @@ _SEED003_CODES = {
     403: "permission_denied",
     404: "not_found",
     429: "rate_limit_exceeded",
+}
+# Anthropic's error type for each status it documents; any other 4xx is an invalid request and any
+# other 5xx an api_error (502 and 504 included: Anthropic's SDKs retry both)
+_ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "billing_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
 }
 # Money refusals keep their own code (contract: insufficient_credits, budget_exceeded, quota_exceeded).
 _MONEY_CODES = frozenset({"insufficient_credits", "budget_exceeded", "quota_exceeded"})
@@ -82,6 +99,16 @@ def seed001_body(request: Request, exc: TollgateError) -> dict[str, Any]:
     return seed001_error_body(request, exc, extra_details=_money(exc), by_status=_SEED001_CODES)
 
 
+def anthropic_body(request: Request, exc: TollgateError) -> dict[str, Any]:
+    status = exc.status_code
+    kind = _ANTHROPIC_TYPES.get(status, "invalid_request_error" if status < 500 else "api_error")
+    body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": exc.message}}
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
 def gateway_error_renderer(request: Request, exc: TollgateError) -> dict[str, Any]:
     envelope = request.scope.get("state", {}).get("envelope")
     if envelope == SEED002:
@@ -90,4 +117,6 @@ def gateway_error_renderer(request: Request, exc: TollgateError) -> dict[str, An
         return seed003_body(exc)
     if envelope == SEED001:
         return seed001_body(request, exc)
+    if envelope == ANTHROPIC:
+        return anthropic_body(request, exc)
     return default_error_renderer(request, exc)

@@ -35,6 +35,8 @@ from tollgate.gateway.pricing.cost import PricingPolicy
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
 from tollgate.gateway.proxy.forwarder import Forwarder
+from tollgate.gateway.routing.attempts import Router
+from tollgate.gateway.routing.breaker import Cooldowns
 from tollgate.gateway.usage.emitter import UsageEmitter
 from tollgate.gateway.usage.marks import HoldMarker
 from tollgate.gateway.usage.recorder import UsageRecorder
@@ -106,6 +108,12 @@ async def main() -> None:
         max_age_s=settings.hold_stock_max_age_s,
         hot_window_s=settings.hold_stock_hot_window_s,
     )
+    # one router per process: chat and the other operations share its cooldowns
+    router = Router(
+        Cooldowns(threshold=settings.routing_cooldown_failures, cooldown_s=settings.routing_cooldown_s),
+        retries=settings.routing_retries,
+        backoff_s=settings.routing_backoff_s,
+    )
     chat = ChatCompletions(
         principals,
         snapshot,
@@ -116,6 +124,7 @@ async def main() -> None:
         default_max_tokens=settings.default_max_tokens,
         pricing=pricing,
         hold_stock=hold_stock,
+        router=router,
     )
     operations = Operations(
         principals,
@@ -126,6 +135,7 @@ async def main() -> None:
         pricing=pricing,
         upstream_timeout_s=settings.upstream_timeout_s,
         default_max_tokens=settings.default_max_tokens,
+        router=router,
     )
     forwarder = Forwarder(
         {

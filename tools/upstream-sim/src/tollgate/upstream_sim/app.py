@@ -1,4 +1,5 @@
-"""A deterministic OpenAI-compatible upstream: the only provider stand-in Tollgate's tests use.
+"""A deterministic OpenAI-compatible upstream (and Anthropic's Messages API, anthropic.py): the only
+provider stand-in Tollgate's tests use.
 
 It must be cheap enough that the gateway benchmark measures the gateway, not the simulator, so it
 is a bare Starlette app: orjson, no per-request logging, no validation beyond what it needs.
@@ -8,6 +9,7 @@ Behaviour is chosen by the upstream model name (see README in the package docstr
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -43,6 +45,8 @@ class SimStats:
     completions: int = 0
     embeddings: int = 0
     images: int = 0
+    messages: int = 0  # Anthropic's dialect: POST /v1/messages (anthropic.py)
+    converse: int = 0  # Bedrock's dialect: POST /model/{id}/converse[-stream] (converse.py)
     # calls per upstream model name, every operation: tests that register their own model read it
     by_model: dict[str, int] = field(default_factory=dict)
     # streamed answers: how each ended, and how many content chunks an aborted one had sent when its
@@ -59,6 +63,8 @@ class SimStats:
             "completions": self.completions,
             "embeddings": self.embeddings,
             "images": self.images,
+            "messages": self.messages,
+            "converse": self.converse,
             "by_model": self.by_model,
             "streams_completed": self.streams_completed,
             "streams_aborted": self.streams_aborted,
@@ -115,6 +121,33 @@ async def delay_for(model: str, request: Request) -> None:
         await asyncio.sleep(delay)
 
 
+_CUE = re.compile(r"(flaky|ratelimited)(\d*)")
+
+
+def cued_failure(model: str, calls: int) -> Response | None:
+    """Failures on cue, for the gateway's retries and fallbacks: "error" always answers 500,
+    "badrequest" 400, "ratelimited" 429; "flaky<N>" answers 500 and "ratelimited<N>" 429 to the
+    first N calls of that model name (N defaults to 1; /_sim/reset starts the count again), then
+    answers normally. `calls` counts this one."""
+    if "error" in model:
+        return error_response("The simulated upstream failed.", 500, "server_error", "sim_error")
+    if "badrequest" in model:
+        return error_response(
+            "The simulated upstream refused the request.", 400, "invalid_request_error", "sim_bad"
+        )
+    cue = _CUE.search(model)
+    if cue is None:
+        return None
+    kind, count = cue.group(1), cue.group(2)
+    if kind == "ratelimited" and not count:
+        return error_response("The simulated upstream is rate limited.", 429, "rate_limit_error", "sim_busy")
+    if calls > int(count or 1):
+        return None
+    if kind == "ratelimited":
+        return error_response("The simulated upstream is rate limited.", 429, "rate_limit_error", "sim_busy")
+    return error_response("The simulated upstream failed on cue.", 500, "server_error", "sim_flaky")
+
+
 async def chat_completions(request: Request) -> Response:
     request.app.state.stats.chat_completions += 1
     try:
@@ -126,8 +159,9 @@ async def chat_completions(request: Request) -> Response:
     model: str = body["model"]
     request.app.state.stats.count(model)
     await delay_for(model, request)
-    if "error" in model:
-        return error_response("The simulated upstream failed.", 500, "server_error", "sim_error")
+    failure = cued_failure(model, request.app.state.stats.by_model[model])
+    if failure is not None:
+        return failure
 
     prompt_tokens = count_prompt_tokens(body.get("messages"))
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
@@ -258,7 +292,7 @@ async def reset(request: Request) -> Response:
 
 
 def create_app() -> Starlette:
-    from tollgate.upstream_sim import operations  # it uses this module's helpers
+    from tollgate.upstream_sim import anthropic, converse, operations  # they use this module's helpers
 
     app = Starlette(
         routes=[
@@ -267,6 +301,10 @@ def create_app() -> Starlette:
             Route("/v1/completions", operations.completions, methods=["POST"]),
             Route("/v1/embeddings", operations.embeddings, methods=["POST"]),
             Route("/v1/images/generations", operations.images, methods=["POST"]),
+            Route("/v1/messages", anthropic.messages, methods=["POST"]),
+            Route("/messages", anthropic.messages, methods=["POST"]),
+            Route("/model/{model_id:path}/converse", converse.converse, methods=["POST"]),
+            Route("/model/{model_id:path}/converse-stream", converse.converse_stream, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/_sim/stats", stats, methods=["GET"]),

@@ -3,7 +3,8 @@
 Deterministic like chat: prompt tokens are whitespace-separated words, a completion has
 min(max_tokens, 16) tokens ("-long" models: up to max_tokens, default 64), an embedding is an
 8-number vector derived from the text, an image is a URL. Model-name behaviours as for chat
-("error" answers 500, "slow"/"timeout" wait, "nousage" reports no usage).
+("error" answers 500, "flaky<N>" / "ratelimited<N>" fail the first N calls (app.cued_failure),
+"slow"/"timeout" wait, "nousage" reports no usage).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from tollgate.upstream_sim.app import (
     chunk_delay_of,
     completion_token_count,
+    cued_failure,
     delay_for,
     error_response,
     json_response,
@@ -41,10 +43,12 @@ async def _parse(request: Request) -> tuple[dict[str, Any] | None, Response | No
         )
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return None, error_response("`model` is required.", 400, "invalid_request_error", "invalid_request")
-    request.app.state.stats.count(body["model"])
-    await delay_for(body["model"], request)
-    if "error" in body["model"]:
-        return None, error_response("The simulated upstream failed.", 500, "server_error", "sim_error")
+    model = body["model"]
+    request.app.state.stats.count(model)
+    await delay_for(model, request)
+    failure = cued_failure(model, request.app.state.stats.by_model[model])
+    if failure is not None:
+        return None, failure
     return body, None
 
 

@@ -54,6 +54,7 @@ class ModelOut(BaseModel):
     model: str
     has_api_key: bool
     max_tokens_default: int
+    fallbacks: list[str] = []  # config.fallbacks: models tried in order when this one fails
     created_at: datetime
     updated_at: datetime
 

@@ -15,8 +15,10 @@ from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
 from tollgate.gateway.catalog.schemas import ModelOut, ModelSaveIn
 from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.catalog.snapshot import configured_fallbacks
+from tollgate.gateway.providers.registry import PROVIDERS
 
-SUPPORTED_PROVIDERS = frozenset({"openai-compatible", "openai"})
+SUPPORTED_PROVIDERS = frozenset(PROVIDERS)
 _API_KEY_FIELDS = ("api_key", "apiKey")
 _MODEL_FIELDS = ("model", "modelId", "upstream_model")
 
@@ -31,7 +33,9 @@ class ProviderConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_config(raw: str | dict[str, Any], model_name: str, default_max_tokens: int) -> ProviderConfig:
+def parse_config(
+    raw: str | dict[str, Any], model_name: str, default_max_tokens: int, provider: str = "openai-compatible"
+) -> ProviderConfig:
     if isinstance(raw, str):
         try:
             data = orjson.loads(raw) if raw.strip() else {}
@@ -41,6 +45,8 @@ def parse_config(raw: str | dict[str, Any], model_name: str, default_max_tokens:
         data = dict(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("config must be a JSON object.", param="config")
+    if provider == "bedrock-converse":
+        _bedrock_config(data)
     base_url = data.pop("base_url", None) or data.pop("baseUrl", None)
     if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https"):
         raise InvalidRequest("config.base_url must be an http(s) URL.", param="config.base_url")
@@ -60,6 +66,15 @@ def parse_config(raw: str | dict[str, Any], model_name: str, default_max_tokens:
     max_tokens = data.pop("max_tokens", default_max_tokens)
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
         raise InvalidRequest("config.max_tokens must be a positive integer.", param="config.max_tokens")
+    fallbacks = data.get("fallbacks")  # routing: stays in the extra config (JSONB), no column
+    if fallbacks is not None:
+        if not isinstance(fallbacks, list) or not all(isinstance(f, str) and f.strip() for f in fallbacks):
+            raise InvalidRequest(
+                "config.fallbacks must be an array of model names.", param="config.fallbacks"
+            )
+        if model_name in fallbacks:
+            raise InvalidRequest("A model cannot be its own fallback.", param="config.fallbacks")
+        data["fallbacks"] = [f.strip() for f in fallbacks]
     return ProviderConfig(
         base_url=base_url.rstrip("/"),
         upstream_model=upstream_model,
@@ -68,6 +83,28 @@ def parse_config(raw: str | dict[str, Any], model_name: str, default_max_tokens:
         max_tokens_default=max_tokens,
         extra=data,
     )
+
+
+_BEDROCK_SECRETS = ("accessKeyId", "secretAccessKey", "sessionToken")
+
+
+def _bedrock_config(data: dict[str, Any]) -> None:
+    """Bedrock's config (`modelId`, `region`, credentials, an optional `endpoint`) in the catalog's
+    terms: base_url is the endpoint (or the region's bedrock-runtime host), and the credentials
+    with the region travel as one encrypted secret (api_key, a JSON object) never returned."""
+    region = data.get("region") or "us-east-1"
+    if not isinstance(region, str) or not region.replace("-", "").isalnum():
+        raise InvalidRequest("config.region must be an AWS region name.", param="config.region")
+    endpoint = data.pop("endpoint", None)
+    if endpoint is not None and not isinstance(endpoint, str):
+        raise InvalidRequest("config.endpoint must be an http(s) URL.", param="config.endpoint")
+    data.setdefault("base_url", endpoint or f"https://bedrock-runtime.{region}.amazonaws.com")
+    secrets = {key: data.pop(key) for key in _BEDROCK_SECRETS if key in data}
+    for key, value in secrets.items():
+        if not isinstance(value, str):
+            raise InvalidRequest(f"config.{key} must be a string.", param=f"config.{key}")
+    if secrets:
+        data["api_key"] = orjson.dumps({"region": region, **secrets}).decode()
 
 
 def _credits(micros: int | None) -> float | None:
@@ -97,6 +134,7 @@ def to_out(model: Model) -> ModelOut:
         model=model.upstream_model,
         has_api_key=model.api_key_encrypted is not None,
         max_tokens_default=model.max_tokens_default,
+        fallbacks=list(configured_fallbacks(model.extra_config)),
         created_at=model.created_at,
         updated_at=model.updated_at,
     )
@@ -118,7 +156,7 @@ class CatalogService:
         name = data.name.strip()
         if not name:
             raise InvalidRequest("name must not be blank.", param="name")
-        config = parse_config(data.config, name, self.default_max_tokens)
+        config = parse_config(data.config, name, self.default_max_tokens, provider)
         model_id = data.id
         if model_id is None:
             # Without an id, save registers or updates by name (what `make run` and operators re-run).

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from tollgate.gateway.catalog.http1 import Http1Pool
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
 from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.providers.registry import provider_for
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ class CatalogEntry:
     group_id: int
     created_unix: int
     client: httpx.AsyncClient
-    lean: Http1Pool | None = None  # set for plain-http upstreams: their non-streamed calls use it
+    lean: Http1Pool | None = None  # set for plain-http OpenAI-compatible upstreams' non-streamed calls
     # Pricing modes (tollgate.gateway.pricing.cost): flat per request, per image, per 1M embedded tokens.
     price_request_micros: int = 0
     price_image_micros: int = 0
@@ -97,10 +99,12 @@ class CatalogEntry:
     price_cached_in_micros: int | None = None
     price_cache_write_micros: int | None = None
     price_reasoning_micros: int | None = None
+    # Routing (routing/chain.py): catalog models tried in order when this one fails (config.fallbacks).
+    fallbacks: tuple[str, ...] = ()
 
     @property
     def api_base(self) -> str:
-        """The provider's OpenAI-compatible base URL (…/v1), for the other operations' paths."""
+        """The provider's base URL (…/v1), for the other operations' paths (Anthropic's /messages)."""
         return self.chat_url.removesuffix("/chat/completions")
 
 
@@ -175,11 +179,19 @@ class CatalogSnapshot:
             group_id=row.group_id,
             created_unix=int(row.created_at.timestamp()),
             client=self._pool.get(row.base_url),
-            lean=self._pool.lean(row.base_url),
+            # the lean client speaks to OpenAI-compatible upstreams; other dialects go through httpx
+            lean=self._pool.lean(row.base_url) if provider_for(row.provider).lean else None,
             price_request_micros=row.price_request_micros,
             price_image_micros=row.price_image_micros,
             price_embedding_micros=row.price_embedding_micros,
             price_cached_in_micros=row.price_cached_in_micros,
             price_cache_write_micros=row.price_cache_write_micros,
             price_reasoning_micros=row.price_reasoning_micros,
+            fallbacks=configured_fallbacks(row.extra_config),
         )
+
+
+def configured_fallbacks(extra_config: dict[str, Any] | None) -> tuple[str, ...]:
+    """`config.fallbacks` as saved (catalog/service.py checked it): kept in the JSONB extra config."""
+    value = (extra_config or {}).get("fallbacks")
+    return tuple(v for v in value if isinstance(v, str) and v) if isinstance(value, list) else ()

@@ -1,36 +1,25 @@
 """One POST to a model's upstream over its pooled httpx client, for every operation: the client span
-(with the trace context injected), the latency metric, and what a failure means for the caller.
+(with the trace context injected), the latency metric, and what a failure means.
 
-A timeout is a 504 and an unreachable or failing upstream a 502; in every failed case `on_failure`
-runs first (it releases the hold and records the request as not charged). A refusal the caller can
-fix (PASS_THROUGH_STATUSES) comes back as UpstreamRejected with the provider's own body, for the
-route to pass on in its envelope.
+A timeout, an unreachable upstream or a failing answer raise AttemptFailed (routing/failures.py),
+which the caller's routing retries or turns into the 502 / 504 the caller sees; a refusal the caller
+can fix (400 / 413 / 422) raises UpstreamRejected with the provider's own body, for the route to pass
+on in its envelope. Nothing here touches the hold: one request may make several attempts.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 
 import httpx
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
 
-from tollgate.common.errors import UpstreamError, UpstreamTimeout
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.metrics import GatewayMetrics
+from tollgate.gateway.routing.failures import UpstreamRejected, refused, timed_out, unreachable
 
-# Upstream client errors the caller can fix pass through; anything else is our provider's fault.
-PASS_THROUGH_STATUSES = frozenset({400, 413, 422, 429})
-
-OnFailure = Callable[[str], Awaitable[None]]  # called with "upstream_timeout" | "upstream_error"
-
-
-class UpstreamRejected(Exception):
-    def __init__(self, status_code: int, body: bytes) -> None:
-        super().__init__(status_code)
-        self.status_code = status_code
-        self.body = body
+__all__ = ["UpstreamRejected", "post_upstream"]
 
 
 async def post_upstream(
@@ -44,7 +33,6 @@ async def post_upstream(
     tracer: Tracer,
     span_name: str,
     metrics: GatewayMetrics,
-    on_failure: OnFailure,
 ) -> httpx.Response:
     """The upstream's 200 response (its body still to be read when `stream`)."""
     attributes = {"tollgate.model": entry.name, "tollgate.provider": entry.provider}
@@ -57,17 +45,16 @@ async def post_upstream(
             )
             response = await entry.client.send(request, stream=stream)
         except httpx.TimeoutException:
-            await on_failure("upstream_timeout")
-            raise UpstreamTimeout("The upstream model did not answer in time.") from None
+            raise timed_out() from None
         except httpx.HTTPError:
-            await on_failure("upstream_error")
-            raise UpstreamError("The upstream model could not be reached.") from None
+            raise unreachable() from None
         metrics.upstream_latency.labels(entry.provider).observe(time.perf_counter() - began)
     if response.status_code == 200:
         return response
-    body = await response.aread()
-    await response.aclose()
-    await on_failure("upstream_error")
-    if response.status_code in PASS_THROUGH_STATUSES:
-        raise UpstreamRejected(response.status_code, body)
-    raise UpstreamError(f"The upstream model failed (HTTP {response.status_code}).")
+    try:
+        body = await response.aread()
+    except httpx.HTTPError:
+        body = b""
+    finally:
+        await response.aclose()
+    raise refused(response.status_code, body)

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from tollgate.gateway.completions.tokens import reported_usage
 from tollgate.gateway.pricing.cost import Usage
+from tollgate.gateway.providers.base import UpstreamStream
 
 DONE = b"data: [DONE]\n\n"
 
@@ -36,7 +37,7 @@ def _error_event(message: str, code: str) -> bytes:
 class SseRelay:
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: UpstreamStream,  # OpenAI chunks: the response, or its provider's translation of it
         public_model: str,
         client_wants_usage: bool,
         estimate_prompt: Callable[[], int],

@@ -16,12 +16,14 @@ from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound, heuristic_text_tokens
 from tollgate.gateway.operations.service import OperationCall, Operations, Result
 from tollgate.gateway.pricing.cost import Operation, Usage, batch_requested
+from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
 COST_HEADER = "x-tollgate-cost-micros"
 
 
 def _answer(result: Result, data: dict[str, Any]) -> Response:
-    return ORJSONResponse(data, headers={COST_HEADER: str(result.cost_micros)})
+    headers = {COST_HEADER: str(result.cost_micros), DEPLOYMENT_HEADER: result.deployment}
+    return ORJSONResponse(data, headers=headers)
 
 
 def build_router(ops: Operations) -> APIRouter:
@@ -63,7 +65,9 @@ def build_router(ops: Operations) -> APIRouter:
                 return ops.settle(flight, outcome, Usage(prompt_estimate, outcome.content_chunks)).marking
 
             relay = SseRelay(flight.upstream, call.entry.name, wants_usage, lambda: prompt_estimate, finished)
-            return RelayResponse(relay)
+            response = RelayResponse(relay)
+            response.headers[DEPLOYMENT_HEADER] = flight.result.deployment
+            return response
         result = await ops.run(call, request_id)
         data = result.data
         data["model"] = call.entry.name

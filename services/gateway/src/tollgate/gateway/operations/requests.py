@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from tollgate.common.errors import InvalidRequest
+from tollgate.gateway.providers.documents import DOCS_MARK, normalise_parts
 
 MAX_IMAGES = 10
 MAX_INPUTS = 2048
@@ -87,6 +88,9 @@ def messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise InvalidRequest(f"'messages[{i}].role' is required.", param=f"messages[{i}].role")
+        # seed 004's doc parts: checked here (400 before any hold), only in list content
+        if type(message.get("content")) is list and normalise_parts(message, i):
+            payload[DOCS_MARK] = True
     return value
 
 

@@ -16,6 +16,7 @@ from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound
 from tollgate.gateway.operations.service import OperationCall, Operations
 from tollgate.gateway.pricing.cost import Operation, batch_requested
+from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
 
 def is_seed001_body(body: dict[str, Any]) -> bool:
@@ -51,5 +52,6 @@ async def seed001_embeddings(request: Request, ops: Operations, body: dict[str, 
             "model_id": name,
             "dimension": width,
             "usage": {"tokens": result.usage.tokens_in, "cost": micros_to_credits(result.cost_micros)},
-        }
+        },
+        headers={DEPLOYMENT_HEADER: result.deployment},
     )

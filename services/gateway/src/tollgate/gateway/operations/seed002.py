@@ -21,6 +21,7 @@ from tollgate.gateway.operations.metering import bound
 from tollgate.gateway.operations.service import OperationCall, Operations
 from tollgate.gateway.pricing.cost import Operation, batch_requested, flat_request_cost
 from tollgate.gateway.principals.grants import ensure_model_allowed, fine_tuned_owner, may_call
+from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
 CHAT_PATH = "/api/v1/chat"
 MISSING_FIELDS = "Missing required fields: model and messages array"
@@ -80,7 +81,7 @@ def build_router(ops: Operations, default_max_tokens: int) -> APIRouter:
         data["credits_charged"] = credits(result.cost_micros)
         data["credits_remaining"] = credits(result.remaining_micros)
         data["batch_request"] = batch
-        return ORJSONResponse(data)
+        return ORJSONResponse(data, headers={DEPLOYMENT_HEADER: result.deployment})
 
     @router.get("/api/models")
     async def models(request: Request) -> Response:

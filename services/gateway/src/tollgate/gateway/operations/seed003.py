@@ -31,6 +31,7 @@ from tollgate.gateway.operations.seed003_envelope import Seed003Relay, envelope,
 from tollgate.gateway.operations.service import OperationCall, Operations
 from tollgate.gateway.pricing.cost import Operation, Usage, batch_requested
 from tollgate.gateway.principals.grants import ensure_model_allowed
+from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
 Shape = Callable[[dict[str, Any]], tuple[Any, dict[str, Any]]]
 
@@ -170,10 +171,13 @@ def build_router(ops: Operations, version: str) -> APIRouter:
                 lambda outcome: ops.settle(flight, outcome, Usage(prompt_estimate, outcome.content_chunks)),
                 lambda result, text, reason: envelope(result, provider, model, text, finish_reason=reason),
             )
-            return RelayResponse(relay)
+            response = RelayResponse(relay)
+            response.headers[DEPLOYMENT_HEADER] = flight.result.deployment
+            return response
         result = await ops.run(call, request_id)
         data, parts = shape(result.data)
-        return ORJSONResponse(envelope(result, provider, model, data, **parts))
+        headers = {DEPLOYMENT_HEADER: result.deployment}
+        return ORJSONResponse(envelope(result, provider, model, data, **parts), headers=headers)
 
     @router.post("/chat/completions")
     async def chat(request: Request) -> Response:

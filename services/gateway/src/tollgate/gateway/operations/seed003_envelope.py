@@ -24,6 +24,7 @@ from tollgate.gateway.completions.streaming import DONE, StreamOutcome
 from tollgate.gateway.completions.tokens import reported_usage
 from tollgate.gateway.operations.service import Result
 from tollgate.gateway.pricing.cost import Usage
+from tollgate.gateway.providers.base import UpstreamStream
 
 
 def iso(moment: datetime) -> str:
@@ -74,7 +75,7 @@ class Seed003Relay:
 
     def __init__(
         self,
-        upstream: httpx.Response,
+        upstream: UpstreamStream,
         head: dict[str, Any],
         settle: Callable[[StreamOutcome], Result],
         finish: Callable[[Result, str, str | None], dict[str, Any]],

@@ -10,7 +10,7 @@ only parse their seed's request and shape the result in their seed's envelope.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,7 +20,7 @@ import orjson
 from opentelemetry import trace
 
 from tollgate.common.auth_client import Principal, api_key_from_headers
-from tollgate.common.errors import NotFound, TollgateError, Unauthenticated, UpstreamError
+from tollgate.common.errors import InvalidRequest, NotFound, TollgateError, Unauthenticated, UpstreamError
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.catalog.upstream import UpstreamRejected, post_upstream
 from tollgate.gateway.completions.billing import Reserver, place_hold
@@ -37,15 +37,13 @@ from tollgate.gateway.pricing.cost import (
 )
 from tollgate.gateway.principals.grants import ensure_model_allowed
 from tollgate.gateway.principals.permissions import ensure_permitted
+from tollgate.gateway.providers.base import Provider, UpstreamRequest, UpstreamStream
+from tollgate.gateway.providers.registry import provider_for
+from tollgate.gateway.routing.attempts import ChainFailed, Router
+from tollgate.gateway.routing.chain import Link, chain_hold, chain_of, take_fallbacks
+from tollgate.gateway.routing.failures import AttemptFailed
 from tollgate.gateway.tasks import TaskSet
 from tollgate.gateway.usage.events import OutgoingEvent, trace_headers, usage_event
-
-UPSTREAM_PATHS = {
-    Operation.CHAT: "/chat/completions",
-    Operation.COMPLETION: "/completions",
-    Operation.EMBEDDING: "/embeddings",
-    Operation.IMAGE: "/images/generations",
-}
 
 
 class Principals(Protocol):
@@ -105,6 +103,7 @@ class Result:
     available_micros: int  # spendable before this request's hold
     started_at: datetime
     latency_s: float = 0.0
+    deployment: str = ""  # the catalog model that served (routing/): x-tollgate-deployment
     # the hold's mark being sent (usage/marks.py): awaited before the answer's last bytes leave
     marking: Awaitable[None] | None = None
 
@@ -124,8 +123,11 @@ class Flight:
     started: float
     started_ms: int
     headers: list[tuple[str, bytes]]
-    upstream: httpx.Response | None = None
+    provider: Provider  # the upstream's dialect (providers/)
+    request: UpstreamRequest  # built before the hold
+    upstream: UpstreamStream | None = None  # a stream's OpenAI chunks
     settled: bool = False
+    chain: list[Link] | None = None  # the model and its fallbacks (routing/); None: no fallbacks
 
 
 class Operations:
@@ -140,8 +142,11 @@ class Operations:
         pricing: PricingPolicy,
         upstream_timeout_s: float = 60.0,
         default_max_tokens: int = 4096,
+        router: Router | None = None,
     ) -> None:
         self._principals = principals
+        self._router = router if router is not None else Router()
+        self._timeout_s = upstream_timeout_s
         self._catalog = catalog
         self._billing = billing
         self._emitter = emitter
@@ -187,22 +192,25 @@ class Operations:
             return flat_request_cost(call.entry, self.pricing, batch=call.batch)
         return cost_micros(call.entry, call.operation, usage, self.pricing, batch=call.batch)
 
-    def hold_price(self, call: OperationCall) -> int:
-        """The hold: the cost over the call's bound, token classes at their dearest price."""
+    def hold_price(self, call: OperationCall, entry: CatalogEntry | None = None) -> int:
+        """The hold: the cost over the call's bound, token classes at their dearest price (priced with
+        `entry`'s prices when given: a fallback's)."""
+        entry = entry or call.entry
         if call.flat:
-            return flat_request_cost(call.entry, self.pricing, batch=call.batch)
-        return hold_micros(call.entry, call.operation, call.bound, self.pricing, batch=call.batch)
+            return flat_request_cost(entry, self.pricing, batch=call.batch)
+        return hold_micros(entry, call.operation, call.bound, self.pricing, batch=call.batch)
 
     # -- calling -----------------------------------------------------------------------------------
 
     async def run(self, call: OperationCall, request_id: str) -> Result:
         """A non-streamed call, answered in full; raises the refusal / upstream errors."""
-        flight = await self._hold(call, request_id)
-        upstream = await self._send(flight, stream=False)
+        flight = await self._hold(call, request_id, stream=False)
+        upstream = await self._upstream(flight, stream=False)
         try:
             data = orjson.loads(upstream.content)
             if not isinstance(data, dict):
                 raise ValueError("not an object")
+            data = flight.provider.answer(call.operation, data)
         except ValueError:
             await self._fail(flight, "upstream_error")
             raise UpstreamError("The upstream model answered with invalid JSON.") from None
@@ -215,8 +223,10 @@ class Operations:
         return result
 
     async def open_stream(self, call: OperationCall, request_id: str) -> Flight:
-        flight = await self._hold(call, request_id)
-        flight.upstream = await self._send(flight, stream=True)
+        flight = await self._hold(call, request_id, stream=True)
+        # a stream fails over only before its first byte: while the upstream's status is not 200
+        opened = await self._upstream(flight, stream=True)
+        flight.upstream = flight.provider.stream(call.operation, opened)
         return flight
 
     def settle(self, flight: Flight, outcome: StreamOutcome, estimate: Usage) -> Result:
@@ -240,50 +250,115 @@ class Operations:
         result.latency_s = time.perf_counter() - flight.started
         result.marking = self._emit(flight, status, charged=True)
 
-    async def _hold(self, call: OperationCall, request_id: str) -> Flight:
+    async def _hold(self, call: OperationCall, request_id: str, *, stream: bool) -> Flight:
         started, started_ms = time.perf_counter(), int(time.time() * 1000)
-        max_cost = self.hold_price(call)
+        entry, chain = call.entry, None
+        if entry.fallbacks or "fallbacks" in call.payload or "models" in call.payload:
+            requested = take_fallbacks(call.payload, entry.name)  # 400 / 403 naming a fallback, no hold
+            chain = chain_of(entry, requested, self._catalog, call.principal, _serving(call.operation))
+        # the upstream request is built first: what its provider cannot take is a 400, nothing held
+        provider, upstream = self._upstream_request(call, entry, stream=stream)
+        if chain is None:
+            max_cost = self.hold_price(call)
+        else:  # one hold for the chain: the dearest of its models
+            max_cost = chain_hold(chain, lambda e: self.hold_price(call, e))
+            links = [Link(entry, provider, upstream)]
+            links += [Link(e, *self._upstream_request(call, e, stream=stream)) for e in chain[1:]]
         reply = await place_hold(
             self._billing, self._metrics, call.principal, request_id, max_cost, call.entry.name
         )
         result = Result(
             request_id, {}, Usage(), False, 0, max_cost, reply.available_micros, datetime.now(UTC)
         )
-        return Flight(call, result, reply.hold_id or request_id, started, started_ms, trace_headers())
+        return Flight(
+            call,
+            result,
+            reply.hold_id or request_id,
+            started,
+            started_ms,
+            trace_headers(),
+            provider,
+            upstream,
+            chain=None if chain is None else links,
+        )
 
-    async def _send(self, flight: Flight, *, stream: bool) -> httpx.Response:
-        call, entry = flight.call, flight.call.entry
-        payload = {**call.payload, "model": entry.upstream_model}
+    @staticmethod
+    def _upstream_request(
+        call: OperationCall, entry: CatalogEntry, *, stream: bool
+    ) -> tuple[Provider, UpstreamRequest]:
+        provider = provider_for(entry.provider)
+        if not provider.supports(call.operation):
+            raise InvalidRequest(
+                f"The model '{entry.name}' (provider {entry.provider}) does not serve "
+                f"{call.operation.value} requests.",
+                param="model",
+                code="unsupported_operation",
+            )
+        payload = dict(call.payload)
         if call.operation in (Operation.CHAT, Operation.COMPLETION):
             payload["stream"] = stream  # embeddings and images take no stream parameter
-        if stream:
-            options = payload.get("stream_options") or {}
-            payload["stream_options"] = {**options, "include_usage": True}
-        else:
+        if not stream:
             payload.pop("stream_options", None)
-        headers = {"content-type": "application/json"}
-        if entry.api_key:
-            headers["authorization"] = f"Bearer {entry.api_key}"
+        return provider, provider.request(entry, call.operation, payload, stream=stream)
+
+    async def _upstream(self, flight: Flight, *, stream: bool) -> httpx.Response:
+        """The upstream's 200 answer, after retries and fallbacks (routing/) when the first attempt
+        fails; `flight.call.entry` is left on the model that served. Raises the refusal / errors."""
         try:
-            return await post_upstream(
-                entry,
-                entry.api_base + UPSTREAM_PATHS[call.operation],
-                orjson.dumps(payload),
-                headers,
-                stream=stream,
-                timeouts=self._timeout,
-                tracer=self._tracer,
-                span_name=f"upstream.{call.operation.value}",
-                metrics=self._metrics,
-                on_failure=lambda status: self._fail(flight, status),
-            )
+            if flight.chain is not None:
+                response = await self._routed(flight, stream, None)
+            else:
+                try:
+                    response = await self._send(flight, stream)
+                    self._router.succeeded(flight.call.entry.name)
+                except AttemptFailed as failed:  # retries start from here, off the fast path
+                    response = await self._routed(flight, stream, failed)
         except UpstreamRejected as rejected:
-            raise UpstreamRefused(
-                rejected.status_code, _upstream_message(rejected.body, rejected.status_code)
-            ) from None
+            await self._fail(flight, "upstream_error")
+            message = flight.provider.error_message(rejected.status_code, rejected.body)
+            raise UpstreamRefused(rejected.status_code, message) from None
+        flight.result.deployment = flight.call.entry.name
+        return response
+
+    async def _routed(self, flight: Flight, stream: bool, failed: AttemptFailed | None) -> httpx.Response:
+        call = flight.call
+        chain = flight.chain or [Link(call.entry, flight.provider, flight.request)]
+
+        async def attempt(link: Link, timeout_s: float) -> httpx.Response:
+            call.entry, flight.provider, flight.request = link
+            return await self._send(flight, stream, timeout_s)
+
+        left = self._timeout_s - (time.perf_counter() - flight.started)  # one deadline for every attempt
+        try:
+            _, response = await self._router.run(chain, attempt, left, failed)
+        except ChainFailed as exhausted:
+            error = exhausted.error()
+            if not isinstance(error, UpstreamRejected):  # a 429 passed on is the last model's, in its dialect
+                call.entry, flight.provider, flight.request = chain[0]  # a failed request is its model's
+            await self._fail(flight, exhausted.last.status)
+            raise error from None
+        return response
+
+    async def _send(self, flight: Flight, stream: bool, timeout_s: float | None = None) -> httpx.Response:
+        """One attempt: raises AttemptFailed (retried by routing) or UpstreamRejected (the caller's)."""
+        call = flight.call
+        url, content, headers = flight.request
+        return await post_upstream(
+            call.entry,
+            url,
+            content,
+            headers,
+            stream=stream,
+            timeouts=self._timeout if timeout_s is None else httpx.Timeout(timeout_s),
+            tracer=self._tracer,
+            span_name=f"upstream.{call.operation.value}",
+            metrics=self._metrics,
+        )
 
     async def _fail(self, flight: Flight, status: str) -> None:
-        """The upstream failed: the hold goes back, nothing is charged, analytics still see it."""
+        """The upstream failed: the hold goes back, nothing is charged, analytics still see it (once)."""
+        if flight.settled:
+            return
         await self._billing.release(flight.call.principal.org_id, flight.hold_id)
         self._close_uncharged(flight, status)
 
@@ -320,6 +395,7 @@ class Operations:
             batch=call.batch,
             units=result.usage.units,
             token_classes=result.usage,
+            requested_model=_requested(flight),
         )
         if not charged:
             self._emitter.emit(event)
@@ -327,12 +403,14 @@ class Operations:
         return self._emitter.answered(event)
 
 
-def _upstream_message(body: bytes, status_code: int) -> str:
-    try:
-        data = orjson.loads(body)
-        message = data["error"]["message"]
-        if isinstance(message, str) and message:
-            return message
-    except (ValueError, KeyError, TypeError):
-        pass
-    return f"The upstream model refused the request (HTTP {status_code})."
+def _serving(operation: Operation) -> Callable[[CatalogEntry], bool]:
+    """Whether a fallback's provider serves the operation (a configured one that does not is skipped)."""
+    return lambda entry: provider_for(entry.provider).supports(operation)
+
+
+def _requested(flight: Flight) -> str:
+    """The model the request named, when a fallback served it (the usage event's requested_model)."""
+    chain = flight.chain
+    if chain is None or chain[0].entry is flight.call.entry:
+        return ""
+    return chain[0].entry.name

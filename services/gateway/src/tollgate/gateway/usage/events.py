@@ -51,6 +51,7 @@ def usage_event(
     batch: bool = False,
     units: int = 0,
     token_classes: Usage | None = None,
+    requested_model: str = "",
 ) -> OutgoingEvent:
     event = events_pb2.UsageRecorded(
         event_id=request_id,
@@ -73,6 +74,7 @@ def usage_event(
         operation=operation,
         batch=batch,
         units=units,
+        requested_model=requested_model,
     )
     if token_classes is not None:
         event.tokens_cached_in = token_classes.cached_in
