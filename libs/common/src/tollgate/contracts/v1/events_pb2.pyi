@@ -5,7 +5,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class UsageRecorded(_message.Message):
-    __slots__ = ("event_id", "org_id", "key_id", "user_id", "model", "provider", "tokens_in", "tokens_out", "cost_micros", "latency_ms", "status", "hold_id", "started_at_unix_ms", "finished_at_unix_ms", "endpoint", "stream", "tokens_estimated", "operation", "batch", "units", "tokens_cached_in", "tokens_cache_write", "tokens_reasoning", "requested_model")
+    __slots__ = ("event_id", "org_id", "key_id", "user_id", "model", "provider", "tokens_in", "tokens_out", "cost_micros", "latency_ms", "status", "hold_id", "started_at_unix_ms", "finished_at_unix_ms", "endpoint", "stream", "tokens_estimated", "operation", "batch", "units", "tokens_cached_in", "tokens_cache_write", "tokens_reasoning", "requested_model", "deployment")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class UsageRecorded(_message.Message):
     TOKENS_CACHE_WRITE_FIELD_NUMBER: _ClassVar[int]
     TOKENS_REASONING_FIELD_NUMBER: _ClassVar[int]
     REQUESTED_MODEL_FIELD_NUMBER: _ClassVar[int]
+    DEPLOYMENT_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     org_id: str
     key_id: int
@@ -54,7 +55,8 @@ class UsageRecorded(_message.Message):
     tokens_cache_write: int
     tokens_reasoning: int
     requested_model: str
-    def __init__(self, event_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_micros: _Optional[int] = ..., latency_ms: _Optional[int] = ..., status: _Optional[str] = ..., hold_id: _Optional[str] = ..., started_at_unix_ms: _Optional[int] = ..., finished_at_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., stream: _Optional[bool] = ..., tokens_estimated: _Optional[bool] = ..., operation: _Optional[str] = ..., batch: _Optional[bool] = ..., units: _Optional[int] = ..., tokens_cached_in: _Optional[int] = ..., tokens_cache_write: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., requested_model: _Optional[str] = ...) -> None: ...
+    deployment: str
+    def __init__(self, event_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., user_id: _Optional[str] = ..., model: _Optional[str] = ..., provider: _Optional[str] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., cost_micros: _Optional[int] = ..., latency_ms: _Optional[int] = ..., status: _Optional[str] = ..., hold_id: _Optional[str] = ..., started_at_unix_ms: _Optional[int] = ..., finished_at_unix_ms: _Optional[int] = ..., endpoint: _Optional[str] = ..., stream: _Optional[bool] = ..., tokens_estimated: _Optional[bool] = ..., operation: _Optional[str] = ..., batch: _Optional[bool] = ..., units: _Optional[int] = ..., tokens_cached_in: _Optional[int] = ..., tokens_cache_write: _Optional[int] = ..., tokens_reasoning: _Optional[int] = ..., requested_model: _Optional[str] = ..., deployment: _Optional[str] = ...) -> None: ...
 
 class ApiKeyChanged(_message.Message):
     __slots__ = ("key_id", "key_hash", "change", "changed_at_unix_ms")

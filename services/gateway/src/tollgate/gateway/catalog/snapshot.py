@@ -101,6 +101,20 @@ class CatalogEntry:
     price_reasoning_micros: int | None = None
     # Routing (routing/chain.py): catalog models tried in order when this one fails (config.fallbacks).
     fallbacks: tuple[str, ...] = ()
+    # Deployments (routing/chain.py): the id of the one this entry calls ("" reads as the model name),
+    # and the model's other deployments, entries with the same name and prices.
+    deployment_id: str = ""
+    deployments: tuple[CatalogEntry, ...] = ()
+
+    @property
+    def deployment(self) -> str:
+        """What x-tollgate-deployment and the usage event name: the model for a single deployment."""
+        return self.deployment_id or self.name
+
+    @property
+    def routed(self) -> bool:
+        """Whether a request goes through a chain (routing/): fallbacks or several deployments."""
+        return bool(self.fallbacks or self.deployments)
 
     @property
     def api_base(self) -> str:

@@ -154,7 +154,7 @@ class ChatCompletions:
         ensure_model_allowed(principal, entry.name)  # 403 before any hold or upstream call
         payload = chat.payload
         chain = None
-        if entry.fallbacks or "fallbacks" in payload or "models" in payload:
+        if entry.routed or "fallbacks" in payload or "models" in payload:
             requested = take_fallbacks(payload, entry.name)  # 400 / 403 naming a fallback, no hold yet
             chain = chain_of(entry, requested, self._catalog, principal, _serves_chat)
         provider = provider_for(entry.provider)
@@ -310,13 +310,13 @@ class ChatCompletions:
                 "completion_tokens": usage.tokens_out,
                 "total_tokens": usage.tokens_in + usage.tokens_out,
             }
-        served = call.entry.name
-        data["model"] = served
+        data["model"] = call.entry.name
         body = orjson.dumps(data)
         marked = self._account(call, "ok", usage, estimated)
         if marked is not None:
             await marked  # the hold's mark leaves before the answer does (usage/marks.py)
-        return Response(body, media_type="application/json", headers={DEPLOYMENT_HEADER: served})
+        headers = {DEPLOYMENT_HEADER: call.entry.deployment}
+        return Response(body, media_type="application/json", headers=headers)
 
     async def _stream(self, call: _Call) -> Response:
         # a stream fails over only before its first byte: while the upstream's status is not 200
@@ -353,7 +353,7 @@ class ChatCompletions:
             finished,
         )
         response = RelayResponse(relay)
-        response.headers[DEPLOYMENT_HEADER] = call.entry.name
+        response.headers[DEPLOYMENT_HEADER] = call.entry.deployment
         return response
 
     async def _rejected(self, call: _Call, passed: UpstreamRejected) -> Response:
@@ -399,6 +399,7 @@ class ChatCompletions:
             batch=call.batch,
             token_classes=usage,
             requested_model=call.chat.model if call.chat.model != entry.name else "",
+            deployment=entry.deployment,
         )
         if not charge:
             self._emitter.emit(event)

@@ -253,7 +253,7 @@ class Operations:
     async def _hold(self, call: OperationCall, request_id: str, *, stream: bool) -> Flight:
         started, started_ms = time.perf_counter(), int(time.time() * 1000)
         entry, chain = call.entry, None
-        if entry.fallbacks or "fallbacks" in call.payload or "models" in call.payload:
+        if entry.routed or "fallbacks" in call.payload or "models" in call.payload:
             requested = take_fallbacks(call.payload, entry.name)  # 400 / 403 naming a fallback, no hold
             chain = chain_of(entry, requested, self._catalog, call.principal, _serving(call.operation))
         # the upstream request is built first: what its provider cannot take is a 400, nothing held
@@ -317,7 +317,7 @@ class Operations:
             await self._fail(flight, "upstream_error")
             message = flight.provider.error_message(rejected.status_code, rejected.body)
             raise UpstreamRefused(rejected.status_code, message) from None
-        flight.result.deployment = flight.call.entry.name
+        flight.result.deployment = flight.call.entry.deployment
         return response
 
     async def _routed(self, flight: Flight, stream: bool, failed: AttemptFailed | None) -> httpx.Response:
@@ -396,6 +396,7 @@ class Operations:
             units=result.usage.units,
             token_classes=result.usage,
             requested_model=_requested(flight),
+            deployment=call.entry.deployment,
         )
         if not charged:
             self._emitter.emit(event)

@@ -52,6 +52,7 @@ def usage_event(
     units: int = 0,
     token_classes: Usage | None = None,
     requested_model: str = "",
+    deployment: str = "",
 ) -> OutgoingEvent:
     event = events_pb2.UsageRecorded(
         event_id=request_id,
@@ -75,6 +76,7 @@ def usage_event(
         batch=batch,
         units=units,
         requested_model=requested_model,
+        deployment=deployment,
     )
     if token_classes is not None:
         event.tokens_cached_in = token_classes.cached_in
