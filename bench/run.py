@@ -4,7 +4,10 @@ Brings up the `bench` profile of the local stack (its own ports and data), regis
 model, creates a well-funded key, then drives both endpoints with wrk over keep-alive connections:
 - concurrency 1: p50 / p99 latency, direct to the simulator vs through the gateway (auth cache,
   credit hold over gRPC, usage event to Kafka all on); the difference is the gateway's overhead;
-- concurrency 16: requests/s of the one gateway worker process.
+- concurrency 16: requests/s of the one gateway worker process;
+- the same at concurrency 1 for a model whose provider is `anthropic` (the simulator's Messages
+  dialect, called directly on /v1/messages for the baseline): what the translation adds over the
+  OpenAI-compatible path is the difference between the two overheads.
 Writes the numbers to stdout and bench/results.json; docs/benchmarks.md records them with context.
 """
 
@@ -29,6 +32,10 @@ from tollgate.devstack.testing import register_model
 
 DURATION_S = int(os.environ.get("BENCH_DURATION_S", "15"))
 BODY = {"model": "sim-bench", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 8}
+CLAUDE_BODY = {**BODY, "model": "sim-bench-claude"}
+# the simulator's Anthropic dialect called directly: the same request in the Messages API's shape
+DIRECT_CLAUDE_BODY = {"model": "claude-sim", "messages": BODY["messages"], "max_tokens": 8}
+DIRECT_CLAUDE_HEADERS = {"x-api-key": "sk-ant-sim", "anthropic-version": "2023-06-01"}
 
 _WRK_SCRIPT = """
 wrk.method = "POST"
@@ -48,9 +55,16 @@ def _ms(text: str) -> float:
 
 
 def wrk(
-    url: str, body: dict[str, object], *, connections: int, threads: int, key: str | None
+    url: str,
+    body: dict[str, object],
+    *,
+    connections: int,
+    threads: int,
+    key: str | None,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, float]:
     auth = f'wrk.headers["Authorization"] = "Bearer {key}"' if key else ""
+    auth += "".join(f'\nwrk.headers["{name}"] = "{value}"' for name, value in (headers or {}).items())
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(_WRK_SCRIPT % (json.dumps(body), auth))
     out = subprocess.run(
@@ -95,6 +109,40 @@ def hold_marks(gateway: str) -> dict[str, float]:
     return {
         outcome: float(value)
         for outcome, value in re.findall(r'^gateway_hold_marks_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
+    }
+
+
+def anthropic_translation(
+    admin: httpx.Client, gateway: str, sim: str, key: str, openai_overhead: dict[str, float]
+) -> dict[str, object]:
+    """The gateway's overhead at c=1 on a model whose provider speaks Anthropic's Messages API, over
+    calling the simulator's /v1/messages directly, and what that adds to the OpenAI-compatible path's
+    overhead (measured just before: same stack, same key)."""
+    config = {"base_url": f"{sim}/v1", "model": "claude-sim", "api_key": "sk-ant-sim"}
+    body = {"name": "sim-bench-claude", "provider": "anthropic", "config": json.dumps(config)}
+    admin.post("/admin/model/save", json={**body, "price_in": 0.01, "price_out": 0.01}).raise_for_status()
+    for _ in range(200):
+        httpx.post(
+            f"{gateway}/v1/chat/completions", json=CLAUDE_BODY, headers={"Authorization": f"Bearer {key}"}
+        )
+    direct = wrk(
+        f"{sim}/v1/messages",
+        DIRECT_CLAUDE_BODY,
+        connections=1,
+        threads=1,
+        key=None,
+        headers=DIRECT_CLAUDE_HEADERS,
+    )
+    through = wrk(f"{gateway}/v1/chat/completions", CLAUDE_BODY, connections=1, threads=1, key=key)
+    overhead = {
+        "p50_ms": round(through["p50_ms"] - direct["p50_ms"], 3),
+        "p99_ms": round(through["p99_ms"] - direct["p99_ms"], 3),
+    }
+    return {
+        "direct_c1": direct,
+        "gateway_c1": through,
+        "overhead_c1": overhead,
+        "added_over_openai_p50_ms": round(overhead["p50_ms"] - openai_overhead["p50_ms"], 3),
     }
 
 
@@ -157,6 +205,8 @@ def main() -> int:
         "p99_ms": round(results["gateway_c1"]["p99_ms"] - results["direct_c1"]["p99_ms"], 3),
     }
     results["hold_marks"] = hold_marks(gateway)
+    if os.environ.get("BENCH_ANTHROPIC", "1") == "1":
+        results["anthropic"] = anthropic_translation(admin, gateway, sim, key, results["overhead_c1"])
     if os.environ.get("BENCH_MARKS_AB", "1") == "1":
         # the same gateway without hold marks (GATEWAY_HOLD_MARKS=false), same stack, same run: what
         # marking every answered request's hold costs (docs/billing.md "Holds at answer time")
@@ -203,6 +253,13 @@ def main() -> int:
         )
         again = results["marks_on_again"]["overhead_c1"]
         print(f"with hold marks again, after the restart: p50 {again['p50_ms']} ms, p99 {again['p99_ms']} ms")
+    if "anthropic" in results:
+        claude = results["anthropic"]
+        print(
+            f"anthropic provider at c=1: overhead p50 {claude['overhead_c1']['p50_ms']} ms, "
+            f"p99 {claude['overhead_c1']['p99_ms']} ms; over the OpenAI-compatible path: "
+            f"{claude['added_over_openai_p50_ms']} ms p50 (target <= 0.2)"
+        )
     print(f"revocation (delete -> first 401): {results['revocation_s']} (contract < 1 s)")
     if os.environ.get("TOLLGATE_KEEP_STACK") != "1":
         stack.down()

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from tollgate.upstream_sim.rich import RichAnswer, answer, stream_deltas, wants_rich
+
 SLOW_DELAY_S = 0.3
 TIMEOUT_DELAY_S = 30.0
 DRIP_CHUNK_DELAY_S = 0.05  # "drip" models stream slowly, so tests can disconnect mid-stream
@@ -166,6 +168,10 @@ async def chat_completions(request: Request) -> Response:
     prompt_tokens = count_prompt_tokens(body.get("messages"))
     max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
     n = completion_token_count(model, max_tokens)
+    # tools, response_format, "echo" models (rich.py); plain requests skip it in two dict lookups
+    rich = answer(body, model) if wants_rich(body, model) else None
+    if rich is not None:
+        n = rich_tokens(rich)
     usage = usage_of(model, prompt_tokens, n)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
@@ -175,6 +181,18 @@ async def chat_completions(request: Request) -> Response:
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         if "nousage" in model:
             include_usage = False  # like llama-cpp-python's server, which ignores include_usage
+        if rich is not None:
+            base = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+            }
+            return StreamingResponse(
+                _rich_stream(base, rich, usage if include_usage else None, request.app.state.stats),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
         chunk_delay = chunk_delay_of(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
         return StreamingResponse(
             _stream(
@@ -191,24 +209,41 @@ async def chat_completions(request: Request) -> Response:
             headers={"cache-control": "no-cache"},
         )
 
-    text = " ".join(f"tok{i}" for i in range(n))
+    if rich is not None:
+        message, finish_reason = rich.message(), rich.finish_reason
+    else:
+        message, finish_reason = (
+            {"role": "assistant", "content": " ".join(f"tok{i}" for i in range(n))},
+            "stop",
+        )
     return json_response(
         {
             "id": completion_id,
             "object": "chat.completion",
             "created": created,
             "model": model,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                    "logprobs": None,
-                }
-            ],
+            "choices": [{"index": 0, "message": message, "finish_reason": finish_reason, "logprobs": None}],
             "usage": usage,
         }
     )
+
+
+def rich_tokens(rich: RichAnswer) -> int:
+    """A rich answer's completion tokens: about four characters each, as OpenAI's tokenizers go."""
+    text = rich.content or "".join(c["function"]["arguments"] for c in rich.tool_calls or [])
+    return max(1, len(text) // 4)
+
+
+async def _rich_stream(
+    base: dict[str, Any], rich: RichAnswer, usage: dict[str, Any] | None, stats: SimStats
+) -> AsyncIterator[bytes]:
+    for delta, finish_reason in stream_deltas(rich):
+        chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+        yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+    if usage is not None:
+        yield b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n"
+    yield b"data: [DONE]\n\n"
+    stats.streams_completed += 1
 
 
 def chunk_delay_of(request: Request) -> float:
