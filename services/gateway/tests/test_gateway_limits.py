@@ -1,0 +1,225 @@
+"""Rate limits (limits/): the GCRA cells on the test profile's real Redis, the local leases, the headers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from tollgate.gateway.limits.cells import RedisCells
+from tollgate.gateway.limits.headers import rate_limit_headers
+from tollgate.gateway.limits.leases import Limiter
+from tollgate.gateway.limits.specs import DAY_S, DEFAULT_TIERS, MINUTE_S, Cost, Limit, Measure, Scope, Verdict
+
+REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:26479/0")
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def prefix(redis: Redis) -> AsyncIterator[str]:
+    prefix = f"test-rl:{uuid.uuid4().hex}"
+    yield prefix
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await redis.delete(*keys)
+
+
+@pytest.fixture
+def cells(redis: Redis, prefix: str) -> RedisCells:
+    return RedisCells(redis, prefix=prefix)
+
+
+def rpm(n: int, subject: str = "k1", scope: Scope = Scope.KEY) -> Limit:
+    return Limit(scope, subject, Measure.REQUESTS, n, MINUTE_S, "requests per minute")
+
+
+def tpm(n: int, subject: str = "k1") -> Limit:
+    return Limit(Scope.KEY, subject, Measure.TOKENS, n, MINUTE_S, "tokens per minute")
+
+
+# Per-day limits where a test counts exactly: no unit comes back while it runs.
+def rpd(n: int, subject: str = "k1") -> Limit:
+    return Limit(Scope.KEY, subject, Measure.REQUESTS, n, DAY_S, "requests per day")
+
+
+def tpd(n: int, subject: str = "k1") -> Limit:
+    return Limit(Scope.KEY, subject, Measure.TOKENS, n, DAY_S, "tokens per day")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tiers_are_seed_001s() -> None:
+    free = DEFAULT_TIERS["free"].limits(Scope.KEY, "k")
+    assert [(x.measure, x.limit, x.period_s) for x in free] == [
+        (Measure.REQUESTS, 100, 60.0),
+        (Measure.TOKENS, 10_000, 86_400.0),
+    ]
+    assert DEFAULT_TIERS["pro"].rpm == 1_000 and DEFAULT_TIERS["enterprise"].tpd == 1_000_000
+
+
+async def test_a_limit_admits_its_burst_then_refuses_with_the_wait(cells: RedisCells) -> None:
+    limit = rpm(5)
+    verdicts = [await cells.take([limit], Cost()) for _ in range(5)]
+    assert all(v.allowed for v in verdicts)
+    assert [v.remaining for v in verdicts] == [4, 3, 2, 1, 0]
+    refused = await cells.take([limit], Cost())
+    assert not refused.allowed and refused.limit == limit and not refused.never
+    assert 11.0 <= refused.retry_after_s <= 12.1  # one unit comes back every 60 / 5 s
+    assert 59.0 <= refused.reset_s <= 60.1
+
+
+async def test_all_or_nothing_across_limits(cells: RedisCells) -> None:
+    key, org = rpm(10), rpm(2, "org1", Scope.ORG)
+    assert (await cells.take([key, org], Cost())).allowed
+    assert (await cells.take([key, org], Cost())).allowed
+    refused = await cells.take([key, org], Cost())
+    assert not refused.allowed and refused.limit == org
+    # the key's own limit was not charged for the refused request: 8 left of 10
+    alone = await cells.take([key], Cost())
+    assert alone.allowed and alone.remaining == 7
+
+
+async def test_token_costs_and_a_request_larger_than_the_limit(cells: RedisCells) -> None:
+    tokens = tpm(1_000)
+    assert (await cells.take([rpm(100), tokens], Cost(1, 600))).allowed
+    refused = await cells.take([rpm(100), tokens], Cost(1, 600))
+    assert not refused.allowed and refused.limit == tokens and not refused.never
+    never = await cells.take([tokens], Cost(1, 1_001))
+    assert not never.allowed and never.never
+
+
+async def test_adjust_gives_back_and_takes_more(cells: RedisCells) -> None:
+    tokens = tpd(1_000)
+    assert (await cells.take([tokens], Cost(1, 900))).remaining == 100
+    await cells.adjust([tokens], [-800])  # the answer used 100 of the 900 estimated
+    assert (await cells.take([tokens], Cost(1, 500))).remaining == 400
+    await cells.adjust([tokens], [600])  # the next one used 1,100 of the 500 estimated
+    refused = await cells.take([tokens], Cost(1, 10))
+    assert not refused.allowed
+
+
+async def test_leases_take_ahead_for_a_busy_key_and_never_exceed_the_limit(cells: RedisCells) -> None:
+    clock = Clock()
+    limiter = Limiter(cells, max_lease=8, lease_ttl_s=1.0, clock=clock)
+    limit = [rpd(2_000)]
+    calls = 0
+    real_take = cells.take
+
+    async def counted(limits: list[Limit], cost: Cost) -> Verdict:
+        nonlocal calls
+        calls += 1
+        return await real_take(limits, cost)
+
+    cells.take = counted  # type: ignore[method-assign]
+    allowed = [(await limiter.acquire("k1", limit, Cost())).allowed for _ in range(100)]
+    assert all(allowed)
+    assert calls < 30  # leases of up to 8 requests: far fewer round trips than requests
+    await cells.take(limit, Cost(1_850))  # another replica takes most of what is left
+    refused = 0
+    for _ in range(100):
+        refused += not (await limiter.acquire("k1", limit, Cost())).allowed
+    assert refused == 50  # 2,000 a day, not one more, however the leases fell
+
+
+async def test_an_expired_lease_gives_its_leftovers_back(cells: RedisCells) -> None:
+    clock = Clock()
+    limiter = Limiter(cells, max_lease=8, lease_ttl_s=1.0, clock=clock)
+    limit = [rpd(100)]
+    for _ in range(5):  # leases of 1, 2 and 4: the last one still holds 2 when it expires
+        await limiter.acquire("k1", limit, Cost())
+    assert (await cells.take(limit, Cost(0))).remaining == 100 - 7
+    clock.now += 5  # the lease expires
+    await limiter.close()
+    verdict = await cells.take(limit, Cost())
+    assert verdict.remaining == 100 - 6  # 5 used, this one: the 2 leased and unused came back
+
+
+async def test_the_sweeper_returns_a_quiet_keys_leftovers(cells: RedisCells) -> None:
+    clock = Clock()
+    limiter = Limiter(cells, max_lease=8, lease_ttl_s=1.0, clock=clock)
+    limit = [rpd(100)]
+    for _ in range(5):
+        await limiter.acquire("k1", limit, Cost())
+    limiter.sweep()  # not expired yet: kept
+    assert (await cells.take(limit, Cost(0))).remaining == 100 - 7
+    clock.now += 1.5
+    limiter.sweep()
+    await limiter.close()
+    assert (await cells.take(limit, Cost(0))).remaining == 100 - 5
+
+
+async def test_two_replicas_share_one_limit(redis: Redis, prefix: str) -> None:
+    """Two limiters on the same Redis (two gateway processes): together they admit the limit."""
+    limit = [rpd(600)]
+    replicas = [Limiter(RedisCells(redis, prefix=prefix), max_lease=16) for _ in range(2)]
+
+    async def flood(limiter: Limiter) -> int:
+        return sum([(await limiter.acquire("k1", limit, Cost())).allowed for _ in range(400)])
+
+    admitted = await asyncio.gather(*(flood(r) for r in replicas))
+    assert sum(admitted) == 600 and min(admitted) > 0
+
+
+async def test_a_refusal_is_remembered_until_its_retry_time(cells: RedisCells) -> None:
+    clock = Clock()
+    limiter = Limiter(cells, clock=clock)
+    limit = [rpm(1)]
+    assert (await limiter.acquire("k1", limit, Cost())).allowed
+    first = await limiter.acquire("k1", limit, Cost())
+    assert not first.allowed
+    calls = 0
+
+    async def counted(limits: list[Limit], cost: Cost) -> Verdict:
+        nonlocal calls
+        calls += 1
+        raise AssertionError("a remembered refusal makes no round trip")
+
+    cells.take = counted  # type: ignore[method-assign]
+    clock.now += 10
+    again = await limiter.acquire("k1", limit, Cost())
+    assert not again.allowed and calls == 0
+    assert again.retry_after_s == pytest.approx(first.retry_after_s - 10)
+
+
+async def test_true_up_moves_the_token_limits_only(cells: RedisCells) -> None:
+    limiter = Limiter(cells, max_lease=1)
+    limits = [rpd(100), tpd(1_000)]
+    assert (await limiter.acquire("k1", limits, Cost(1, 100))).allowed
+    limiter.true_up(limits, estimated_tokens=100, actual_tokens=700)
+    await limiter.close()
+    verdict = await cells.take(limits, Cost(1, 0))
+    assert verdict.allowed
+    tokens = await cells.take([tpd(1_000)], Cost(1, 301))
+    assert not tokens.allowed  # 700 used: 300 left
+    requests = await cells.take([rpd(100)], Cost())
+    assert requests.remaining == 97
+
+
+def test_headers_of_an_allowed_and_a_refused_request() -> None:
+    limit = rpm(100)
+    allowed = rate_limit_headers(Verdict(True, limit, 42, 30.2), now=1_000.0)
+    assert allowed == {
+        "x-ratelimit-limit": "100",
+        "x-ratelimit-remaining": "42",
+        "x-ratelimit-reset": "1031",
+        "x-ratelimit-retry-after": "0",
+    }
+    refused = rate_limit_headers(Verdict(False, limit, 0, 60.0, 0.4), now=1_000.0)
+    assert refused["x-ratelimit-retry-after"] == "1" and refused["retry-after"] == "1"
+    assert rate_limit_headers(Verdict(True, None, 0, 0.0)) == {}
