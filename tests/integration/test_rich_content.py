@@ -48,9 +48,29 @@ PNG_DATA_URL = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" 
 @pytest.fixture(scope="module")
 def models(admin: httpx.Client, sim_url: str) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:8]
-    names = {"plain": f"rich-{suffix}", "echo": f"rich-echo-{suffix}"}
+    names = {
+        "plain": f"rich-{suffix}",
+        "echo": f"rich-echo-{suffix}",
+        "anthropic": f"rich-claude-{suffix}",
+        "bedrock-converse": f"rich-bedrock-{suffix}",
+    }
     register_model(admin, names["plain"], "sim-model", sim_url)
     register_model(admin, names["echo"], "sim-echo", sim_url)
+    # the same requests through the other dialects' translations (the simulator speaks them too)
+    configs = {
+        "anthropic": {"base_url": f"{sim_url}/v1", "model": "claude-sim", "api_key": "sk-ant-sim"},
+        "bedrock-converse": {
+            "modelId": "anthropic.claude-sim",
+            "region": "eu-west-1",
+            "accessKeyId": "AKIDSIM",
+            "secretAccessKey": "sim-secret-key",
+            "endpoint": sim_url,
+        },
+    }
+    for provider, config in configs.items():
+        body = {"name": names[provider], "provider": provider, "config": json.dumps(config)}
+        saved = admin.post("/admin/model/save", json={**body, "price_in": PRICE_IN, "price_out": PRICE_OUT})
+        assert saved.status_code == 200, saved.text
     return names
 
 
@@ -143,24 +163,52 @@ def test_a_streamed_tool_call_arrives_as_deltas_and_is_billed(
     charged(gateway_url, account, before, cost_of(usage))
 
 
+@pytest.mark.parametrize("provider", ["plain", "anthropic", "bedrock-converse"])
 def test_response_format_json_schema_streamed_and_not(
-    new_account: Callable[..., Account], client_for: Callable[[str], OpenAI], models: dict[str, str]
+    new_account: Callable[..., Account],
+    client_for: Callable[[str], OpenAI],
+    models: dict[str, str],
+    gateway_url: str,
+    provider: str,
 ) -> None:
-    client = client_for(new_account(credits=1).key)
+    """OpenAI-compatible providers take response_format as is; Anthropic's and Bedrock's dialects
+    have no JSON mode, so the gateway asks for a forced tool call and answers with its input."""
+    account = new_account(credits=1)
+    client = client_for(account.key)
+    before = balance_micros(gateway_url, account.key)
     response_format: Any = {
         "type": "json_schema",
         "json_schema": {"name": "title", "schema": TITLE_SCHEMA, "strict": True},
     }
     messages: Any = [{"role": "user", "content": "a title for a cat story"}]
     reply = client.chat.completions.create(
-        model=models["plain"], messages=messages, response_format=response_format
+        model=models[provider], messages=messages, response_format=response_format
     )
-    assert json.loads(reply.choices[0].message.content or "") == {"title": "sim", "score": 1.5}
+    choice = reply.choices[0]
+    assert choice.finish_reason == "stop" and not choice.message.tool_calls
+    assert_titled(json.loads(choice.message.content or ""))
     stream = client.chat.completions.create(
-        model=models["plain"], messages=messages, response_format=response_format, stream=True
+        model=models[provider],
+        messages=messages,
+        response_format=response_format,
+        stream=True,
+        stream_options={"include_usage": True},
     )
-    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
-    assert json.loads(text) == {"title": "sim", "score": 1.5}
+    chunks = list(stream)
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks)
+    assert_titled(json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices)))
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == [
+        "stop"
+    ]
+    usage = chunks[-1].usage
+    assert reply.usage is not None and usage is not None
+    charged(gateway_url, account, before, cost_of(reply.usage) + cost_of(usage))
+
+
+def assert_titled(answer: Any) -> None:
+    """What TITLE_SCHEMA asks for: both required properties, with their types."""
+    assert set(answer) == {"title", "score"}
+    assert isinstance(answer["title"], str) and isinstance(answer["score"], int | float)
 
 
 def test_images_as_data_and_http_urls_reach_the_provider(

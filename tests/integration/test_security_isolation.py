@@ -354,13 +354,22 @@ def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("GET", "/admin/payment/package/list", None),
         ("POST", "/admin/payment/package/save", {"id": "pkg_sneaky", "name": "sneaky", "price": 1}),
         ("GET", "/admin/payment/reconcile", None),
+        ("GET", "/admin/rate-tier/list", None),
+        ("POST", "/admin/rate-tier/save", {"name": "sneaky-tier", "rpm": 1}),
+        ("POST", "/admin/rate-tier/delete", {"name": "free"}),
+        ("GET", f"/admin/api-key/limits?id={w.b.key_id}", None),
+        ("POST", "/admin/api-key/limits", {"id": w.b.key_id, "rpm": 1}),
+        ("GET", f"/admin/org/limits?org_id={w.b.user.org_id}", None),
+        ("POST", "/admin/org/limits", {"org_id": w.b.user.org_id, "rpm": 1}),
     ]
 
 
-ADMIN_ROUTE_COUNT = 25
+ADMIN_ROUTE_COUNT = 32
 # Reads scoped to the caller's organisation (Principal.is_org_admin): every user owns their personal
 # organisation, so these may answer 200 with that organisation's own records only.
-ORG_SCOPED_READS = frozenset({"/admin/payment/list", "/admin/audit/list"})
+ORG_SCOPED_READS = frozenset({"/admin/payment/list", "/admin/audit/list", "/admin/rate-tier/list"})
+# Reads of one record an organisation admin may make for their own organisation: B's is not found.
+ORG_SCOPED_LOOKUPS = frozenset({"/admin/api-key/limits", "/admin/org/limits"})
 # Where each service serves its own routes (its OpenAPI document lists them)
 SERVICES = ("gateway", "auth", "billing", "analytics", "training")
 CASES: dict[str, Callable[[httpx.Client, World], None]] = {
@@ -407,6 +416,8 @@ def test_admin_routes_refuse_non_admin_keys(
     if path in ORG_SCOPED_READS and resp.status_code == 200:
         # The owner of a personal organisation may read its own records there; nothing of B.
         assert str(world.b.key_id) not in resp.text and world.b.user.org_id not in resp.text, resp.text
+    elif method == "GET" and path.split("?")[0] in ORG_SCOPED_LOOKUPS and resp.status_code == 404:
+        assert resp.json()["error"]["code"], resp.text  # B's record does not exist for A's admin
     else:
         assert resp.status_code == 403, f"{method} {path}: {resp.status_code} {resp.text}"
         error = resp.json()["error"]
@@ -417,6 +428,10 @@ def test_admin_routes_refuse_non_admin_keys(
     assert http.get("/admin/model/list", headers=_bearer(world.a_seed004.key)).status_code == 403
     listed = admin.get("/admin/api-key/list", params={"q": "sneaky"}).json()
     assert listed["total"] == 0, listed
+    tiers = {t["name"]: t for t in admin.get("/admin/rate-tier/list").json()["data"]}
+    assert "sneaky-tier" not in tiers and tiers["free"]["rpm"] == 100, tiers
+    b_limits = admin.get("/admin/api-key/limits", params={"id": world.b.key_id}).json()
+    assert b_limits["rpm"] is None, b_limits
 
 
 def test_admin_route_table_is_complete(world: World, config: StackConfig) -> None:

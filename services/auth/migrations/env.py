@@ -5,6 +5,7 @@ import tollgate.auth.audit.models
 import tollgate.auth.grants.models
 import tollgate.auth.groups.models
 import tollgate.auth.keys.models
+import tollgate.auth.limits.models
 import tollgate.auth.orgs.models
 import tollgate.auth.sessions.models  # noqa: F401  (registers the tables on Base.metadata)
 from tollgate.auth.config import AuthSettings

@@ -26,6 +26,7 @@ from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pipeline import Pipeline
 from tollgate.gateway.pricing.cost import PricingPolicy
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.proxy.forwarder import Forwarder
@@ -66,10 +67,10 @@ async def harness() -> AsyncIterator[Harness]:
     metrics = GatewayMetrics(registry)
     auth, billing, emitter = FakeAuth(), FakeBilling(), FakeEmitter()
     principals = PrincipalCache(auth.authenticate, metrics)
-    chat = ChatCompletions(principals, catalog, billing, emitter, metrics, upstream_timeout_s=5)
-    operations = Operations(
+    pipeline = Pipeline(
         principals, catalog, billing, emitter, metrics, pricing=PricingPolicy(), upstream_timeout_s=5
     )
+    chat, operations = ChatCompletions(pipeline, metrics), Operations(pipeline)
     box = SecretBox("test-secret")
     app = build_app(
         GatewayParts(

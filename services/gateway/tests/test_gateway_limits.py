@@ -191,17 +191,30 @@ async def test_a_refusal_is_remembered_until_its_retry_time(cells: RedisCells) -
         raise AssertionError("a remembered refusal makes no round trip")
 
     cells.take = counted  # type: ignore[method-assign]
-    clock.now += 10
+    clock.now += 0.5
     again = await limiter.acquire("k1", limit, Cost())
     assert not again.allowed and calls == 0
-    assert again.retry_after_s == pytest.approx(first.retry_after_s - 10)
+    assert again.retry_after_s == pytest.approx(first.retry_after_s - 0.5)
+    clock.now += 0.6  # remembered for a second at most: then Redis is asked again
+    with pytest.raises(AssertionError, match="no round trip"):
+        await limiter.acquire("k1", limit, Cost())
+
+
+async def test_a_true_up_that_gives_back_forgets_the_refusal(cells: RedisCells) -> None:
+    limiter = Limiter(cells, max_lease=1)
+    limits = [tpd(1_000)]
+    assert (await limiter.acquire("k1", limits, Cost(1, 900))).allowed
+    assert not (await limiter.acquire("k1", limits, Cost(1, 500))).allowed
+    limiter.true_up("k1", limits, estimated_tokens=900, actual_tokens=100)
+    await limiter.close()
+    assert (await limiter.acquire("k1", limits, Cost(1, 500))).allowed
 
 
 async def test_true_up_moves_the_token_limits_only(cells: RedisCells) -> None:
     limiter = Limiter(cells, max_lease=1)
     limits = [rpd(100), tpd(1_000)]
     assert (await limiter.acquire("k1", limits, Cost(1, 100))).allowed
-    limiter.true_up(limits, estimated_tokens=100, actual_tokens=700)
+    limiter.true_up("k1", limits, estimated_tokens=100, actual_tokens=700)
     await limiter.close()
     verdict = await cells.take(limits, Cost(1, 0))
     assert verdict.allowed

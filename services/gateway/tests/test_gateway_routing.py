@@ -34,6 +34,7 @@ from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.completions.tokens import pessimistic_prompt_tokens
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pipeline import Pipeline
 from tollgate.gateway.pricing.cost import PricingPolicy, Usage, chat_cost, chat_hold
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.proxy.forwarder import Forwarder
@@ -118,10 +119,7 @@ async def routed() -> AsyncIterator[Routed]:
     metrics = GatewayMetrics(registry)
     auth, billing, emitter = FakeAuth(), FakeBilling(), FakeEmitter()
     principals = PrincipalCache(auth.authenticate, metrics)
-    chat = ChatCompletions(
-        principals, catalog, billing, emitter, metrics, upstream_timeout_s=5, router=router
-    )
-    operations = Operations(
+    pipeline = Pipeline(
         principals,
         catalog,
         billing,
@@ -131,6 +129,7 @@ async def routed() -> AsyncIterator[Routed]:
         upstream_timeout_s=5,
         router=router,
     )
+    chat, operations = ChatCompletions(pipeline, metrics), Operations(pipeline)
     box = SecretBox("test-secret")
     app = build_app(
         GatewayParts(

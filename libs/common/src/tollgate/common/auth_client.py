@@ -12,6 +12,32 @@ from tollgate.contracts.v1 import auth_pb2, auth_pb2_grpc
 
 
 @dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Requests per minute, tokens per minute and tokens per day for one subject (a key or an
+    organisation), as auth resolved them: its own override where set, else its tier's. 0 = not
+    limited; `tier` names the tier they start from ("" when none). See docs/limits.md."""
+
+    tier: str = ""
+    rpm: int = 0
+    tpm: int = 0
+    tpd: int = 0
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.rpm or self.tpm or self.tpd)
+
+    @classmethod
+    def from_proto(cls, p: auth_pb2.RateLimits) -> RateLimits:
+        return cls(tier=p.tier, rpm=p.rpm, tpm=p.tpm, tpd=p.tpd)
+
+    def to_proto(self) -> auth_pb2.RateLimits:
+        return auth_pb2.RateLimits(tier=self.tier, rpm=self.rpm, tpm=self.tpm, tpd=self.tpd)
+
+
+NO_RATE_LIMITS = RateLimits()
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     key_id: int
     org_id: str
@@ -29,6 +55,9 @@ class Principal:
     # (the bootstrap admin key) or a user who is no longer a member. Personal organisations
     # included: their user is their owner.
     org_role: str = ""
+    # Rate limits: the key's and its organisation's are separate limits, both enforced.
+    key_limits: RateLimits = NO_RATE_LIMITS
+    org_limits: RateLimits = NO_RATE_LIMITS
 
     @property
     def is_admin(self) -> bool:
@@ -64,6 +93,8 @@ class Principal:
             models_restricted=p.models_restricted,
             granted_models=frozenset(p.granted_models),
             org_role=p.org_role,
+            key_limits=RateLimits.from_proto(p.key_limits),
+            org_limits=RateLimits.from_proto(p.org_limits),
         )
 
 

@@ -22,6 +22,8 @@ from tollgate.auth.keys.routes import router as keys_router
 from tollgate.auth.keys.seed002_routes import router as seed002_keys_router
 from tollgate.auth.keys.seed002_routes import with_seed_002_errors
 from tollgate.auth.keys.user_routes import router as user_keys_router
+from tollgate.auth.limits.routes import router as limits_router
+from tollgate.auth.limits.service import LimitService
 from tollgate.auth.orgs.routes import org_change_counter
 from tollgate.auth.orgs.routes import router as orgs_router
 from tollgate.auth.orgs.service import OrgService
@@ -57,6 +59,8 @@ def build_app(
     app.state.guard = GuardService(rt.keys, app.state.model_grants, usage_sender or NoSender())
     app.state.orgs = OrgService(rt.keys, invitation_ttl)
     app.state.org_changes = org_change_counter(registry)
+    # The same default tier as Authenticate's (AUTH_DEFAULT_RATE_TIER), so answers match the principal.
+    app.state.limits = LimitService(rt.keys.default_rate_tier)
     app.include_router(keys_router)
     app.include_router(user_keys_router)
     app.include_router(seed002_keys_router)
@@ -66,4 +70,5 @@ def build_app(
     app.include_router(guard_router)
     app.include_router(audit_router)
     app.include_router(orgs_router)
+    app.include_router(limits_router)
     return app

@@ -41,6 +41,9 @@ class AuthSettings(ServiceSettings):
     # Model authorisation: a key with no grants (on it or its group) may call every model when
     # true, none when false (AUTH_UNGRANTED_MEANS_ALL).
     ungranted_means_all: bool = True
+    # Rate limits (docs/limits.md): the tier of keys that have none (AUTH_DEFAULT_RATE_TIER, a
+    # name from /admin/rate-tier/list). Empty: such keys are not limited.
+    default_rate_tier: str = ""
 
     # Sessions (seed 001): login attempt counters live in Redis.
     redis_url: str = "redis://127.0.0.1:56379/0"

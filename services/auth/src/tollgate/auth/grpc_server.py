@@ -103,4 +103,6 @@ def principal_to_proto(p: Principal) -> auth_pb2.Principal:
         models_restricted=p.models_restricted,
         granted_models=sorted(p.granted_models),
         org_role=p.org_role,
+        key_limits=p.key_limits.to_proto(),
+        org_limits=p.org_limits.to_proto(),
     )

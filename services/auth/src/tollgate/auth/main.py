@@ -54,7 +54,7 @@ async def main(settings: AuthSettings | None = None) -> None:
     # Authenticate is a single SELECT: autocommit skips the BEGIN/ROLLBACK round trips around it.
     read_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     last_used = LastUsedRecorder(sessions, settings.last_used_flush_s)
-    keys = KeyService(KeyHasher(pepper), last_used)
+    keys = KeyService(KeyHasher(pepper), last_used, default_rate_tier=settings.default_rate_tier.strip())
     events = KafkaKeyEvents(
         lambda: make_producer(settings.kafka_bootstrap, "tollgate-auth"), settings.kafka_publish_timeout_s
     )

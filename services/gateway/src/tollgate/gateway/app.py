@@ -23,7 +23,7 @@ from tollgate.gateway.catalog.snapshot import CatalogSnapshot
 from tollgate.gateway.completions import routes as completion_routes
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.envelopes import gateway_error_renderer
-from tollgate.gateway.operations import openai_routes, seed002, seed003
+from tollgate.gateway.operations import credit_chat, indoxrouter, openai_routes
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import key_permission_dependency, principal_dependency
@@ -106,7 +106,7 @@ class GatewayParts:
     forwarder: Forwarder
     default_max_tokens: int
     operations: Operations
-    seed002_max_tokens: int = 150
+    credit_chat_max_tokens: int = 150
     version: str = "0"
     trust_client_request_id: bool = False
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
@@ -127,8 +127,8 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     # /v1/* operations resolve the key themselves: the key's permission is checked first (403)
     key_permission = Depends(key_permission_dependency(parts.principals))
     app.include_router(openai_routes.build_router(parts.operations), dependencies=[key_permission])
-    app.include_router(seed002.build_router(parts.operations, parts.seed002_max_tokens))
-    app.include_router(seed003.build_router(parts.operations, parts.version))
+    app.include_router(credit_chat.build_router(parts.operations, parts.credit_chat_max_tokens))
+    app.include_router(indoxrouter.build_router(parts.operations, parts.version))
     app.include_router(anthropic_routes.build_router(parts.operations))  # Anthropic's Messages API
     app.include_router(responses_routes.build_router(parts.operations))  # OpenAI's Responses API
     # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise

@@ -41,7 +41,7 @@ class GatewaySettings(ServiceSettings):
     # and seed 002's POST /api/v1/chat costs this many credits when the model sets no per-request price.
     batch_multiplier: float = Field(default=2.0, ge=1.0)
     default_request_price: Decimal = Field(default=Decimal(1), ge=0)
-    seed002_max_tokens: int = Field(default=150, ge=1)  # seed 002's documented max_tokens default
+    credit_chat_max_tokens: int = Field(default=150, ge=1)  # the credit chat API's max_tokens default
 
     # Hold stock (completions/hold_stock.py, docs/billing.md): a busy key's next chat request uses a
     # hold placed while the current one is served. 0 turns it off; stocked holds older than the max

@@ -1,11 +1,12 @@
 """Error envelopes by route family. A route names its family in `request.state.envelope` before
 it can fail; anything else gets OpenAI's envelope (create_app's default).
 
-- seed002 (`POST /api/v1/chat`, `GET /api/models`): `{"error": "<message>"}`, plus
-  `credits_required` / `credits_available` on a 402, as seed 002 shows.
-- seed003 (`/chat/completions`, `/completions`, `/embeddings`, `/images/generations`, `/models/{p}/{m}`):
+- credit_chat, the credit chat API (seed 002: `POST /api/v1/chat`, `GET /api/models`):
+  `{"error": "<message>"}`, plus `credits_required` / `credits_available` on a 402, as it shows.
+- indoxrouter, IndoxRouter (seed 003: `/chat/completions`, `/completions`, `/embeddings`,
+  `/images/generations`, `/models/{p}/{m}`):
   `{"error": "<code>", "message": ..., "status_code": ..., "details": {...}}`.
-- seed001 (`POST /embeddings` with seed 001's body):
+- sloughgpt, SloughGPT (seed 001: `POST /embeddings` with its body):
   `{"error": {"code", "message", "details", "request_id"}}`.
 - anthropic (`/v1/messages`, `/v1/messages/count_tokens`):
   `{"type": "error", "error": {"type", "message"}, "request_id"}` with Anthropic's error type for
@@ -24,12 +25,12 @@ from tollgate.common.http import default_error_renderer
 from tollgate.common.money import MICROS_PER_CREDIT
 from tollgate.common.seed001 import SEED001_CODES, seed001_error_body
 
-SEED002 = "seed002"
-SEED003 = "seed003"
-SEED001 = "seed001"
+CREDIT_CHAT = "credit_chat"
+INDOXROUTER = "indoxrouter"
+SLOUGHGPT = "sloughgpt"
 ANTHROPIC = "anthropic"
 
-_SEED003_CODES = {
+_INDOXROUTER_CODES = {
     400: "invalid_request",
     401: "authentication_error",
     403: "permission_denied",
@@ -51,12 +52,12 @@ _ANTHROPIC_TYPES = {
 }
 # Money refusals keep their own code (contract: insufficient_credits, budget_exceeded, quota_exceeded).
 _MONEY_CODES = frozenset({"insufficient_credits", "budget_exceeded", "quota_exceeded"})
-# seed 001 in front of a model: a 503 is its MODEL_BUSY
-_SEED001_CODES = {**SEED001_CODES, 503: "MODEL_BUSY"}
+# SloughGPT in front of a model: a 503 is its MODEL_BUSY
+_SLOUGHGPT_CODES = {**SEED001_CODES, 503: "MODEL_BUSY"}
 
 
 def credits(micros: int) -> int | float:
-    """Credits for a JSON body: a whole number stays an integer (seed 002 shows `1`, `99`)."""
+    """Credits for a JSON body: a whole number stays an integer (the credit chat API shows `1`, `99`)."""
     if micros % MICROS_PER_CREDIT == 0:
         return micros // MICROS_PER_CREDIT
     return float(Decimal(micros) / MICROS_PER_CREDIT)
@@ -70,33 +71,33 @@ def _money(exc: TollgateError) -> dict[str, Any]:
     return {"credits_required": credits(required), "credits_available": credits(available)}
 
 
-def seed002_body(exc: TollgateError) -> dict[str, Any]:
+def credit_chat_body(exc: TollgateError) -> dict[str, Any]:
     money = _money(exc)
     if exc.status_code == 401:
         return {"error": "Invalid API key"}
     if exc.code == "insufficient_credits" and money:
         required, available = money["credits_required"], money["credits_available"]
         return {"error": f"Insufficient credits. Required: {required}, Available: {available}", **money}
-    if exc.code in _MONEY_CODES:  # not in the seed: its message, its code, the amounts
+    if exc.code in _MONEY_CODES:  # not in the credit chat API: its message, its code, the amounts
         return {"error": exc.message, "code": exc.code, **money}
     return {"error": exc.message}
 
 
-def seed003_body(exc: TollgateError) -> dict[str, Any]:
+def indoxrouter_body(exc: TollgateError) -> dict[str, Any]:
     if exc.code in _MONEY_CODES:
         code = exc.code
     elif exc.status_code >= 500 or exc.code == "provider_error":
         code = "provider_error" if exc.code.startswith(("upstream", "provider")) else exc.code
     else:
-        code = _SEED003_CODES.get(exc.status_code, exc.code)
+        code = _INDOXROUTER_CODES.get(exc.status_code, exc.code)
     details: dict[str, Any] = {"code": exc.code, **_money(exc)}
     if exc.param:
         details["param"] = exc.param
     return {"error": code, "message": exc.message, "status_code": exc.status_code, "details": details}
 
 
-def seed001_body(request: Request, exc: TollgateError) -> dict[str, Any]:
-    return seed001_error_body(request, exc, extra_details=_money(exc), by_status=_SEED001_CODES)
+def sloughgpt_body(request: Request, exc: TollgateError) -> dict[str, Any]:
+    return seed001_error_body(request, exc, extra_details=_money(exc), by_status=_SLOUGHGPT_CODES)
 
 
 def anthropic_body(request: Request, exc: TollgateError) -> dict[str, Any]:
@@ -111,12 +112,12 @@ def anthropic_body(request: Request, exc: TollgateError) -> dict[str, Any]:
 
 def gateway_error_renderer(request: Request, exc: TollgateError) -> dict[str, Any]:
     envelope = request.scope.get("state", {}).get("envelope")
-    if envelope == SEED002:
-        return seed002_body(exc)
-    if envelope == SEED003:
-        return seed003_body(exc)
-    if envelope == SEED001:
-        return seed001_body(request, exc)
+    if envelope == CREDIT_CHAT:
+        return credit_chat_body(exc)
+    if envelope == INDOXROUTER:
+        return indoxrouter_body(exc)
+    if envelope == SLOUGHGPT:
+        return sloughgpt_body(request, exc)
     if envelope == ANTHROPIC:
         return anthropic_body(request, exc)
     return default_error_renderer(request, exc)

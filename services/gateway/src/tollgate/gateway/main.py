@@ -31,6 +31,7 @@ from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
 from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pipeline import Pipeline
 from tollgate.gateway.pricing.cost import PricingPolicy
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
@@ -108,35 +109,27 @@ async def main() -> None:
         max_age_s=settings.hold_stock_max_age_s,
         hot_window_s=settings.hold_stock_hot_window_s,
     )
-    # one router per process: chat and the other operations share its cooldowns
     router = Router(
         Cooldowns(threshold=settings.routing_cooldown_failures, cooldown_s=settings.routing_cooldown_s),
         retries=settings.routing_retries,
         backoff_s=settings.routing_backoff_s,
     )
-    chat = ChatCompletions(
+    # one pipeline per process: chat and the other operations share its router and its cooldowns;
+    # the hold stock serves /v1/chat/completions (the calls that ask for it)
+    pipeline = Pipeline(
         principals,
         snapshot,
         billing,
         usage,
         metrics,
+        pricing=pricing,
         upstream_timeout_s=settings.upstream_timeout_s,
         default_max_tokens=settings.default_max_tokens,
-        pricing=pricing,
+        router=router,
         hold_stock=hold_stock,
-        router=router,
     )
-    operations = Operations(
-        principals,
-        snapshot,
-        billing,
-        usage,
-        metrics,
-        pricing=pricing,
-        upstream_timeout_s=settings.upstream_timeout_s,
-        default_max_tokens=settings.default_max_tokens,
-        router=router,
-    )
+    chat = ChatCompletions(pipeline, metrics)
+    operations = Operations(pipeline)
     forwarder = Forwarder(
         {
             "auth": settings.auth_http_url,
@@ -162,7 +155,7 @@ async def main() -> None:
             forwarder=forwarder,
             default_max_tokens=settings.default_max_tokens,
             operations=operations,
-            seed002_max_tokens=settings.seed002_max_tokens,
+            credit_chat_max_tokens=settings.credit_chat_max_tokens,
             version=package_version("tollgate-gateway"),
             trust_client_request_id=settings.trust_client_request_id,
             health=health,

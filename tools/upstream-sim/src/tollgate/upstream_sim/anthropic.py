@@ -12,7 +12,8 @@ Cues, as in the OpenAI dialect: the model name ("error" answers 500, "overloaded
 prompt from the cache, "cachewrite" reads a quarter and writes half; Anthropic's input_tokens is
 what is left), and the prompt: when tools are given and the last user turn names one of them (or
 tool_choice is "any" or a tool), the answer is a tool_use of that tool (stop_reason "tool_use")
-whose input fills the schema's required properties.
+whose input fills the schema's required properties. What it shares with converse.py is in
+block_dialects.py.
 """
 
 from __future__ import annotations
@@ -26,48 +27,33 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tollgate.upstream_sim.app import (
-    DRIP_CHUNK_DELAY_S,
-    SimStats,
-    chunk_delay_of,
-    completion_token_count,
-    delay_for,
-    json_response,
-)
+from tollgate.upstream_sim import block_dialects as dialects
+from tollgate.upstream_sim.app import SimStats, delay_for, json_response
+from tollgate.upstream_sim.block_dialects import DOCUMENT_TOKENS, IMAGE_TOKENS, as_object, words
+from tollgate.upstream_sim.rich import last_user_text
 
-IMAGE_TOKENS = 8
-DOCUMENT_TOKENS = 32  # per document block, whatever its size
 CUED_ERRORS = (  # model-name cue → (status, Anthropic error type)
     ("overloaded", 529, "overloaded_error"),
     ("ratelimited", 429, "rate_limit_error"),
     ("error", 500, "api_error"),
 )
-SAMPLE_VALUES = {"string": "sim", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
 
 
 def anthropic_error(message: str, status_code: int, error_type: str) -> Response:
     return json_response({"type": "error", "error": {"type": error_type, "message": message}}, status_code)
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _words(text: Any) -> int:
-    return len(text.split()) if isinstance(text, str) else 0
-
-
 def _block_tokens(blocks: Any) -> int | None:
     """Tokens of a content value (a string or blocks); None when a block is malformed."""
     if isinstance(blocks, str):
-        return _words(blocks)
+        return words(blocks)
     if not isinstance(blocks, list):
         return None
     tokens = 0
     for block in blocks:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
-            tokens += _words(block.get("text"))
+            tokens += words(block.get("text"))
         elif kind == "image":
             source = block.get("source")
             if not isinstance(source, dict) or not (
@@ -87,7 +73,7 @@ def _block_tokens(blocks: Any) -> int | None:
                 return None
             tokens += DOCUMENT_TOKENS
         elif kind == "tool_use":
-            tokens += len(orjson.dumps(block.get("input") or {})) // 4
+            tokens += dialects.tool_use_tokens(block.get("input"))
         else:
             return None
     return tokens
@@ -95,23 +81,12 @@ def _block_tokens(blocks: Any) -> int | None:
 
 def prompt_tokens(body: dict[str, Any]) -> int | None:
     system = body.get("system")
-    total = 0 if system is None else _block_tokens(system)
-    if total is None:
-        return None
-    for message in body["messages"]:
-        tokens = _block_tokens(message.get("content")) if isinstance(message, dict) else None
-        if tokens is None:
-            return None
-        total += tokens
-    return total
+    system_tokens = 0 if system is None else _block_tokens(system)
+    return dialects.conversation_tokens(system_tokens, body["messages"], _block_tokens)
 
 
 def usage_of(model: str, prompt: int, output: int) -> dict[str, Any]:
-    read = written = 0
-    if "cachedetail" in model:
-        read = prompt // 2
-    if "cachewrite" in model:
-        read, written = prompt // 4, prompt // 2
+    read, written = dialects.cache_split(model, prompt)
     return {
         "input_tokens": prompt - read - written,
         "cache_creation_input_tokens": written,
@@ -120,44 +95,18 @@ def usage_of(model: str, prompt: int, output: int) -> dict[str, Any]:
     }
 
 
-def _last_user_text(messages: list[Any]) -> str:
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return " ".join(
-                    b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"
-                )
-            return ""
-    return ""
-
-
 def tool_to_call(body: dict[str, Any]) -> dict[str, Any] | None:
     """The tool the answer uses, if any: forced by tool_choice, or named in the last user turn."""
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and isinstance(t.get("name"), str)]
-    choice = _dict(body.get("tool_choice"))
-    if not tools or choice.get("type") == "none":
+    choice = as_object(body.get("tool_choice"))
+    if choice.get("type") == "none":
         return None
-    if choice.get("type") == "tool":
-        return next((t for t in tools if t["name"] == choice.get("name")), None)
-    if choice.get("type") == "any":
-        return tools[0]
-    text = _last_user_text(body["messages"])
-    return next((t for t in tools if t["name"] in text), None)
+    text = last_user_text(body["messages"])
+    return dialects.tool_to_call(tools, choice.get("type"), choice.get("name"), text)
 
 
 def tool_input(tool: dict[str, Any]) -> dict[str, Any]:
-    schema = _dict(tool.get("input_schema"))
-    properties = _dict(schema.get("properties"))
-    required = schema.get("required")
-    required = required if isinstance(required, list) else []
-    out: dict[str, Any] = {}
-    for name in required:
-        spec = _dict(properties.get(name))
-        out[name] = SAMPLE_VALUES.get(spec.get("type", "string"), "sim")
-    return out
+    return dialects.sample_input(as_object(tool.get("input_schema")))
 
 
 def _validate(request: Request, body: Any) -> Response | None:
@@ -167,17 +116,11 @@ def _validate(request: Request, body: Any) -> Response | None:
         return anthropic_error("anthropic-version: header is required", 400, "invalid_request_error")
     if not isinstance(body, dict) or not isinstance(body.get("model"), str):
         return anthropic_error("model: Field required", 400, "invalid_request_error")
-    max_tokens = body.get("max_tokens")
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    if not dialects.positive_int(body.get("max_tokens")):
         return anthropic_error("max_tokens: Field required", 400, "invalid_request_error")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return anthropic_error("messages: at least one message is required", 400, "invalid_request_error")
-    for message in messages:
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            return anthropic_error(
-                "messages: roles must be 'user' or 'assistant'", 400, "invalid_request_error"
-            )
+    problem = dialects.messages_problem(body.get("messages"))
+    if problem is not None:
+        return anthropic_error(problem, 400, "invalid_request_error")
     return None
 
 
@@ -194,21 +137,18 @@ async def messages(request: Request) -> Response:
     model: str = body["model"]
     stats.count(model)
     await delay_for(model, request)
-    for cue, status, error_type in CUED_ERRORS:
-        if cue in model:
-            return anthropic_error(f"The simulated upstream answered {status}.", status, error_type)
+    cued = dialects.cued_error(model, CUED_ERRORS)
+    if cued is not None:
+        return anthropic_error(f"The simulated upstream answered {cued[0]}.", *cued)
     prompt = prompt_tokens(body)
     if prompt is None:
         return anthropic_error("messages: a content block is malformed", 400, "invalid_request_error")
-    max_tokens: int = body["max_tokens"]
-    n = completion_token_count(model, max_tokens)
-    tool = tool_to_call(body)
-    stop_reason = "tool_use" if tool is not None else "max_tokens" if n >= max_tokens else "end_turn"
-    usage = usage_of(model, prompt, n)
+    answer = dialects.sim_answer(model, body["max_tokens"], tool_to_call(body), prompt, usage_of)
+    _, n, tool, stop_reason, usage = answer
     message_id = f"msg_{uuid.uuid4().hex[:24]}"
     if body.get("stream"):
-        delay = chunk_delay_of(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
-        events = _stream(message_id, model, n, tool, stop_reason, usage, delay, stats, request.headers)
+        delay = dialects.stream_delay(request, model)
+        events = _stream(message_id, answer, delay, stats, request.headers)
         return StreamingResponse(
             events, media_type="text/event-stream", headers={"cache-control": "no-cache"}
         )
@@ -242,16 +182,9 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def _stream(
-    message_id: str,
-    model: str,
-    n: int,
-    tool: dict[str, Any] | None,
-    stop_reason: str,
-    usage: dict[str, Any],
-    delay: float,
-    stats: SimStats,
-    headers: Any,
+    message_id: str, answer: dialects.SimAnswer, delay: float, stats: SimStats, headers: Any
 ) -> AsyncIterator[bytes]:
+    model, n, tool, stop_reason, usage = answer
     start: dict[str, Any] = {
         "id": message_id,
         "type": "message",
@@ -272,9 +205,8 @@ async def _stream(
                 "name": tool["name"],
                 "input": {},
             }
-            arguments = orjson.dumps(tool_input(tool)).decode()
-            half = len(arguments) // 2
-            pieces = ["", arguments[:half], arguments[half:]]  # the real API opens with an empty piece
+            # the real API opens with an empty piece
+            pieces = ["", *dialects.argument_halves(tool_input(tool))]
             yield _event("content_block_start", {"index": 0, "content_block": block})
             yield _event("ping", {})
             for piece in pieces:
@@ -304,7 +236,6 @@ async def _stream(
         )
         yield _event("message_stop", {})
     except (asyncio.CancelledError, GeneratorExit):
-        tag = headers.get("x-sim-tag", "")
-        stats.streams_aborted.append({"model": model, "tag": tag, "chunks_sent": sent, "of": n})
+        dialects.count_abort(stats, model, headers, sent, n)
         raise
     stats.streams_completed += 1

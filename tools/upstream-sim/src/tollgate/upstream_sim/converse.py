@@ -31,16 +31,10 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from tollgate.upstream_sim.app import (
-    DRIP_CHUNK_DELAY_S,
-    SimStats,
-    chunk_delay_of,
-    completion_token_count,
-    delay_for,
-)
+from tollgate.upstream_sim import block_dialects as dialects
+from tollgate.upstream_sim.app import SimStats, delay_for
+from tollgate.upstream_sim.block_dialects import DOCUMENT_TOKENS, IMAGE_TOKENS, as_object, words
 
-IMAGE_TOKENS = 8
-DOCUMENT_TOKENS = 32
 DEFAULT_MAX_TOKENS = 4096
 CUED_ERRORS = (  # modelId cue → (status, error type)
     ("notready", 429, "ModelNotReadyException"),
@@ -49,7 +43,6 @@ CUED_ERRORS = (  # modelId cue → (status, error type)
     ("badrequest", 400, "ValidationException"),
     ("error", 500, "InternalServerException"),
 )
-SAMPLE_VALUES = {"string": "sim", "integer": 1, "number": 1, "boolean": True, "array": [], "object": {}}
 AUTHORIZATION = re.compile(
     r"^AWS4-HMAC-SHA256 Credential=[^/\s]+/\d{8}/(?P<region>[a-z0-9-]+)/bedrock/aws4_request, "
     r"SignedHeaders=[a-z0-9;-]+, Signature=[0-9a-f]{64}$"
@@ -101,14 +94,6 @@ def exception(error_type: str, message: str) -> bytes:
 # -- requests -------------------------------------------------------------------------------------
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _words(text: Any) -> int:
-    return len(text.split()) if isinstance(text, str) else 0
-
-
 def _block_tokens(blocks: Any) -> int | None:
     if not isinstance(blocks, list):
         return None
@@ -117,27 +102,27 @@ def _block_tokens(blocks: Any) -> int | None:
         if not isinstance(block, dict):
             return None
         if "text" in block:
-            tokens += _words(block["text"])
+            tokens += words(block["text"])
         elif "image" in block:
-            image = _dict(block["image"])
-            if image.get("format") not in ("png", "jpeg", "gif", "webp") or not _dict(
+            image = as_object(block["image"])
+            if image.get("format") not in ("png", "jpeg", "gif", "webp") or not as_object(
                 image.get("source")
             ).get("bytes"):
                 return None
             tokens += IMAGE_TOKENS
         elif "document" in block:
-            document = _dict(block["document"])
+            document = as_object(block["document"])
             if (
                 not document.get("name")
                 or not document.get("format")
-                or not _dict(document.get("source")).get("bytes")
+                or not as_object(document.get("source")).get("bytes")
             ):
                 return None
-            tokens += DOCUMENT_TOKENS + _words(document.get("name"))
+            tokens += DOCUMENT_TOKENS + words(document.get("name"))
         elif "toolUse" in block:
-            tokens += len(orjson.dumps(_dict(block["toolUse"]).get("input") or {})) // 4
+            tokens += dialects.tool_use_tokens(as_object(block["toolUse"]).get("input"))
         elif "toolResult" in block:
-            inner = _block_tokens(_dict(block["toolResult"]).get("content"))
+            inner = _block_tokens(as_object(block["toolResult"]).get("content"))
             if inner is None:
                 return None
             tokens += inner
@@ -147,23 +132,12 @@ def _block_tokens(blocks: Any) -> int | None:
 
 
 def prompt_tokens(body: dict[str, Any]) -> int | None:
-    total = _block_tokens(body.get("system") or [])
-    if total is None:
-        return None
-    for message in body["messages"]:
-        tokens = _block_tokens(_dict(message).get("content"))
-        if tokens is None:
-            return None
-        total += tokens
-    return total
+    system_tokens = _block_tokens(body.get("system") or [])
+    return dialects.conversation_tokens(system_tokens, body["messages"], _block_tokens)
 
 
 def usage_of(model: str, prompt: int, output: int) -> dict[str, Any]:
-    read = written = 0
-    if "cachedetail" in model:
-        read = prompt // 2
-    if "cachewrite" in model:
-        read, written = prompt // 4, prompt // 2
+    read, written = dialects.cache_split(model, prompt)
     usage = {"inputTokens": prompt - read - written, "outputTokens": output, "totalTokens": prompt + output}
     if read or written:
         usage["cacheReadInputTokens"] = read
@@ -172,32 +146,25 @@ def usage_of(model: str, prompt: int, output: int) -> dict[str, Any]:
 
 
 def tool_to_call(body: dict[str, Any]) -> dict[str, Any] | None:
-    config = _dict(body.get("toolConfig"))
-    specs = [_dict(_dict(t).get("toolSpec")) for t in config.get("tools") or []]
+    config = as_object(body.get("toolConfig"))
+    specs = [as_object(as_object(t).get("toolSpec")) for t in config.get("tools") or []]
     tools = [s for s in specs if isinstance(s.get("name"), str)]
-    if not tools:
-        return None
-    choice = _dict(config.get("toolChoice"))
-    if "tool" in choice:
-        return next((t for t in tools if t["name"] == _dict(choice["tool"]).get("name")), None)
-    if "any" in choice:
-        return tools[0]
-    for message in reversed(body["messages"]):
-        if _dict(message).get("role") == "user":
-            text = " ".join(
-                b["text"] for b in message.get("content") or [] if isinstance(_dict(b).get("text"), str)
-            )
-            return next((t for t in tools if t["name"] in text), None)
+    choice = as_object(config.get("toolChoice"))
+    forced = "tool" if "tool" in choice else "any" if "any" in choice else None
+    forced_name = as_object(choice.get("tool")).get("name")
+    return dialects.tool_to_call(tools, forced, forced_name, _last_user_text(body["messages"]))
+
+
+def _last_user_text(messages: list[Any]) -> str | None:
+    for message in reversed(messages):
+        if as_object(message).get("role") == "user":
+            blocks = message.get("content") or []
+            return " ".join(b["text"] for b in blocks if isinstance(as_object(b).get("text"), str))
     return None
 
 
 def tool_input(tool: dict[str, Any]) -> dict[str, Any]:
-    schema = _dict(_dict(tool.get("inputSchema")).get("json"))
-    properties = _dict(schema.get("properties"))
-    required = schema.get("required") if isinstance(schema.get("required"), list) else []
-    return {
-        name: SAMPLE_VALUES.get(_dict(properties.get(name)).get("type", "string"), "sim") for name in required
-    }
+    return dialects.sample_input(as_object(as_object(tool.get("inputSchema")).get("json")))
 
 
 def _validate(request: Request, body: Any) -> Response | None:
@@ -209,14 +176,10 @@ def _validate(request: Request, body: Any) -> Response | None:
         )
     if not isinstance(body, dict):
         return bedrock_error("The request body must be a JSON object.", 400, "ValidationException")
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        return bedrock_error("messages: at least one message is required", 400, "ValidationException")
-    for message in messages:
-        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            return bedrock_error("messages: roles must be 'user' or 'assistant'", 400, "ValidationException")
-    max_tokens = _dict(body.get("inferenceConfig")).get("maxTokens", DEFAULT_MAX_TOKENS)
-    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+    problem = dialects.messages_problem(body.get("messages"))
+    if problem is not None:
+        return bedrock_error(problem, 400, "ValidationException")
+    if not dialects.positive_int(as_object(body.get("inferenceConfig")).get("maxTokens", DEFAULT_MAX_TOKENS)):
         return bedrock_error(
             "inferenceConfig.maxTokens must be a positive integer", 400, "ValidationException"
         )
@@ -244,20 +207,18 @@ async def _converse(request: Request, *, stream: bool) -> Response:
     model: str = request.path_params["model_id"]
     stats.count(model)
     await delay_for(model, request)
-    for cue, status, error_type in CUED_ERRORS:
-        if cue in model:
-            return bedrock_error(f"The simulated upstream answered {status}.", status, error_type)
+    cued = dialects.cued_error(model, CUED_ERRORS)
+    if cued is not None:
+        return bedrock_error(f"The simulated upstream answered {cued[0]}.", *cued)
     prompt = prompt_tokens(body)
     if prompt is None:
         return bedrock_error("messages: a content block is malformed", 400, "ValidationException")
-    max_tokens = _dict(body.get("inferenceConfig")).get("maxTokens", DEFAULT_MAX_TOKENS)
-    n = completion_token_count(model, max_tokens)
-    tool = tool_to_call(body)
-    stop_reason = "tool_use" if tool is not None else "max_tokens" if n >= max_tokens else "end_turn"
-    usage = usage_of(model, prompt, n)
+    max_tokens = as_object(body.get("inferenceConfig")).get("maxTokens", DEFAULT_MAX_TOKENS)
+    answer = dialects.sim_answer(model, max_tokens, tool_to_call(body), prompt, usage_of)
+    _, n, tool, stop_reason, usage = answer
     if stream:
-        delay = chunk_delay_of(request) or (DRIP_CHUNK_DELAY_S if "drip" in model else 0.0)
-        events = _stream(model, n, tool, stop_reason, usage, delay, stats, request.headers)
+        delay = dialects.stream_delay(request, model)
+        events = _stream(answer, delay, stats, request.headers)
         return StreamingResponse(events, media_type="application/vnd.amazon.eventstream")
     if tool is not None:
         use = {
@@ -268,34 +229,26 @@ async def _converse(request: Request, *, stream: bool) -> Response:
         content: list[dict[str, Any]] = [{"toolUse": use}]
     else:
         content = [{"text": " ".join(f"tok{i}" for i in range(n))}]
-    answer = {
+    reply = {
         "output": {"message": {"role": "assistant", "content": content}},
         "stopReason": stop_reason,
         "usage": usage,
         "metrics": {"latencyMs": 1},
     }
-    return Response(orjson.dumps(answer), media_type="application/json")
+    return Response(orjson.dumps(reply), media_type="application/json")
 
 
 async def _stream(
-    model: str,
-    n: int,
-    tool: dict[str, Any] | None,
-    stop_reason: str,
-    usage: dict[str, Any],
-    delay: float,
-    stats: SimStats,
-    headers: Any,
+    answer: dialects.SimAnswer, delay: float, stats: SimStats, headers: Any
 ) -> AsyncIterator[bytes]:
+    model, n, tool, stop_reason, usage = answer
     sent = 0
     try:
         yield event("messageStart", {"role": "assistant"})
         if tool is not None:
             start = {"toolUse": {"toolUseId": f"tooluse_{uuid.uuid4().hex[:22]}", "name": tool["name"]}}
             yield event("contentBlockStart", {"contentBlockIndex": 0, "start": start})
-            arguments = orjson.dumps(tool_input(tool)).decode()
-            half = len(arguments) // 2
-            for piece in (arguments[:half], arguments[half:]):
+            for piece in dialects.argument_halves(tool_input(tool)):
                 yield event(
                     "contentBlockDelta", {"contentBlockIndex": 0, "delta": {"toolUse": {"input": piece}}}
                 )
@@ -313,8 +266,6 @@ async def _stream(
         yield event("messageStop", {"stopReason": stop_reason})
         yield event("metadata", {"usage": usage, "metrics": {"latencyMs": 1}})
     except (asyncio.CancelledError, GeneratorExit):
-        stats.streams_aborted.append(
-            {"model": model, "tag": headers.get("x-sim-tag", ""), "chunks_sent": sent, "of": n}
-        )
+        dialects.count_abort(stats, model, headers, sent, n)
         raise
     stats.streams_completed += 1

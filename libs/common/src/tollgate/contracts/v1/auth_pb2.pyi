@@ -13,7 +13,7 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models", "org_role")
+    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models", "org_role", "key_limits", "org_limits")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -26,6 +26,8 @@ class Principal(_message.Message):
     MODELS_RESTRICTED_FIELD_NUMBER: _ClassVar[int]
     GRANTED_MODELS_FIELD_NUMBER: _ClassVar[int]
     ORG_ROLE_FIELD_NUMBER: _ClassVar[int]
+    KEY_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    ORG_LIMITS_FIELD_NUMBER: _ClassVar[int]
     key_id: int
     org_id: str
     user_id: str
@@ -38,7 +40,21 @@ class Principal(_message.Message):
     models_restricted: bool
     granted_models: _containers.RepeatedScalarFieldContainer[str]
     org_role: str
-    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ..., org_role: _Optional[str] = ...) -> None: ...
+    key_limits: RateLimits
+    org_limits: RateLimits
+    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ..., org_role: _Optional[str] = ..., key_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., org_limits: _Optional[_Union[RateLimits, _Mapping]] = ...) -> None: ...
+
+class RateLimits(_message.Message):
+    __slots__ = ("tier", "rpm", "tpm", "tpd")
+    TIER_FIELD_NUMBER: _ClassVar[int]
+    RPM_FIELD_NUMBER: _ClassVar[int]
+    TPM_FIELD_NUMBER: _ClassVar[int]
+    TPD_FIELD_NUMBER: _ClassVar[int]
+    tier: str
+    rpm: int
+    tpm: int
+    tpd: int
+    def __init__(self, tier: _Optional[str] = ..., rpm: _Optional[int] = ..., tpm: _Optional[int] = ..., tpd: _Optional[int] = ...) -> None: ...
 
 class AuthenticateResponse(_message.Message):
     __slots__ = ("ok", "reason", "principal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, ForeignKey, Index, Integer, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollgate.auth.database import Base
@@ -14,11 +14,22 @@ SYSTEM_ORG_ID = "org_system"
 
 class Organization(Base):
     __tablename__ = "organizations"
+    __table_args__ = (
+        CheckConstraint("rpm_limit IS NULL OR rpm_limit >= 1", name="rpm_limit_positive"),
+        CheckConstraint("tpm_limit IS NULL OR tpm_limit >= 1", name="tpm_limit_positive"),
+        CheckConstraint("tpd_limit IS NULL OR tpd_limit >= 1", name="tpd_limit_positive"),
+    )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)  # "org_<hex>"
     name: Mapped[str] = mapped_column(Text)
     # A personal organisation belongs to one user (seed 004: a key stands for a person).
     personal: Mapped[bool] = mapped_column(server_default=text("false"))
+    # Rate limits of the whole organisation (docs/limits.md), enforced beside each key's own:
+    # a tier (NULL: none) and per-measure overrides (NULL: the tier's).
+    rate_tier: Mapped[str | None] = mapped_column(ForeignKey("rate_tiers.name"), index=True)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    tpd_limit: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

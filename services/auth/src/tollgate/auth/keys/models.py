@@ -18,6 +18,9 @@ class ApiKey(Base):
     __table_args__ = (
         CheckConstraint("role IN ('user', 'admin')", name="role"),
         CheckConstraint("month_quota_micros >= 0", name="month_quota_non_negative"),
+        CheckConstraint("rpm_limit IS NULL OR rpm_limit >= 1", name="rpm_limit_positive"),
+        CheckConstraint("tpm_limit IS NULL OR tpm_limit >= 1", name="tpm_limit_positive"),
+        CheckConstraint("tpd_limit IS NULL OR tpd_limit >= 1", name="tpd_limit_positive"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -35,6 +38,12 @@ class ApiKey(Base):
         ARRAY(Text), server_default=text("'{read,write,delete}'::text[]")
     )
     month_quota_micros: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
+    # Rate limits (docs/limits.md): a tier (NULL: AUTH_DEFAULT_RATE_TIER, else none) and per-measure
+    # overrides (NULL: the tier's).
+    rate_tier: Mapped[str | None] = mapped_column(ForeignKey("rate_tiers.name"), index=True)
+    rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
+    tpd_limit: Mapped[int | None] = mapped_column(BigInteger)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

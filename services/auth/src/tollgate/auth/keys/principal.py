@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from tollgate.common.auth_client import Principal
+from tollgate.common.auth_client import NO_RATE_LIMITS, Principal, RateLimits
 
 UNKNOWN_KEY = "unknown_key"
 REVOKED = "revoked"
@@ -27,6 +27,9 @@ class KeyRecord:
     expires_at: datetime | None
     revoked_at: datetime | None
     org_role: str | None = None  # the user's membership role in org_id
+    # Resolved in the same statement (limits/effective.py): the key's and its organisation's.
+    key_limits: RateLimits = NO_RATE_LIMITS
+    org_limits: RateLimits = NO_RATE_LIMITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,4 +65,6 @@ def to_principal(record: KeyRecord) -> Principal:
         expires_at_unix=int(record.expires_at.timestamp()) if record.expires_at else 0,
         month_quota_micros=record.month_quota_micros,
         org_role=record.org_role or "",
+        key_limits=record.key_limits,
+        org_limits=record.org_limits,
     )

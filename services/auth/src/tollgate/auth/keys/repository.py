@@ -5,15 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, and_, bindparam, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from tollgate.auth.accounts.models import Membership, User
+from tollgate.auth.accounts.models import Membership, Organization, User
 from tollgate.auth.keys.models import ApiKey
 from tollgate.auth.keys.principal import KeyRecord
+from tollgate.auth.limits.effective import Measures, effective
+from tollgate.auth.limits.models import RateTier
+from tollgate.common.auth_client import RateLimits
 
 _AUTH_COLUMNS = (
     ApiKey.id,
@@ -27,6 +31,25 @@ _AUTH_COLUMNS = (
     ApiKey.expires_at,
     ApiKey.revoked_at,
 )
+_KEY_TIER = aliased(RateTier, name="key_tier")
+_ORG_TIER = aliased(RateTier, name="org_tier")
+# The key's and its organisation's limits: tier numbers and overrides (see _limits).
+_LIMIT_COLUMNS = (
+    _KEY_TIER.name.label("kt_name"),
+    _KEY_TIER.rpm.label("kt_rpm"),
+    _KEY_TIER.tpm.label("kt_tpm"),
+    _KEY_TIER.tpd.label("kt_tpd"),
+    ApiKey.rpm_limit.label("k_rpm"),
+    ApiKey.tpm_limit.label("k_tpm"),
+    ApiKey.tpd_limit.label("k_tpd"),
+    _ORG_TIER.name.label("ot_name"),
+    _ORG_TIER.rpm.label("ot_rpm"),
+    _ORG_TIER.tpm.label("ot_tpm"),
+    _ORG_TIER.tpd.label("ot_tpd"),
+    Organization.rpm_limit.label("o_rpm"),
+    Organization.tpm_limit.label("o_tpm"),
+    Organization.tpd_limit.label("o_tpd"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +61,15 @@ class KeyFilter:
     org_id: str | None = None  # an organisation admin's list: only that organisation's keys
 
 
+def _limits(row: Row[Any]) -> tuple[RateLimits, RateLimits]:
+    key_tier = None if row.kt_name is None else Measures(row.kt_rpm, row.kt_tpm, row.kt_tpd)
+    org_tier = None if row.ot_name is None else Measures(row.ot_rpm, row.ot_tpm, row.ot_tpd)
+    return (
+        effective(row.kt_name, key_tier, Measures(row.k_rpm, row.k_tpm, row.k_tpd)),
+        effective(row.ot_name, org_tier, Measures(row.o_rpm, row.o_tpm, row.o_tpd)),
+    )
+
+
 def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -46,19 +78,27 @@ class KeyRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def find_for_auth(self, key_hash: str) -> KeyRecord | None:
+    async def find_for_auth(self, key_hash: str, default_tier: str = "") -> KeyRecord | None:
         """Plain columns rather than an ORM entity: no identity map work on the hot path. The
-        user's role in the key's organisation comes in the same statement (a primary-key join)."""
+        user's role in the key's organisation and the key's and organisation's rate limits come
+        in the same statement (primary-key joins). `default_tier`: the tier of a key with none."""
+        key_tier: ColumnElement[str | None] = ApiKey.rate_tier
+        if default_tier:
+            key_tier = func.coalesce(ApiKey.rate_tier, literal(default_tier))
         stmt = (
-            select(*_AUTH_COLUMNS, Membership.role.label("org_role"))
+            select(*_AUTH_COLUMNS, Membership.role.label("org_role"), *_LIMIT_COLUMNS)
+            .join(Organization, Organization.id == ApiKey.org_id)
             .outerjoin(
                 Membership, and_(Membership.org_id == ApiKey.org_id, Membership.user_id == ApiKey.user_id)
             )
+            .outerjoin(_KEY_TIER, _KEY_TIER.name == key_tier)
+            .outerjoin(_ORG_TIER, _ORG_TIER.name == Organization.rate_tier)
             .where(ApiKey.key_hash == key_hash)
         )
         row = (await self.session.execute(stmt)).first()
         if row is None:
             return None
+        key_limits, org_limits = _limits(row)
         return KeyRecord(
             id=row.id,
             org_id=row.org_id,
@@ -71,6 +111,8 @@ class KeyRepository:
             expires_at=row.expires_at,
             revoked_at=row.revoked_at,
             org_role=row.org_role,
+            key_limits=key_limits,
+            org_limits=org_limits,
         )
 
     async def add(self, key: ApiKey) -> ApiKey:

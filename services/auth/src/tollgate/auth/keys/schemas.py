@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
+from tollgate.auth.limits.schemas import LimitSettings
 from tollgate.common.money import micros_to_credits
 
 Role = Literal["user", "admin"]
@@ -91,6 +92,9 @@ class KeyInfo(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None
+    # Rate limits set on the key: its tier and overrides (null: none / the tier's); what they come
+    # to, and the organisation's own limits, at /admin/api-key/limits and /admin/org/limits.
+    limits: LimitSettings
 
     @classmethod
     def build(cls, key: Any, email: str | None) -> KeyInfo:
@@ -109,6 +113,7 @@ class KeyInfo(BaseModel):
             created_at=key.created_at,
             last_used_at=key.last_used_at,
             expires_at=key.expires_at,
+            limits=LimitSettings.of(key),
         )
 
 

@@ -52,11 +52,18 @@ MEMBER = "member"
 
 class KeyService:
     def __init__(
-        self, hasher: KeyHasher, last_used: LastUsedRecorder, clock: Callable[[], datetime] = utcnow
+        self,
+        hasher: KeyHasher,
+        last_used: LastUsedRecorder,
+        clock: Callable[[], datetime] = utcnow,
+        *,
+        default_rate_tier: str = "",
     ) -> None:
         self._hasher = hasher
         self._last_used = last_used
         self._now = clock
+        # AUTH_DEFAULT_RATE_TIER: the rate tier of keys that have none ("": none, not limited).
+        self.default_rate_tier = default_rate_tier
 
     def hash_secret(self, material: str) -> str:
         """The same keyed hash as for keys, for other high-entropy secrets (seed 000's SecretKey)."""
@@ -65,7 +72,8 @@ class KeyService:
     async def authenticate(self, session: AsyncSession, api_key: str) -> AuthResult:
         if not api_key or len(api_key) > MAX_KEY_LENGTH:
             return AuthResult(None, UNKNOWN_KEY)
-        record = await KeyRepository(session).find_for_auth(self._hasher.hash(api_key))
+        key_hash = self._hasher.hash(api_key)
+        record = await KeyRepository(session).find_for_auth(key_hash, self.default_rate_tier)
         now = self._now()
         result = resolve(record, now)
         if result.principal is not None:

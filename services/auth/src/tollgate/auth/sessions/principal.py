@@ -55,5 +55,6 @@ def resolve_token(claims: AccessClaims, subject: SessionSubject | None) -> AuthR
             expires_at_unix=claims.expires_at_unix,
             month_quota_micros=0,
             org_role=subject.org_role,
+            org_limits=subject.org_limits,
         )
     )

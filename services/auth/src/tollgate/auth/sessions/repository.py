@@ -8,8 +8,11 @@ from datetime import datetime
 from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.auth.accounts.models import Membership, User
+from tollgate.auth.accounts.models import Membership, Organization, User
+from tollgate.auth.limits.effective import Measures, effective
+from tollgate.auth.limits.models import RateTier
 from tollgate.auth.sessions.models import LoginSession, RefreshToken
+from tollgate.common.auth_client import NO_RATE_LIMITS, RateLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +26,7 @@ class SessionSubject:
     role: str  # the user's platform role: "user" | "admin"
     group_id: int | None
     org_role: str | None  # the user's membership role in org_id; None when no longer a member
+    org_limits: RateLimits = NO_RATE_LIMITS  # the organisation's rate limits (a token has no key's)
 
 
 class SessionRepository:
@@ -60,7 +64,8 @@ class SessionRepository:
         return row is not None and row.revoked_at is None
 
     async def subject(self, session_id: str) -> SessionSubject | None:
-        """One statement on three primary keys: the session, its user and their membership."""
+        """One statement on primary keys: the session, its user, their membership, and the
+        organisation's rate limits (its overrides and its tier's numbers)."""
         stmt = (
             select(
                 LoginSession.id,
@@ -70,13 +75,26 @@ class SessionRepository:
                 User.role,
                 User.group_id,
                 Membership.role.label("org_role"),
+                RateTier.name.label("tier"),
+                RateTier.rpm,
+                RateTier.tpm,
+                RateTier.tpd,
+                Organization.rpm_limit,
+                Organization.tpm_limit,
+                Organization.tpd_limit,
             )
             .join(User, User.id == LoginSession.user_id)
             .outerjoin(
                 Membership,
                 and_(Membership.org_id == LoginSession.org_id, Membership.user_id == LoginSession.user_id),
             )
+            .outerjoin(Organization, Organization.id == LoginSession.org_id)
+            .outerjoin(RateTier, RateTier.name == Organization.rate_tier)
             .where(LoginSession.id == session_id)
         )
         row = (await self.session.execute(stmt)).first()
-        return None if row is None else SessionSubject(*row)
+        if row is None:
+            return None
+        tier = None if row.tier is None else Measures(row.rpm, row.tpm, row.tpd)
+        overrides = Measures(row.rpm_limit, row.tpm_limit, row.tpd_limit)
+        return SessionSubject(*row[:7], org_limits=effective(row.tier, tier, overrides))

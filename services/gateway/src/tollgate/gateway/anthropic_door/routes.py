@@ -19,7 +19,8 @@ from tollgate.gateway.envelopes import ANTHROPIC
 from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound
 from tollgate.gateway.operations.openai_routes import COST_HEADER
-from tollgate.gateway.operations.service import OperationCall, Operations, Result
+from tollgate.gateway.operations.service import Operations, Result
+from tollgate.gateway.pipeline import Call
 from tollgate.gateway.pricing.cost import Operation, Usage
 from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
@@ -37,7 +38,7 @@ def build_router(ops: Operations) -> APIRouter:
         parsed = parse_messages_request(parse.json_object(await request.body()))
         entry = ops.model(parsed.model, principal)
         payload = parsed.payload
-        call = OperationCall(
+        call = Call(
             principal,
             entry,
             Operation.CHAT,

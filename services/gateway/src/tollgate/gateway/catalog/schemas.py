@@ -34,6 +34,18 @@ class ModelDeleteIn(BaseModel):
     id: int
 
 
+class DeploymentOut(BaseModel):
+    """One of a model's extra deployments (config.deployments), without its secret."""
+
+    name: str
+    provider: str
+    base_url: str
+    model: str
+    weight: int
+    priority: int
+    has_api_key: bool
+
+
 class ModelOut(BaseModel):
     """What admins see of a model: never the provider secret, only whether one is set."""
 
@@ -55,6 +67,10 @@ class ModelOut(BaseModel):
     has_api_key: bool
     max_tokens_default: int
     fallbacks: list[str] = []  # config.fallbacks: models tried in order when this one fails
+    # The top-level upstream is the model's first deployment ("default"); config.deployments the others.
+    weight: int = 1
+    priority: int = 0
+    deployments: list[DeploymentOut] = []
     created_at: datetime
     updated_at: datetime
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -13,14 +12,20 @@ from tollgate.common.errors import InvalidRequest, NotFound
 from tollgate.common.money import credits_to_micros, micros_to_credits
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
-from tollgate.gateway.catalog.schemas import ModelOut, ModelSaveIn
+from tollgate.gateway.catalog.schemas import DeploymentOut, ModelOut, ModelSaveIn
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import configured_fallbacks
+from tollgate.gateway.catalog.upstreams import (
+    DeploymentConfig,
+    check_weight_and_priority,
+    parse_deployments,
+    parse_upstream,
+    stored_deployments,
+    stored_weight_and_priority,
+)
 from tollgate.gateway.providers.registry import PROVIDERS
 
 SUPPORTED_PROVIDERS = frozenset(PROVIDERS)
-_API_KEY_FIELDS = ("api_key", "apiKey")
-_MODEL_FIELDS = ("model", "modelId", "upstream_model")
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class ProviderConfig:
     api_key_given: bool  # an update without api_key keeps the stored secret
     max_tokens_default: int
     extra: dict[str, Any] = field(default_factory=dict)
+    deployments: list[DeploymentConfig] = field(default_factory=list)  # config.deployments (upstreams.py)
 
 
 def parse_config(
@@ -45,24 +51,8 @@ def parse_config(
         data = dict(raw)
     if not isinstance(data, dict):
         raise InvalidRequest("config must be a JSON object.", param="config")
-    if provider == "bedrock-converse":
-        _bedrock_config(data)
-    base_url = data.pop("base_url", None) or data.pop("baseUrl", None)
-    if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https"):
-        raise InvalidRequest("config.base_url must be an http(s) URL.", param="config.base_url")
-    upstream_model: Any = model_name
-    for key in _MODEL_FIELDS:
-        if key in data:
-            upstream_model = data.pop(key)
-    if not isinstance(upstream_model, str) or not upstream_model:
-        raise InvalidRequest("config.model must be a non-empty string.", param="config.model")
-    api_key: Any = None
-    api_key_given = False
-    for key in _API_KEY_FIELDS:
-        if key in data:
-            api_key, api_key_given = data.pop(key), True
-    if api_key is not None and not isinstance(api_key, str):
-        raise InvalidRequest("config.api_key must be a string.", param="config.api_key")
+    deployments_given = data.pop("deployments", None)
+    upstream = parse_upstream(data, provider, model_name, "config")
     max_tokens = data.pop("max_tokens", default_max_tokens)
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens <= 0:
         raise InvalidRequest("config.max_tokens must be a positive integer.", param="config.max_tokens")
@@ -75,36 +65,46 @@ def parse_config(
         if model_name in fallbacks:
             raise InvalidRequest("A model cannot be its own fallback.", param="config.fallbacks")
         data["fallbacks"] = [f.strip() for f in fallbacks]
+    check_weight_and_priority(data, "config")  # the top-level deployment's: kept in the extra config
+    deployments = parse_deployments(deployments_given, provider, upstream.upstream_model)
     return ProviderConfig(
-        base_url=base_url.rstrip("/"),
-        upstream_model=upstream_model,
-        api_key=api_key or None,
-        api_key_given=api_key_given,
+        base_url=upstream.base_url,
+        upstream_model=upstream.upstream_model,
+        api_key=upstream.api_key,
+        api_key_given=upstream.api_key_given,
         max_tokens_default=max_tokens,
         extra=data,
+        deployments=deployments,
     )
 
 
-_BEDROCK_SECRETS = ("accessKeyId", "secretAccessKey", "sessionToken")
-
-
-def _bedrock_config(data: dict[str, Any]) -> None:
-    """Bedrock's config (`modelId`, `region`, credentials, an optional `endpoint`) in the catalog's
-    terms: base_url is the endpoint (or the region's bedrock-runtime host), and the credentials
-    with the region travel as one encrypted secret (api_key, a JSON object) never returned."""
-    region = data.get("region") or "us-east-1"
-    if not isinstance(region, str) or not region.replace("-", "").isalnum():
-        raise InvalidRequest("config.region must be an AWS region name.", param="config.region")
-    endpoint = data.pop("endpoint", None)
-    if endpoint is not None and not isinstance(endpoint, str):
-        raise InvalidRequest("config.endpoint must be an http(s) URL.", param="config.endpoint")
-    data.setdefault("base_url", endpoint or f"https://bedrock-runtime.{region}.amazonaws.com")
-    secrets = {key: data.pop(key) for key in _BEDROCK_SECRETS if key in data}
-    for key, value in secrets.items():
-        if not isinstance(value, str):
-            raise InvalidRequest(f"config.{key} must be a string.", param=f"config.{key}")
-    if secrets:
-        data["api_key"] = orjson.dumps({"region": region, **secrets}).decode()
+def stored_form(
+    deployments: list[DeploymentConfig], box: SecretBox, existing: Model | None
+) -> list[dict[str, Any]]:
+    """config.deployments as kept in the extra config: each key encrypted like the model's; a
+    deployment saved again under its label without api_key (or Bedrock credentials) keeps its
+    stored secret."""
+    stored = stored_deployments(existing.extra_config if existing is not None else None)
+    kept = {d["name"]: d.get("api_key_encrypted") for d in stored}
+    out = []
+    for d in deployments:
+        u = d.upstream
+        if u.api_key_given or d.label not in kept:
+            secret = box.encrypt(u.api_key) if u.api_key else None
+        else:
+            secret = kept[d.label]
+        out.append(
+            {
+                "name": d.label,
+                "provider": d.provider,
+                "base_url": u.base_url,
+                "model": u.upstream_model,
+                "weight": d.weight,
+                "priority": d.priority,
+                "api_key_encrypted": secret,
+            }
+        )
+    return out
 
 
 def _credits(micros: int | None) -> float | None:
@@ -116,6 +116,7 @@ def _micros(credits: Decimal | None) -> int | None:
 
 
 def to_out(model: Model) -> ModelOut:
+    weight, priority = stored_weight_and_priority(model.extra_config or {})
     return ModelOut(
         id=model.id,
         name=model.name,
@@ -135,8 +136,25 @@ def to_out(model: Model) -> ModelOut:
         has_api_key=model.api_key_encrypted is not None,
         max_tokens_default=model.max_tokens_default,
         fallbacks=list(configured_fallbacks(model.extra_config)),
+        weight=weight,
+        priority=priority,
+        deployments=[_deployment_out(d) for d in stored_deployments(model.extra_config)],
         created_at=model.created_at,
         updated_at=model.updated_at,
+    )
+
+
+def _deployment_out(stored: dict[str, Any]) -> DeploymentOut:
+    """What admins see of a deployment: never its secret, only whether one is set."""
+    weight, priority = stored_weight_and_priority(stored)
+    return DeploymentOut(
+        name=stored["name"],
+        provider=str(stored.get("provider", "")),
+        base_url=str(stored.get("base_url", "")),
+        model=str(stored.get("model", "")),
+        weight=weight,
+        priority=priority,
+        has_api_key=bool(stored.get("api_key_encrypted")),
     )
 
 
@@ -160,18 +178,24 @@ class CatalogService:
         model_id = data.id
         if model_id is None:
             # Without an id, save registers or updates by name (what `make run` and operators re-run).
-            same_name = await self.repo.get_live_by_name(name)
-            model_id = same_name.id if same_name is not None else None
-        elif await self.repo.name_taken(name, model_id):
-            raise InvalidRequest(
-                f"A model named {name!r} already exists.", param="name", code="duplicate_name"
-            )
+            existing = await self.repo.get_live_by_name(name)
+        else:
+            if await self.repo.name_taken(name, model_id):
+                raise InvalidRequest(
+                    f"A model named {name!r} already exists.", param="name", code="duplicate_name"
+                )
+            existing = await self.repo.get_live(model_id)
+            if existing is None:
+                raise NotFound(f"Model {model_id} does not exist.", param="id", code="model_not_found")
+        extra = dict(config.extra)
+        if config.deployments:
+            extra["deployments"] = stored_form(config.deployments, self.box, existing)
         values: dict[str, Any] = {
             "name": name,
             "provider": provider,
             "base_url": config.base_url,
             "upstream_model": config.upstream_model,
-            "extra_config": config.extra,
+            "extra_config": extra,
             "price_in_micros": credits_to_micros(data.price_in),
             "price_out_micros": credits_to_micros(data.price_out),
             "price_request_micros": credits_to_micros(data.price_request),
@@ -184,13 +208,10 @@ class CatalogService:
             "multiple": data.multiple,
             "max_tokens_default": config.max_tokens_default,
         }
-        if model_id is None or config.api_key_given:
+        if existing is None or config.api_key_given:
             values["api_key_encrypted"] = self.box.encrypt(config.api_key) if config.api_key else None
-        if model_id is None:
-            return await self.repo.add(**values)
-        existing = await self.repo.get_live(model_id)
         if existing is None:
-            raise NotFound(f"Model {model_id} does not exist.", param="id", code="model_not_found")
+            return await self.repo.add(**values)
         return await self.repo.update(existing, **values)
 
     async def delete(self, model_id: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from tollgate.gateway.catalog.http1 import Http1Pool
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
 from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.catalog.upstreams import DEFAULT_LABEL, stored_deployments, stored_weight_and_priority
 from tollgate.gateway.providers.registry import provider_for
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,14 @@ class CatalogEntry:
     price_reasoning_micros: int | None = None
     # Routing (routing/chain.py): catalog models tried in order when this one fails (config.fallbacks).
     fallbacks: tuple[str, ...] = ()
-    # Deployments (routing/chain.py): the id of the one this entry calls ("" reads as the model name),
-    # and the model's other deployments, entries with the same name and prices.
+    # Deployments (catalog/upstreams.py, routing/chain.py): the id of the one this entry calls ("" reads
+    # as the model name; "<model>/<label>" for a model with several), and on the model's entry (its
+    # top-level upstream, "<model>/default") the model's other deployments: entries with the same name,
+    # prices and limits, each with its own provider, URL, key, weight and priority.
     deployment_id: str = ""
     deployments: tuple[CatalogEntry, ...] = ()
+    weight: int = 1  # relative share of traffic among deployments of the same priority
+    priority: int = 0  # lower goes first; a higher number only when every lower one failed or cools down
 
     @property
     def deployment(self) -> str:
@@ -173,6 +178,7 @@ class CatalogSnapshot:
                 log.warning("catalog poll failed; keeping the current snapshot", exc_info=True)
 
     def _entry(self, row: Model) -> CatalogEntry | None:
+        """The model's entry: its top-level upstream, carrying its other deployments (if any)."""
         api_key = None
         if row.api_key_encrypted:
             try:
@@ -180,7 +186,9 @@ class CatalogSnapshot:
             except ValueError:
                 log.error("model %s: provider secret unreadable, model disabled", row.name)
                 return None
-        return CatalogEntry(
+        extra = row.extra_config or {}
+        weight, priority = stored_weight_and_priority(extra)
+        model = CatalogEntry(
             id=row.id,
             name=row.name,
             provider=row.provider,
@@ -194,15 +202,57 @@ class CatalogSnapshot:
             created_unix=int(row.created_at.timestamp()),
             client=self._pool.get(row.base_url),
             # the lean client speaks to OpenAI-compatible upstreams; other dialects go through httpx
-            lean=self._pool.lean(row.base_url) if provider_for(row.provider).lean else None,
+            lean=self._lean(row.provider, row.base_url),
             price_request_micros=row.price_request_micros,
             price_image_micros=row.price_image_micros,
             price_embedding_micros=row.price_embedding_micros,
             price_cached_in_micros=row.price_cached_in_micros,
             price_cache_write_micros=row.price_cache_write_micros,
             price_reasoning_micros=row.price_reasoning_micros,
-            fallbacks=configured_fallbacks(row.extra_config),
+            fallbacks=configured_fallbacks(extra),
+            weight=weight,
+            priority=priority,
         )
+        others = tuple(
+            d for d in (self._deployment(model, stored) for stored in stored_deployments(extra)) if d
+        )
+        if not others:
+            return model
+        return replace(model, deployment_id=f"{row.name}/{DEFAULT_LABEL}", deployments=others)
+
+    def _deployment(self, model: CatalogEntry, stored: dict[str, Any]) -> CatalogEntry | None:
+        """One of config.deployments: the model's entry on another upstream (None: unusable)."""
+        label = stored["name"]
+        provider, base_url, upstream_model = (
+            stored.get("provider"), stored.get("base_url"), stored.get("model")
+        )  # fmt: skip
+        if not (isinstance(provider, str) and isinstance(base_url, str) and isinstance(upstream_model, str)):
+            log.error("model %s: deployment %s malformed, left out", model.name, label)
+            return None
+        api_key = None
+        if stored.get("api_key_encrypted"):
+            try:
+                api_key = self._box.decrypt(stored["api_key_encrypted"])
+            except ValueError:
+                log.error("model %s: deployment %s's secret unreadable, left out", model.name, label)
+                return None
+        weight, priority = stored_weight_and_priority(stored)
+        return replace(
+            model,
+            provider=provider,
+            chat_url=f"{base_url}/chat/completions",
+            upstream_model=upstream_model,
+            api_key=api_key,
+            client=self._pool.get(base_url),
+            lean=self._lean(provider, base_url),
+            fallbacks=(),
+            deployment_id=f"{model.name}/{label}",
+            weight=weight,
+            priority=priority,
+        )
+
+    def _lean(self, provider: str, base_url: str) -> Http1Pool | None:
+        return self._pool.lean(base_url) if provider_for(provider).lean else None
 
 
 def configured_fallbacks(extra_config: dict[str, Any] | None) -> tuple[str, ...]:

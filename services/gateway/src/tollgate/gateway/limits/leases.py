@@ -9,7 +9,9 @@ shared cells before they are spent, so N replicas never admit more than the limi
 what they cost is the other way round: up to N times the lease size of units may sit unused in other
 replicas for at most `lease_ttl_s` (docs/limits.md, "Several replicas").
 
-A refusal is remembered until its retry time: a flood from a limited key is refused in memory.
+A refusal is remembered until its retry time, for at most `refusal_memory_s`: a flood from a
+limited key is refused in memory, and a limit whose units come back early (another request's
+true-up) is asked again within that time.
 """
 
 from __future__ import annotations
@@ -43,8 +45,10 @@ class _Refusal:
     at: float
     verdict: Verdict
 
+    memory_s: float
+
     def until(self) -> float:
-        return self.at + self.verdict.retry_after_s
+        return self.at + min(self.verdict.retry_after_s, self.memory_s)
 
 
 class Limiter:
@@ -54,8 +58,10 @@ class Limiter:
         *,
         max_lease: int = 32,
         lease_ttl_s: float = 1.0,
+        refusal_memory_s: float = 1.0,
         clock: Clock = time.monotonic,
     ) -> None:
+        self._refusal_memory_s = refusal_memory_s
         self._cells = cells
         self._max_lease = max_lease
         self._ttl = lease_ttl_s
@@ -71,11 +77,10 @@ class Limiter:
         now = self._clock()
         refusal = self._refusals.get(subject)
         if refusal is not None:
-            left = refusal.until() - now
-            if left > 0 and refusal.limits == limits:
-                was = refusal.verdict
-                reset_s = max(was.reset_s - (now - refusal.at), left)
-                return Verdict(False, was.limit, 0, reset_s, left, was.never)
+            if refusal.until() > now and refusal.limits == limits:
+                was, elapsed = refusal.verdict, now - refusal.at
+                retry_s = max(was.retry_after_s - elapsed, 0.0)
+                return Verdict(False, was.limit, 0, max(was.reset_s - elapsed, retry_s), retry_s, was.never)
             del self._refusals[subject]
         lease = self._leases.get(subject)
         if lease is not None:
@@ -96,7 +101,7 @@ class Limiter:
         if not verdict.allowed:
             self._sizes[subject] = 1
             if verdict.retry_after_s > 0:
-                self._refusals[subject] = _Refusal(limits, now, verdict)
+                self._refusals[subject] = _Refusal(limits, now, verdict, self._refusal_memory_s)
             return verdict
         self._leases[subject] = _Lease(
             limits,
@@ -134,12 +139,16 @@ class Limiter:
         if any(units):
             self._tasks.spawn(self._cells.adjust(lease.limits, units))
 
-    def true_up(self, limits: Sequence[Limit], estimated_tokens: int, actual_tokens: int) -> None:
+    def true_up(
+        self, subject: str, limits: Sequence[Limit], estimated_tokens: int, actual_tokens: int
+    ) -> None:
         """After the answer: the token limits take the actual usage instead of the estimate (more or
         less); off the request's path, never refused (the tokens were used)."""
         delta = actual_tokens - estimated_tokens
         if not delta:
             return
+        if delta < 0:  # units came back: a remembered refusal may no longer hold
+            self._refusals.pop(subject, None)
         token_limits = [limit for limit in limits if limit.measure is Measure.TOKENS]
         if token_limits:
             self._tasks.spawn(self._cells.adjust(token_limits, [delta] * len(token_limits)))

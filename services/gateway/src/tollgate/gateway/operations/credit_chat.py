@@ -1,9 +1,10 @@
-"""Seed 002: `POST /api/v1/chat` (1 credit a request, `?batch=1` 2 credits) and `GET /api/models`.
+"""The credit chat API (seed 002): `POST /api/v1/chat` (1 credit a request, `?batch=1` 2 credits)
+and `GET /api/models`.
 
 Priced flat: the model's per-request price, else GATEWAY_DEFAULT_REQUEST_PRICE (1 credit), times
 the batch multiplier for `?batch=1`; tokens are not priced on this route. The answer is OpenAI's
 chat completion plus `credits_charged`, `credits_remaining` and `batch_request`; errors are
-`{"error": "<message>"}` (envelopes.seed002_body). Usage goes through the same usage event.
+`{"error": "<message>"}` (envelopes.credit_chat_body). Usage goes through the same usage event.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from starlette.responses import Response
 
 from tollgate.common.errors import InvalidRequest, NotFound
 from tollgate.common.http import ORJSONResponse
-from tollgate.gateway.envelopes import SEED002, credits
+from tollgate.gateway.envelopes import CREDIT_CHAT, credits
 from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound
-from tollgate.gateway.operations.service import OperationCall, Operations
+from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pipeline import Call
 from tollgate.gateway.pricing.cost import Operation, batch_requested, flat_request_cost
 from tollgate.gateway.principals.grants import ensure_model_allowed, fine_tuned_owner, may_call
 from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
@@ -44,13 +46,13 @@ def build_router(ops: Operations, default_max_tokens: int) -> APIRouter:
 
     @router.post(CHAT_PATH)
     async def chat(request: Request) -> Response:
-        request.state.envelope = SEED002
+        request.state.envelope = CREDIT_CHAT
         principal = await ops.principal(request.headers)
         payload = _chat_fields(await request.body())
         name: str = payload["model"]
         max_tokens = parse.optional_positive_int(payload, "max_tokens") or default_max_tokens
-        payload["max_tokens"] = max_tokens  # the seed's default (150) is sent to the provider
-        payload.pop("stream", None)  # the seed's route answers in one piece
+        payload["max_tokens"] = max_tokens  # the API's default (150) is sent to the provider
+        payload.pop("stream", None)  # the route answers in one piece
         payload.pop("stream_options", None)
         batch = batch_requested(request.scope["query_string"])
         try:
@@ -58,14 +60,14 @@ def build_router(ops: Operations, default_max_tokens: int) -> APIRouter:
         except NotFound:
             raise NotFound(f"Model '{name}' not found", param="model", code="model_not_found") from None
         ensure_model_allowed(principal, entry.name)  # the key's model grants (403)
-        call = OperationCall(
+        call = Call(
             principal,
             entry,
             Operation.CHAT,
             CHAT_PATH,
             payload,
             bound(Operation.CHAT, payload, max_tokens),
-            family="seed002",
+            family="credit_chat",
             batch=batch,
             flat=True,
         )
@@ -85,8 +87,8 @@ def build_router(ops: Operations, default_max_tokens: int) -> APIRouter:
 
     @router.get("/api/models")
     async def models(request: Request) -> Response:
-        """Public like the seed's (no key needed); with a key, only the models it may call."""
-        request.state.envelope = SEED002
+        """Public like the original API's (no key needed); with a key, only the models it may call."""
+        request.state.envelope = CREDIT_CHAT
         has_key = request.headers.get("authorization") or request.headers.get("x-api-key")
         principal = await ops.principal(request.headers, "GET") if has_key else None
         data = [

@@ -1,10 +1,10 @@
-"""Seed 003 (IndoxRouter): `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`
+"""IndoxRouter (seed 003): `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`
 with `provider` + `model`, `GET /models/{provider}/{model}` and `GET /` health.
 
 `provider` + `model` name a catalog model: the catalog name "<provider>/<model>" first, else the
 catalog name "<model>" when that model's provider is `provider`. Priced by the model's modes
-(`?batch=1` too); `usage.cost` is in credits. Errors: envelopes.seed003_body. `GET /models` and
-`GET /models/{id}` are seed 001's (the training service's), not these routes.
+(`?batch=1` too); `usage.cost` is in credits. Errors: envelopes.indoxrouter_body. `GET /models` and
+`GET /models/{id}` are SloughGPT's (seed 001, the training service's), not these routes.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ from tollgate.common.http import ORJSONResponse
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.completions.streaming import RelayResponse
 from tollgate.gateway.completions.tokens import heuristic_prompt_tokens
-from tollgate.gateway.envelopes import SEED003, credits
+from tollgate.gateway.envelopes import INDOXROUTER, credits
 from tollgate.gateway.operations import requests as parse
+from tollgate.gateway.operations.indoxrouter_envelope import IndoxRouterRelay, envelope, iso
 from tollgate.gateway.operations.metering import bound, heuristic_text_tokens
-from tollgate.gateway.operations.seed001_embeddings import is_seed001_body, seed001_embeddings
-from tollgate.gateway.operations.seed003_envelope import Seed003Relay, envelope, iso
-from tollgate.gateway.operations.service import OperationCall, Operations
+from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.operations.sloughgpt_embeddings import is_sloughgpt_body, sloughgpt_embeddings
+from tollgate.gateway.pipeline import Call
 from tollgate.gateway.pricing.cost import Operation, Usage, batch_requested
 from tollgate.gateway.principals.grants import ensure_model_allowed
 from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
@@ -81,7 +82,7 @@ def model_info(entry: CatalogEntry, provider: str, model: str, batch_multiplier:
         "capabilities": capabilities,
         "description": f"{entry.name} ({entry.provider} upstream {entry.upstream_model})",
         "max_tokens": entry.max_tokens_default,
-        "pricing": {  # credits: tokens per 1K as the seed shows, then per request and per image
+        "pricing": {  # credits: tokens per 1K as IndoxRouter shows, then per request and per image
             "input": _per_1k_tokens(entry.price_in_micros),
             "output": _per_1k_tokens(entry.price_out_micros),
             "embedding": _per_1k_tokens(entry.price_embedding_micros),
@@ -131,7 +132,7 @@ def build_router(ops: Operations, version: str) -> APIRouter:
         return max_tokens
 
     async def start(request: Request, body: dict[str, Any] | None = None) -> tuple[Principal, dict[str, Any]]:
-        request.state.envelope = SEED003
+        request.state.envelope = INDOXROUTER
         principal = await ops.principal(request.headers)
         return principal, body if body is not None else parse.json_object(await request.body())
 
@@ -149,14 +150,14 @@ def build_router(ops: Operations, version: str) -> APIRouter:
         model = parse.required_string(body, "model")
         entry = resolve(provider, model, principal)
         stream = parse.stream_flag(body) if operation in (Operation.CHAT, Operation.COMPLETION) else False
-        call = OperationCall(
+        call = Call(
             principal,
             entry,
             operation,
             request.url.path,
             payload,
             bound(operation, payload, ops.max_tokens(entry, max_tokens)),
-            family="seed003",
+            family="indoxrouter",
             batch=batch_requested(request.scope["query_string"]),
             stream=stream,
         )
@@ -165,7 +166,7 @@ def build_router(ops: Operations, version: str) -> APIRouter:
             flight = await ops.open_stream(call, request_id)
             assert flight.upstream is not None
             head = {"request_id": request_id, "provider": provider, "model": model}
-            relay = Seed003Relay(
+            relay = IndoxRouterRelay(
                 flight.upstream,
                 head,
                 lambda outcome: ops.settle(flight, outcome, Usage(prompt_estimate, outcome.content_chunks)),
@@ -203,10 +204,10 @@ def build_router(ops: Operations, version: str) -> APIRouter:
 
     @router.post("/embeddings")
     async def embeddings(request: Request) -> Response:
-        request.state.envelope = SEED003
+        request.state.envelope = INDOXROUTER
         body = parse.json_object(await request.body())
-        if is_seed001_body(body):
-            return await seed001_embeddings(request, ops, body)
+        if is_sloughgpt_body(body):
+            return await sloughgpt_embeddings(request, ops, body)
         principal, body = await start(request, body)
         parse.text_or_texts(body, "text")
         payload = {**additional(body), "input": body["text"]}
@@ -226,7 +227,7 @@ def build_router(ops: Operations, version: str) -> APIRouter:
 
     @router.get("/models/{provider}/{model}")
     async def model_detail(request: Request, provider: str, model: str) -> Response:
-        request.state.envelope = SEED003
+        request.state.envelope = INDOXROUTER
         principal = await ops.principal(request.headers, "GET")
         entry = resolve(provider, model, principal)
         return ORJSONResponse(

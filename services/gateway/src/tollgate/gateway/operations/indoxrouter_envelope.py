@@ -1,4 +1,4 @@
-"""Seed 003's success envelope and its server-sent events stream.
+"""IndoxRouter's (seed 003) success envelope and its server-sent events stream.
 
 Envelope: request_id, created_at, duration_ms, provider, model, success, message, data,
 finish_reason (chat and completions), usage {tokens_prompt, tokens_completion, tokens_total,
@@ -22,7 +22,7 @@ import orjson
 from tollgate.common.money import micros_to_credits
 from tollgate.gateway.completions.streaming import DONE, StreamOutcome
 from tollgate.gateway.completions.tokens import reported_usage
-from tollgate.gateway.operations.service import Result
+from tollgate.gateway.pipeline import Result
 from tollgate.gateway.pricing.cost import Usage
 from tollgate.gateway.providers.base import UpstreamStream
 
@@ -70,8 +70,8 @@ def _event(obj: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
-class Seed003Relay:
-    """Re-frames the upstream's OpenAI chunks as seed 003 events; accounts exactly once."""
+class IndoxRouterRelay:
+    """Re-frames the upstream's OpenAI chunks as IndoxRouter's events; accounts exactly once."""
 
     def __init__(
         self,

@@ -14,7 +14,8 @@ from tollgate.common.http import ORJSONResponse
 from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
 from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound, heuristic_text_tokens
-from tollgate.gateway.operations.service import OperationCall, Operations, Result
+from tollgate.gateway.operations.service import Operations, Result
+from tollgate.gateway.pipeline import Call
 from tollgate.gateway.pricing.cost import Operation, Usage, batch_requested
 from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
@@ -31,13 +32,13 @@ def build_router(ops: Operations) -> APIRouter:
 
     async def prepare(
         request: Request, operation: Operation, payload: dict[str, Any], max_tokens: int | None
-    ) -> OperationCall:
+    ) -> Call:
         name = parse.required_string(payload, "model")
         batch = batch_requested(request.scope["query_string"])
         principal = await ops.principal(request.headers)
         entry = ops.model(name, principal)
         limit = ops.max_tokens(entry, max_tokens)
-        return OperationCall(
+        return Call(
             principal,
             entry,
             operation,

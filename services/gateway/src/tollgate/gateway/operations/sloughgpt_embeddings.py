@@ -1,6 +1,6 @@
-"""Seed 001's `POST /embeddings` (`model_id`, `texts`, `dimension`) shares its path with seed 003's
-(`provider`, `model`, `text`): a body naming `model_id` or `texts` is seed 001's. Same pipeline and
-price (the model's embedding price); seed 001's answer shape and error envelope."""
+"""SloughGPT's (seed 001) `POST /embeddings` (`model_id`, `texts`, `dimension`) shares its path with
+IndoxRouter's (`provider`, `model`, `text`): a body naming `model_id` or `texts` is SloughGPT's. Same
+pipeline and price (the model's embedding price); SloughGPT's answer shape and error envelope."""
 
 from __future__ import annotations
 
@@ -11,20 +11,21 @@ from starlette.responses import Response
 
 from tollgate.common.http import ORJSONResponse
 from tollgate.common.money import micros_to_credits
-from tollgate.gateway.envelopes import SEED001
+from tollgate.gateway.envelopes import SLOUGHGPT
 from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound
-from tollgate.gateway.operations.service import OperationCall, Operations
+from tollgate.gateway.operations.service import Operations
+from tollgate.gateway.pipeline import Call
 from tollgate.gateway.pricing.cost import Operation, batch_requested
 from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
 
-def is_seed001_body(body: dict[str, Any]) -> bool:
+def is_sloughgpt_body(body: dict[str, Any]) -> bool:
     return "model_id" in body or "texts" in body
 
 
-async def seed001_embeddings(request: Request, ops: Operations, body: dict[str, Any]) -> Response:
-    request.state.envelope = SEED001
+async def sloughgpt_embeddings(request: Request, ops: Operations, body: dict[str, Any]) -> Response:
+    request.state.envelope = SLOUGHGPT
     principal = await ops.principal(request.headers)
     name = parse.required_string(body, "model_id")
     texts = parse.text_or_texts(body, "texts")
@@ -33,14 +34,14 @@ async def seed001_embeddings(request: Request, ops: Operations, body: dict[str, 
     payload: dict[str, Any] = {"input": texts}
     if dimension is not None:
         payload["dimensions"] = dimension
-    call = OperationCall(
+    call = Call(
         principal,
         entry,
         Operation.EMBEDDING,
         request.url.path,
         payload,
         bound(Operation.EMBEDDING, payload, 0),
-        family="seed001",
+        family="sloughgpt",
         batch=batch_requested(request.scope["query_string"]),
     )
     result = await ops.run(call, request.scope["state"]["request_id"])

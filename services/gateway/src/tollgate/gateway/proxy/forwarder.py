@@ -55,6 +55,8 @@ RULES: tuple[Rule, ...] = (
     Rule("billing", "/cost/"),
     Rule("auth", "/admin/api-key/"),
     Rule("auth", "/admin/group/"),
+    Rule("auth", "/admin/rate-tier/"),  # rate limit tiers; a key's and an organisation's limits
+    Rule("auth", "/admin/org/"),
     Rule("auth", "/admin/audit/"),
     Rule("auth", "/auth/"),
     Rule("auth", "/api/guard/"),

@@ -14,7 +14,8 @@ from tollgate.gateway.completions.tokens import heuristic_prompt_tokens
 from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound
 from tollgate.gateway.operations.openai_routes import COST_HEADER
-from tollgate.gateway.operations.service import OperationCall, Operations, Result
+from tollgate.gateway.operations.service import Operations, Result
+from tollgate.gateway.pipeline import Call
 from tollgate.gateway.pricing.cost import Operation, Usage
 from tollgate.gateway.responses_door.answer import response_shell, responses_answer
 from tollgate.gateway.responses_door.request import parse_responses_request
@@ -33,7 +34,7 @@ def build_router(ops: Operations) -> APIRouter:
         parsed = parse_responses_request(parse.json_object(await request.body()))
         entry = ops.model(parsed.model, principal)
         payload = parsed.payload
-        call = OperationCall(
+        call = Call(
             principal,
             entry,
             Operation.CHAT,

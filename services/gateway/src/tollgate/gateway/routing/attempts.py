@@ -1,9 +1,11 @@
-"""Attempts along a chain: retries on the same model with exponential backoff, then the next model,
-all inside one deadline; cooling-down models skipped (breaker.py).
+"""Attempts along a chain: retries on the same deployment with exponential backoff, then the next
+deployment (the model's next, then its fallbacks'), all inside one deadline; cooling-down deployments
+skipped (breaker.py, keyed by `CatalogEntry.deployment`: the model's name for a model with one
+deployment, "<model>/<label>" for one with several).
 
 An attempt raises AttemptFailed for what another try may fix: a connection error, a timeout, a 429
-or a 5xx (retried on the same model), or another upstream failure such as a 401 (the next model, no
-retry). A refusal that is the caller's fault (400 / 413 / 422: UpstreamRejected) is not an attempt's
+or a 5xx (retried on the same deployment), or another upstream failure such as a 401 (the next one,
+no retry). A refusal that is the caller's fault (400 / 413 / 422: UpstreamRejected) is not an attempt's
 failure: it propagates at once, with no retry and no fallback.
 """
 
@@ -15,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from tollgate.common.errors import TollgateError, UpstreamError, UpstreamTimeout
+from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.routing.breaker import Clock, Cooldowns
 from tollgate.gateway.routing.chain import Link
 from tollgate.gateway.routing.failures import AttemptFailed, UpstreamRejected, timed_out
@@ -24,13 +27,17 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class ChainFailed(Exception):
-    """Every attempt failed (or the deadline passed): the last failure and the models tried."""
+    """Every attempt failed (or the deadline passed): the last failure and the deployments tried
+    (model names where a model has one deployment)."""
 
-    def __init__(self, last: AttemptFailed, tried: list[str], attempts: int) -> None:
+    def __init__(
+        self, last: AttemptFailed, tried: list[str], attempts: int, *, deployments: bool = False
+    ) -> None:
         super().__init__(last.message)
         self.last = last
         self.tried = tried
         self.attempts = attempts
+        self.deployments = deployments  # whether `tried` names deployments of several-deployment models
 
     def error(self) -> Exception:
         """What the caller gets: a 429 passes through as before (they can back off), else 502 / 504."""
@@ -40,7 +47,8 @@ class ChainFailed(Exception):
         message = last.message
         if self.attempts > 1:
             count = len(self.tried)
-            models = "model" if count == 1 else "models"
+            what = "deployment" if self.deployments else "model"
+            models = what if count == 1 else f"{what}s"
             message += f" {count} {models} tried ({', '.join(self.tried)}), {self.attempts} attempts."
         error: TollgateError = (
             UpstreamTimeout(message) if last.status == "upstream_timeout" else UpstreamError(message)
@@ -64,8 +72,9 @@ class Router:
         self._clock = clock
         self._sleep = sleep
 
-    def succeeded(self, model: str) -> None:
-        self.cooldowns.succeeded(model)
+    def succeeded(self, served: CatalogEntry | str) -> None:
+        """A call outside run() answered (the fast path): `served` is its entry (or its deployment id)."""
+        self.cooldowns.succeeded(served if isinstance(served, str) else served.deployment)
 
     async def run(
         self,
@@ -79,14 +88,15 @@ class Router:
         deadline = self._clock() + timeout_s
         tried: list[str] = []
         attempts = 0
+        several = any(link.entry.deployment_id for link in links)
         last = first_failure
         if first_failure is not None:
             self._failed(links[0], tried)
             attempts = 1
-        for link in self.cooldowns.usable(links, _name):
+        for link in self.cooldowns.usable(links, _deployment):
             tries = 0
             if first_failure is not None and link is links[0]:
-                if not first_failure.retry or self.cooldowns.cooling(link.entry.name):
+                if not first_failure.retry or self.cooldowns.cooling(link.entry.deployment):
                     continue
                 tries = 1
             while tries <= self._retries:
@@ -96,7 +106,12 @@ class Router:
                     )
                 left = deadline - self._clock()
                 if left <= 0:
-                    raise ChainFailed(last or timed_out(), tried or [link.entry.name], max(attempts, 1))
+                    raise ChainFailed(
+                        last or timed_out(),
+                        tried or [link.entry.deployment],
+                        max(attempts, 1),
+                        deployments=several,
+                    )
                 tries += 1
                 attempts += 1
                 try:
@@ -104,20 +119,20 @@ class Router:
                 except AttemptFailed as failure:
                     last = failure
                     self._failed(link, tried)
-                    if not failure.retry or self.cooldowns.cooling(link.entry.name):
-                        break  # no retry on a model that just started cooling down: the next one
+                    if not failure.retry or self.cooldowns.cooling(link.entry.deployment):
+                        break  # no retry on a deployment that just started cooling down: the next one
                     continue
-                self.cooldowns.succeeded(link.entry.name)
+                self.cooldowns.succeeded(link.entry.deployment)
                 return link, answer
         assert last is not None  # at least one link is always attempted
-        raise ChainFailed(last, tried, attempts)
+        raise ChainFailed(last, tried, attempts, deployments=several)
 
     def _failed(self, link: Link, tried: list[str]) -> None:
-        name = link.entry.name
-        self.cooldowns.failed(name)
-        if name not in tried:
-            tried.append(name)
+        deployment = link.entry.deployment
+        self.cooldowns.failed(deployment)
+        if deployment not in tried:
+            tried.append(deployment)
 
 
-def _name(link: Link) -> str:
-    return link.entry.name
+def _deployment(link: Link) -> str:
+    return link.entry.deployment
