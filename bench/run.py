@@ -146,6 +146,38 @@ def anthropic_translation(
     }
 
 
+def limits_on(
+    admin: httpx.Client, gateway: str, key: str, key_id: int, before: dict[str, object]
+) -> dict[str, object]:
+    """The same key with rate limits on (docs/limits.md): limits far above what the bench reaches,
+    so every request is counted (requests per minute and tokens per minute, leased from Redis) and
+    none is refused. Against the runs just before (no limits): same stack, same key."""
+    settings = {"id": key_id, "rpm": 1_000_000_000, "tpm": 1_000_000_000_000}
+    admin.post("/admin/api-key/limits", json=settings).raise_for_status()
+    time.sleep(1.0)  # the key's cached principal is dropped (auth.keys.v1) and fetched with its limits
+    answer = httpx.post(
+        f"{gateway}/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {key}"}
+    )
+    if "x-ratelimit-limit" not in answer.headers:
+        raise RuntimeError("the bench key's limits did not reach the gateway")
+    warm(gateway, key)
+    c1 = wrk(f"{gateway}/v1/chat/completions", BODY, connections=1, threads=1, key=key)
+    c16 = wrk(f"{gateway}/v1/chat/completions", BODY, connections=16, threads=2, key=key)
+    admin.post("/admin/api-key/limits", json={"id": key_id, "rpm": None, "tpm": None}).raise_for_status()
+    time.sleep(1.0)
+    direct = before["direct_c1"]
+    assert isinstance(direct, dict) and isinstance(before["gateway_c16"], dict)
+    return {
+        "gateway_c1": c1,
+        "gateway_c16": c16,
+        "overhead_c1": {
+            "p50_ms": round(c1["p50_ms"] - direct["p50_ms"], 3),
+            "p99_ms": round(c1["p99_ms"] - direct["p99_ms"], 3),
+        },
+        "c16_vs_off": round(c16["rps"] / before["gateway_c16"]["rps"], 3),
+    }
+
+
 def revocation_latency(admin: httpx.Client, gateway: str, samples: int = 20) -> dict[str, float]:
     """Seconds from an admin's key deletion to the gateway's first 401 for that key, whose principal
     the gateway had cached (30 s): the auth.keys.v1 invalidation path, end to end. Contract: < 1 s."""
@@ -184,7 +216,7 @@ def main() -> int:
     register_model(admin, "sim-bench", "sim-bench", sim, price_in=0.01, price_out=0.01)
     applied = admin.post("/admin/api-key/apply", json={"name": f"bench-{int(time.time())}", "role": "user"})
     applied.raise_for_status()
-    key = applied.json()["api_key"]
+    key, key_id = applied.json()["api_key"], applied.json()["id"]
     admin.post("/admin/api-key/recharge", json={"api_key": key, "balance": 1_000_000}).raise_for_status()
 
     direct_body = {**BODY, "stream_options": {"include_usage": True}}
@@ -207,6 +239,8 @@ def main() -> int:
     results["hold_marks"] = hold_marks(gateway)
     if os.environ.get("BENCH_ANTHROPIC", "1") == "1":
         results["anthropic"] = anthropic_translation(admin, gateway, sim, key, results["overhead_c1"])
+    if os.environ.get("BENCH_LIMITS", "1") == "1":
+        results["limits_on"] = limits_on(admin, gateway, key, key_id, results)
     if os.environ.get("BENCH_MARKS_AB", "1") == "1":
         # the same gateway without hold marks (GATEWAY_HOLD_MARKS=false), same stack, same run: what
         # marking every answered request's hold costs (docs/billing.md "Holds at answer time")
@@ -259,6 +293,14 @@ def main() -> int:
             f"anthropic provider at c=1: overhead p50 {claude['overhead_c1']['p50_ms']} ms, "
             f"p99 {claude['overhead_c1']['p99_ms']} ms; over the OpenAI-compatible path: "
             f"{claude['added_over_openai_p50_ms']} ms p50 (target <= 0.2)"
+        )
+    if "limits_on" in results:
+        lim = results["limits_on"]
+        over = lim["overhead_c1"]
+        print(
+            f"with rate limits on: p50 {over['p50_ms']} ms, p99 {over['p99_ms']} ms, "
+            f"c=16 {lim['gateway_c16']['rps']:.0f} req/s "
+            f"({lim['c16_vs_off']:.1%} of limits off; target >= 95 %)"
         )
     print(f"revocation (delete -> first 401): {results['revocation_s']} (contract < 1 s)")
     if os.environ.get("TOLLGATE_KEEP_STACK") != "1":

@@ -1,8 +1,8 @@
 """Rate tiers and limits set by an admin reach the principal the gateway gets (issue 12), on the
 real stack: the admin sets a key's tier and override through the gateway, an organisation's at
 auth, and then (1) auth.keys.v1 carries the ApiKeyChanged that drops the gateway's cached principal
-and (2) Authenticate, the gateway's cache-miss call, answers with the new limits. The gateway does
-not enforce limits yet: that part of issue 12 has its own tests."""
+and (2) Authenticate, the gateway's cache-miss call, answers with the new limits. The gateway's
+enforcement of them has its own tests (test_rate_limits.py)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,7 @@ from tollgate.devstack.testing import Account
 
 @pytest.fixture(scope="module")
 def auth_admin(config: StackConfig) -> Iterator[httpx.Client]:
-    """Auth's own HTTP port: /admin/rate-tier/* and /admin/org/* are not among the gateway's
-    forwarded prefixes yet (the gateway's part of issue 12)."""
+    """Auth's own HTTP port (the gateway forwards /admin/rate-tier/* and /admin/org/* there too)."""
     headers = {"Authorization": f"Bearer {config.admin_api_key}"}
     with httpx.Client(base_url=config.url("auth"), headers=headers, timeout=30) as client:
         yield client

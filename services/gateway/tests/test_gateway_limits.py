@@ -164,6 +164,55 @@ async def test_the_sweeper_returns_a_quiet_keys_leftovers(cells: RedisCells) -> 
     assert (await cells.take(limit, Cost(0))).remaining == 100 - 5
 
 
+async def test_concurrent_requests_share_one_round_trip_per_lease(cells: RedisCells) -> None:
+    """Sixteen requests at once on one key (concurrency 16): one of them takes the lease, the others
+    wait for it instead of each asking Redis; no lease is lost to another's overwrite."""
+    limiter = Limiter(cells, max_lease=32)
+    limit = [rpd(10_000)]
+    calls = 0
+    real_take = cells.take
+
+    async def counted(limits: list[Limit], cost: Cost) -> Verdict:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0.01)  # a round trip's time, so the others arrive while it is out
+        return await real_take(limits, cost)
+
+    cells.take = counted  # type: ignore[method-assign]
+    for _ in range(4):
+        verdicts = await asyncio.gather(*(limiter.acquire("k1", limit, Cost()) for _ in range(16)))
+        assert all(v.allowed for v in verdicts)
+    assert calls <= 12  # 64 requests: leases of 1, 2, 4, ... 32, not a round trip each
+    await limiter.close()
+    assert (await real_take(limit, Cost(0))).remaining == 10_000 - 64  # unused lease units came back
+
+
+async def test_a_busy_keys_true_ups_go_to_its_lease_and_reach_redis_when_it_ends(cells: RedisCells) -> None:
+    clock = Clock()
+    limiter = Limiter(cells, max_lease=8, clock=clock)
+    limits = [rpd(1_000), tpd(100_000)]
+    for _ in range(7):  # leases of 1, 2 and 4 requests of 100 tokens each
+        assert (await limiter.acquire("k1", limits, Cost(1, 100))).allowed
+    adjusted = 0
+    real_adjust = cells.adjust
+
+    async def counted(limits: list[Limit], units: list[int]) -> None:
+        nonlocal adjusted
+        adjusted += 1
+        await real_adjust(limits, units)
+
+    cells.adjust = counted  # type: ignore[method-assign]
+    for _ in range(6):  # six answers used 10 of their 100 tokens, the seventh 400
+        limiter.true_up("k1", limits, estimated_tokens=100, actual_tokens=10)
+    limiter.true_up("k1", limits, estimated_tokens=100, actual_tokens=400)
+    assert adjusted == 0  # no round trip per answer
+    await limiter.close()
+    assert adjusted == 1  # the lease's end settles it all at once
+    tokens = await cells.take([tpd(100_000)], Cost(0, 0))
+    assert tokens.remaining == 100_000 - (6 * 10 + 400)  # what the 7 answers used
+    assert (await cells.take([rpd(1_000)], Cost(0))).remaining == 1_000 - 7
+
+
 async def test_two_replicas_share_one_limit(redis: Redis, prefix: str) -> None:
     """Two limiters on the same Redis (two gateway processes): together they admit the limit."""
     limit = [rpd(600)]

@@ -59,14 +59,14 @@ def test_registry_maps_names_and_the_catalog_accepts_anthropic() -> None:
     assert provider_for("openai-compatible") is provider_for("openai") is OPENAI_COMPATIBLE
     assert provider_for("something-older") is OPENAI_COMPATIBLE
     assert {"anthropic", "openai", "openai-compatible"} <= SUPPORTED_PROVIDERS
-    assert OPENAI_COMPATIBLE.lean and not ANTHROPIC.lean
+    assert OPENAI_COMPATIBLE.lean and ANTHROPIC.lean  # both speak plain JSON over HTTP/1.1
     assert ANTHROPIC.supports(Operation.CHAT)
     assert not any(
         ANTHROPIC.supports(op) for op in (Operation.COMPLETION, Operation.EMBEDDING, Operation.IMAGE)
     )
 
 
-async def test_only_openai_compatible_models_get_the_lean_client() -> None:
+async def test_plain_http_openai_compatible_and_anthropic_models_get_the_lean_client() -> None:
     pool = UpstreamPool(lambda _: httpx.AsyncClient())
     snapshot = CatalogSnapshot(None, SecretBox("s"), pool)  # type: ignore[arg-type]
 
@@ -92,7 +92,7 @@ async def test_only_openai_compatible_models_get_the_lean_client() -> None:
         snapshot._entry(row("anthropic")),
     )
     assert openai_entry is not None and openai_entry.lean is not None
-    assert anthropic_entry is not None and anthropic_entry.lean is None
+    assert anthropic_entry is not None and anthropic_entry.lean is openai_entry.lean  # one pool per URL
     assert anthropic_entry.api_base == "http://upstream:8000/v1"
     await pool.close()
 

@@ -23,6 +23,7 @@ from tollgate.gateway.catalog.snapshot import CatalogSnapshot
 from tollgate.gateway.completions import routes as completion_routes
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.envelopes import gateway_error_renderer
+from tollgate.gateway.limits.answer_headers import RateLimitHeaders
 from tollgate.gateway.operations import credit_chat, indoxrouter, openai_routes
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.principals.cache import PrincipalCache
@@ -134,5 +135,6 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise
     app.include_router(model_deletion.build_router(parts.snapshot, current_principal, parts.forwarder))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
-    served: ASGIApp = ChatFastPath(app, parts.chat)
+    # X-RateLimit-* on every answer of a limited request, whichever family renders it (limits/)
+    served: ASGIApp = RateLimitHeaders(ChatFastPath(app, parts.chat))
     return served if parts.trust_client_request_id else MintRequestIds(served)

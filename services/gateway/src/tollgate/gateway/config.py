@@ -47,6 +47,11 @@ class GatewaySettings(ServiceSettings):
     # hold placed while the current one is served. 0 turns it off; stocked holds older than the max
     # age are released unused, which bounds how late a refund or budget change reaches them.
     hold_stock_depth: int = Field(default=16, ge=0, le=64)
+    # Rate limits (limits/, docs/limits.md): a busy key's units are leased from Redis up to this
+    # many requests' worth at a time, and given back when unused after the lease's time
+    rate_limits: bool = True
+    rate_limit_max_lease: int = Field(default=32, ge=1, le=1024)
+    rate_limit_lease_ttl_s: float = Field(default=1.0, gt=0, le=60)
     hold_stock_max_age_s: float = Field(default=1.0, gt=0, le=30)
     hold_stock_hot_window_s: float = Field(default=0.5, gt=0, le=30)
 

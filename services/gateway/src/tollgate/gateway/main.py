@@ -29,6 +29,9 @@ from tollgate.gateway.completions.hold_stock import HoldStock
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
 from tollgate.gateway.db import alembic_ini
+from tollgate.gateway.limits.cells import RedisCells
+from tollgate.gateway.limits.gate import RateGate
+from tollgate.gateway.limits.leases import Limiter
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.pipeline import Pipeline
@@ -109,6 +112,12 @@ async def main() -> None:
         max_age_s=settings.hold_stock_max_age_s,
         hot_window_s=settings.hold_stock_hot_window_s,
     )
+    limiter = Limiter(
+        RedisCells(redis),
+        max_lease=settings.rate_limit_max_lease,
+        lease_ttl_s=settings.rate_limit_lease_ttl_s,
+    )
+    rate_gate = RateGate(limiter) if settings.rate_limits else None
     router = Router(
         Cooldowns(threshold=settings.routing_cooldown_failures, cooldown_s=settings.routing_cooldown_s),
         retries=settings.routing_retries,
@@ -127,6 +136,7 @@ async def main() -> None:
         default_max_tokens=settings.default_max_tokens,
         router=router,
         hold_stock=hold_stock,
+        rate_gate=rate_gate,
     )
     chat = ChatCompletions(pipeline, metrics)
     operations = Operations(pipeline)
@@ -180,6 +190,7 @@ async def main() -> None:
             key_consumer.run,
             snapshot.poll_forever,
             hold_stock.run_sweeper,
+            limiter.run_sweeper,  # unused leases of keys gone quiet go back
             deployments.run,
             *([marker.run] if marker is not None else []),
         ],
@@ -188,6 +199,7 @@ async def main() -> None:
         on_shutdown=[
             emitter.close,
             hold_stock.close,
+            limiter.close,
             *([marker.close] if marker is not None else []),
             close_clients,
         ],

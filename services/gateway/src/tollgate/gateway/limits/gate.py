@@ -48,11 +48,9 @@ class RateGate:
             limits = self._sets[index] = tuple(found)
         return limits
 
-    async def admit(self, principal: Principal, tokens: int) -> Admitted | None:
-        """None for a principal without limits; raises RateLimited (429) when a limit refuses."""
-        limits = self.limits_of(principal)
-        if not limits:
-            return None
+    async def admit(self, principal: Principal, tokens: int, limits: tuple[Limit, ...]) -> Admitted:
+        """Takes a request and `tokens` from `limits` (limits_of(principal), not empty); raises
+        RateLimited (429) when one of them refuses, and puts the X-RateLimit-* headers on the answer."""
         subject = f"{principal.key_id}:{principal.org_id}"
         verdict = await self._limiter.acquire(subject, limits, Cost(1, tokens))
         publish(verdict)

@@ -69,29 +69,49 @@ class Limiter:
         self._leases: dict[str, _Lease] = {}
         self._sizes: dict[str, int] = {}
         self._refusals: dict[str, _Refusal] = {}
+        self._pending: dict[str, asyncio.Future[None]] = {}  # a lease being taken, by subject
+        self._returning: dict[str, asyncio.Task[None]] = {}  # an ended lease's units going back
         self._tasks = TaskSet()
 
     async def acquire(self, subject: str, limits: Sequence[Limit], cost: Cost) -> Verdict:
         """Whether a request of `cost` may go now; `subject` names the set of limits (e.g. the key)."""
         limits = tuple(limits)
-        now = self._clock()
-        refusal = self._refusals.get(subject)
-        if refusal is not None:
-            if refusal.until() > now and refusal.limits == limits:
-                was, elapsed = refusal.verdict, now - refusal.at
-                retry_s = max(was.retry_after_s - elapsed, 0.0)
-                return Verdict(False, was.limit, 0, max(was.reset_s - elapsed, retry_s), retry_s, was.never)
-            del self._refusals[subject]
-        lease = self._leases.get(subject)
-        if lease is not None:
-            if lease.limits == limits and lease.expires > now and _covers(lease, cost):
-                lease.requests -= cost.requests
-                lease.tokens -= cost.tokens
-                return _local_verdict(lease, now)
-            self._end(subject, lease, now)
-        return await self._take(subject, limits, cost, now)
+        while True:
+            now = self._clock()
+            refusal = self._refusals.get(subject)
+            if refusal is not None:
+                if refusal.until() > now and refusal.limits == limits:
+                    was, elapsed = refusal.verdict, now - refusal.at
+                    retry_s = max(was.retry_after_s - elapsed, 0.0)
+                    return Verdict(
+                        False, was.limit, 0, max(was.reset_s - elapsed, retry_s), retry_s, was.never
+                    )
+                del self._refusals[subject]
+            lease = self._leases.get(subject)
+            if lease is not None:
+                if lease.limits == limits and lease.expires > now and _covers(lease, cost):
+                    lease.requests -= cost.requests
+                    lease.tokens -= cost.tokens
+                    return _local_verdict(lease, now)
+                self._end(subject, lease, now)
+            # one round trip per subject at a time: concurrent requests wait for the lease it brings
+            # (16 requests arriving as a lease runs out make one Redis call, not 16)
+            pending = self._pending.get(subject)
+            if pending is None:
+                break
+            await asyncio.shield(pending)
+        fetched = self._pending[subject] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._take(subject, limits, cost, now)
+        finally:
+            del self._pending[subject]
+            if not fetched.done():
+                fetched.set_result(None)
 
     async def _take(self, subject: str, limits: tuple[Limit, ...], cost: Cost, now: float) -> Verdict:
+        returning = self._returning.pop(subject, None)
+        if returning is not None and not returning.done():
+            await asyncio.shield(returning)  # what the last lease gave back counts for this take
         size = min(self._sizes.get(subject, 1), self._lease_cap(limits, cost))
         verdict = await self._cells.take(limits, Cost(cost.requests * size, cost.tokens * size))
         if not verdict.allowed and size > 1 and not verdict.never:
@@ -129,15 +149,19 @@ class Limiter:
         size = self._sizes.get(subject, 1)
         self._sizes[subject] = min(size * 2, self._max_lease) if spent_fast else max(size // 2, 1)
         del self._leases[subject]
-        self._give_back(lease)
+        returning = self._give_back(lease)
+        if returning is not None:
+            self._returning[subject] = returning
 
-    def _give_back(self, lease: _Lease) -> None:
+    def _give_back(self, lease: _Lease) -> asyncio.Task[None] | None:
+        """Unused units go back; tokens that answers used beyond what was leased (true-ups that
+        left the lease below zero) are taken on top."""
         units = [
-            -(lease.requests if limit.measure is Measure.REQUESTS else max(lease.tokens, 0))
-            for limit in lease.limits
+            -(lease.requests if limit.measure is Measure.REQUESTS else lease.tokens) for limit in lease.limits
         ]
-        if any(units):
-            self._tasks.spawn(self._cells.adjust(lease.limits, units))
+        if not any(units):
+            return None
+        return self._tasks.spawn(self._cells.adjust(lease.limits, units))
 
     def true_up(
         self, subject: str, limits: Sequence[Limit], estimated_tokens: int, actual_tokens: int
@@ -150,8 +174,15 @@ class Limiter:
         if delta < 0:  # units came back: a remembered refusal may no longer hold
             self._refusals.pop(subject, None)
         token_limits = [limit for limit in limits if limit.measure is Measure.TOKENS]
-        if token_limits:
-            self._tasks.spawn(self._cells.adjust(token_limits, [delta] * len(token_limits)))
+        if not token_limits:
+            return
+        lease = self._leases.get(subject)
+        if lease is not None and lease.limits == tuple(limits):
+            # a busy key: the difference goes to its lease (settled with Redis when the lease ends),
+            # so a true-up costs no round trip of its own
+            lease.tokens -= delta
+            return
+        self._tasks.spawn(self._cells.adjust(token_limits, [delta] * len(token_limits)))
 
     def sweep(self) -> None:
         """Ends the expired leases of keys that went quiet, so their leftovers go back."""
@@ -162,6 +193,9 @@ class Limiter:
         for subject, refusal in list(self._refusals.items()):
             if refusal.until() <= now:
                 del self._refusals[subject]
+        for subject, returning in list(self._returning.items()):
+            if returning.done():
+                del self._returning[subject]
 
     async def run_sweeper(self) -> None:
         while True:

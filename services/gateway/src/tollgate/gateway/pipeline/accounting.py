@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable
 
 from tollgate.gateway.completions.streaming import StreamOutcome
+from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.pipeline.call import NO_USAGE, Call
 from tollgate.gateway.pipeline.ports import Billing, Emitter
@@ -18,8 +19,14 @@ from tollgate.gateway.usage.events import usage_event
 
 class Accounts:
     def __init__(
-        self, billing: Billing, emitter: Emitter, metrics: GatewayMetrics, pricing: PricingPolicy
+        self,
+        billing: Billing,
+        emitter: Emitter,
+        metrics: GatewayMetrics,
+        pricing: PricingPolicy,
+        rate_gate: RateGate | None = None,
     ) -> None:
+        self._gate = rate_gate
         self._billing = billing
         self._emitter = emitter
         self._metrics = metrics
@@ -31,6 +38,8 @@ class Accounts:
         the result, when there is one, before the answer's last bytes leave)."""
         call.settled = True
         call.usage, call.estimated = usage, estimated
+        if call.rate is not None and self._gate is not None:  # the token limits take the actual usage
+            self._gate.settle(call.rate, usage.tokens_in + usage.tokens_out)
         if call.flat:
             call.cost_micros = flat_request_cost(call.entry, self._pricing, batch=call.batch)
         else:
@@ -64,6 +73,8 @@ class Accounts:
 
     def _uncharged(self, call: Call, status: str) -> None:
         call.usage, call.estimated, call.cost_micros = NO_USAGE, False, 0
+        if call.rate is not None and self._gate is not None:  # nothing generated: the tokens go back
+            self._gate.settle(call.rate, 0)
         self._emit(call, status, charged=False)
 
     def _emit(self, call: Call, status: str, *, charged: bool) -> Awaitable[None] | None:

@@ -12,6 +12,7 @@ from tollgate.common.errors import InvalidRequest, NotFound, Unauthenticated
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.completions.billing import place_hold
 from tollgate.gateway.completions.hold_stock import HoldStock
+from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.pipeline.call import Call
 from tollgate.gateway.pipeline.ports import Billing, Catalog, Principals
@@ -41,7 +42,9 @@ class Admission:
         pricing: PricingPolicy,
         default_max_tokens: int,
         hold_stock: HoldStock | None,
+        rate_gate: RateGate | None = None,
     ) -> None:
+        self._gate = rate_gate
         self._principals = principals
         self._catalog = catalog
         self._billing = billing
@@ -113,8 +116,26 @@ class Admission:
             call.entry, call.provider, call.upstream = links[0]
             max_cost = chain_hold(chain, lambda e: self.hold_price(call, e))
         call.max_cost_micros = max_cost
-        call.hold_id = await self._reserve(call, max_cost, stock)
+        gate = self._gate
+        if gate is not None and (limited := gate.limits_of(call.principal)):
+            # before the hold: a refused request (429) holds nothing and reaches no provider
+            call.rate = await gate.admit(call.principal, self._token_bound(call), limited)
+            try:
+                call.hold_id = await self._reserve(call, max_cost, stock)
+            except BaseException:  # refused for money: the request still counts, its tokens go back
+                gate.settle(call.rate, 0)
+                raise
+        else:
+            call.hold_id = await self._reserve(call, max_cost, stock)
         call.headers = trace_headers()
+
+    def _token_bound(self, call: Call) -> int:
+        """What the token limits take first, as OpenAI counts it: the prompt's bound plus the most
+        the answer may hold (`max_tokens`); the true-up replaces it with the actual usage."""
+        bound = call.bound
+        if bound is None:
+            return call.prompt_bound + self.max_tokens(call.entry, call.max_tokens)
+        return bound.tokens_in + bound.tokens_out
 
     async def _reserve(self, call: Call, max_cost: int, stock: bool) -> str:
         principal, model = call.principal, call.entry.name

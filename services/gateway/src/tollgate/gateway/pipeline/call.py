@@ -10,6 +10,7 @@ from typing import Any
 
 from tollgate.common.auth_client import Principal
 from tollgate.gateway.catalog.snapshot import CatalogEntry
+from tollgate.gateway.limits.gate import Admitted
 from tollgate.gateway.pricing.cost import Operation, Usage
 from tollgate.gateway.providers.base import Provider, UpstreamRequest
 from tollgate.gateway.providers.registry import OPENAI_COMPATIBLE
@@ -59,6 +60,7 @@ class Call:
     cost_micros: int = 0
     latency_s: float = 0.0
     marking: Awaitable[None] | None = None  # the hold's mark being sent (usage/marks.py)
+    rate: Admitted | None = None  # what the rate limits took (limits/gate.py); None: not limited
 
 
 @dataclass(slots=True)

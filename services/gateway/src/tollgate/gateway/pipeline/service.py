@@ -11,6 +11,7 @@ import orjson
 
 from tollgate.common.errors import UpstreamError
 from tollgate.gateway.completions.hold_stock import HoldStock
+from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.pipeline.accounting import Accounts
 from tollgate.gateway.pipeline.admission import Admission
@@ -40,6 +41,7 @@ class Pipeline(Admission):
         default_max_tokens: int = 4096,
         router: Router | None = None,
         hold_stock: HoldStock | None = None,
+        rate_gate: RateGate | None = None,
     ) -> None:
         pricing = pricing or PricingPolicy()
         super().__init__(
@@ -50,10 +52,11 @@ class Pipeline(Admission):
             pricing=pricing,
             default_max_tokens=default_max_tokens,
             hold_stock=hold_stock,
+            rate_gate=rate_gate,
         )
         self._router = router if router is not None else Router()
         self._upstream = Upstream(metrics, upstream_timeout_s)
-        self.accounts = Accounts(billing, emitter, metrics, pricing)
+        self.accounts = Accounts(billing, emitter, metrics, pricing, rate_gate)
         # after the answer (accounting.py): `charge` a metered answer, `settle` a stream once
         self.charge = self.accounts.charge
         self.settle = self.accounts.settle

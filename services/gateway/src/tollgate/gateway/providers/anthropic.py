@@ -44,7 +44,7 @@ FALLBACK_MAX_TOKENS = 4096  # a model always has a default; this is for one that
 
 
 class Anthropic(Provider):
-    lean = False  # its calls go through the pooled httpx client
+    lean = True  # plain-http upstreams: non-streamed calls on the lean HTTP/1.1 client too
 
     def supports(self, operation: Operation) -> bool:
         return operation is Operation.CHAT

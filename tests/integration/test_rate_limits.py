@@ -1,0 +1,193 @@
+"""Rate limits enforced by the gateway on the real stack (issue 12): a key's or its organisation's
+limits (set by an admin, carried by the principal) refuse the request over them with 429 in each
+route family's envelope, before any hold or upstream call; every answer of a limited key carries the
+X-RateLimit-* headers; token limits count the estimate first and the actual usage after the answer."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from tollgate.devstack.testing import Account, balance_micros, register_model, wait_until
+
+RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-retry-after")
+
+
+@pytest.fixture(scope="module")
+def model(admin: httpx.Client, sim_url: str) -> tuple[str, str]:
+    """A model of its own (so the simulator's per-model count is this module's alone)."""
+    upstream = f"sim-limits-{uuid.uuid4().hex[:8]}"
+    name = f"limited-{uuid.uuid4().hex[:8]}"
+    register_model(admin, name, upstream, sim_url)
+    return name, upstream
+
+
+@pytest.fixture(scope="module")
+def indoxrouter_provider(admin: httpx.Client, sim_url: str) -> str:
+    """IndoxRouter names a model by provider and model: a catalog model "<provider>/chat"."""
+    provider = f"limprov{uuid.uuid4().hex[:6]}"
+    register_model(admin, f"{provider}/chat", "sim-model", sim_url)
+    return provider
+
+
+def sim_calls(sim_url: str, upstream: str) -> int:
+    return int(httpx.get(f"{sim_url}/_sim/stats", timeout=5).json()["by_model"].get(upstream, 0))
+
+
+def limited_account(new_account: Callable[..., Account], admin: httpx.Client, **limits: Any) -> Account:
+    """A funded key whose limits are set before its first request (no principal cached yet)."""
+    account = new_account(credits=1)
+    resp = admin.post("/admin/api-key/limits", json={"id": account.key_id, **limits})
+    assert resp.status_code == 200, resp.text
+    return account
+
+
+def chat(gateway_url: str, key: str, model: str, **extra: Any) -> httpx.Response:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "hello there"}],
+        "max_tokens": 8,
+        **extra,
+    }
+    return httpx.post(
+        f"{gateway_url}/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=30,
+    )
+
+
+def test_requests_over_a_keys_limit_are_refused_with_openais_envelope_and_cost_nothing(
+    new_account: Callable[..., Account],
+    admin: httpx.Client,
+    gateway_url: str,
+    sim_url: str,
+    model: tuple[str, str],
+) -> None:
+    name, upstream = model
+    account = limited_account(new_account, admin, rpm=3)
+    answers = [chat(gateway_url, account.key, name) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 200]
+    assert [a.headers["x-ratelimit-remaining"] for a in answers] == ["2", "1", "0"]
+    assert all(a.headers["x-ratelimit-limit"] == "3" for a in answers)
+    assert all(a.headers["x-ratelimit-retry-after"] == "0" for a in answers)
+    assert all(int(a.headers["x-ratelimit-reset"]) > 1_700_000_000 for a in answers)  # a Unix time
+    wait_until(lambda: balance_micros(gateway_url, account.key) < 1_000_000 or None, what="the charges")
+    charged = [balance_micros(gateway_url, account.key)]
+    calls = sim_calls(sim_url, upstream)
+
+    refused = chat(gateway_url, account.key, name)
+    assert refused.status_code == 429, refused.text
+    error = refused.json()["error"]
+    assert error["type"] == "rate_limit_error" and error["code"] == "rate_limit_exceeded"
+    assert "requests per minute" in error["message"] and "API key" in error["message"]
+    assert all(h in refused.headers for h in RATE_HEADERS)
+    assert refused.headers["x-ratelimit-remaining"] == "0"
+    assert 1 <= int(refused.headers["retry-after"]) <= 21  # a request comes back every 20 s
+    # nothing held, charged or sent upstream for the refused request
+    assert sim_calls(sim_url, upstream) == calls
+    wait_until(
+        lambda: balance_micros(gateway_url, account.key) == charged[0] or None, what="a settled balance"
+    )
+
+
+def test_an_organisations_limit_is_enforced_on_its_keys(
+    new_account: Callable[..., Account], admin: httpx.Client, gateway_url: str, model: tuple[str, str]
+) -> None:
+    account = new_account(credits=1)
+    resp = admin.post("/admin/org/limits", json={"org_id": account.org_id, "rpm": 1})
+    assert resp.status_code == 200, resp.text
+    assert chat(gateway_url, account.key, model[0]).status_code == 200
+    refused = chat(gateway_url, account.key, model[0])
+    assert refused.status_code == 429
+    assert "organization" in refused.json()["error"]["message"]
+
+
+def test_each_route_family_refuses_in_its_own_envelope(
+    new_account: Callable[..., Account],
+    admin: httpx.Client,
+    gateway_url: str,
+    model: tuple[str, str],
+    indoxrouter_provider: str,
+) -> None:
+    name, hello = model[0], [{"role": "user", "content": "hi"}]
+    families: dict[str, tuple[str, dict[str, Any], Callable[[dict[str, Any]], bool]]] = {
+        "credit chat": (
+            "/api/v1/chat",
+            {"model": name, "messages": hello},
+            lambda body: set(body) == {"error"} and "requests per minute" in body["error"],
+        ),
+        "IndoxRouter": (
+            "/chat/completions",
+            {"provider": indoxrouter_provider, "model": "chat", "messages": hello, "max_tokens": 8},
+            lambda body: body["error"] == "rate_limit_exceeded" and body["status_code"] == 429,
+        ),
+        "Anthropic": (
+            "/v1/messages",
+            {"model": name, "max_tokens": 8, "messages": hello},
+            lambda body: body["type"] == "error" and body["error"]["type"] == "rate_limit_error",
+        ),
+        "OpenAI embeddings": (
+            "/v1/embeddings",
+            {"model": name, "input": "hi"},
+            lambda body: body["error"]["code"] == "rate_limit_exceeded",
+        ),
+    }
+    for family, (path, body, envelope_ok) in families.items():
+        account = limited_account(new_account, admin, rpm=1)
+        headers = {"Authorization": f"Bearer {account.key}"}
+        first = httpx.post(f"{gateway_url}{path}", json=body, headers=headers, timeout=30)
+        assert first.status_code == 200, f"{family}: {first.text}"
+        assert first.headers["x-ratelimit-limit"] == "1", family
+        refused = httpx.post(f"{gateway_url}{path}", json=body, headers=headers, timeout=30)
+        assert refused.status_code == 429, f"{family}: {refused.text}"
+        assert envelope_ok(refused.json()), f"{family}: {refused.text}"
+        assert "retry-after" in refused.headers and "x-ratelimit-remaining" in refused.headers, family
+
+
+def test_token_limits_take_the_actual_usage_after_a_streamed_answer(
+    new_account: Callable[..., Account], admin: httpx.Client, gateway_url: str, model: tuple[str, str]
+) -> None:
+    """1,000 tokens a day: a request counts its bound first (prompt + max_tokens 600), then what
+    it used (a few dozen), so a second one of the same bound fits once the first is answered."""
+    account = limited_account(new_account, admin, tpd=1_000)
+    name = model[0]
+    with httpx.stream(
+        "POST",
+        f"{gateway_url}/v1/chat/completions",
+        json={
+            "model": name,
+            "messages": [{"role": "user", "content": "hello there"}],
+            "max_tokens": 600,
+            "stream": True,
+        },
+        headers={"Authorization": f"Bearer {account.key}"},
+        timeout=30,
+    ) as first:
+        assert first.status_code == 200
+        assert first.headers["x-ratelimit-limit"] == "1000"
+        assert int(first.headers["x-ratelimit-remaining"]) < 400  # the bound was taken
+        assert b"[DONE]" in b"".join(first.iter_bytes())
+    # the true-up gives the unused bound back (off the answer's path): the same bound fits again
+    second = wait_until(
+        lambda: (r := chat(gateway_url, account.key, name, max_tokens=600)).status_code == 200 and r,
+        timeout=10,
+        what="the first answer's true-up",
+    )
+    assert int(second.headers["x-ratelimit-remaining"]) < 400
+    # a request larger than the limit itself is refused for good, whatever the wait
+    too_large = chat(gateway_url, account.key, name, max_tokens=2_000)
+    assert too_large.status_code == 429 and "too large" in too_large.json()["error"]["message"]
+
+
+def test_keys_without_limits_get_no_rate_headers(
+    new_account: Callable[..., Account], gateway_url: str, model: tuple[str, str]
+) -> None:
+    account = new_account(credits=1)
+    answer = chat(gateway_url, account.key, model[0])
+    assert answer.status_code == 200
+    assert not any(h in answer.headers for h in RATE_HEADERS)
