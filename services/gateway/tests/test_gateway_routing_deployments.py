@@ -216,7 +216,10 @@ def test_the_snapshot_gives_the_model_its_deployments() -> None:
         "http://b/v1/chat/completions",
         "sk-b",
     )
-    assert other.lean is None and other.price_out_micros == model.price_out_micros and not other.deployments
+    # a plain-http Anthropic deployment takes the lean client too (its non-streamed calls)
+    assert (
+        other.lean is not None and other.price_out_micros == model.price_out_micros and not other.deployments
+    )
     # a deployment whose secret cannot be read is left out; the model keeps serving
     junk = {
         "name": "b",

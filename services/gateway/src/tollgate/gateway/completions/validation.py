@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tollgate.common.errors import InvalidRequest
+from tollgate.gateway.checks.sampling import check_sampling
 from tollgate.gateway.operations import requests as parse
 
 
@@ -31,6 +32,7 @@ def parse_chat_request(body: bytes) -> ChatRequest:
     include_usage = parse.include_usage(payload)
     max_tokens = parse.optional_positive_int(payload, "max_tokens")
     max_completion_tokens = parse.optional_positive_int(payload, "max_completion_tokens")
+    check_sampling(payload)  # OpenAI's ranges: refused here, before any hold, not by the provider
     return ChatRequest(
         payload=payload,
         model=model,

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tollgate.common.http import ORJSONResponse
+from tollgate.gateway.checks.sampling import check_sampling
 from tollgate.gateway.completions.streaming import RelayResponse, SseRelay, StreamOutcome
 from tollgate.gateway.operations import requests as parse
 from tollgate.gateway.operations.metering import bound, heuristic_text_tokens
@@ -55,6 +56,7 @@ def build_router(ops: Operations) -> APIRouter:
         prompts = parse.text_or_texts(payload, "prompt")
         max_tokens = parse.optional_positive_int(payload, "max_tokens")
         wants_usage = parse.include_usage(payload)
+        check_sampling(payload)
         call = await prepare(request, Operation.COMPLETION, payload, max_tokens)
         request_id = request.scope["state"]["request_id"]
         if call.stream:
