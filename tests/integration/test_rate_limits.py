@@ -5,6 +5,7 @@ X-RateLimit-* headers; token limits count the estimate first and the actual usag
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tollgate.devstack.testing import Account, balance_micros, register_model, wait_until
+from tollgate.devstack.testing import PRICE_IN, PRICE_OUT, Account, balance_micros, register_model, wait_until
 
 RATE_HEADERS = ("x-ratelimit-limit", "x-ratelimit-remaining", "x-ratelimit-reset", "x-ratelimit-retry-after")
 
@@ -76,8 +77,10 @@ def test_requests_over_a_keys_limit_are_refused_with_openais_envelope_and_cost_n
     assert all(a.headers["x-ratelimit-limit"] == "3" for a in answers)
     assert all(a.headers["x-ratelimit-retry-after"] == "0" for a in answers)
     assert all(int(a.headers["x-ratelimit-reset"]) > 1_700_000_000 for a in answers)  # a Unix time
-    wait_until(lambda: balance_micros(gateway_url, account.key) < 1_000_000 or None, what="the charges")
-    charged = [balance_micros(gateway_url, account.key)]
+    used = [a.json()["usage"] for a in answers]
+    cost = sum(u["prompt_tokens"] * PRICE_IN + u["completion_tokens"] * PRICE_OUT for u in used)
+    settled = 1_000_000 - cost  # 1 credit less the three answers (prices per 1M tokens: micros a token)
+    wait_until(lambda: balance_micros(gateway_url, account.key) == settled or None, what="the three charges")
     calls = sim_calls(sim_url, upstream)
 
     refused = chat(gateway_url, account.key, name)
@@ -90,9 +93,7 @@ def test_requests_over_a_keys_limit_are_refused_with_openais_envelope_and_cost_n
     assert 1 <= int(refused.headers["retry-after"]) <= 21  # a request comes back every 20 s
     # nothing held, charged or sent upstream for the refused request
     assert sim_calls(sim_url, upstream) == calls
-    wait_until(
-        lambda: balance_micros(gateway_url, account.key) == charged[0] or None, what="a settled balance"
-    )
+    assert balance_micros(gateway_url, account.key) == settled
 
 
 def test_an_organisations_limit_is_enforced_on_its_keys(
@@ -182,6 +183,33 @@ def test_token_limits_take_the_actual_usage_after_a_streamed_answer(
     # a request larger than the limit itself is refused for good, whatever the wait
     too_large = chat(gateway_url, account.key, name, max_tokens=2_000)
     assert too_large.status_code == 429 and "too large" in too_large.json()["error"]["message"]
+
+
+def test_a_models_own_limit_counts_every_keys_requests(
+    new_account: Callable[..., Account], admin: httpx.Client, gateway_url: str, sim_url: str
+) -> None:
+    """`config.rpm` on a model (a provider's quota, say) is shared by all keys calling it."""
+    name = f"quota-{uuid.uuid4().hex[:8]}"
+    config = json.dumps({"base_url": f"{sim_url}/v1", "model": "sim-model", "api_key": "sk-sim", "rpm": 2})
+    saved = admin.post(
+        "/admin/model/save", json={"name": name, "provider": "openai-compatible", "config": config}
+    )
+    assert saved.status_code == 200, saved.text
+    bad = admin.post(
+        "/admin/model/save",
+        json={
+            "name": f"{name}-bad",
+            "provider": "openai-compatible",
+            "config": config.replace('"rpm": 2', '"rpm": 0'),
+        },
+    )
+    assert bad.status_code == 400 and "config.rpm" in bad.text
+    first, second = new_account(credits=1), new_account(credits=1)
+    wait_until(lambda: chat(gateway_url, first.key, name).status_code == 200, what="the model in the catalog")
+    answer = chat(gateway_url, second.key, name)
+    assert answer.status_code == 200 and answer.headers["x-ratelimit-limit"] == "2"
+    refused = chat(gateway_url, first.key, name)
+    assert refused.status_code == 429 and "on this model" in refused.json()["error"]["message"]
 
 
 def test_keys_without_limits_get_no_rate_headers(

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from tollgate.common.auth_client import Principal, RateLimits
 from tollgate.common.errors import RateLimited
+from tollgate.gateway.catalog.snapshot import model_limits
 from tollgate.gateway.limits.answer_headers import RateLimitHeaders, publish
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
@@ -61,6 +62,18 @@ def test_a_principal_without_limits_has_none_and_settings_become_limits() -> Non
     assert gate.limits_of(principal(RateLimits("free", rpm=100, tpd=10_000), RateLimits(rpm=1_000))) is limits
     token = gate.limits_of(principal(RateLimits(rpm=5), RateLimits(rpm=1_000), key_id=0))
     assert [x.scope for x in token] == [Scope.ORG]
+
+
+def test_a_models_own_limits_join_the_keys() -> None:
+    gate = RateGate(Limiter(RedisCells(Redis.from_url(REDIS_URL))))
+    model = model_limits("gpt-x", {"rpm": 50, "tpd": None, "fallbacks": []})
+    assert [(x.scope, x.subject, x.measure, x.limit) for x in model] == [
+        (Scope.MODEL, "gpt-x", Measure.REQUESTS, 50)
+    ]
+    assert gate.limits_of(principal(), model) == model  # an unlimited key still meets the model's limit
+    both = gate.limits_of(principal(RateLimits(rpm=5)), model)
+    assert [x.scope for x in both] == [Scope.KEY, Scope.MODEL]
+    assert model_limits("m", {"rpm": 0, "tpm": True, "tpd": "9"}) == ()
 
 
 async def test_the_gate_refuses_naming_the_limit_and_the_scope(gate: RateGate) -> None:

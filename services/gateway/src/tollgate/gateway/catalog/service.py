@@ -23,6 +23,7 @@ from tollgate.gateway.catalog.upstreams import (
     stored_deployments,
     stored_weight_and_priority,
 )
+from tollgate.gateway.limits.specs import LIMIT_MEASURES
 from tollgate.gateway.providers.registry import PROVIDERS
 
 SUPPORTED_PROVIDERS = frozenset(PROVIDERS)
@@ -66,6 +67,13 @@ def parse_config(
             raise InvalidRequest("A model cannot be its own fallback.", param="config.fallbacks")
         data["fallbacks"] = [f.strip() for f in fallbacks]
     check_weight_and_priority(data, "config")  # the top-level deployment's: kept in the extra config
+    for measure in LIMIT_MEASURES:  # the model's own rate limits, across keys (docs/limits.md)
+        value = data.get(measure)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InvalidRequest(
+                f"config.{measure} must be a positive integer (or null: not limited).",
+                param=f"config.{measure}",
+            )
     deployments = parse_deployments(deployments_given, provider, upstream.upstream_model)
     return ProviderConfig(
         base_url=upstream.base_url,

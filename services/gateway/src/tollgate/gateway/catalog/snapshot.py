@@ -21,6 +21,7 @@ from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.upstreams import DEFAULT_LABEL, stored_deployments, stored_weight_and_priority
+from tollgate.gateway.limits.specs import LIMIT_MEASURES, Limit, Scope, Tier
 from tollgate.gateway.providers.registry import provider_for
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,8 @@ class CatalogEntry:
     # prices and limits, each with its own provider, URL, key, weight and priority.
     deployment_id: str = ""
     deployments: tuple[CatalogEntry, ...] = ()
+    # Rate limits of the model itself, across every key (config.rpm / tpm / tpd; limits/gate.py)
+    limits: tuple[Limit, ...] = ()
     weight: int = 1  # relative share of traffic among deployments of the same priority
     priority: int = 0  # lower goes first; a higher number only when every lower one failed or cools down
 
@@ -212,6 +215,7 @@ class CatalogSnapshot:
             fallbacks=configured_fallbacks(extra),
             weight=weight,
             priority=priority,
+            limits=model_limits(row.name, extra),
         )
         others = tuple(
             d for d in (self._deployment(model, stored) for stored in stored_deployments(extra)) if d
@@ -259,3 +263,11 @@ def configured_fallbacks(extra_config: dict[str, Any] | None) -> tuple[str, ...]
     """`config.fallbacks` as saved (catalog/service.py checked it): kept in the JSONB extra config."""
     value = (extra_config or {}).get("fallbacks")
     return tuple(v for v in value if isinstance(v, str) and v) if isinstance(value, list) else ()
+
+
+def model_limits(name: str, extra_config: dict[str, Any] | None) -> tuple[Limit, ...]:
+    """`config.rpm` / `tpm` / `tpd` as saved (catalog/service.py checked them): the model's own."""
+    extra = extra_config or {}
+    numbers = [extra.get(measure) for measure in LIMIT_MEASURES]
+    rpm, tpm, tpd = (n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None for n in numbers)
+    return tuple(Tier("", rpm, tpm, tpd).limits(Scope.MODEL, name))

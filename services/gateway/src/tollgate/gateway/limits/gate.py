@@ -32,17 +32,19 @@ class RateGate:
     def __init__(self, limiter: Limiter) -> None:
         self._limiter = limiter
         # the Limit objects of each principal's settings, built once (principals are cached too)
-        self._sets: dict[tuple[int, str, RateLimits, RateLimits], tuple[Limit, ...]] = {}
+        self._sets: dict[tuple[int, str, RateLimits, RateLimits, tuple[Limit, ...]], tuple[Limit, ...]] = {}
 
-    def limits_of(self, principal: Principal) -> tuple[Limit, ...]:
+    def limits_of(self, principal: Principal, model: tuple[Limit, ...] = NO_LIMITS) -> tuple[Limit, ...]:
+        """The key's, its organisation's and the model's limits (`model`: the catalog entry's)."""
         key_limits, org_limits = principal.key_limits, principal.org_limits
-        if not key_limits.limited and not org_limits.limited:
+        if not key_limits.limited and not org_limits.limited and not model:
             return NO_LIMITS
-        index = (principal.key_id, principal.org_id, key_limits, org_limits)
+        index = (principal.key_id, principal.org_id, key_limits, org_limits, model)
         limits = self._sets.get(index)
         if limits is None:
             found = [*_tier(key_limits).limits(Scope.KEY, str(principal.key_id))] if principal.key_id else []
             found += _tier(org_limits).limits(Scope.ORG, principal.org_id)
+            found += model
             if len(self._sets) > 100_000:  # settings change rarely; a bound all the same
                 self._sets.clear()
             limits = self._sets[index] = tuple(found)
@@ -51,7 +53,9 @@ class RateGate:
     async def admit(self, principal: Principal, tokens: int, limits: tuple[Limit, ...]) -> Admitted:
         """Takes a request and `tokens` from `limits` (limits_of(principal), not empty); raises
         RateLimited (429) when one of them refuses, and puts the X-RateLimit-* headers on the answer."""
-        subject = f"{principal.key_id}:{principal.org_id}"
+        # one lease per set of limits: the key's (and its organisation's), and per model when it has its own
+        model = next((limit.subject for limit in limits if limit.scope is Scope.MODEL), "")
+        subject = f"{principal.key_id}:{principal.org_id}:{model}"
         verdict = await self._limiter.acquire(subject, limits, Cost(1, tokens))
         publish(verdict)
         if not verdict.allowed:
@@ -71,7 +75,7 @@ def _tier(limits: RateLimits) -> Tier:
 def refusal_message(verdict: Verdict, tokens: int) -> str:
     limit = verdict.limit
     assert limit is not None  # a refusal always names the limit that refused
-    scope = "organization" if limit.scope is Scope.ORG else "API key"
+    scope = {Scope.ORG: "organization", Scope.MODEL: "model", Scope.IP: "address"}.get(limit.scope, "API key")
     if verdict.never:
         return (
             f"Request too large for {limit.name} on this {scope}: Limit {limit.limit}, Requested {tokens}. "

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 MINUTE_S = 60.0
 DAY_S = 86_400.0
+LIMIT_MEASURES = ("rpm", "tpm", "tpd")  # the settings' names, in Tier's order
 
 
 class Measure(StrEnum):

@@ -117,7 +117,7 @@ class Admission:
             max_cost = chain_hold(chain, lambda e: self.hold_price(call, e))
         call.max_cost_micros = max_cost
         gate = self._gate
-        if gate is not None and (limited := gate.limits_of(call.principal)):
+        if gate is not None and (limited := gate.limits_of(call.principal, entry.limits)):
             # before the hold: a refused request (429) holds nothing and reaches no provider
             call.rate = await gate.admit(call.principal, self._token_bound(call), limited)
             try:
