@@ -26,6 +26,7 @@ help:
 	@echo "make clean   down + remove .local/"
 
 setup:
+	@scripts/provision-system.sh
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv \
 		|| python3 -m pip install --quiet --break-system-packages uv
 	$(UV) sync --all-groups --frozen

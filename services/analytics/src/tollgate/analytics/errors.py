@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import Request
 
 from tollgate.common.errors import InvalidRequest, TollgateError
-from tollgate.common.seed001 import seed001_error_body
+from tollgate.common.sloughgpt import sloughgpt_error_body
 
 
 class InvalidParameter(InvalidRequest):
@@ -21,4 +21,4 @@ class InvalidParameter(InvalidRequest):
 
 
 def seed_error_body(request: Request, exc: TollgateError) -> dict[str, Any]:
-    return seed001_error_body(request, exc)
+    return sloughgpt_error_body(request, exc)

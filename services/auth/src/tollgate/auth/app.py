@@ -18,9 +18,9 @@ from tollgate.auth.guard.routes import router as guard_router
 from tollgate.auth.guard.routes import with_guard_errors
 from tollgate.auth.guard.service import GuardService
 from tollgate.auth.guard.usage import NoSender, RecordSender
+from tollgate.auth.keys.credit_chat_routes import router as seed002_keys_router
+from tollgate.auth.keys.credit_chat_routes import with_seed_002_errors
 from tollgate.auth.keys.routes import router as keys_router
-from tollgate.auth.keys.seed002_routes import router as seed002_keys_router
-from tollgate.auth.keys.seed002_routes import with_seed_002_errors
 from tollgate.auth.keys.user_routes import router as user_keys_router
 from tollgate.auth.limits.routes import router as limits_router
 from tollgate.auth.limits.service import LimitService

@@ -9,7 +9,7 @@ from fastapi import Request
 
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ORJSONResponse
-from tollgate.common.seed001 import seed001_renderer
+from tollgate.common.sloughgpt import seed001_renderer
 
 auth_error_renderer = seed001_renderer("/auth/")
 

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tollgate.common.seed001 import seed001_renderer
+from tollgate.common.sloughgpt import seed001_renderer
 
 billing_error_renderer = seed001_renderer("/cost/")

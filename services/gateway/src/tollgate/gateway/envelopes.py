@@ -23,7 +23,7 @@ from starlette.requests import Request
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import default_error_renderer
 from tollgate.common.money import MICROS_PER_CREDIT
-from tollgate.common.seed001 import SEED001_CODES, seed001_error_body
+from tollgate.common.sloughgpt import SLOUGHGPT_CODES, sloughgpt_error_body
 
 CREDIT_CHAT = "credit_chat"
 INDOXROUTER = "indoxrouter"
@@ -53,7 +53,7 @@ _ANTHROPIC_TYPES = {
 # Money refusals keep their own code (contract: insufficient_credits, budget_exceeded, quota_exceeded).
 _MONEY_CODES = frozenset({"insufficient_credits", "budget_exceeded", "quota_exceeded"})
 # SloughGPT in front of a model: a 503 is its MODEL_BUSY
-_SLOUGHGPT_CODES = {**SEED001_CODES, 503: "MODEL_BUSY"}
+_SLOUGHGPT_CODES = {**SLOUGHGPT_CODES, 503: "MODEL_BUSY"}
 
 
 def credits(micros: int) -> int | float:
@@ -97,7 +97,7 @@ def indoxrouter_body(exc: TollgateError) -> dict[str, Any]:
 
 
 def sloughgpt_body(request: Request, exc: TollgateError) -> dict[str, Any]:
-    return seed001_error_body(request, exc, extra_details=_money(exc), by_status=_SLOUGHGPT_CODES)
+    return sloughgpt_error_body(request, exc, extra_details=_money(exc), by_status=_SLOUGHGPT_CODES)
 
 
 def anthropic_body(request: Request, exc: TollgateError) -> dict[str, Any]:

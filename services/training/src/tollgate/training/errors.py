@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from tollgate.common.errors import InvalidRequest, TollgateError
-from tollgate.common.seed001 import seed001_renderer
+from tollgate.common.sloughgpt import seed001_renderer
 
 SEED001_PREFIXES = ("/training/", "/fine-tuning/", "/models")
 

@@ -18,7 +18,7 @@ from tollgate.common.errors import TollgateError
 from tollgate.common.http import default_error_renderer
 
 # Seed 001's codes by HTTP status; 405 and 409 are ours (the seed lists neither).
-SEED001_CODES: Mapping[int, str] = {
+SLOUGHGPT_CODES: Mapping[int, str] = {
     400: "INVALID_PARAMETER",
     401: "UNAUTHORIZED",
     402: "INSUFFICIENT_FUNDS",
@@ -31,22 +31,22 @@ SEED001_CODES: Mapping[int, str] = {
     503: "SERVICE_UNAVAILABLE",
 }
 # Where one status carries two seed codes, the error's own code decides.
-SEED001_CODES_BY_REASON: Mapping[str, str] = {"quota_exceeded": "QUOTA_EXCEEDED"}
+SLOUGHGPT_CODES_BY_REASON: Mapping[str, str] = {"quota_exceeded": "QUOTA_EXCEEDED"}
 
 
-def seed001_code(exc: TollgateError, by_status: Mapping[int, str] = SEED001_CODES) -> str:
-    if exc.code in SEED001_CODES_BY_REASON:
-        return SEED001_CODES_BY_REASON[exc.code]
+def seed001_code(exc: TollgateError, by_status: Mapping[int, str] = SLOUGHGPT_CODES) -> str:
+    if exc.code in SLOUGHGPT_CODES_BY_REASON:
+        return SLOUGHGPT_CODES_BY_REASON[exc.code]
     fallback = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_PARAMETER"
     return by_status.get(exc.status_code, fallback)
 
 
-def seed001_error_body(
+def sloughgpt_error_body(
     request: Request,
     exc: TollgateError,
     *,
     extra_details: Mapping[str, Any] | None = None,
-    by_status: Mapping[int, str] = SEED001_CODES,
+    by_status: Mapping[int, str] = SLOUGHGPT_CODES,
 ) -> dict[str, Any]:
     details: dict[str, Any] = {"reason": exc.code, **(extra_details or {})}
     if exc.param:
@@ -67,7 +67,7 @@ def seed001_renderer(*prefixes: str) -> Callable[[Request, TollgateError], dict[
 
     def render(request: Request, exc: TollgateError) -> dict[str, Any]:
         if request.url.path.startswith(prefixes):
-            return seed001_error_body(request, exc)
+            return sloughgpt_error_body(request, exc)
         return default_error_renderer(request, exc)
 
     return render

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The Debian packages the stack and the tests need (PostgreSQL, Redis, Java and Maven for Kafka,
+# a C/C++ toolchain and Go for native builds and kustomize, promtool): installs what is missing.
+# Used by both `make setup` (so `make run` works on a bare machine) and .ci/run.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO=sudo
+missing=()
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v make >/dev/null 2>&1 || missing+=(make)
+command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
+command -v g++ >/dev/null 2>&1 || missing+=(build-essential)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v go >/dev/null 2>&1 || missing+=(golang-go)
+# promtool checks the Grafana dashboard's PromQL (the package's service is not started)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    $SUDO apt-get update
+    $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    echo "system packages: all present"
+fi
