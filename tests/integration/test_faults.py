@@ -76,6 +76,17 @@ class Ledger:
     refused: dict[str, int] = field(default_factory=dict)  # id -> HTTP status
     broken: set[str] = field(default_factory=set)  # the connection failed: no answer
     answered_at: list[float] = field(default_factory=list)
+    timeline: dict[str, tuple[float, float]] = field(default_factory=dict)  # id -> (sent, answered)
+    kills: list[tuple[float, str]] = field(default_factory=list)  # (when, component)
+
+    def when(self, request_id: str) -> str:
+        """Where a request fell among the kills, for a failure's message."""
+        sent, answered = self.timeline[request_id]
+        before = [(at, name) for at, name in self.kills if at <= sent]
+        after = (
+            "start" if not before else f"{answered - before[-1][0]:.2f} s after {before[-1][1]} was killed"
+        )
+        return f"{request_id}: answered {after}, {answered - sent:.3f} s after it was sent"
 
 
 class Traffic:
@@ -113,6 +124,7 @@ class Traffic:
         }
         while not self._stop.is_set():
             request_id = f"ft-{uuid.uuid4().hex}"
+            sent = time.monotonic()
             headers = {"Authorization": f"Bearer {key}", "X-Request-ID": request_id}
             try:
                 resp = await client.post("/v1/chat/completions", json=body, headers=headers)
@@ -130,7 +142,9 @@ class Traffic:
                 org,
                 usage["prompt_tokens"] * 2 + usage["completion_tokens"] * 10,
             )
-            self.ledger.answered_at.append(time.monotonic())
+            answered = time.monotonic()
+            self.ledger.answered_at.append(answered)
+            self.ledger.timeline[request_id] = (sent, answered)
 
 
 def _charges(config: StackConfig, orgs: list[str]) -> dict[str, list[int]]:
@@ -198,6 +212,7 @@ def test_paid_traffic_through_every_component_killed_in_turn_keeps_money_exact(f
     with Traffic(gateway, keys) as traffic:
         wait_until(lambda: len(traffic.ledger.answered) >= 200, what="traffic to flow")
         for name, kind in COMPONENTS:
+            traffic.ledger.kills.append((time.monotonic(), name))
             _kill_and_restart(faults, name, kind)
             restarted = time.monotonic()
             # the platform serves paid requests again after each restart
@@ -224,7 +239,8 @@ def test_paid_traffic_through_every_component_killed_in_turn_keeps_money_exact(f
     missing = uncharged()
     recorded = _recorded(config, orgs)
     assert not missing, (
-        f"{len(missing)} answered, never charged (analytics has {sum(m in recorded for m in missing)})"
+        f"{len(missing)} answered, never charged (analytics has {sum(m in recorded for m in missing)}): "
+        + "; ".join(ledger.when(m) for m in missing[:10])
     )
     charges = _charges(config, orgs)
     for rid, (_org, cost) in ledger.answered.items():

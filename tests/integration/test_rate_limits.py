@@ -6,6 +6,7 @@ X-RateLimit-* headers; token limits count the estimate first and the actual usag
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -219,3 +220,79 @@ def test_keys_without_limits_get_no_rate_headers(
     answer = chat(gateway_url, account.key, model[0])
     assert answer.status_code == 200
     assert not any(h in answer.headers for h in RATE_HEADERS)
+
+
+def _until_refused(send: Callable[[], httpx.Response], most: int) -> tuple[list[httpx.Response], float]:
+    """Sends until the first non-200 (or `most` answers); returns the answers and the seconds taken."""
+    started = time.monotonic()
+    answers: list[httpx.Response] = []
+    while len(answers) < most:
+        answers.append(send())
+        if answers[-1].status_code != 200:
+            break
+    return answers, time.monotonic() - started
+
+
+def test_the_credit_chat_api_limits_each_client_address_whichever_key_it_uses(
+    new_account: Callable[..., Account], gateway_url: str, model: tuple[str, str]
+) -> None:
+    """The credit chat API's "60 requests per minute per IP address". The test stack trusts
+    X-Forwarded-For (GATEWAY_TRUST_FORWARDED_FOR, as behind an ingress) to name the address."""
+    address, elsewhere = f"198.51.100.{uuid.uuid4().int % 250 + 1}", f"203.0.113.{uuid.uuid4().int % 250 + 1}"
+    first, second = new_account(credits=80), new_account(credits=80)
+    body = {"model": model[0], "messages": [{"role": "user", "content": "hi"}]}
+
+    def ask(account: Account, source: str) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {account.key}", "X-Forwarded-For": f"{source}, 10.0.0.1"}
+        return httpx.post(f"{gateway_url}/api/v1/chat", json=body, headers=headers, timeout=30)
+
+    # half the address's minute from each key: the address's limit is shared by both
+    from_first = [ask(first, address) for _ in range(30)]
+    assert all(a.status_code == 200 for a in from_first), from_first[-1].text
+    assert from_first[0].headers["x-ratelimit-limit"] == "60"
+    from_second, seconds = _until_refused(lambda: ask(second, address), most=90)
+    admitted = 30 + len(from_second) - 1
+    # GCRA: 60 at once, then one more a second as they come back
+    assert 60 <= admitted <= 60 + int(seconds) + 2, (admitted, seconds)
+    refused = from_second[-1]
+    assert refused.status_code == 429, refused.text
+    assert (
+        set(refused.json()) == {"error"} and "requests per minute on this address" in refused.json()["error"]
+    )
+    assert 1 <= int(refused.headers["retry-after"]) <= 2 and refused.headers["x-ratelimit-remaining"] == "0"
+    # another address is not limited by this one; each key paid for its own answers only
+    assert ask(second, elsewhere).status_code == 200
+    wait_until(
+        lambda: balance_micros(gateway_url, second.key) == (80 - len(from_second)) * 1_000_000 or None,
+        what="the second key charged one credit an answer, nothing for the refusal",
+    )
+    assert balance_micros(gateway_url, first.key) == 50 * 1_000_000
+
+
+def test_indoxrouter_limits_each_key_per_hour(
+    new_account: Callable[..., Account], gateway_url: str, indoxrouter_provider: str
+) -> None:
+    """IndoxRouter's per-key hourly limit (GATEWAY_INDOXROUTER_REQUESTS_PER_HOUR: 60 on the test
+    stack), refused in IndoxRouter's envelope; another key is not affected."""
+    account, other = new_account(credits=1), new_account(credits=1)
+    body = {
+        "provider": indoxrouter_provider,
+        "model": "chat",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+
+    def ask(who: Account) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {who.key}"}
+        return httpx.post(
+            f"{gateway_url}/chat/completions", json={**body, "max_tokens": 4}, headers=headers, timeout=30
+        )
+
+    answers, seconds = _until_refused(lambda: ask(account), most=80)
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].headers["x-ratelimit-limit"] == "60"
+    assert 60 <= len(answers) - 1 <= 60 + int(seconds / 60) + 1
+    refused = answers[-1].json()
+    assert answers[-1].status_code == 429 and refused["error"] == "rate_limit_exceeded", refused
+    assert refused["status_code"] == 429 and "requests per hour" in refused["message"]
+    assert 50 <= int(answers[-1].headers["retry-after"]) <= 61  # one request comes back a minute
+    assert ask(other).status_code == 200

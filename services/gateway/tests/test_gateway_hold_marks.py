@@ -42,7 +42,7 @@ class RecordingBilling(billing_pb2_grpc.BillingServiceServicer):
 
 
 async def serve(billing: RecordingBilling, port: int = 0) -> tuple[aio.Server, int]:
-    server = aio.server()
+    server = aio.server(options=[("grpc.max_receive_message_length", 32 * 1024 * 1024)])
     billing_pb2_grpc.add_BillingServiceServicer_to_server(billing, server)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -155,6 +155,53 @@ async def test_marks_are_dropped_while_billing_is_away_and_flow_again_when_it_is
     assert started is not None
     await started
     await until(lambda: [m.hold_id for m in billing_again.marks] == ["hold-3"])
+    await marker.close()
+    runner.cancel()
+    await channel.close()
+    await server.stop(None)
+
+
+class StalledBilling(RecordingBilling):
+    """Reads nothing from the stream until `reading` is set: writes pile up against flow control."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = asyncio.Event()
+
+    async def MarkHolds(
+        self, request_iterator: AsyncIterator[billing_pb2.HoldMarks], context: aio.ServicerContext
+    ) -> billing_pb2.MarkHoldsSummary:
+        await self.reading.wait()
+        return await super().MarkHolds(request_iterator, context)
+
+
+async def test_an_answer_waits_for_its_marks_write_to_complete_up_to_the_bound(
+    metrics: GatewayMetrics,
+) -> None:
+    """Waiting for the write to start is not enough: a gateway killed after answering must have handed
+    billing its mark. With billing not reading, a mark larger than the flow-control window cannot be
+    written: its caller waits, until max_wait_s lets the answer go (counted late)."""
+    billing = StalledBilling()
+    server, port = await serve(billing)
+    channel = make_channel(f"127.0.0.1:{port}")
+    marker = HoldMarker(channel, metrics, max_wait_s=0.6)
+    runner = asyncio.create_task(marker.run())
+    await until(lambda: marker.connected)
+    big = event(1)
+    big.value = big.value + b"\x00" * 16_000_000  # past what the transport takes unread
+    written = marker.mark(big)
+    assert written is not None
+    queued = marker.mark(event(2))  # behind the stuck write: shares the next write's wait
+    assert queued is not None
+    await asyncio.sleep(0.3)
+    assert not written.done() and not queued.done()  # the bytes have not left: the answers wait
+    assert count(metrics, "late") == 0
+    await asyncio.wait_for(asyncio.shield(written), 1)
+    assert count(metrics, "late") == 1 and count(metrics, "sent") == 0
+    billing.reading.set()  # billing reads again: both writes complete, in order
+    await asyncio.wait_for(queued, 5)
+    await until(lambda: [m.hold_id for m in billing.marks] == ["hold-1", "hold-2"])
+    assert count(metrics, "sent") == 2
     await marker.close()
     runner.cancel()
     await channel.close()

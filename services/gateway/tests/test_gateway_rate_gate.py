@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 from tollgate.common.auth_client import Principal, RateLimits
 from tollgate.common.errors import RateLimited
 from tollgate.gateway.catalog.snapshot import model_limits
-from tollgate.gateway.limits.answer_headers import RateLimitHeaders, publish
+from tollgate.gateway.limits.answer_headers import AnswerHeaders, publish
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
@@ -107,7 +107,7 @@ async def test_the_middleware_adds_what_the_gate_published() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    await RateLimitHeaders(app)({"type": "http"}, None, send)
+    await AnswerHeaders(app)({"type": "http"}, None, send)
     headers = dict(sent[0]["headers"])
     assert headers[b"x-ratelimit-limit"] == b"10" and headers[b"x-ratelimit-remaining"] == b"9"
     assert headers[b"content-type"] == b"x"
@@ -116,6 +116,6 @@ async def test_the_middleware_adds_what_the_gate_published() -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
     sent.clear()
-    await RateLimitHeaders(quiet)({"type": "http"}, None, send)
+    await AnswerHeaders(quiet)({"type": "http"}, None, send)
     assert sent[0]["headers"] == []
     publish(verdict)  # outside a request: nothing to fill, no error

@@ -47,7 +47,12 @@ def test_temperature_above_two_is_openais_error() -> None:
     assert error.message == (
         "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got 3 instead."
     )
-    assert error.details == {"parameter": "temperature", "value": 3, "allowed": "0 to 2"}
+    assert error.details == {
+        "parameter": "temperature",
+        "value": 3,
+        "allowed": "0 to 2",
+        "allowed_range": [0, 2],
+    }
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ from tollgate.gateway.catalog.snapshot import CatalogSnapshot
 from tollgate.gateway.completions import routes as completion_routes
 from tollgate.gateway.completions.service import ChatCompletions
 from tollgate.gateway.envelopes import gateway_error_renderer
-from tollgate.gateway.limits.answer_headers import RateLimitHeaders
+from tollgate.gateway.limits.answer_headers import AnswerHeaders
 from tollgate.gateway.operations import credit_chat, indoxrouter, openai_routes
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.principals.cache import PrincipalCache
@@ -31,6 +31,7 @@ from tollgate.gateway.principals.dependencies import key_permission_dependency, 
 from tollgate.gateway.proxy import routes as proxy_routes
 from tollgate.gateway.proxy.forwarder import Forwarder
 from tollgate.gateway.responses_door import routes as responses_routes
+from tollgate.gateway.sloughgpt_door import routes as sloughgpt_routes
 
 
 class MintRequestIds:
@@ -108,6 +109,7 @@ class GatewayParts:
     default_max_tokens: int
     operations: Operations
     credit_chat_max_tokens: int = 150
+    sloughgpt_default_model: str = ""
     version: str = "0"
     trust_client_request_id: bool = False
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
@@ -132,9 +134,13 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     app.include_router(indoxrouter.build_router(parts.operations, parts.version))
     app.include_router(anthropic_routes.build_router(parts.operations))  # Anthropic's Messages API
     app.include_router(responses_routes.build_router(parts.operations))  # OpenAI's Responses API
+    app.include_router(
+        sloughgpt_routes.build_router(parts.operations, parts.sloughgpt_default_model, parts.health)
+    )
     # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise
     app.include_router(model_deletion.build_router(parts.snapshot, current_principal, parts.forwarder))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
-    # X-RateLimit-* on every answer of a limited request, whichever family renders it (limits/)
-    served: ASGIApp = RateLimitHeaders(ChatFastPath(app, parts.chat))
+    # X-RateLimit-* on every answer of a limited request, whichever family renders it (limits/), and
+    # SloughGPT's API-Version echo
+    served: ASGIApp = AnswerHeaders(ChatFastPath(app, parts.chat))
     return served if parts.trust_client_request_id else MintRequestIds(served)

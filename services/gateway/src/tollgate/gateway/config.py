@@ -42,6 +42,9 @@ class GatewaySettings(ServiceSettings):
     batch_multiplier: float = Field(default=2.0, ge=1.0)
     default_request_price: Decimal = Field(default=Decimal(1), ge=0)
     credit_chat_max_tokens: int = Field(default=150, ge=1)  # the credit chat API's max_tokens default
+    # SloughGPT's POST /generate without `model_id` (its own curl example names none) uses this
+    # catalog model; "" makes model_id required
+    sloughgpt_default_model: str = ""
 
     # Hold stock (completions/hold_stock.py, docs/billing.md): a busy key's next chat request uses a
     # hold placed while the current one is served. 0 turns it off; stocked holds older than the max
@@ -52,15 +55,21 @@ class GatewaySettings(ServiceSettings):
     rate_limits: bool = True
     rate_limit_max_lease: int = Field(default=32, ge=1, le=1024)
     rate_limit_lease_ttl_s: float = Field(default=1.0, gt=0, le=60)
+    # Route families' own limits (limits/route_limits.py), 0 turns one off: the credit chat API's
+    # requests a minute per client address, IndoxRouter's requests an hour per key. Behind a proxy
+    # that sets X-Forwarded-For, trust it to name the client (never when clients reach us directly).
+    credit_chat_rpm_per_address: int = Field(default=60, ge=0)
+    indoxrouter_requests_per_hour: int = Field(default=3_600, ge=0)
+    trust_forwarded_for: bool = False
     hold_stock_max_age_s: float = Field(default=1.0, gt=0, le=30)
     hold_stock_hot_window_s: float = Field(default=0.5, gt=0, le=30)
 
     # Hold marks (usage/marks.py, docs/billing.md "Holds at answer time"): a charged request's hold
     # is marked with its actual cost and usage event before the answer leaves, so the next request
-    # sees the true balance and a gateway killed after answering loses no usage. A mark queued
-    # behind a write in flight delays its answer by at most hold_mark_max_wait_s.
+    # sees the true balance and a gateway killed after answering loses no usage. An answer waits for
+    # the write carrying its mark to complete, at most hold_mark_max_wait_s (billing stalled).
     hold_marks: bool = True
-    hold_mark_max_wait_s: float = Field(default=0.005, gt=0, le=1)
+    hold_mark_max_wait_s: float = Field(default=0.25, gt=0, le=5)
 
     # Routing (routing/, docs/providers.md "Routing"): an attempt failing with a connection error, a
     # timeout, a 429 or a 5xx is retried on the same model this many times, after backoff_s doubling

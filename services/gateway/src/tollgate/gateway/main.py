@@ -32,6 +32,7 @@ from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
+from tollgate.gateway.limits.route_limits import RouteLimits
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.pipeline import Pipeline
@@ -139,7 +140,12 @@ async def main() -> None:
         rate_gate=rate_gate,
     )
     chat = ChatCompletions(pipeline, metrics)
-    operations = Operations(pipeline)
+    route_limits = RouteLimits(
+        credit_chat_rpm_per_address=settings.credit_chat_rpm_per_address,
+        indoxrouter_requests_per_hour=settings.indoxrouter_requests_per_hour,
+        trust_forwarded_for=settings.trust_forwarded_for,
+    )
+    operations = Operations(pipeline, route_limits)
     forwarder = Forwarder(
         {
             "auth": settings.auth_http_url,
@@ -166,6 +172,7 @@ async def main() -> None:
             default_max_tokens=settings.default_max_tokens,
             operations=operations,
             credit_chat_max_tokens=settings.credit_chat_max_tokens,
+            sloughgpt_default_model=settings.sloughgpt_default_model,
             version=package_version("tollgate-gateway"),
             trust_client_request_id=settings.trust_client_request_id,
             health=health,

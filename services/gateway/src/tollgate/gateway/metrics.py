@@ -37,8 +37,9 @@ class GatewayMetrics:
         )
         self.hold_marks = Counter(
             "gateway_hold_marks_total",
-            "Marks of answered requests' holds sent to billing (usage/marks.py), or dropped while "
-            "billing was unreachable (the usage event still settles those)",
+            "Marks of answered requests' holds sent to billing (usage/marks.py), dropped while billing "
+            "was unreachable (the usage event still settles those), or late: writes that let their "
+            "answers go before completing (billing stalled)",
             ["outcome"],
             registry=registry,
         )

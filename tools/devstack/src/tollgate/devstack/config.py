@@ -291,6 +291,16 @@ class StackConfig:
         if svc == "gateway":
             for target in ("auth", "billing", "analytics", "training"):
                 out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
+            if self.tuned_for_tests:
+                # route limits a test can reach (gateway limits/route_limits.py): client addresses
+                # named by X-Forwarded-For, and an IndoxRouter hourly limit small enough to spend;
+                tuned = {
+                    "GATEWAY_TRUST_FORWARDED_FOR": "true",
+                    "GATEWAY_INDOXROUTER_REQUESTS_PER_HOUR": "60",
+                    # SloughGPT's curl example names no model: the suite's simulator chat model
+                    "GATEWAY_SLOUGHGPT_DEFAULT_MODEL": "sim-chat",
+                }
+                out.update({k: v for k, v in tuned.items() if k not in self.environ})
         if svc in ("billing", "billing_worker"):
             out.update({k: v for k, v in self.alert_vars().items() if k not in self.environ})
         if svc in ("training", "training_worker"):

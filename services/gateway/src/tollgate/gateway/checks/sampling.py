@@ -25,9 +25,20 @@ MAX_STOP = 4
 class ParameterOutOfRange(InvalidRequest):
     """A parameter OpenAI would refuse; `details` is what SloughGPT's envelope shows."""
 
-    def __init__(self, message: str, *, param: str, code: str, value: Any, allowed: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str,
+        code: str,
+        value: Any,
+        allowed: str,
+        allowed_range: tuple[float, float] | None = None,
+    ) -> None:
         super().__init__(message, param=param, code=code)
-        self.details = {"parameter": param, "value": value, "allowed": allowed}
+        self.details: dict[str, Any] = {"parameter": param, "value": value, "allowed": allowed}
+        if allowed_range is not None:  # SloughGPT's error example: "allowed_range": [0.0, 2.0]
+            self.details["allowed_range"] = list(allowed_range)
 
 
 def _kind(value: Any) -> str:
@@ -70,6 +81,7 @@ def _ranged(name: str, low: float, high: float, *, integer: bool = False) -> Cal
             code=f"{noun}_{'below_min' if below else 'above_max'}_value",
             value=value,
             allowed=allowed,
+            allowed_range=(low, high),
         )
 
     return check

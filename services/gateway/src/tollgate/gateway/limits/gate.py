@@ -50,12 +50,23 @@ class RateGate:
             limits = self._sets[index] = tuple(found)
         return limits
 
-    async def admit(self, principal: Principal, tokens: int, limits: tuple[Limit, ...]) -> Admitted:
-        """Takes a request and `tokens` from `limits` (limits_of(principal), not empty); raises
-        RateLimited (429) when one of them refuses, and puts the X-RateLimit-* headers on the answer."""
-        # one lease per set of limits: the key's (and its organisation's), and per model when it has its own
+    async def admit(
+        self,
+        principal: Principal,
+        tokens: int,
+        limits: tuple[Limit, ...],
+        route: tuple[Limit, ...] = NO_LIMITS,
+    ) -> Admitted:
+        """Takes a request and `tokens` from `limits` (limits_of(principal)) and the route family's
+        own `route` limits (limits/route_limits.py), all or nothing; raises RateLimited (429) when
+        one of them refuses, and puts the X-RateLimit-* headers on the answer."""
+        # one lease per set of limits: the key's (and its organisation's), per model when it has its
+        # own, and per route limit (an address, the key's hour) when the route sets one
         model = next((limit.subject for limit in limits if limit.scope is Scope.MODEL), "")
         subject = f"{principal.key_id}:{principal.org_id}:{model}"
+        if route:
+            subject += "".join(f"|{limit.redis_key}" for limit in route)
+            limits = limits + route
         verdict = await self._limiter.acquire(subject, limits, Cost(1, tokens))
         publish(verdict)
         if not verdict.allowed:

@@ -70,6 +70,7 @@ def build_router(ops: Operations, default_max_tokens: int) -> APIRouter:
             family="credit_chat",
             batch=batch,
             flat=True,
+            route_limits=ops.route_limits.credit_chat(request.scope),
         )
         result = await ops.run(call, request.scope["state"]["request_id"])
         data = result.data

@@ -160,6 +160,7 @@ def build_router(ops: Operations, version: str) -> APIRouter:
             family="indoxrouter",
             batch=batch_requested(request.scope["query_string"]),
             stream=stream,
+            route_limits=ops.route_limits.indoxrouter(principal),
         )
         request_id = request.scope["state"]["request_id"]
         if stream:

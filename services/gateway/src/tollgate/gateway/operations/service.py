@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from tollgate.gateway.completions.streaming import StreamOutcome
+from tollgate.gateway.limits.route_limits import RouteLimits
 from tollgate.gateway.operations.metering import metered
 from tollgate.gateway.pipeline import Call, Pipeline, Result
 from tollgate.gateway.pricing.cost import Operation, Usage
@@ -33,8 +34,9 @@ class Operations:
     """The non-chat routes' side of the pipeline (resolving is the pipeline's own: `principal`,
     `model`, `lookup`, `entries`, `max_tokens`, `pricing`)."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    def __init__(self, pipeline: Pipeline, route_limits: RouteLimits | None = None) -> None:
         self.pipeline = pipeline
+        self.route_limits = route_limits or RouteLimits()
         self.principal = pipeline.principal
         self.model = pipeline.model
         self.lookup = pipeline.lookup
@@ -45,6 +47,19 @@ class Operations:
     async def run(self, call: Call, request_id: str) -> Result:
         """A non-streamed call, answered in full and accounted; raises the refusal / upstream errors."""
         await self._admit(call, request_id, stream=False)
+        return await self.complete(call)
+
+    async def admit(self, call: Call, request_id: str) -> None:
+        """Admission alone, for a non-streamed call: a batch admits each of its calls before it
+        sends any (then `complete`s them, or `withdraw`s them when one is refused)."""
+        await self._admit(call, request_id, stream=False)
+
+    async def withdraw(self, call: Call, status: str) -> None:
+        """An admitted call that will not be sent: its hold and rate units go back, nothing charged."""
+        await self.pipeline.accounts.abort(call, status)
+
+    async def complete(self, call: Call) -> Result:
+        """An admitted call's answer, in full and accounted."""
         data = await self.pipeline.answer(call)
         usage, estimated = metered(call.operation, call.payload, data)
         marking = self.pipeline.charge(call, "ok", usage, estimated)

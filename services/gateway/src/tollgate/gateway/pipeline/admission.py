@@ -117,9 +117,11 @@ class Admission:
             max_cost = chain_hold(chain, lambda e: self.hold_price(call, e))
         call.max_cost_micros = max_cost
         gate = self._gate
-        if gate is not None and (limited := gate.limits_of(call.principal, entry.limits)):
+        if gate is not None and (
+            (limited := gate.limits_of(call.principal, entry.limits)) or call.route_limits
+        ):
             # before the hold: a refused request (429) holds nothing and reaches no provider
-            call.rate = await gate.admit(call.principal, self._token_bound(call), limited)
+            call.rate = await gate.admit(call.principal, self._token_bound(call), limited, call.route_limits)
             try:
                 call.hold_id = await self._reserve(call, max_cost, stock)
             except BaseException:  # refused for money: the request still counts, its tokens go back

@@ -11,6 +11,7 @@ from typing import Any
 from tollgate.common.auth_client import Principal
 from tollgate.gateway.catalog.snapshot import CatalogEntry
 from tollgate.gateway.limits.gate import Admitted
+from tollgate.gateway.limits.specs import Limit
 from tollgate.gateway.pricing.cost import Operation, Usage
 from tollgate.gateway.providers.base import Provider, UpstreamRequest
 from tollgate.gateway.providers.registry import OPENAI_COMPATIBLE
@@ -61,6 +62,8 @@ class Call:
     latency_s: float = 0.0
     marking: Awaitable[None] | None = None  # the hold's mark being sent (usage/marks.py)
     rate: Admitted | None = None  # what the rate limits took (limits/gate.py); None: not limited
+    # the route family's own limits (limits/route_limits.py), on top of the key's and organisation's
+    route_limits: tuple[Limit, ...] = ()
 
 
 @dataclass(slots=True)

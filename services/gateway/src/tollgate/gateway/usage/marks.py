@@ -9,12 +9,14 @@ the hold; if no event settles it within a grace period, billing's sweeper publis
 (same event id, so whichever copy comes first is counted, once).
 
 How: one long-lived client stream (`MarkHolds`) per gateway process, on the channel the Reserve
-calls use. A mark is written before the answer leaves the gateway: grpc writes a message's bytes to
-the socket while the write is being started (on the event loop's thread), so once `mark`'s future is
-done, billing's copy is out of this process before the client's answer is. The caller waits for the
-write to *start*, never for billing (a round trip the answer does not need). Marks that arrive while
-a write is in flight go out together in the next one, so under load a message carries many.
-When billing is unreachable marks are dropped (counted): the usage event still carries the money.
+calls use. A mark is written before the answer leaves the gateway: the caller waits until the gRPC
+write carrying it has *completed*, which grpc reports once the message's bytes were handed to the
+socket (on loopback or a LAN, in billing's receive queue), so a gateway SIGKILLed after answering
+has already given billing its copy. It never waits for billing to answer (a round trip the answer
+does not need). Marks made while a write is in flight go out together in the next one, so under
+load a message carries many and a write's wait is shared. A write that has not completed within
+`max_wait_s` (billing stalled) lets its answers go on, counted as `late`; while billing is
+unreachable marks are dropped (counted): the usage event still carries the money.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 
 import grpc
 from grpc import aio
@@ -37,19 +39,6 @@ log = logging.getLogger(__name__)
 RECENT_S = 0.25  # a Reserve refused this soon after a mark of its org is asked once more
 
 
-class _OneLoopStep:
-    """Awaiting it gives the event loop one turn: callbacks already scheduled (the write task's first
-    step, which sends the bytes) run before the awaiting task resumes. Cheaper than a future."""
-
-    __slots__ = ()
-
-    def __await__(self) -> Generator[None, None, None]:
-        yield
-
-
-_ONE_STEP = _OneLoopStep()
-
-
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
@@ -61,13 +50,13 @@ class HoldMarker:
         channel: aio.Channel,
         metrics: GatewayMetrics,
         *,
-        max_wait_s: float = 0.005,
+        max_wait_s: float = 0.25,
         max_pending: int = 10_000,
         reconnect_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """A caller waits at most `max_wait_s` for a mark queued behind a write in flight (billing
-        slow or the socket full); `max_pending` marks at most wait, the others are dropped."""
+        """A caller waits at most `max_wait_s` for the write carrying its mark (billing slow or the
+        socket full); `max_pending` marks at most wait, the others are dropped."""
         self._stub = billing_pb2_grpc.BillingServiceStub(channel)
         self._metrics = metrics
         self._max_wait = max_wait_s
@@ -77,11 +66,12 @@ class HoldMarker:
         self._call: aio.StreamUnaryCall[billing_pb2.HoldMarks, billing_pb2.MarkHoldsSummary] | None = None
         self._writing: asyncio.Future[None] | None = None  # the write in flight
         self._pending: list[billing_pb2.HoldMark] = []
-        self._waiters: list[asyncio.Future[None]] = []
+        self._next: asyncio.Future[None] | None = None  # done once the pending marks' write completed
         self._marked_at: dict[str, float] = {}  # org -> when its last mark was written
         self._closing = False
         self._sent = metrics.hold_marks.labels("sent")
         self._dropped = metrics.hold_marks.labels("dropped")
+        self._late = metrics.hold_marks.labels("late")
 
     @property
     def connected(self) -> bool:
@@ -89,7 +79,8 @@ class HoldMarker:
 
     def mark(self, event: OutgoingEvent) -> Awaitable[None] | None:
         """Queues the mark of a charged request; awaiting the result returns once the write carrying
-        it has started (its bytes are in the socket), or once it was dropped. None when not connected."""
+        it has completed (its bytes left this process), was dropped, or took over `max_wait_s`.
+        None when not connected."""
         if self._call is None or self._closing:
             self._dropped.inc()
             return None
@@ -106,14 +97,14 @@ class HoldMarker:
             )
         )
         self._marked_at[event.org_id] = self._clock()
+        written = self._next
+        if written is None:  # the first mark of the next write: one future and one timer for all
+            loop = asyncio.get_running_loop()
+            written = self._next = loop.create_future()
+            loop.call_later(self._max_wait, self._overdue, written)
         if self._writing is None:
             self._write_pending()
-            return _ONE_STEP  # the write task was scheduled first: it sends before the caller resumes
-        loop = asyncio.get_running_loop()
-        started = loop.create_future()
-        self._waiters.append(started)
-        loop.call_later(self._max_wait, _set_done, started)
-        return started
+        return written
 
     def marked_recently(self, org_id: str) -> bool:
         """Whether a mark of this org left in the last moments (billing may still be applying it)."""
@@ -125,18 +116,16 @@ class HoldMarker:
         if call is None or not self._pending:
             return
         batch = billing_pb2.HoldMarks(marks=self._pending)
-        count = len(self._pending)
-        self._pending = []
+        count, written = len(self._pending), self._next
+        self._pending, self._next = [], None
         writing = asyncio.ensure_future(call.write(batch))
         self._writing = writing
-        writing.add_done_callback(lambda done: self._written(done, count))
-        waiters, self._waiters = self._waiters, []
-        loop = asyncio.get_running_loop()
-        for waiter in waiters:
-            loop.call_soon(_set_done, waiter)
+        writing.add_done_callback(lambda done: self._written(done, count, written))
 
-    def _written(self, done: asyncio.Future[None], count: int) -> None:
+    def _written(self, done: asyncio.Future[None], count: int, written: asyncio.Future[None] | None) -> None:
         self._writing = None
+        if written is not None:
+            _set_done(written)
         if done.cancelled() or done.exception() is not None:
             self._dropped.inc(count)
             self._broken("write failed")
@@ -147,15 +136,22 @@ class HoldMarker:
             self._marked_at = {org: at for org, at in self._marked_at.items() if at >= cutoff}
         self._write_pending()
 
+    def _overdue(self, written: asyncio.Future[None]) -> None:
+        """A write not completed within max_wait_s: its answers go on (the usage events still carry
+        the money while the gateway lives)."""
+        if not written.done():
+            self._late.inc()
+            written.set_result(None)
+
     def _broken(self, why: str) -> None:
         call, self._call = self._call, None
         if call is not None:
             log.warning("hold mark stream lost (%s); reconnecting", why)
         self._dropped.inc(len(self._pending))
         self._pending = []
-        for waiter in self._waiters:
-            _set_done(waiter)
-        self._waiters = []
+        if self._next is not None:
+            _set_done(self._next)
+            self._next = None
 
     async def run(self) -> None:
         """Keeps one stream open to billing, reopening it after a failure."""
