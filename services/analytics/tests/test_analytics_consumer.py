@@ -7,8 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from analytics_testkit import T0, encode_usage, make_fact
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -238,3 +239,37 @@ def test_decode_falls_back_to_the_record_time_when_the_event_has_no_finish_time(
     fact = decode_usage(raw, fallback_ts_ms=int(T0.timestamp() * 1000))
 
     assert fact is not None and fact.created_at == T0
+
+
+class BrokenKafka(FakeKafka):
+    """A consumer whose group coordination died: aiokafka raises it from every getmany."""
+
+    async def getmany(self, *_: Any, timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        raise KafkaError("Unexpected error during coordination RuntimeError('the handler is closed')")
+
+
+async def test_a_consumer_whose_coordination_broke_is_replaced_and_the_next_one_consumes(sessions) -> None:
+    broken = BrokenKafka([])
+    fresh = FakeKafka([{TP0: [usage_record(0, 0, make_fact("renewed-1"))]}])
+    registry = CollectorRegistry()
+    consumer = UsageConsumer(
+        broken,
+        sessions,
+        UsageService(UsageRepository()),
+        AnalyticsMetrics(registry),
+        max_backoff_s=0.01,
+        renew=lambda: fresh,
+    )
+    task = asyncio.create_task(consumer.run())
+    for _ in range(200):
+        if fresh.commits:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert broken.stopped and fresh.started and fresh.stopped
+    assert fresh.commits == [{TP0: 1}]
+    assert registry.get_sample_value("analytics_usage_consumer_renewals_total") == 1
+    without_renewal, _ = _consumer(BrokenKafka([]), sessions)
+    with pytest.raises(KafkaError):  # nothing to renew with: the failure ends run (and the process)
+        await without_renewal.run()

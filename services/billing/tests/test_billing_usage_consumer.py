@@ -5,6 +5,7 @@ Kafka is faked (a collaborator recording commits); PostgreSQL and Redis are real
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from billing_helpers import new_org
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -163,3 +165,61 @@ def test_failpoint_exits_after_the_db_commit_before_any_offset_commit(database_u
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip
     assert check.stdout.strip() == "-9"
+
+
+class ConsumingKafka(FakeKafka):
+    """A started consumer handing out `batches`, then nothing (or, `broken`, failing every poll as
+    aiokafka does once its group coordination died)."""
+
+    def __init__(self, batches: list[dict[TopicPartition, list[Any]]], broken: bool = False) -> None:
+        super().__init__()
+        self.batches, self.broken = batches, broken
+        self.started = self.stopped = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def stop(self) -> None:
+        self.stopped = True
+
+    async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> Any:
+        if self.broken:
+            raise KafkaError("Unexpected error during coordination RuntimeError('the handler is closed')")
+        if not self.batches:
+            await asyncio.sleep(3600)
+        return self.batches.pop(0)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set()
+
+
+async def test_a_consumer_whose_coordination_broke_is_replaced_and_the_usage_still_settles(
+    sessions: async_sessionmaker[AsyncSession], store: HoldStore, metrics: BillingMetrics
+) -> None:
+    """Seen in test_faults.py: Kafka SIGKILLed while the worker rejoined its group ended aiokafka's
+    coordination for good; the worker exited and its usage waited until a restart by hand."""
+    org = new_org()
+    await store.sync_wallet(org, 1_000, 0)
+    broken = ConsumingKafka([], broken=True)
+    fresh = ConsumingKafka([{TP: [record(5, usage("renewed-1", org, 30))]}])
+    consumer = UsageConsumer(
+        broken,  # type: ignore[arg-type]
+        sessions,
+        store,
+        metrics,
+        retry_backoff_s=0.01,
+        renew=lambda: fresh,  # type: ignore[arg-type, return-value]
+    )
+    task = asyncio.create_task(consumer.run())
+    for _ in range(300):
+        if fresh.commits:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert broken.stopped and fresh.started and fresh.stopped
+    assert fresh.commits == [{TP: 6}] and await balance(sessions, org) == -30
+    assert value(metrics.consumer_renewals) == 1
+    alone = UsageConsumer(ConsumingKafka([], broken=True), sessions, store, metrics)  # type: ignore[arg-type]
+    with pytest.raises(KafkaError):  # nothing to renew with: the failure ends run (and the process)
+        await alone.run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from aiokafka import AIOKafkaConsumer
 from prometheus_client import CollectorRegistry
 
 from tollgate.analytics.app import build_app
@@ -48,18 +49,23 @@ async def main() -> None:
         usage_service=usage_service,
         health_check=database_health(engine),
     )
-    consumer = UsageConsumer(
-        make_consumer(
+
+    def usage_consumer() -> AIOKafkaConsumer:
+        return make_consumer(
             settings.kafka_bootstrap,
             settings.consumer_group,
             TOPIC_USAGE,
             max_poll_records=settings.consume_max_records,
-        ),
+        )
+
+    consumer = UsageConsumer(
+        usage_consumer(),
         sessions,
         usage_service,
         metrics,
         max_records=settings.consume_max_records,
         timeout_ms=settings.consume_timeout_ms,
+        renew=usage_consumer,
     )
     log.info("analytics starting", extra={"port": settings.http_port})
     await runner.serve(

@@ -25,6 +25,11 @@ class AnalyticsMetrics:
             "Batches whose database transaction failed (retried)",
             registry=registry,
         )
+        self.consumer_renewals = Counter(
+            "analytics_usage_consumer_renewals_total",
+            "Usage consumers replaced after Kafka ended their group coordination",
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "analytics_usage_batch_duration_seconds",
             "Time to store one consumed batch, commit included",

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -214,13 +215,18 @@ async def main(settings: BillingSettings | None = None) -> None:
 async def worker_main(settings: BillingSettings | None = None) -> None:
     settings = settings or BillingSettings()
     shared = await _shared(settings, "billing-worker")
+
+    def usage_consumer() -> AIOKafkaConsumer:
+        return make_consumer(settings.kafka_bootstrap, settings.consumer_group, TOPIC_USAGE)
+
     consumer = UsageConsumer(
-        make_consumer(settings.kafka_bootstrap, settings.consumer_group, TOPIC_USAGE),
+        usage_consumer(),
         shared.sessions,
         shared.store,
         shared.metrics,
         max_records=settings.consumer_max_records,
         failpoint=settings.failpoint,
+        renew=usage_consumer,
     )
     # only /healthz and /metrics: the worker serves no API
     app = create_app(

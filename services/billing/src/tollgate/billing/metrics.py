@@ -91,6 +91,11 @@ class BillingMetrics:
             "Usage batches that failed and were retried",
             registry=registry,
         )
+        self.consumer_renewals = Counter(
+            "billing_usage_consumer_renewals_total",
+            "Usage consumers replaced after Kafka ended their group coordination",
+            registry=registry,
+        )
         self.consumer_lag = Gauge(
             "billing_usage_consumer_lag",
             "Records behind the high watermark",

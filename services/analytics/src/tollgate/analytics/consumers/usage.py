@@ -7,10 +7,11 @@ crash between the two replays records that are then counted as duplicates, never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -89,8 +90,12 @@ class UsageConsumer:
         timeout_ms: int = 500,
         max_backoff_s: float = 5.0,
         tracer: Tracer | None = None,
+        renew: Callable[[], KafkaConsumer] | None = None,
     ) -> None:
+        """`renew`: a new consumer of the same group, to replace one whose group coordination broke
+        (without it such a failure ends `run`)."""
         self._consumer = consumer
+        self._renew = renew
         self._sessions = sessions
         self._recorder = recorder
         self._metrics = metrics
@@ -100,11 +105,24 @@ class UsageConsumer:
         self._tracer = tracer or trace.get_tracer("tollgate.analytics.consumer")
 
     async def run(self) -> None:
-        """Background task: runs until cancelled. Kafka being down at start is waited out, not fatal."""
-        await self._start()
+        """Background task: runs until cancelled. Kafka being down at start is waited out, not fatal;
+        a consumer whose group coordination failed (aiokafka ends it for good) is replaced by a new
+        one, which resumes from the committed offsets (stored facts come back as duplicates)."""
         try:
             while True:
-                await self.poll_once()
+                try:
+                    await self._start()
+                    while True:
+                        await self.poll_once()
+                except KafkaError:
+                    if self._renew is None:
+                        raise
+                    self._metrics.consumer_renewals.inc()
+                    log.warning("usage consumer failed; starting a new one", exc_info=True)
+                    with contextlib.suppress(Exception):
+                        await self._consumer.stop()
+                    await asyncio.sleep(self._max_backoff_s)
+                    self._consumer = self._renew()
         finally:
             await self._consumer.stop()
 

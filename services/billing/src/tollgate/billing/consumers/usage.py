@@ -8,10 +8,11 @@ committed last, so nothing is acknowledged that was not applied.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -62,8 +63,12 @@ class UsageConsumer:
         max_records: int = 1000,
         failpoint: str = "",
         retry_backoff_s: float = 1.0,
+        renew: Callable[[], AIOKafkaConsumer] | None = None,
     ) -> None:
+        """`renew`: a new consumer of the same group, to replace one whose group coordination broke
+        (without it such a failure ends `run`)."""
         self._consumer = consumer
+        self._renew = renew
         self._sessions = sessions
         self._store = store
         self._metrics = metrics
@@ -75,15 +80,33 @@ class UsageConsumer:
 
     async def run(self) -> None:
         try:
-            await self._start()
             while True:
-                batches = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
-                records = [r for part in batches.values() for r in part]
-                if records:
-                    await self._process_with_retry(batches)
-                await self._update_lag()
+                try:
+                    await self._consume()
+                except KafkaError:
+                    # aiokafka ends a consumer whose group coordination failed unexpectedly (seen:
+                    # the broker SIGKILLed mid-rejoin, "the handler is closed"); it never recovers, so
+                    # a new one takes over from the committed offsets: what this one settled and
+                    # did not commit comes back as counted duplicates
+                    if self._renew is None:
+                        raise
+                    self._metrics.consumer_renewals.inc()
+                    log.warning("usage consumer failed; starting a new one", exc_info=True)
+                    with contextlib.suppress(Exception):
+                        await self._consumer.stop()
+                    await asyncio.sleep(self._retry_backoff_s)
+                    self._consumer = self._renew()
         finally:
             await self._consumer.stop()
+
+    async def _consume(self) -> None:
+        await self._start()
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
+            records = [r for part in batches.values() for r in part]
+            if records:
+                await self._process_with_retry(batches)
+            await self._update_lag()
 
     async def _start(self) -> None:
         """Waits for Kafka instead of failing: Reserve (the hot path) must stay up without it."""
@@ -105,8 +128,8 @@ class UsageConsumer:
             try:
                 await self.process(batches)
                 return
-            except (asyncio.CancelledError, SystemExit):
-                raise
+            except (asyncio.CancelledError, SystemExit, KafkaError):
+                raise  # Kafka's own failures: the consumer is renewed (run), not the batch retried
             except Exception:
                 # Nothing was acknowledged: retry the same records (already-settled ones come back
                 # as duplicates). Rewinding would be equivalent but loses the fetched batch.
