@@ -237,7 +237,8 @@ def test_the_credit_chat_api_limits_each_client_address_whichever_key_it_uses(
     new_account: Callable[..., Account], gateway_url: str, model: tuple[str, str]
 ) -> None:
     """The credit chat API's "60 requests per minute per IP address". The test stack trusts
-    X-Forwarded-For (GATEWAY_TRUST_FORWARDED_FOR, as behind an ingress) to name the address."""
+    loopback and 10.0.0.0/8 as proxies (GATEWAY_TRUSTED_PROXIES, as behind an ingress), so the
+    address before the proxy hop in X-Forwarded-For is the client's."""
     address, elsewhere = f"198.51.100.{uuid.uuid4().int % 250 + 1}", f"203.0.113.{uuid.uuid4().int % 250 + 1}"
     first, second = new_account(credits=80), new_account(credits=80)
     body = {"model": model[0], "messages": [{"role": "user", "content": "hi"}]}

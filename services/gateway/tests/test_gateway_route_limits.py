@@ -14,7 +14,7 @@ from tollgate.common.errors import RateLimited
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
-from tollgate.gateway.limits.route_limits import HOUR_S, RouteLimits, client_address
+from tollgate.gateway.limits.route_limits import HOUR_S, RouteLimits, client_address, parse_networks
 from tollgate.gateway.limits.specs import MINUTE_S, Measure, Scope
 
 
@@ -25,13 +25,22 @@ def scope(peer: str = "10.1.2.3", forwarded: str | None = None) -> dict[str, obj
     return {"type": "http", "client": (peer, 5555), "headers": headers}
 
 
-def test_the_address_is_the_peer_unless_the_proxy_in_front_is_trusted() -> None:
-    forwarded = scope(forwarded="198.51.100.7, 10.0.0.9")
-    assert client_address(forwarded, trust_forwarded_for=False) == "10.1.2.3"  # a client can't pick it
-    assert client_address(forwarded, trust_forwarded_for=True) == "198.51.100.7"
-    assert client_address(scope(), trust_forwarded_for=True) == "10.1.2.3"  # no header: the peer
-    assert client_address(scope(forwarded=" "), trust_forwarded_for=True) == "10.1.2.3"
-    assert client_address({"type": "http", "headers": []}, trust_forwarded_for=False) == "unknown"
+def test_the_address_is_the_peer_unless_it_is_a_trusted_proxy() -> None:
+    proxies = parse_networks("10.0.0.0/8, 192.0.2.9")
+    assert [str(n) for n in proxies] == ["10.0.0.0/8", "192.0.2.9/32"]
+    forwarded = scope("10.1.2.3", forwarded="198.51.100.7, 10.0.0.9")
+    assert client_address(forwarded) == "10.1.2.3"  # no proxy trusted: the header is ignored
+    assert client_address(forwarded, proxies) == "198.51.100.7"  # the trusted hop 10.0.0.9 skipped
+    # a client naming its own address through the proxy only adds hops to the left of its real one
+    spoofed = scope("10.1.2.3", forwarded="203.0.113.66, 198.51.100.7")
+    assert client_address(spoofed, proxies) == "198.51.100.7"
+    # a peer that is not a trusted proxy cannot pick its address
+    assert client_address(scope("198.51.100.50", forwarded="203.0.113.66"), proxies) == "198.51.100.50"
+    assert client_address(scope("10.1.2.3"), proxies) == "10.1.2.3"  # no header: the peer
+    assert client_address(scope("10.1.2.3", forwarded="10.0.0.7"), proxies) == "10.0.0.7"  # all trusted
+    assert client_address({"type": "http", "headers": []}, proxies) == "unknown"
+    with pytest.raises(ValueError):
+        parse_networks("10.0.0.0/8, not-a-network")
 
 
 def test_each_family_gets_its_documented_limit_and_zero_turns_it_off() -> None:

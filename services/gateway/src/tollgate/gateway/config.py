@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tollgate.common.settings import ServiceSettings
+from tollgate.gateway.limits.route_limits import parse_networks
 
 # Only for local development; deployments set GATEWAY_SECRET_KEY (it encrypts provider keys at rest).
 DEV_SECRET_KEY = "tollgate-dev-only-secret-key-change-me"
@@ -56,11 +57,19 @@ class GatewaySettings(ServiceSettings):
     rate_limit_max_lease: int = Field(default=32, ge=1, le=1024)
     rate_limit_lease_ttl_s: float = Field(default=1.0, gt=0, le=60)
     # Route families' own limits (limits/route_limits.py), 0 turns one off: the credit chat API's
-    # requests a minute per client address, IndoxRouter's requests an hour per key. Behind a proxy
-    # that sets X-Forwarded-For, trust it to name the client (never when clients reach us directly).
+    # requests a minute per client address, IndoxRouter's requests an hour per key.
     credit_chat_rpm_per_address: int = Field(default=60, ge=0)
     indoxrouter_requests_per_hour: int = Field(default=3_600, ge=0)
-    trust_forwarded_for: bool = False
+    # The proxies in front (ingress, load balancer) as comma-separated CIDRs: their X-Forwarded-For
+    # names the client (per-address limits). Empty: the socket's peer is the client.
+    trusted_proxies: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)  # a bad network stops the start, naming itself
+        return value
+
     hold_stock_max_age_s: float = Field(default=1.0, gt=0, le=30)
     hold_stock_hot_window_s: float = Field(default=0.5, gt=0, le=30)
 

@@ -32,7 +32,7 @@ from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
-from tollgate.gateway.limits.route_limits import RouteLimits
+from tollgate.gateway.limits.route_limits import RouteLimits, parse_networks
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.pipeline import Pipeline
@@ -143,7 +143,7 @@ async def main() -> None:
     route_limits = RouteLimits(
         credit_chat_rpm_per_address=settings.credit_chat_rpm_per_address,
         indoxrouter_requests_per_hour=settings.indoxrouter_requests_per_hour,
-        trust_forwarded_for=settings.trust_forwarded_for,
+        trusted_proxies=parse_networks(settings.trusted_proxies),
     )
     operations = Operations(pipeline, route_limits)
     forwarder = Forwarder(

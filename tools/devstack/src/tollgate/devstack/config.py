@@ -293,9 +293,11 @@ class StackConfig:
                 out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
             if self.tuned_for_tests:
                 # route limits a test can reach (gateway limits/route_limits.py): client addresses
-                # named by X-Forwarded-For, and an IndoxRouter hourly limit small enough to spend;
+                # named by X-Forwarded-For behind trusted proxies, and an IndoxRouter hourly limit
+                # small enough to spend;
                 tuned = {
-                    "GATEWAY_TRUST_FORWARDED_FOR": "true",
+                    # the tests' requests come from loopback, "through" a proxy at 10.0.0.1
+                    "GATEWAY_TRUSTED_PROXIES": "127.0.0.0/8,10.0.0.0/8",
                     "GATEWAY_INDOXROUTER_REQUESTS_PER_HOUR": "60",
                     # SloughGPT's curl example names no model: the suite's simulator chat model
                     "GATEWAY_SLOUGHGPT_DEFAULT_MODEL": "sim-chat",

@@ -7,13 +7,17 @@
   requests-per-hour limit of the key (GCRA like every limit: an hour's worth may come at once, then
   they return continuously rather than all at the top of the hour).
 
-The client address is the socket's peer; behind a proxy or an ingress that sets X-Forwarded-For,
-`GATEWAY_TRUST_FORWARDED_FOR=true` takes the address the proxy saw instead. Only then: a client
-talking to the gateway directly could otherwise pick its own address.
+The client address is the socket's peer. Behind proxies (an ingress, a load balancer) that append
+to X-Forwarded-For, list their networks in `GATEWAY_TRUSTED_PROXIES` (CIDRs): when the peer is one
+of them, the header is read from the right, skipping trusted hops, and the first address that is not
+a trusted proxy is the client's. A client that reaches the gateway directly cannot pick its address:
+its peer is not trusted, so its header is ignored; and one that sends a forged header through the
+proxy only adds addresses to the left of the one the proxy appended.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from starlette.types import Scope as AsgiScope
@@ -25,31 +29,57 @@ HOUR_S = 3_600.0
 NO_ROUTE_LIMITS: tuple[Limit, ...] = ()
 
 
-def client_address(scope: AsgiScope, trust_forwarded_for: bool) -> str:
-    """The caller's address: the first hop of X-Forwarded-For when the proxy in front is trusted."""
-    if trust_forwarded_for:
-        for name, value in scope.get("headers", ()):
-            if name == b"x-forwarded-for":
-                first = value.split(b",", 1)[0].strip()
-                if first:
-                    return first.decode("latin-1")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(cidrs: str) -> tuple[Network, ...]:
+    """ "10.0.0.0/8, 127.0.0.1" -> networks (a bare address is a /32 or /128); ValueError names a bad one."""
+    return tuple(
+        ipaddress.ip_network(part.strip(), strict=False) for part in cidrs.split(",") if part.strip()
+    )
+
+
+def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_address(scope: AsgiScope, proxies: tuple[Network, ...] = ()) -> str:
+    """The caller's address: the peer, or behind trusted proxies the last untrusted hop they saw."""
     client = scope.get("client")
-    return str(client[0]) if client else "unknown"
+    peer = str(client[0]) if client else "unknown"
+    if not proxies or not _trusted(peer, proxies):
+        return peer
+    hops = [
+        hop.strip()
+        for name, value in scope.get("headers", ())
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+        if hop.strip()
+    ]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            return hop
+    return hops[0] if hops else peer
 
 
 @dataclass(frozen=True, slots=True)
 class RouteLimits:
-    """`credit_chat_rpm_per_address` and `indoxrouter_requests_per_hour`; 0 turns one off."""
+    """`credit_chat_rpm_per_address` and `indoxrouter_requests_per_hour`; 0 turns one off.
+    `trusted_proxies`: the networks whose X-Forwarded-For names the client (parse_networks)."""
 
     credit_chat_rpm_per_address: int = 60
     indoxrouter_requests_per_hour: int = 3_600
-    trust_forwarded_for: bool = False
+    trusted_proxies: tuple[Network, ...] = ()
 
     def credit_chat(self, scope: AsgiScope) -> tuple[Limit, ...]:
         rpm = self.credit_chat_rpm_per_address
         if not rpm:
             return NO_ROUTE_LIMITS
-        address = client_address(scope, self.trust_forwarded_for)
+        address = client_address(scope, self.trusted_proxies)
         return (Limit(Scope.IP, address, Measure.REQUESTS, rpm, MINUTE_S, "requests per minute"),)
 
     def indoxrouter(self, principal: Principal) -> tuple[Limit, ...]:
