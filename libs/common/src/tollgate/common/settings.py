@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -11,6 +11,9 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TOLLGATE_", extra="ignore")
 
+    # development (the local stack, tests) or production (deploy/k8s): weak secrets stop a production
+    # start (secret_policy.py). One variable for every service, whatever its prefix.
+    environment: str = Field(default="development", validation_alias=AliasChoices("TOLLGATE_ENV"))
     service_name: str = "tollgate"
     http_host: str = "127.0.0.1"
     http_port: int = 8080

@@ -30,6 +30,7 @@ from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
+from tollgate.common.secret_policy import Secret, enforce
 from tollgate.common.telemetry import configure_tracing
 from tollgate.contracts.v1 import auth_pb2_grpc
 
@@ -41,11 +42,17 @@ async def main(settings: AuthSettings | None = None) -> None:
     configure_logging("auth", settings.log_level)
     configure_tracing("auth", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio)
     pepper = settings.key_pepper.get_secret_value()
-    if pepper == DEV_KEY_PEPPER:
-        log.warning("AUTH_KEY_PEPPER is the development default; set a secret one in production")
     jwt_secret = settings.jwt_secret.get_secret_value()
-    if jwt_secret == DEV_JWT_SECRET:
-        log.warning("AUTH_JWT_SECRET is the development default; set a secret one in production")
+    admin_key = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
+    enforce(
+        settings.environment,
+        [
+            Secret("AUTH_KEY_PEPPER", pepper, DEV_KEY_PEPPER),
+            Secret("AUTH_JWT_SECRET", jwt_secret, DEV_JWT_SECRET),
+            Secret("ADMIN_API_KEY", admin_key, required=False),  # the bootstrap admin, when there is one
+        ],
+        log,
+    )
 
     await migrate(str(settings.alembic_ini), settings.database_url)
 

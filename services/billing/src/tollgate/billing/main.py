@@ -28,7 +28,7 @@ from tollgate.billing.alerts.secretbox import SecretBox
 from tollgate.billing.alerts.wiring import build_dispatcher, secret_box
 from tollgate.billing.budgets.loaders import limits_loader, quota_recorder
 from tollgate.billing.budgets.routes import router as budgets_router
-from tollgate.billing.config import BillingSettings
+from tollgate.billing.config import DEV_ALERTS_SECRET_KEY, BillingSettings
 from tollgate.billing.consumers.usage import UsageConsumer
 from tollgate.billing.envelope import billing_error_renderer
 from tollgate.billing.grpc_server import build_grpc_server
@@ -55,6 +55,7 @@ from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
+from tollgate.common.secret_policy import Secret, enforce
 from tollgate.common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,10 @@ class _Shared:
 
 async def _shared(settings: BillingSettings, service: str) -> _Shared:
     configure_logging(service, settings.log_level)
+    alerts_key = settings.alerts_secret_key.get_secret_value()
+    enforce(
+        settings.environment, [Secret("BILLING_ALERTS_SECRET_KEY", alerts_key, DEV_ALERTS_SECRET_KEY)], log
+    )
     configure_tracing(
         service, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )

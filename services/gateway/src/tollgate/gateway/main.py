@@ -18,6 +18,7 @@ from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.money import credits_to_micros
 from tollgate.common.redis import make_redis
+from tollgate.common.secret_policy import Secret, enforce
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
 from tollgate.gateway.catalog.deployments import DeploymentConsumer
@@ -58,8 +59,7 @@ async def main() -> None:
     configure_tracing(
         "gateway", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
-    if settings.secret_key == DEV_SECRET_KEY:
-        log.warning("GATEWAY_SECRET_KEY is the development default; set it outside local development")
+    enforce(settings.environment, [Secret("GATEWAY_SECRET_KEY", settings.secret_key, DEV_SECRET_KEY)], log)
     if settings.run_migrations:
         await migrate(alembic_ini(), settings.database_url)
 

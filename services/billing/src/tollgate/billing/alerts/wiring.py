@@ -14,17 +14,14 @@ from tollgate.billing.alerts.dispatcher import AlertDispatcher
 from tollgate.billing.alerts.metrics import AlertMetrics
 from tollgate.billing.alerts.policy import RetryPolicy
 from tollgate.billing.alerts.secretbox import SecretBox
-from tollgate.billing.config import DEV_ALERTS_SECRET_KEY, BillingSettings
+from tollgate.billing.config import BillingSettings
 from tollgate.common.kafka import make_producer
 
 log = logging.getLogger(__name__)
 
 
 def secret_box(settings: BillingSettings) -> SecretBox:
-    key = settings.alerts_secret_key.get_secret_value()
-    if key == DEV_ALERTS_SECRET_KEY:
-        log.warning("BILLING_ALERTS_SECRET_KEY is the development default; set it outside local development")
-    return SecretBox(key)
+    return SecretBox(settings.alerts_secret_key.get_secret_value())  # checked at start (secret_policy)
 
 
 def smtp_config(settings: BillingSettings) -> SmtpConfig:
