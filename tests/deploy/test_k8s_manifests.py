@@ -73,9 +73,16 @@ def test_deployments_have_probes_resources_and_scrape_annotations(manifests: lis
         assert annotations["prometheus.io/path"] == "/metrics", name
         assert annotations["prometheus.io/port"] == str(HTTP_PORTS[name]), name
         for container in template["spec"]["containers"]:
-            for probe in ("readinessProbe", "livenessProbe"):
-                assert container[probe]["httpGet"]["path"] == "/healthz", (name, probe)
+            # liveness and startup ask the process only; readiness asks its dependencies too
+            for probe, path in (
+                ("startupProbe", "/livez"),
+                ("livenessProbe", "/livez"),
+                ("readinessProbe", "/readyz"),
+            ):
+                assert container[probe]["httpGet"]["path"] == path, (name, probe)
                 assert container[probe]["httpGet"]["port"] in ("http", HTTP_PORTS[name]), (name, probe)
+            startup = container["startupProbe"]
+            assert startup["periodSeconds"] * startup["failureThreshold"] >= 120, name  # migrations
             for kind in ("requests", "limits"):
                 assert {"cpu", "memory"} <= set(container["resources"][kind]), (name, kind)
 

@@ -76,3 +76,26 @@ async def test_a_value_the_database_refuses_is_a_400() -> None:
         resp = await client.post("/store")
     assert resp.status_code == 400
     assert resp.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_liveness_asks_nothing_of_dependencies_and_readiness_does() -> None:
+    """A database outage makes pods unready (503), never restarts them: /livez checks no dependency."""
+    from tollgate.common.errors import ServiceUnavailable
+
+    state = {"database": "ok"}
+
+    async def check() -> dict[str, str]:
+        if state["database"] != "ok":
+            raise ServiceUnavailable("Database unavailable: OperationalError.")
+        return dict(state)
+
+    app = create_app("svc", CollectorRegistry(), health_check=check)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for path in ("/livez", "/readyz", "/healthz"):
+            assert (await client.get(path)).status_code == 200, path
+        assert (await client.get("/readyz")).json() == {"status": "ok", "service": "svc", "database": "ok"}
+        state["database"] = "down"
+        assert (await client.get("/livez")).json() == {"status": "ok", "service": "svc"}
+        for path in ("/readyz", "/healthz"):
+            unready = await client.get(path)
+            assert unready.status_code == 503 and "Database unavailable" in unready.text, path

@@ -114,7 +114,8 @@ def create_app(
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with /healthz, /metrics, request ids, spans and one error handler per envelope."""
+    """A FastAPI app with /livez, /readyz (and /healthz), /metrics, request ids, spans and one error
+    handler per envelope."""
     app = FastAPI(title=f"tollgate-{service}", default_response_class=ORJSONResponse, **fastapi_kwargs)
     metrics = HttpMetrics(registry)
     app.state.http_metrics = metrics  # for hot paths that bypass the router (see the gateway)
@@ -152,10 +153,20 @@ def create_app(
         err.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return ORJSONResponse(error_renderer(request, err), status_code=exc.status_code)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def _healthz() -> dict[str, Any]:
+    # Kubernetes asks two questions (deploy/k8s): is the process alive (liveness, startup: /livez,
+    # no dependency checked, so a database outage never restarts pods into migration crash loops)
+    # and may it take traffic (readiness: /readyz, its dependencies answer; 503 in the envelope
+    # when one does not). /healthz is readiness too, for the local stack and older probes.
+    @app.get("/livez", include_in_schema=False)
+    async def _livez() -> dict[str, Any]:
+        return {"status": "ok", "service": service}
+
+    async def _ready() -> dict[str, Any]:
         details = await health_check() if health_check else {}
         return {"status": "ok", "service": service, **details}
+
+    app.add_api_route("/readyz", _ready, methods=["GET"], include_in_schema=False)
+    app.add_api_route("/healthz", _ready, methods=["GET"], include_in_schema=False)
 
     @app.get("/metrics", include_in_schema=False)
     async def _metrics() -> Response:
