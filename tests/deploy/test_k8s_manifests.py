@@ -112,6 +112,56 @@ def test_secret_template_holds_placeholders_only(manifests: list[dict[str, Any]]
         assert "CHANGE_ME" in value, key
 
 
+def test_pods_run_hardened_with_their_own_identity(manifests: list[dict[str, Any]]) -> None:
+    """Non-root, read-only root filesystem (scratch space on /tmp only), no API token unless needed."""
+    accounts = _of_kind(manifests, "ServiceAccount")
+    for name, deployment in _of_kind(manifests, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        account = pod["serviceAccountName"]
+        assert account == name and account in accounts, name
+        if name != "training-worker":  # it creates the training Jobs through the API (training-rbac)
+            assert pod["automountServiceAccountToken"] is False, name
+            assert accounts[account]["automountServiceAccountToken"] is False, name
+        container = pod["containers"][0]
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False, (
+            name
+        )
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], name
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "512Mi"}} in pod["volumes"], name
+
+
+def test_auth_and_billing_survive_a_drain_and_spread_over_nodes(manifests: list[dict[str, Any]]) -> None:
+    budgets = _of_kind(manifests, "PodDisruptionBudget")
+    for name in ("gateway", "auth", "billing"):
+        assert budgets[name]["spec"]["maxUnavailable"] == 1, name
+        assert budgets[name]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
+        pod = _of_kind(manifests, "Deployment")[name]["spec"]["template"]["spec"]
+        keys = {c["topologyKey"] for c in pod["topologySpreadConstraints"]}
+        assert keys == {"kubernetes.io/hostname", "topology.kubernetes.io/zone"}, name
+
+
+def test_only_the_gateway_is_reachable_from_outside_the_platform(manifests: list[dict[str, Any]]) -> None:
+    policies = _of_kind(manifests, "NetworkPolicy")
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny["podSelector"] == {} and deny["policyTypes"] == ["Ingress"] and "ingress" not in deny
+    public = policies["gateway-public"]["spec"]
+    assert public["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "gateway"}}
+    assert public["ingress"] == [{"ports": [{"port": 8080, "protocol": "TCP"}]}]
+    internal = policies["platform-internal"]["spec"]
+    [names] = internal["podSelector"]["matchExpressions"]
+    assert set(names["values"]) == set(SERVICES) - {"gateway"}
+    assert internal["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "tollgate"}}}]}
+    ]
+    scrape = policies["metrics-scrape"]["spec"]["ingress"][0]
+    assert {p["port"] for p in scrape["ports"]} == set(HTTP_PORTS.values())
+    for deployment in _of_kind(manifests, "Deployment").values():  # every pod carries the label
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert labels["app.kubernetes.io/part-of"] == "tollgate"
+
+
 def test_gateway_has_an_hpa_and_a_disruption_budget(manifests: list[dict[str, Any]]) -> None:
     hpa = _of_kind(manifests, "HorizontalPodAutoscaler")["gateway"]["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gateway"}

@@ -65,7 +65,8 @@ def sim_models(admin: httpx.Client, sim_url: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def new_account(admin: httpx.Client, sim_models: list[str]) -> Callable[..., Account]:
-    """A user with a personal organisation and a key (seed 004), recharged with `credits` if given."""
+    """A user with a personal organisation and a key (the Bedrock-style gateway), recharged with
+    `credits` if given."""
 
     def create(credits: float = 0, *, role: str = "user", group_id: int = 1) -> Account:
         resp = admin.post(

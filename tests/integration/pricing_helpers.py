@@ -1,4 +1,4 @@
-"""Shared by the pricing / seed 002 / seed 003 integration tests: models registered with their own
+"""Shared by the pricing, credit chat and IndoxRouter integration tests: models registered with their own
 upstream name (so the simulator's per-model counter proves whether the upstream was called while
 other tests run), and the calls' costs read back from the real ledger."""
 

@@ -1,4 +1,4 @@
-"""Users and sessions through the gateway (seeds 001 and 003): register, login, /auth/me, refresh
+"""Users and sessions through the gateway (SloughGPT and IndoxRouter): register, login, /auth/me, refresh
 rotation and replay, logout, forged and expired tokens, login throttling, malformed bodies."""
 
 from __future__ import annotations
@@ -131,7 +131,7 @@ def test_forged_and_expired_access_tokens_are_refused(http: httpx.Client, jwt_se
     assert jwt.decode(expired, jwt_secret, algorithms=["HS256"], options={"verify_exp": False})["sub"]
 
 
-def test_token_endpoint_of_seed_003(http: httpx.Client) -> None:
+def test_token_endpoint_of_indoxrouter(http: httpx.Client) -> None:
     email = _register(http)["user"]["email"]
     form = http.post("/auth/token", data={"username": email, "password": PASSWORD, "grant_type": "password"})
     assert form.status_code == 200, form.text

@@ -1,4 +1,4 @@
-"""The bedrock-converse provider end to end: seed 004's `/admin/model/save` body (provider
+"""The bedrock-converse provider end to end: the Bedrock-style gateway's `/admin/model/save` body (provider
 `bedrock-converse`, config `{"modelId": ...}`) with credentials and an `endpoint` pointing at the
 stack's simulator (its Converse dialect checks the SigV4 Authorization header), called with the
 official `openai` SDK, streamed and not, with a doc part; the balance falls by exactly the cost."""
@@ -43,7 +43,7 @@ def settled(gateway_url: str, account: Account, expected: int) -> None:
     )
 
 
-def test_seed_004_body_is_accepted(admin: httpx.Client) -> None:
+def test_bedrock_gateway_body_is_accepted(admin: httpx.Client) -> None:
     body = {"name": f"br-{uuid.uuid4().hex[:8]}", "provider": "bedrock-converse"}
     resp = admin.post("/admin/model/save", json={**body, "config": '{"modelId": "somevalue"}'})
     assert resp.status_code == 200, resp.text

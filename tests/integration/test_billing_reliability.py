@@ -248,7 +248,7 @@ def test_200_concurrent_requests_from_keys_of_one_org_never_overspend_its_wallet
     initial = 25 * 190
     owner = new_account(credits=initial / 1_000_000)
     keys = [owner.key]
-    for i in range(4):  # more keys of the same user and organisation (seed 001's /auth/api-keys)
+    for i in range(4):  # more keys of the same user and organisation (SloughGPT's /auth/api-keys)
         made = httpx.post(
             f"{gateway_url}/auth/api-keys",
             json={"name": f"shared-wallet-{i}"},

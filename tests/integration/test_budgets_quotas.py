@@ -137,7 +137,8 @@ def test_month_quota_refuses_with_429_before_the_upstream(
     capped = reserve(billing_grpc, account, 100, quota=cost + 30)
     assert (capped.granted, capped.hold_micros) == (True, 30)
 
-    # through the gateway: the key's month_quota (seed 004) comes from auth with the principal
+    # through the gateway: the key's month_quota (the Bedrock-style gateway's) comes from auth with
+    # the principal
     quota = cost / 1_000_000
     update = admin.post("/admin/api-key/update", json={"id": account.key_id, "month_quota": quota})
     assert update.status_code == 200, update.text
@@ -221,7 +222,7 @@ def test_50_concurrent_requests_never_exceed_the_budget_plus_one_request(
     assert budget < charged <= budget + FLAT_COST
     assert charged == 11 * FLAT_COST
 
-    # /cost/stats (seed 001) equals the charged events exactly, read through the gateway
+    # /cost/stats (SloughGPT) equals the charged events exactly, read through the gateway
     today = datetime.now(UTC).date().isoformat()
     stats = httpx.get(
         f"{gateway_url}/cost/stats",
@@ -285,7 +286,7 @@ def test_cost_stats_split_periods_by_the_events_own_time(
     assert sum(d["requests"] for d in both["daily_stats"]) == 3
 
 
-def test_cost_routes_refuse_in_seed_001s_envelope(
+def test_cost_routes_refuse_in_sloughgpts_envelope(
     new_account: Callable[..., Account], gateway_url: str
 ) -> None:
     account = new_account()

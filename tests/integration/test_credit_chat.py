@@ -1,4 +1,4 @@
-"""Seed 002's POST /api/v1/chat and GET /api/models on the real stack: 1 credit a request, 2 with
+"""The credit chat API's POST /api/v1/chat and GET /api/models on the real stack: 1 credit a request, 2 with
 ?batch=1, the balance falls by exactly `credits_charged`, and the error bodies are the seed's."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ HELLO = [{"role": "user", "content": "Hello, world!"}]
 
 @pytest.fixture(scope="module")
 def model(admin: httpx.Client, sim_url: str) -> tuple[str, str]:
-    """(catalog name in seed 002's provider/model style, upstream name); token prices are ignored here."""
+    """(catalog name in the credit chat API's provider/model style, upstream name); token prices are
+    ignored here."""
     upstream = unique("s2")
     name = f"groq/{upstream}"
     register(admin, sim_url, name, upstream, price_in=2, price_out=10)

@@ -1,4 +1,4 @@
-"""Seed 000's guard routes and the audit log, through the gateway on the real stack."""
+"""The guard API's routes and the audit log, through the gateway on the real stack."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 003's provider + model routes on the real stack: its envelope, `usage.cost` equal to what
+"""IndoxRouter's provider + model routes on the real stack: its envelope, `usage.cost` equal to what
 the balance loses, streaming, batch pricing, model info, health, and its error envelope."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A signed-in user's JWT access token as the credential on the model routes (seeds 001 and 003),
+"""A signed-in user's JWT access token as the credential on the model routes (SloughGPT and IndoxRouter),
 on the real stack: it pays from the organisation its session acts in, exactly the cost; usage is
 recorded with key_id 0 and the user's id; logout ends it (at once at auth and billing, within the
 gateway's principal-cache TTL on the model routes); a tampered token is a 401 in every route's own
@@ -35,7 +35,7 @@ def http(gateway_url: str) -> Iterator[httpx.Client]:
 
 @pytest.fixture(scope="module")
 def provider(admin: httpx.Client, sim_url: str) -> tuple[str, str]:
-    """(provider, upstream) of a seed 003 model "<provider>/chat": 2 / 10 micros a token."""
+    """(provider, upstream) of an IndoxRouter model "<provider>/chat": 2 / 10 micros a token."""
     prov, upstream = unique("jwtprov"), unique("jwt")
     register(admin, sim_url, f"{prov}/chat", upstream, price_in=2, price_out=10, price_embedding=5)
     return prov, upstream
@@ -89,7 +89,7 @@ def _settled_key_ids(config: StackConfig, org_id: str) -> list[int | None]:
     return [r[0] for r in rows]
 
 
-def test_a_seed001_login_token_calls_chat_through_the_openai_sdk_and_pays_exactly(
+def test_a_sloughgpt_login_token_calls_chat_through_the_openai_sdk_and_pays_exactly(
     http: httpx.Client, admin: httpx.Client, gateway_url: str, config: StackConfig, sim_models: list[str]
 ) -> None:
     user = _register(http)
@@ -112,7 +112,7 @@ def test_a_seed001_login_token_calls_chat_through_the_openai_sdk_and_pays_exactl
     assert _settled_key_ids(config, org_id) == [None]
 
 
-def test_a_seed003_token_calls_its_routes_and_pays_what_they_report(
+def test_an_indoxrouter_token_calls_its_routes_and_pays_what_they_report(
     http: httpx.Client, admin: httpx.Client, provider: tuple[str, str]
 ) -> None:
     user = _register(http)
@@ -135,7 +135,7 @@ def test_a_seed003_token_calls_its_routes_and_pays_what_they_report(
     cost = sum(round(r.json()["usage"]["cost"] * 1_000_000) for r in (chat, embedded))
     assert cost == 4 * 2 + 4 * 10 + 2 * 5  # 4 prompt + 4 completion tokens, 2 embedded tokens
     wait_until(
-        lambda: _balance(http, token) == CREDITS_MICROS - cost, what="the seed 003 calls to be charged"
+        lambda: _balance(http, token) == CREDITS_MICROS - cost, what="the IndoxRouter calls to be charged"
     )
 
 
@@ -182,7 +182,7 @@ def _openai_401(resp: httpx.Response) -> None:
     assert error["message"] == "Invalid access token."
 
 
-def _seed003_401(resp: httpx.Response) -> None:
+def _indoxrouter_401(resp: httpx.Response) -> None:
     body = resp.json()
     assert resp.status_code == 401, body
     assert set(body) == {"error", "message", "status_code", "details"}
@@ -210,14 +210,14 @@ def test_a_tampered_token_is_401_in_every_routes_envelope_and_calls_no_upstream(
     )
     _openai_401(http.get("/v1/models", headers=forged))
     _openai_401(http.get("/v1/credits", headers=forged))
-    seed002 = http.post("/api/v1/chat", json={"model": "sim-chat", "messages": MESSAGES}, headers=forged)
-    assert (seed002.status_code, seed002.json()) == (401, {"error": "Invalid API key"})
+    credit_chat = http.post("/api/v1/chat", json={"model": "sim-chat", "messages": MESSAGES}, headers=forged)
+    assert (credit_chat.status_code, credit_chat.json()) == (401, {"error": "Invalid API key"})
     common = {"provider": provider[0], "model": "chat"}
-    _seed003_401(http.post("/chat/completions", json={**common, "messages": MESSAGES}, headers=forged))
-    _seed003_401(http.post("/completions", json={**common, "prompt": "hi"}, headers=forged))
-    _seed003_401(http.post("/embeddings", json={**common, "text": "hi"}, headers=forged))
-    _seed003_401(http.post("/images/generations", json={**common, "prompt": "x"}, headers=forged))
-    _seed003_401(http.get(f"/models/{provider[0]}/chat", headers=forged))
+    _indoxrouter_401(http.post("/chat/completions", json={**common, "messages": MESSAGES}, headers=forged))
+    _indoxrouter_401(http.post("/completions", json={**common, "prompt": "hi"}, headers=forged))
+    _indoxrouter_401(http.post("/embeddings", json={**common, "text": "hi"}, headers=forged))
+    _indoxrouter_401(http.post("/images/generations", json={**common, "prompt": "x"}, headers=forged))
+    _indoxrouter_401(http.get(f"/models/{provider[0]}/chat", headers=forged))
     assert upstream_calls(sim_url, provider[1]) == called
     # The genuine token still works, and its organisation paid nothing for the forgeries.
     assert _balance(http, token) == CREDITS_MICROS

@@ -1,4 +1,4 @@
-"""Key permissions (seed 001: read / write / delete) on the real stack: a read-only key lists
+"""Key permissions (SloughGPT: read / write / delete) on the real stack: a read-only key lists
 models but cannot call one (403 `permission_denied` in OpenAI's envelope, before any hold or
 upstream call, balance untouched); a write key calls models; a key without `read` cannot list."""
 
@@ -97,7 +97,7 @@ def test_read_only_key_lists_models_but_cannot_call_one(
     assert name in {m["id"] for m in listed.json()["data"]}
     balance, calls = balance_micros(gateway_url, key), _upstream_calls(sim_url, upstream)
     _denied(_chat(http, key, name, stream=stream))
-    # and through X-API-Key, the other header seed 001 accepts
+    # and through X-API-Key, the other header SloughGPT accepts
     _denied(
         http.post(
             "/v1/chat/completions",

@@ -66,7 +66,7 @@ def test_analytics_usage_totals_by_model(
     assert body["total_tokens"] == sum(row["tokens"] for row in breakdown.values())
 
 
-def test_analytics_rejects_bad_parameters_in_seed_001_envelope(
+def test_analytics_rejects_bad_parameters_in_sloughgpts_envelope(
     new_account: Callable[..., Account],
     gateway_url: str,
 ) -> None:

@@ -103,7 +103,7 @@ def test_setting_a_threshold_above_the_balance_alerts_at_once(owner: tuple[Accou
     assert (alert["limit_micros"], alert["balance_micros"]) == (5_000_000, 1_000_000)
 
 
-def test_refusals_use_seed_001s_envelope(
+def test_refusals_use_sloughgpts_envelope(
     new_account: Callable[..., Account], gateway_url: str, admin: httpx.Client
 ) -> None:
     account = new_account()

@@ -1,5 +1,5 @@
-"""Model authorisation through the gateway (seed 004): groups, grants to a group and to a key,
-the 403 for a model not granted, the filtered /v1/models, and cache invalidation on change."""
+"""Model authorisation through the gateway (the Bedrock-style gateway): groups, grants to a group and
+to a key, the 403 for a model not granted, the filtered /v1/models, and cache invalidation on change."""
 
 from __future__ import annotations
 

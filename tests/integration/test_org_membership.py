@@ -28,7 +28,7 @@ def _h(token: str, org: str | None = None) -> dict[str, str]:
     return headers
 
 
-def _seed001(resp: httpx.Response, status: int, reason: str) -> None:
+def _sloughgpt_error(resp: httpx.Response, status: int, reason: str) -> None:
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
     assert set(error) == {"code", "message", "details", "request_id"}, error
@@ -65,7 +65,7 @@ def test_members_roles_and_invitations(http: httpx.Client) -> None:
     ada, bob, carol, dave = (sign_up(http) for _ in range(4))
     org = _team(http, ada)
     assert _add(http, ada, org, bob).status_code == 201
-    _seed001(_add(http, bob, org, dave), 403, "org_admin_required")  # a member manages no one
+    _sloughgpt_error(_add(http, bob, org, dave), 403, "org_admin_required")  # a member manages no one
     invited = http.post(
         f"/auth/orgs/{org}/invitations",
         json={"email": carol.email, "role": "admin"},
@@ -73,20 +73,20 @@ def test_members_roles_and_invitations(http: httpx.Client) -> None:
     )
     assert invited.status_code == 201, invited.text
     token = invited.json()["token"]
-    _seed001(
+    _sloughgpt_error(
         http.post("/auth/invitations/accept", json={"token": token}, headers=_h(dave.access_token)),
         403,
         "invitation_email_mismatch",
     )
     accepted = http.post("/auth/invitations/accept", json={"token": token}, headers=_h(carol.access_token))
     assert accepted.status_code == 200 and accepted.json()["organization"]["role"] == "admin", accepted.text
-    _seed001(
+    _sloughgpt_error(
         http.post("/auth/invitations/accept", json={"token": token}, headers=_h(carol.access_token)),
         404,
         "invitation_not_found",
     )
     # an admin adds members but makes no owners
-    _seed001(_add(http, carol, org, dave, "owner"), 403, "owner_required")
+    _sloughgpt_error(_add(http, carol, org, dave, "owner"), 403, "owner_required")
     assert _add(http, carol, org, dave, "member").status_code == 201
     assert _roles(http, dave, org) == {
         ada.user_id: "owner",
@@ -105,32 +105,32 @@ def test_members_roles_and_invitations(http: httpx.Client) -> None:
         http.delete(f"/auth/orgs/{org}/members/{dave.user_id}", headers=_h(carol.access_token)).status_code
         == 200
     )
-    _seed001(http.get(f"/auth/orgs/{org}/members", headers=_h(bob.access_token)), 403, "not_a_member")
+    _sloughgpt_error(http.get(f"/auth/orgs/{org}/members", headers=_h(bob.access_token)), 403, "not_a_member")
     assert _roles(http, ada, org) == {ada.user_id: "owner", carol.user_id: "admin"}
 
 
 def test_personal_organisation_takes_no_members(http: httpx.Client) -> None:
     ada, bob = sign_up(http), sign_up(http)
-    _seed001(_add(http, ada, ada.org_id, bob), 409, "personal_organization")
+    _sloughgpt_error(_add(http, ada, ada.org_id, bob), 409, "personal_organization")
 
 
 def test_last_owner_cannot_be_demoted_or_removed(http: httpx.Client) -> None:
     ada, bob = sign_up(http), sign_up(http)
     org = _team(http, ada)
     assert _add(http, ada, org, bob, "admin").status_code == 201
-    _seed001(
+    _sloughgpt_error(
         http.patch(
             f"/auth/orgs/{org}/members/{ada.user_id}", json={"role": "admin"}, headers=_h(ada.access_token)
         ),
         409,
         "last_owner",
     )
-    _seed001(
+    _sloughgpt_error(
         http.delete(f"/auth/orgs/{org}/members/{ada.user_id}", headers=_h(ada.access_token)),
         409,
         "last_owner",
     )
-    _seed001(
+    _sloughgpt_error(
         http.delete(f"/auth/orgs/{org}/members/{ada.user_id}", headers=_h(bob.access_token)),
         403,
         "owner_required",
@@ -171,15 +171,15 @@ def test_org_header_selects_the_organisation(http: httpx.Client) -> None:
     assert me.status_code == 200 and me.json()["organization"]["id"] == org, me.text
     assert me.json()["organization"]["role"] == "owner"
     assert http.get("/auth/me", headers=_h(ada.access_token)).json()["organization"]["id"] == ada.org_id
-    _seed001(http.get("/auth/me", headers=_h(eve.access_token, org)), 403, "not_a_member")
+    _sloughgpt_error(http.get("/auth/me", headers=_h(eve.access_token, org)), 403, "not_a_member")
     assert _key(http, ada, org)["org_id"] == org
-    _seed001(
+    _sloughgpt_error(
         http.post("/auth/api-keys", json={"name": "x"}, headers=_h(eve.access_token, org)),
         403,
         "not_a_member",
     )
-    seed002 = http.post("/api/keys", json={"name": "dash"}, headers=_h(ada.access_token, org))
-    assert seed002.status_code == 200, seed002.text
+    credit_chat = http.post("/api/keys", json={"name": "dash"}, headers=_h(ada.access_token, org))
+    assert credit_chat.status_code == 200, credit_chat.text
     listed = http.get("/auth/api-keys", headers=_h(ada.access_token, org)).json()["data"]
     assert {k["org_id"] for k in listed} == {org} and len(listed) == 2
     refused = http.post("/api/keys", json={"name": "x"}, headers=_h(eve.access_token, org))

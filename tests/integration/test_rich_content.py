@@ -1,7 +1,8 @@
 """Rich content through the OpenAI-compatible provider, end to end with the official `openai` SDK:
 tool definitions, `tool_choice`, tool calls in answers and as streamed deltas, tool results sent
-back, `response_format` with a JSON schema, images as data and http URLs, and seed 004's `type: doc`
-parts extracted to text — each answered in OpenAI's shape and billed exactly for what it used.
+back, `response_format` with a JSON schema, images as data and http URLs, and the Bedrock-style
+gateway's `type: doc` parts extracted to text — each answered in OpenAI's shape and billed exactly for
+what it used.
 
 The simulator answers tools and structured output from the request's own schemas, and its "echo"
 models answer with the content parts that reached them (tools/upstream-sim, rich.py)."""
@@ -234,7 +235,7 @@ def test_images_as_data_and_http_urls_reach_the_provider(
     charged(gateway_url, account, before, cost_of(reply.usage))
 
 
-def test_a_seed_004_doc_part_reaches_an_openai_compatible_provider_as_text(
+def test_a_bedrock_gateway_doc_part_reaches_an_openai_compatible_provider_as_text(
     new_account: Callable[..., Account], models: dict[str, str], gateway_url: str
 ) -> None:
     account = new_account(credits=1)

@@ -28,7 +28,7 @@ class Org:
     user: SignedIn
     key: str  # a user key (all permissions), funded
     key_id: int
-    seed002_key_id: str
+    credit_chat_key_id: str
     requests: int  # chat calls made with `key`
 
 
@@ -46,7 +46,7 @@ class TeamOrg:
 class World:
     a: Org
     b: Org
-    a_seed004: Account  # a seed-004 key of role user (its own personal organisation)
+    a_bedrock_gateway: Account  # a Bedrock-style gateway key of role user (its own personal organisation)
     ta: TeamOrg  # owned by a.user
     tb: TeamOrg  # owned by b.user
     config: StackConfig
@@ -61,13 +61,13 @@ def _org(http: httpx.Client, admin: httpx.Client, credits: int, requests: int) -
     created = http.post("/auth/api-keys", json={"name": "iso"}, headers=_bearer(user.access_token))
     assert created.status_code == 201, created.text
     key = created.json()["api_key"]
-    seed002 = http.post("/api/keys", json={"name": "iso-002"}, headers=_bearer(user.access_token))
-    assert seed002.status_code == 200, seed002.text
+    credit_chat = http.post("/api/keys", json={"name": "iso-002"}, headers=_bearer(user.access_token))
+    assert credit_chat.status_code == 200, credit_chat.text
     funded = admin.post("/admin/api-key/recharge", json={"api_key": key, "balance": credits})
     assert funded.status_code == 200, funded.text
     for _ in range(requests):
         assert chat_status(http, key) == 200
-    return Org(user, key, int(created.json()["id"]), str(seed002.json()["id"]), requests)
+    return Org(user, key, int(created.json()["id"]), str(credit_chat.json()["id"]), requests)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,7 @@ def world(
     return World(a, b, new_account(credits=0), _team(http, a), _team(http, b), config)
 
 
-def _seed001_error(resp: httpx.Response, status: int) -> None:
+def _sloughgpt_error(resp: httpx.Response, status: int) -> None:
     assert resp.status_code == status, resp.text
     assert set(resp.json()["error"]) == {"code", "message", "details", "request_id"}, resp.text
 
@@ -129,7 +129,7 @@ def _b_untouched(http: httpx.Client, w: World) -> None:
 def user_key_list_by_token(http: httpx.Client, w: World) -> None:
     resp = http.get("/auth/api-keys", headers=_bearer(w.a.user.access_token))
     assert resp.status_code == 200, resp.text
-    assert {str(k["id"]) for k in resp.json()["data"]} == {str(w.a.key_id), w.a.seed002_key_id}
+    assert {str(k["id"]) for k in resp.json()["data"]} == {str(w.a.key_id), w.a.credit_chat_key_id}
     assert {k["org_id"] for k in resp.json()["data"]} == {w.a.user.org_id}
 
 
@@ -144,7 +144,7 @@ def user_key_list_naming_b(http: httpx.Client, w: World) -> None:
         "/auth/api-keys",
         headers={**_bearer(w.a.user.access_token), "Swarms-Organization": w.b.user.org_id},
     )
-    _seed001_error(resp, 403)
+    _sloughgpt_error(resp, 403)
     assert str(w.b.key_id) not in resp.text
 
 
@@ -154,7 +154,7 @@ def user_key_create_in_b(http: httpx.Client, w: World) -> None:
         json={"name": "intruder"},
         headers={**_bearer(w.a.user.access_token), "Swarms-Organization": w.b.user.org_id},
     )
-    _seed001_error(resp, 403)
+    _sloughgpt_error(resp, 403)
     names = {
         k["name"] for k in http.get("/auth/api-keys", headers=_bearer(w.b.user.access_token)).json()["data"]
     }
@@ -167,16 +167,16 @@ def user_key_create_by_key_naming_b(http: httpx.Client, w: World) -> None:
         json={"name": "intruder"},
         headers={**_bearer(w.a.key), "Swarms-Organization": w.b.user.org_id},
     )
-    _seed001_error(resp, 403)
+    _sloughgpt_error(resp, 403)
 
 
 def user_key_delete_by_token(http: httpx.Client, w: World) -> None:
-    _seed001_error(http.delete(f"/auth/api-keys/{w.b.key_id}", headers=_bearer(w.a.user.access_token)), 404)
+    _sloughgpt_error(http.delete(f"/auth/api-keys/{w.b.key_id}", headers=_bearer(w.a.user.access_token)), 404)
     _b_untouched(http, w)
 
 
 def user_key_delete_by_key(http: httpx.Client, w: World) -> None:
-    _seed001_error(http.delete(f"/auth/api-keys/{w.b.key_id}", headers=_bearer(w.a.key)), 404)
+    _sloughgpt_error(http.delete(f"/auth/api-keys/{w.b.key_id}", headers=_bearer(w.a.key)), 404)
     _b_untouched(http, w)
 
 
@@ -185,21 +185,21 @@ def user_key_delete_naming_b(http: httpx.Client, w: World) -> None:
         f"/auth/api-keys/{w.b.key_id}",
         headers={**_bearer(w.a.user.access_token), "Swarms-Organization": w.b.user.org_id},
     )
-    _seed001_error(resp, 403)  # A is no member of B's organisation
+    _sloughgpt_error(resp, 403)  # A is no member of B's organisation
     assert resp.json()["error"]["details"] == {"reason": "not_a_member"}
     _b_untouched(http, w)
 
 
-def seed002_list(http: httpx.Client, w: World) -> None:
+def credit_chat_list(http: httpx.Client, w: World) -> None:
     resp = http.get("/api/keys", headers=_bearer(w.a.user.access_token))
     assert resp.status_code == 200, resp.text
     ids = {str(k["id"]) for k in resp.json()["keys"]}
-    assert str(w.b.key_id) not in ids and w.b.seed002_key_id not in ids
-    assert ids == {str(w.a.key_id), w.a.seed002_key_id}
+    assert str(w.b.key_id) not in ids and w.b.credit_chat_key_id not in ids
+    assert ids == {str(w.a.key_id), w.a.credit_chat_key_id}
 
 
-def seed002_delete(http: httpx.Client, w: World) -> None:
-    for key_id in (w.b.seed002_key_id, str(w.b.key_id)):
+def credit_chat_delete(http: httpx.Client, w: World) -> None:
+    for key_id in (w.b.credit_chat_key_id, str(w.b.key_id)):
         resp = http.delete(f"/api/keys/{key_id}", headers=_bearer(w.a.user.access_token))
         assert resp.status_code == 404 and set(resp.json()) == {"error"}, resp.text
     _b_untouched(http, w)
@@ -243,7 +243,7 @@ def _a_credentials(w: World) -> list[dict[str, str]]:
 def org_members_of_b(http: httpx.Client, w: World) -> None:
     for headers in _a_credentials(w):
         resp = http.get(f"/auth/orgs/{w.tb.id}/members", headers=headers)
-        _seed001_error(resp, 403)
+        _sloughgpt_error(resp, 403)
         assert w.b.user.user_id not in resp.text
 
 
@@ -263,7 +263,7 @@ def org_changes_in_b(http: httpx.Client, w: World) -> None:
             http.delete(f"/auth/orgs/{w.tb.id}/invitations/{w.tb.invitation_id}", headers=headers),
         ]
         for resp in calls:
-            _seed001_error(resp, 403)
+            _sloughgpt_error(resp, 403)
     _b_untouched(http, w)
 
 
@@ -274,14 +274,14 @@ def org_list_shows_only_own(http: httpx.Client, w: World) -> None:
 
 def me_naming_b(http: httpx.Client, w: World) -> None:
     for org in (w.b.user.org_id, w.tb.id):
-        _seed001_error(
+        _sloughgpt_error(
             http.get("/auth/me", headers={**_bearer(w.a.user.access_token), "Swarms-Organization": org}), 403
         )
 
 
 def team_key_create_in_b(http: httpx.Client, w: World) -> None:
     headers = {**_bearer(w.a.user.access_token), "Swarms-Organization": w.tb.id}
-    _seed001_error(http.post("/auth/api-keys", json={"name": "intruder"}, headers=headers), 403)
+    _sloughgpt_error(http.post("/auth/api-keys", json={"name": "intruder"}, headers=headers), 403)
     _b_untouched(http, w)
 
 
@@ -330,7 +330,7 @@ def org_admin_platform_routes(http: httpx.Client, w: World) -> None:
 def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
     return [
         ("POST", "/admin/api-key/apply", {"name": "sneaky", "role": "admin"}),
-        ("POST", "/admin/api-key/update", {"id": w.a_seed004.key_id, "role": "admin"}),
+        ("POST", "/admin/api-key/update", {"id": w.a_bedrock_gateway.key_id, "role": "admin"}),
         ("POST", "/admin/api-key/delete", {"id": w.b.key_id}),
         ("GET", "/admin/api-key/list", None),
         ("POST", "/admin/api-key/recharge", {"api_key": w.a.key, "balance": 1000}),
@@ -383,8 +383,8 @@ CASES: dict[str, Callable[[httpx.Client, World], None]] = {
         user_key_delete_by_token,
         user_key_delete_by_key,
         user_key_delete_naming_b,
-        seed002_list,
-        seed002_delete,
+        credit_chat_list,
+        credit_chat_delete,
         credits_own_org,
         analytics_own_org,
         org_members_of_b,
@@ -416,13 +416,13 @@ def test_org_a_cannot_reach_org_b(http: httpx.Client, world: World, case: str) -
     CASES[case](http, world)
 
 
-@pytest.mark.parametrize("credential", ["seed004_user_key", "user_created_key"])
+@pytest.mark.parametrize("credential", ["bedrock_gateway_user_key", "user_created_key"])
 @pytest.mark.parametrize("index", range(ADMIN_ROUTE_COUNT))
 def test_admin_routes_refuse_non_admin_keys(
     http: httpx.Client, admin: httpx.Client, world: World, index: int, credential: str
 ) -> None:
     method, path, body = _admin_routes(world)[index]
-    key = world.a_seed004.key if credential == "seed004_user_key" else world.a.key
+    key = world.a_bedrock_gateway.key if credential == "bedrock_gateway_user_key" else world.a.key
     before = http.get("/v1/credits", headers=_bearer(world.a.key)).json()["balance_micros"]
     resp = http.request(method, path, json=body, headers=_bearer(key))
     if path in ORG_SCOPED_READS and resp.status_code == 200:
@@ -437,7 +437,7 @@ def test_admin_routes_refuse_non_admin_keys(
     # nothing changed: no recharge, B's key alive, no key minted, no escalation
     assert http.get("/v1/credits", headers=_bearer(world.a.key)).json()["balance_micros"] == before
     _b_untouched(http, world)
-    assert http.get("/admin/model/list", headers=_bearer(world.a_seed004.key)).status_code == 403
+    assert http.get("/admin/model/list", headers=_bearer(world.a_bedrock_gateway.key)).status_code == 403
     listed = admin.get("/admin/api-key/list", params={"q": "sneaky"}).json()
     assert listed["total"] == 0, listed
     tiers = {t["name"]: t for t in admin.get("/admin/rate-tier/list").json()["data"]}

@@ -30,17 +30,17 @@ ROUTES: dict[str, tuple[str, str]] = {
     "/admin/api-key/models/deauthorize": ("admin", "openai"),
     "/admin/model/save": ("admin", "openai"),
     "/admin/model/delete": ("admin", "openai"),
-    "/auth/register": ("none", "seed001"),
-    "/auth/login": ("none", "seed001"),
-    "/auth/token": ("none", "seed001"),
-    "/auth/refresh": ("none", "seed001"),
-    "/auth/api-keys": ("token", "seed001"),
-    "/api/keys": ("token", "seed002"),
-    "/auth/orgs": ("token", "seed001"),
-    "/auth/invitations/accept": ("token", "seed001"),
+    "/auth/register": ("none", "sloughgpt"),
+    "/auth/login": ("none", "sloughgpt"),
+    "/auth/token": ("none", "sloughgpt"),
+    "/auth/refresh": ("none", "sloughgpt"),
+    "/auth/api-keys": ("token", "sloughgpt"),
+    "/api/keys": ("token", "credit_chat"),
+    "/auth/orgs": ("token", "sloughgpt"),
+    "/auth/invitations/accept": ("token", "sloughgpt"),
     # an organisation the caller is not in: the body is refused (400) before membership (403)
-    "/auth/orgs/org_not_mine/members": ("token", "seed001"),
-    "/auth/orgs/org_not_mine/invitations": ("token", "seed001"),
+    "/auth/orgs/org_not_mine/members": ("token", "sloughgpt"),
+    "/auth/orgs/org_not_mine/invitations": ("token", "sloughgpt"),
 }
 FIELDS = ["name", "email", "password", "username", "refresh_token", "api_key"]
 FIELDS += ["model", "provider", "config", "description", "q", "token"]
@@ -132,7 +132,7 @@ def _check_envelope(resp: httpx.Response, envelope: str) -> None:
     if envelope == "openai":
         assert {"message", "type", "code", "param"} <= set(error), resp.text
         assert isinstance(error["message"], str) and error["message"]
-    elif envelope == "seed001":
+    elif envelope == "sloughgpt":
         assert set(error) == {"code", "message", "details", "request_id"}, resp.text
         assert error["request_id"] == resp.headers["x-request-id"]
     else:

@@ -1,6 +1,6 @@
 """A revoked key is refused by the gateway while its principal is still cached (the cache lives 30 s;
 only auth.keys.v1 dropping it can explain a refusal well before that): admin delete, user delete
-(seed 001) and seed 002. How fast (the contract: under a second) is measured by `make bench`."""
+(SloughGPT) and the credit chat API. How fast (the contract: under a second) is measured by `make bench`."""
 
 from __future__ import annotations
 

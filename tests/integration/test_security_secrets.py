@@ -54,8 +54,8 @@ def secrets(
 
     user_key = http.post("/auth/api-keys", json={"name": "sec"}, headers=_bearer(user.access_token))
     assert user_key.status_code == 201, user_key.text
-    seed002 = http.post("/api/keys", json={"name": "sec-002"}, headers=_bearer(user.access_token))
-    assert seed002.status_code == 200, seed002.text
+    credit_chat = http.post("/api/keys", json={"name": "sec-002"}, headers=_bearer(user.access_token))
+    assert credit_chat.status_code == 200, credit_chat.text
     applied = new_account(credits=1)
 
     provider_key = f"sk-provider-{uuid.uuid4().hex}"
@@ -72,7 +72,7 @@ def secrets(
     assert saved.status_code == 200, saved.text
     model = saved.json()["name"]
 
-    keys = [user_key.json()["api_key"], seed002.json()["key"], applied.key]
+    keys = [user_key.json()["api_key"], credit_chat.json()["key"], applied.key]
     assert admin.post("/admin/api-key/recharge", json={"api_key": keys[0], "balance": 1}).status_code == 200
     for key in keys:
         assert http.get("/auth/me", headers=_bearer(key)).status_code == 200
@@ -90,8 +90,8 @@ def secrets(
         "refresh_token_rotated": rotated.json()["refresh_token"],
         "access_token": user.access_token,
         "user_key": keys[0],
-        "seed002_key": keys[1],
-        "seed004_key": applied.key,
+        "credit_chat_key": keys[1],
+        "bedrock_gateway_key": applied.key,
         "admin_key": config.admin_api_key,
         "provider_api_key": provider_key,
     }

@@ -1,4 +1,4 @@
-"""Seed 001's training and fine-tuning routes in their shapes, stop and cancel mid-run (settled for
+"""SloughGPT's training and fine-tuning routes in their shapes, stop and cancel mid-run (settled for
 what was trained), a file in use refused, and a worker killed with SIGKILL mid-job (resumed from
 its checkpoint by the restarted worker, billed once for the tokens that count)."""
 
@@ -26,7 +26,7 @@ from tollgate.devstack.config import StackConfig
 from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import Account, balance_micros, wait_until
 
-# seed 001's GET /training/jobs/{id} fields
+# SloughGPT's GET /training/jobs/{id} fields
 SEED_JOB_KEYS = {"id", "status", "progress", "current_epoch", "total_epochs", "metrics", "resources_used"}
 
 

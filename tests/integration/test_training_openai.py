@@ -159,7 +159,7 @@ def test_deleting_the_model_removes_it_everywhere(trained: Trained, config: Stac
     # OpenAI's DELETE /v1/models/{model}: the gateway forwards it, the registry deletes the model
     deleted = client.models.delete(name)
     assert (deleted.id, deleted.object, deleted.deleted) == (name, "model", True)
-    assert trained.http.get(f"/models/{model_id}").status_code == 404  # seed 001's registry agrees
+    assert trained.http.get(f"/models/{model_id}").status_code == 404  # SloughGPT's registry agrees
     assert trained.http.delete(f"/models/{model_id}").status_code == 404
     with pytest.raises(NotFoundError):
         client.models.delete(name)

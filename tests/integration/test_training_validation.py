@@ -1,5 +1,5 @@
 """Refusals before anything is stored or computed: a bad JSONL line (400 naming the line), an
-unaffordable job (402), bad seed 001 bodies in seed 001's envelope."""
+unaffordable job (402), bad SloughGPT bodies in its envelope."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def test_an_unaffordable_job_is_refused_with_402_before_any_compute(
     assert client.files.delete(file_id).deleted
 
 
-def test_seed001_bodies_are_checked_in_the_seed_envelope(
+def test_sloughgpt_bodies_are_checked_in_its_envelope(
     new_account: Callable[..., Account], gateway_url: str, config: StackConfig
 ) -> None:
     account = new_account(credits=1)

@@ -1,6 +1,6 @@
-"""A signed-in user's own API keys through the gateway (seeds 001 and 002): created keys work on
-/v1/models, lists never show secrets, revocation reaches the gateway within a second, users never
-see each other's keys, permissions hold, expiry holds, malformed bodies write nothing."""
+"""A signed-in user's own API keys through the gateway (SloughGPT and the credit chat API): created
+keys work on /v1/models, lists never show secrets, revocation reaches the gateway within a second,
+users never see each other's keys, permissions hold, expiry holds, malformed bodies write nothing."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 
 def _signed_in(http: httpx.Client) -> tuple[str, dict[str, Any]]:
-    """Register, then log in as seed 001 does; the access token of the login."""
+    """Register, then log in as SloughGPT does; the access token of the login."""
     email = f"keys-{uuid.uuid4().hex[:12]}@example.com"
     registered = http.post("/auth/register", json={"email": email, "password": PASSWORD, "name": "Kay"})
     assert registered.status_code == 201, registered.text
@@ -127,7 +127,7 @@ def test_a_key_past_its_expiry_is_refused(http: httpx.Client, config: StackConfi
     assert _seed_error(me, 401, "UNAUTHORIZED")["details"]["reason"] == "expired"
 
 
-def test_seed_002_generate_key_with_cookie_and_bearer(http: httpx.Client) -> None:
+def test_credit_chat_generate_key_with_cookie_and_bearer(http: httpx.Client) -> None:
     token, _ = _signed_in(http)
     generated = http.post(
         "/api/keys",

@@ -1,4 +1,4 @@
-"""GET /analytics/usage over HTTP: authentication, org scoping, seed 001 shapes and error envelope."""
+"""GET /analytics/usage over HTTP: authentication, org scoping, SloughGPT's shapes and error envelope."""
 
 from __future__ import annotations
 
@@ -108,7 +108,7 @@ async def client(store: MemoryStore) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_usage_by_model_in_seed_001_shape_for_the_callers_org(client: httpx.AsyncClient) -> None:
+async def test_usage_by_model_in_sloughgpts_shape_for_the_callers_org(client: httpx.AsyncClient) -> None:
     resp = await client.get(
         "/analytics/usage",
         params={"start_date": "2024-01-01", "end_date": "2024-01-31", "group_by": "model"},

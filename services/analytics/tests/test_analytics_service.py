@@ -1,4 +1,4 @@
-"""Usage rules without a database: query parsing, rollup deltas and the seed 001 report."""
+"""Usage rules without a database: query parsing, rollup deltas and the SloughGPT report."""
 
 from __future__ import annotations
 

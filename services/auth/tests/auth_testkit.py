@@ -21,7 +21,7 @@ class RecordingEvents:
         self.published.extend(changes)
 
 
-# Helpers of the /auth/* tests (seed 001).
+# Helpers of the /auth/* tests (SloughGPT).
 PASSWORD = "correct-horse-battery"
 
 

@@ -1,4 +1,5 @@
-"""Admin groups (seed 004): list, save (create or update), delete, on the scratch database."""
+"""Admin groups (the Bedrock-style gateway): list, save (create or update), delete, on the scratch
+database."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ async def admin(
         yield c
 
 
-async def test_the_default_group_of_seed_004_exists(admin: httpx.AsyncClient) -> None:
+async def test_the_default_group_of_the_bedrock_gateway_exists(admin: httpx.AsyncClient) -> None:
     listed = (await admin.get("/admin/group/list?q=default&limit=10&offset=")).json()
     assert [(g["id"], g["name"]) for g in listed["data"]] == [(1, "default")]
 

@@ -1,4 +1,4 @@
-"""Model authorisation (seed 004): grant routes, their ApiKeyChanged announcements, and the
+"""Model authorisation (the Bedrock-style gateway): grant routes, their ApiKeyChanged announcements, and the
 principal Authenticate answers over real gRPC, on the scratch database."""
 
 from __future__ import annotations

@@ -126,7 +126,7 @@ async def test_database_outage_is_unavailable_not_a_refusal(key_service: KeyServ
 async def test_principal_carries_the_users_role_in_the_keys_organisation(
     stub: auth_pb2_grpc.AuthServiceStub, sessions: async_sessionmaker[AsyncSession], key_service: KeyService
 ) -> None:
-    owner = await _issue(sessions, key_service)  # seed 004: owner of a personal organisation
+    owner = await _issue(sessions, key_service)  # the Bedrock-style gateway: owner of a personal organisation
     org_id = owner.view.key.org_id
     async with sessions.begin() as session:
         member = await key_service.apply(session, ApplyKeyRequest(name="joined"), org_id)

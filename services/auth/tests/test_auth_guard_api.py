@@ -1,4 +1,4 @@
-"""Seed 000's guard routes over ASGI on a scratch PostgreSQL; Kafka is a recording fake sender."""
+"""The guard API's routes over ASGI on a scratch PostgreSQL; Kafka is a recording fake sender."""
 
 from __future__ import annotations
 

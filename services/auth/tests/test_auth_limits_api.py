@@ -95,7 +95,7 @@ async def _audit(sessions: async_sessionmaker[AsyncSession], action: str, target
 # --- tiers ---
 
 
-async def test_seed_001s_tiers_are_seeded_with_tokens_per_minute_not_limited(
+async def test_sloughgpts_tiers_are_seeded_with_tokens_per_minute_not_limited(
     admin: httpx.AsyncClient,
 ) -> None:
     resp = await admin.get("/admin/rate-tier/list")

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from tollgate.auth.keys.schemas import ApplyKeyRequest, DeleteKeyRequest, ListKeysQuery, UpdateKeyRequest
 
 
-def test_seed_004_apply_bodies_are_accepted() -> None:
+def test_bedrock_gateway_apply_bodies_are_accepted() -> None:
     jack = ApplyKeyRequest.model_validate_json(
         '{"name": "jack", "group_id": 1, "role": "user", "email": "", "month_quota": 1.00}'
     )
@@ -75,7 +75,7 @@ def test_delete_needs_an_integer_id() -> None:
 
 
 def test_list_query_treats_blank_filters_as_absent() -> None:
-    # exactly what seed 004 sends
+    # exactly what the Bedrock-style gateway sends
     q = ListKeysQuery.model_validate(
         {"q": "", "name": "", "group_id": "", "role": "", "limit": "10", "offset": ""}
     )

@@ -1,4 +1,4 @@
-"""Registration, login, /auth/me and the seed 001 error envelope, over ASGI on real PostgreSQL."""
+"""Registration, login, /auth/me and the SloughGPT error envelope, over ASGI on real PostgreSQL."""
 
 from __future__ import annotations
 

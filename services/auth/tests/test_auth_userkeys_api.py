@@ -1,4 +1,4 @@
-"""/auth/api-keys (seed 001): a signed-in user's own keys, over ASGI on real PostgreSQL."""
+"""/auth/api-keys (SloughGPT): a signed-in user's own keys, over ASGI on real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -165,7 +165,7 @@ async def test_api_keys_act_within_their_permissions(
     minted = await create(http, writer["api_key"], permissions=["read"])
     assert minted["org_id"] == user["org_id"]
     assert await count_keys(sessions, user["id"]) == 3
-    # An X-API-Key header works like the bearer one (seed 001).
+    # An X-API-Key header works like the bearer one (SloughGPT).
     listed = await http.get(ROUTE, headers={"X-API-Key": writer["api_key"]})
     assert listed.json()["total"] == 3
 

@@ -1,5 +1,5 @@
-"""/api/keys (seed 002): "Generate API Key" for a signed-in user, by session cookie or bearer
-access token, with seed 002's answers and `{"error": "..."}` bodies."""
+"""/api/keys (the credit chat API): "Generate API Key" for a signed-in user, by session cookie or bearer
+access token, with the credit chat API's answers and `{"error": "..."}` bodies."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def cookie(token: str) -> dict[str, str]:
     return {"cookie": f"session={token}"}
 
 
-def assert_seed_002_error(resp: httpx.Response, status: int) -> str:
+def assert_credit_chat_error(resp: httpx.Response, status: int) -> str:
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert set(body) == {"error"} and isinstance(body["error"], str) and body["error"]
@@ -85,30 +85,30 @@ async def test_generate_with_the_session_cookie_then_list(
     assert (await http.get(ROUTE, headers=cookie(token))).json() == by_bearer.json()
 
 
-async def test_revoke_through_seed_002_announces_the_change(
+async def test_revoke_through_the_credit_chat_api_announces_the_change(
     http: httpx.AsyncClient, events: RecordingEvents
 ) -> None:
     token = (await register(http))["access_token"]
     other = (await register(http))["access_token"]
     key = (await http.post(ROUTE, json={"name": "k"}, headers={"Authorization": f"Bearer {token}"})).json()
-    assert_seed_002_error(await http.delete(f"{ROUTE}/{key['id']}", headers=cookie(other)), 404)
+    assert_credit_chat_error(await http.delete(f"{ROUTE}/{key['id']}", headers=cookie(other)), 404)
     assert events.published == []
     gone = await http.delete(f"{ROUTE}/{key['id']}", headers=cookie(token))
     assert gone.status_code == 200 and gone.json() == {"id": key["id"], "revoked": True}
     assert [c.key_id for c in events.published] == [key["id"]]
 
 
-async def test_unauthenticated_callers_get_seed_002s_401(http: httpx.AsyncClient) -> None:
-    assert_seed_002_error(await http.post(ROUTE, json={"name": "k"}), 401)
-    assert_seed_002_error(await http.get(ROUTE, headers=cookie("x.y.z")), 401)
-    assert_seed_002_error(await http.get(ROUTE, headers={"Authorization": "Bearer tg_unknown"}), 401)
+async def test_unauthenticated_callers_get_the_credit_chat_apis_401(http: httpx.AsyncClient) -> None:
+    assert_credit_chat_error(await http.post(ROUTE, json={"name": "k"}), 401)
+    assert_credit_chat_error(await http.get(ROUTE, headers=cookie("x.y.z")), 401)
+    assert_credit_chat_error(await http.get(ROUTE, headers={"Authorization": "Bearer tg_unknown"}), 401)
     # The cookie carries sessions only: an API key there is refused, not used.
     token = (await register(http))["access_token"]
     key = (await http.post(ROUTE, json={"name": "k"}, headers=cookie(token))).json()["key"]
-    assert_seed_002_error(await http.get(ROUTE, headers=cookie(key)), 401)
+    assert_credit_chat_error(await http.get(ROUTE, headers=cookie(key)), 401)
     # Ended sessions end the cookie too.
     assert (await http.post("/auth/logout", headers={"Authorization": f"Bearer {token}"})).status_code == 200
-    assert_seed_002_error(await http.get(ROUTE, headers=cookie(token)), 401)
+    assert_credit_chat_error(await http.get(ROUTE, headers=cookie(token)), 401)
 
 
 @pytest.mark.parametrize(
@@ -122,12 +122,12 @@ async def test_unauthenticated_callers_get_seed_002s_401(http: httpx.AsyncClient
         b'{"name": "k", "permissions": ["read"]}',
     ],
 )
-async def test_malformed_bodies_are_seed_002_400s_and_write_nothing(
+async def test_malformed_bodies_are_credit_chat_400s_and_write_nothing(
     http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], raw: bytes
 ) -> None:
     registered = await register(http)
     resp = await http.post(ROUTE, content=raw, headers={**cookie(registered["access_token"]), **JSON})
-    assert_seed_002_error(resp, 400)
+    assert_credit_chat_error(resp, 400)
     assert await count_keys(sessions, registered["user"]["id"]) == 0
 
 
@@ -141,13 +141,13 @@ async def test_cookie_posts_must_be_json_so_cross_site_forms_cannot_mint_keys(
             content=b'{"name": "csrf"}',
             headers={**cookie(registered["access_token"]), "content-type": content_type},
         )
-        assert_seed_002_error(resp, 400)
+        assert_credit_chat_error(resp, 400)
     assert await count_keys(sessions, registered["user"]["id"]) == 0
 
 
 async def test_other_routes_keep_their_envelopes(http: httpx.AsyncClient) -> None:
-    """The seed 002 renderer is confined to /api/keys."""
-    seed_001 = await http.get("/auth/me")
-    assert seed_001.status_code == 401 and seed_001.json()["error"]["code"] == "UNAUTHORIZED"
+    """The credit chat API's renderer is confined to /api/keys."""
+    sloughgpt = await http.get("/auth/me")
+    assert sloughgpt.status_code == 401 and sloughgpt.json()["error"]["code"] == "UNAUTHORIZED"
     openai = await http.get("/admin/api-key/list")
     assert openai.status_code == 401 and openai.json()["error"]["type"] == "authentication_error"

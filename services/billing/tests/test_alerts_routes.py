@@ -1,4 +1,4 @@
-"""/cost/webhooks and /cost/alerts through the real app (seed 001 envelope), real PostgreSQL and
+"""/cost/webhooks and /cost/alerts through the real app (SloughGPT's envelope), real PostgreSQL and
 Redis; auth's Authenticate is a table of keys."""
 
 from __future__ import annotations

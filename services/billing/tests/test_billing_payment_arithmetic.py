@@ -16,7 +16,7 @@ from tollgate.billing.payments.arithmetic import bonus_micros, refund_credits
     [
         (5_000_000, 0, 0),
         (10_000_000, 0, 0),
-        (25_000_000, 1000, 2_500_000),  # seed 002: $25 -> 25 + 2.5
+        (25_000_000, 1000, 2_500_000),  # the credit chat API: $25 -> 25 + 2.5
         (50_000_000, 1500, 7_500_000),  # $50 -> 50 + 7.5
         (100_000_000, 2000, 20_000_000),  # $100 -> 100 + 20
         (1, 1500, 0),  # rounds down: never a fraction of a micro-credit

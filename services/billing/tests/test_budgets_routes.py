@@ -157,7 +157,7 @@ async def test_a_budget_change_reaches_the_cached_limits_at_once(
         ("owner", {"monthly_budget": "lots"}, 400, "INVALID_PARAMETER"),
     ],
 )
-async def test_refusals_use_seed_001s_envelope_and_write_nothing(
+async def test_refusals_use_sloughgpts_envelope_and_write_nothing(
     client: httpx.AsyncClient, key: str, body: dict[str, object], status: int, code: str
 ) -> None:
     resp = await client.post("/cost/budget", json=body, headers=as_(key))

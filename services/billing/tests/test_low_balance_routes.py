@@ -1,5 +1,5 @@
 """/cost/low-balance and the low_balance field of GET /cost/budget through the real app,
-PostgreSQL and Redis (auth faked): who may set it, seed 001's envelope, nothing half-written."""
+PostgreSQL and Redis (auth faked): who may set it, SloughGPT's envelope, nothing half-written."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ async def test_a_platform_admin_sets_it_for_any_org(
         ("owner", {"alert_emails": ["a@example.com"]}, 400, "INVALID_PARAMETER"),
     ],
 )
-async def test_refusals_use_seed_001s_envelope_and_write_nothing(
+async def test_refusals_use_sloughgpts_envelope_and_write_nothing(
     client: httpx.AsyncClient,  # noqa: F811
     sessions: async_sessionmaker[AsyncSession],
     org: str,  # noqa: F811

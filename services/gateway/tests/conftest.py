@@ -46,7 +46,7 @@ async def harness() -> AsyncIterator[Harness]:
             entry("gpt-down", "sim-model", failing_client(httpx.ConnectError("refused"))),
             entry("gpt-breaks-early", "sim-model", breaking_stream_client(0)),
             entry("gpt-breaks-late", "sim-model", breaking_stream_client(3)),
-            entry("groq/gemma-groq-416", "sim-model", upstream),  # seed 002's example model
+            entry("groq/gemma-groq-416", "sim-model", upstream),  # the credit chat API's example model
             # fine-tuned models: org-1's own (the user key's org) and another organisation's
             entry("ft:gpt-sim:org-1:mine:ftjob-1", "sim-model", upstream),
             entry("ft:gpt-sim:org-other:theirs:ftjob-2", "sim-model", upstream),

@@ -186,7 +186,7 @@ async def test_pricing_modes_are_saved_listed_and_reach_the_snapshot(
         assert (bad.status_code, bad.json()["error"]["param"]) == (400, field)
 
 
-async def test_seed_004_bedrock_converse_model_is_saved_with_its_secret_encrypted(
+async def test_bedrock_gateway_bedrock_converse_model_is_saved_with_its_secret_encrypted(
     admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
 ) -> None:
     client, snapshot = admin_client

@@ -1,4 +1,4 @@
-"""Seed 004's `type: doc` content parts in /v1/chat/completions: extracted to text for an
+"""The Bedrock-style gateway's `type: doc` content parts in /v1/chat/completions: extracted to text for an
 openai-compatible upstream, passed natively to anthropic and bedrock-converse, bad docs → 400
 naming the part with nothing held."""
 

@@ -1,4 +1,4 @@
-"""Key permissions at the gateway (seed 001 read / write / delete): decided by the HTTP method and
+"""Key permissions at the gateway (SloughGPT read / write / delete): decided by the HTTP method and
 refused with 403 `permission_denied` in OpenAI's envelope before any hold or upstream call."""
 
 from __future__ import annotations

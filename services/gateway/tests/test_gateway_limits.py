@@ -64,7 +64,7 @@ class Clock:
         return self.now
 
 
-def test_tiers_are_seed_001s() -> None:
+def test_tiers_are_sloughgpts() -> None:
     free = DEFAULT_TIERS["free"].limits(Scope.KEY, "k")
     assert [(x.measure, x.limit, x.period_s) for x in free] == [
         (Measure.REQUESTS, 100, 60.0),

@@ -63,7 +63,7 @@ def test_batch_multiplies_the_whole_cost_and_rounds_up() -> None:
     assert cost_micros(prices, Operation.CHAT, Usage(3, 4), one_and_a_half) == 31
 
 
-def test_seed002_flat_price_is_the_models_or_the_default_and_ignores_tokens() -> None:
+def test_credit_chat_flat_price_is_the_models_or_the_default_and_ignores_tokens() -> None:
     assert flat_request_cost(TOKENS, POLICY) == 1_000_000
     assert flat_request_cost(TOKENS, POLICY, batch=True) == 2_000_000
     own = Prices(2_000_000, 6_000_000, price_request_micros=300_000)

@@ -1,5 +1,6 @@
-"""Seed 002 (`POST /api/v1/chat`, `GET /api/models`) and seed 003 (provider + model routes): their
-request defaults, response fields and exact error bodies."""
+"""The credit chat API (`POST /api/v1/chat`, `GET /api/models`) and IndoxRouter (provider + model
+routes), with SloughGPT's embeddings body on IndoxRouter's path: their request defaults, response
+fields and exact error bodies."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import pytest
 from gateway_fakes import Harness, sse_events
 
 USER = {"authorization": "Bearer user-key"}
-SEED002 = {"model": "groq/gemma-groq-416", "messages": [{"role": "user", "content": "Hello, world!"}]}
+CREDIT_CHAT = {"model": "groq/gemma-groq-416", "messages": [{"role": "user", "content": "Hello, world!"}]}
 
 
-async def test_seed002_chat_costs_one_credit_and_defaults_max_tokens_to_150(harness: Harness) -> None:
+async def test_credit_chat_costs_one_credit_and_defaults_max_tokens_to_150(harness: Harness) -> None:
     harness.billing.available_micros = 100_000_000
-    r = await harness.client.post("/api/v1/chat", json=SEED002, headers=USER)
+    r = await harness.client.post("/api/v1/chat", json=CREDIT_CHAT, headers=USER)
     assert r.status_code == 200, r.text
     data = r.json()
     assert (data["credits_charged"], data["credits_remaining"], data["batch_request"]) == (1, 99, False)
@@ -30,9 +31,9 @@ async def test_seed002_chat_costs_one_credit_and_defaults_max_tokens_to_150(harn
     )
 
 
-async def test_seed002_batch_costs_two_credits(harness: Harness) -> None:
+async def test_credit_chat_batch_costs_two_credits(harness: Harness) -> None:
     harness.billing.available_micros = 5_000_000
-    r = await harness.client.post("/api/v1/chat?batch=1", json=SEED002, headers=USER)
+    r = await harness.client.post("/api/v1/chat?batch=1", json=CREDIT_CHAT, headers=USER)
     assert r.status_code == 200
     assert (r.json()["credits_charged"], r.json()["credits_remaining"], r.json()["batch_request"]) == (
         2,
@@ -43,20 +44,22 @@ async def test_seed002_batch_costs_two_credits(harness: Harness) -> None:
     assert (event.cost_micros, event.batch) == (2_000_000, True)
 
 
-async def test_seed002_uses_the_models_per_request_price(harness: Harness) -> None:
-    r = await harness.client.post("/api/v1/chat", json={**SEED002, "model": "priced"}, headers=USER)
+async def test_credit_chat_uses_the_models_per_request_price(harness: Harness) -> None:
+    r = await harness.client.post("/api/v1/chat", json={**CREDIT_CHAT, "model": "priced"}, headers=USER)
     assert r.json()["credits_charged"] == 0.25
 
 
 @pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer wrong"}])
-async def test_seed002_invalid_key_body(harness: Harness, headers: dict[str, str]) -> None:
-    r = await harness.client.post("/api/v1/chat", json=SEED002, headers=headers)
+async def test_credit_chat_invalid_key_body(harness: Harness, headers: dict[str, str]) -> None:
+    r = await harness.client.post("/api/v1/chat", json=CREDIT_CHAT, headers=headers)
     assert (r.status_code, r.json()) == (401, {"error": "Invalid API key"})
 
 
-async def test_seed002_insufficient_credits_body(harness: Harness) -> None:
+async def test_credit_chat_insufficient_credits_body(harness: Harness) -> None:
     harness.billing.reasons.pop("org-poor", None)
-    r = await harness.client.post("/api/v1/chat", json=SEED002, headers={"authorization": "Bearer poor-key"})
+    r = await harness.client.post(
+        "/api/v1/chat", json=CREDIT_CHAT, headers={"authorization": "Bearer poor-key"}
+    )
     assert r.status_code == 402
     # the fake billing reports 10 micros available
     assert r.json() == {
@@ -67,17 +70,21 @@ async def test_seed002_insufficient_credits_body(harness: Harness) -> None:
     assert harness.sim.state.stats.chat_completions == 0
 
 
-async def test_seed002_quota_and_budget_refusals(harness: Harness) -> None:
-    r = await harness.client.post("/api/v1/chat", json=SEED002, headers={"authorization": "Bearer quota-key"})
+async def test_credit_chat_quota_and_budget_refusals(harness: Harness) -> None:
+    r = await harness.client.post(
+        "/api/v1/chat", json=CREDIT_CHAT, headers={"authorization": "Bearer quota-key"}
+    )
     assert r.status_code == 429 and r.json()["code"] == "quota_exceeded" and r.json()["error"]
     r = await harness.client.post(
-        "/api/v1/chat", json=SEED002, headers={"authorization": "Bearer budget-key"}
+        "/api/v1/chat", json=CREDIT_CHAT, headers={"authorization": "Bearer budget-key"}
     )
     assert r.status_code == 402 and r.json()["code"] == "budget_exceeded"
 
 
-async def test_seed002_model_not_found_body(harness: Harness) -> None:
-    r = await harness.client.post("/api/v1/chat", json={**SEED002, "model": "invalid-model"}, headers=USER)
+async def test_credit_chat_model_not_found_body(harness: Harness) -> None:
+    r = await harness.client.post(
+        "/api/v1/chat", json={**CREDIT_CHAT, "model": "invalid-model"}, headers=USER
+    )
     assert (r.status_code, r.json()) == (404, {"error": "Model 'invalid-model' not found"})
 
 
@@ -91,13 +98,13 @@ async def test_seed002_model_not_found_body(harness: Harness) -> None:
         b"nope",
     ],
 )
-async def test_seed002_missing_fields_body(harness: Harness, body: bytes) -> None:
+async def test_credit_chat_missing_fields_body(harness: Harness, body: bytes) -> None:
     r = await harness.client.post("/api/v1/chat", content=body, headers=USER)
     assert (r.status_code, r.json()) == (400, {"error": "Missing required fields: model and messages array"})
     assert harness.billing.reserves == []
 
 
-async def test_seed002_models_list_is_public_and_shows_prices(harness: Harness) -> None:
+async def test_credit_chat_models_list_is_public_and_shows_prices(harness: Harness) -> None:
     r = await harness.client.get("/api/models")
     assert r.status_code == 200
     by_id = {m["id"]: m for m in r.json()["data"]}
@@ -107,22 +114,24 @@ async def test_seed002_models_list_is_public_and_shows_prices(harness: Harness) 
     assert not [m for m in by_id if m.startswith("ft:")]  # fine-tuned models are never public
 
 
-async def test_seed002_models_list_shows_a_key_only_its_own_orgs_fine_tuned_models(harness: Harness) -> None:
+async def test_credit_chat_models_list_shows_a_key_only_its_own_orgs_fine_tuned_models(
+    harness: Harness,
+) -> None:
     r = await harness.client.get("/api/models", headers=USER)
     assert r.status_code == 200
     tuned = [m["id"] for m in r.json()["data"] if m["id"].startswith("ft:")]
     assert tuned == ["ft:gpt-sim:org-1:mine:ftjob-1"]
 
 
-# -- seed 003 --------------------------------------------------------------------------------------
+# -- IndoxRouter -----------------------------------------------------------------------------------
 
 
-def seed003(**fields: object) -> dict[str, object]:
+def indoxrouter(**fields: object) -> dict[str, object]:
     return {"provider": "groq", "model": "gemma-groq-416", **fields}
 
 
-async def test_seed003_chat_envelope_reports_cost_in_credits(harness: Harness) -> None:
-    body = seed003(messages=[{"role": "user", "content": "hi there"}], max_tokens=4, temperature=0.7)
+async def test_indoxrouter_chat_envelope_reports_cost_in_credits(harness: Harness) -> None:
+    body = indoxrouter(messages=[{"role": "user", "content": "hi there"}], max_tokens=4, temperature=0.7)
     r = await harness.client.post("/chat/completions", json=body, headers=USER)
     assert r.status_code == 200, r.text
     data = r.json()
@@ -141,8 +150,8 @@ async def test_seed003_chat_envelope_reports_cost_in_credits(harness: Harness) -
     assert {"created_at", "duration_ms"} <= set(data) and {"latency", "timestamp"} <= set(usage)
 
 
-async def test_seed003_streams_text_then_the_envelope_with_cost(harness: Harness) -> None:
-    body = seed003(messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True)
+async def test_indoxrouter_streams_text_then_the_envelope_with_cost(harness: Harness) -> None:
+    body = indoxrouter(messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True)
     r = await harness.client.post("/chat/completions", json=body, headers=USER)
     events = sse_events(r.content)
     assert events[-1] == "[DONE]"
@@ -155,9 +164,9 @@ async def test_seed003_streams_text_then_the_envelope_with_cost(harness: Harness
     assert (event.stream, event.status) == (True, "ok")
 
 
-async def test_seed003_completions_embeddings_images(harness: Harness) -> None:
+async def test_indoxrouter_completions_embeddings_images(harness: Harness) -> None:
     r = await harness.client.post(
-        "/completions", json=seed003(prompt="Once upon a time", max_tokens=2), headers=USER
+        "/completions", json=indoxrouter(prompt="Once upon a time", max_tokens=2), headers=USER
     )
     assert (r.status_code, r.json()["data"]) == (200, "tok0 tok1")
     priced = {"provider": "openai-compatible", "model": "priced"}  # a catalog name with its provider
@@ -174,14 +183,16 @@ async def test_seed003_completions_embeddings_images(harness: Harness) -> None:
     assert costs == [4 * 2 + 2 * 6, 250_000 + 1, 250_000 + 80_000]
 
 
-async def test_seed003_error_envelope(harness: Harness) -> None:
+async def test_indoxrouter_error_envelope(harness: Harness) -> None:
     r = await harness.client.post(
-        "/chat/completions", json=seed003(messages=[{"role": "user", "content": "x"}])
+        "/chat/completions", json=indoxrouter(messages=[{"role": "user", "content": "x"}])
     )
     assert r.status_code == 401
     assert r.json()["error"] == "authentication_error" and r.json()["status_code"] == 401
     assert set(r.json()) == {"error", "message", "status_code", "details"}
-    r = await harness.client.post("/chat/completions", json=seed003(model="nope", messages=[]), headers=USER)
+    r = await harness.client.post(
+        "/chat/completions", json=indoxrouter(model="nope", messages=[]), headers=USER
+    )
     assert (r.status_code, r.json()["error"], r.json()["details"]["param"]) == (
         400,
         "invalid_request",
@@ -189,19 +200,19 @@ async def test_seed003_error_envelope(harness: Harness) -> None:
     )
     r = await harness.client.post(
         "/chat/completions",
-        json=seed003(model="nope", messages=[{"role": "user", "content": "x"}]),
+        json=indoxrouter(model="nope", messages=[{"role": "user", "content": "x"}]),
         headers=USER,
     )
     assert (r.status_code, r.json()["error"]) == (404, "not_found")
     r = await harness.client.post(
-        "/completions", json=seed003(prompt="x"), headers={"authorization": "Bearer poor-key"}
+        "/completions", json=indoxrouter(prompt="x"), headers={"authorization": "Bearer poor-key"}
     )
     assert (r.status_code, r.json()["error"]) == (402, "insufficient_credits")
     assert r.json()["details"]["credits_required"] > 0
     assert harness.sim.state.stats.by_model == {}
 
 
-async def test_seed003_model_info_and_health(harness: Harness) -> None:
+async def test_indoxrouter_model_info_and_health(harness: Harness) -> None:
     r = await harness.client.get("/models/openai-compatible/priced", headers=USER)
     assert r.status_code == 200
     info = r.json()
@@ -218,7 +229,7 @@ async def test_seed003_model_info_and_health(harness: Harness) -> None:
     assert r.status_code == 200 and r.json()["status"] == "ok" and r.json()["version"] == "test"
 
 
-async def test_seed001_embeddings_body_on_the_shared_path(harness: Harness) -> None:
+async def test_sloughgpt_embeddings_body_on_the_shared_path(harness: Harness) -> None:
     body = {"model_id": "priced", "texts": ["Hello world", "Machine learning"], "dimension": 8}
     r = await harness.client.post("/embeddings", json=body, headers=USER)
     assert r.status_code == 200, r.text

@@ -227,7 +227,7 @@ def test_simulator_frames_carry_valid_crcs() -> None:
     assert message.headers == {":event-type": "x"} and message.payload == b"{}"
 
 
-def test_seed_004_config_is_accepted_and_secrets_go_to_the_encrypted_key() -> None:
+def test_bedrock_gateway_config_is_accepted_and_secrets_go_to_the_encrypted_key() -> None:
     seed = parse_config('{"modelId": "somevalue"}', "m", 4096, "bedrock-converse")
     assert (seed.base_url, seed.upstream_model, seed.api_key) == (
         "https://bedrock-runtime.us-east-1.amazonaws.com",

@@ -1,4 +1,4 @@
-"""Seed 002's /api/keys belongs to auth: the route table sends it there, and nothing that merely
+"""The credit chat API's /api/keys belongs to auth: the route table sends it there, and nothing that merely
 shares its first letters."""
 
 from __future__ import annotations

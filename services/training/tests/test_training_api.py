@@ -1,6 +1,6 @@
 """The training API on a real scratch database, with fakes for auth and billing: files validated
 line by line, jobs held for their estimated cost before they exist, cancel settles a waiting job
-at once, organisations see only their own, seed 001 shapes and envelopes."""
+at once, organisations see only their own, SloughGPT's shapes and envelopes."""
 
 from __future__ import annotations
 
@@ -163,7 +163,7 @@ async def test_other_organisations_get_404(api: Api) -> None:
     assert refused.status_code == 404 and refused.json()["error"]["param"] == "training_file"
 
 
-async def test_seed001_routes_answer_in_their_shapes(api: Api) -> None:
+async def test_sloughgpt_routes_answer_in_their_shapes(api: Api) -> None:
     file_id = (await upload(api)).json()["id"]
     created = await api.client.post(
         "/training/jobs",

@@ -1,5 +1,5 @@
 """The Kubernetes executor: its batch/v1 Job manifests validate against Kubernetes' schemas, map
-seed 001's resources onto requests, limits, GPUs and a node selector, and the executor drives the
+SloughGPT's resources onto requests, limits, GPUs and a node selector, and the executor drives the
 API (create, status, delete) through the client interface."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """OpenAI's DELETE /v1/models/{model} on the training API: the organisation's deployed fine-tuned
-model, named as it is served (`ft:...`), is deleted as seed 001's DELETE /models/{id} deletes it
+model, named as it is served (`ft:...`), is deleted as SloughGPT's DELETE /models/{id} deletes it
 (soft delete, ModelDeleted for the gateway's catalog, adapter removed); a base model is 403 and
 anything else 404 in OpenAI's envelope, with nothing changed."""
 

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from tollgate.billing.holds.store import HoldStore
 
 
-async def test_packages_are_seeded_from_seed_002(client: httpx.AsyncClient) -> None:
+async def test_packages_are_seeded_from_the_credit_chat_apis(client: httpx.AsyncClient) -> None:
     resp = await client.get("/v1/credits/packages", headers=BUYER)
     assert resp.status_code == 200
     seeded = {

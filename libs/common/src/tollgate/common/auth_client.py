@@ -61,7 +61,7 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        """A platform admin key (seed 004 role "admin"): administers every organisation."""
+        """A platform admin key (the Bedrock-style gateway's role "admin"): administers every organisation."""
         return self.role == "admin"
 
     @property
@@ -70,7 +70,7 @@ class Principal:
         return self.org_role in ("owner", "admin")
 
     def may(self, permission: str) -> bool:
-        """Key permissions (seed 001: read / write / delete). Every stored key carries an explicit
+        """Key permissions (SloughGPT: read / write / delete). Every stored key carries an explicit
         list (the column's default is all three), so an empty list grants nothing."""
         return permission in self.permissions
 
@@ -116,7 +116,7 @@ def permission_for_method(method: str) -> str:
 
 
 def api_key_from_headers(authorization: str | None, x_api_key: str | None) -> str | None:
-    """`Authorization: Bearer <key>` or `X-API-Key: <key>` (seed 001)."""
+    """`Authorization: Bearer <key>` or `X-API-Key: <key>` (SloughGPT)."""
     if authorization:
         scheme, _, value = authorization.partition(" ")
         if scheme.lower() == "bearer" and value.strip():

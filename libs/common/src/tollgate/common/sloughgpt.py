@@ -1,8 +1,8 @@
-"""Seed 001's error envelope, for the routes that document it (each service names its prefixes):
+"""SloughGPT's error envelope, for the routes that document it (each service names its prefixes):
 
 {"error": {"code": "INVALID_PARAMETER", "message": "...", "details": {...}, "request_id": "req_..."}}
 
-`code` is seed 001's "Common Error Codes" by HTTP status; `details.reason` keeps our own error code
+`code` is SloughGPT's "Common Error Codes" by HTTP status; `details.reason` keeps our own error code
 (e.g. `budget_exceeded`), `details.parameter` names the bad field, and an error's own `details`
 (e.g. the rejected value) are merged in.
 """
@@ -17,7 +17,7 @@ from starlette.requests import Request
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import default_error_renderer
 
-# Seed 001's codes by HTTP status; 405 and 409 are ours (the seed lists neither).
+# SloughGPT's codes by HTTP status; 405 and 409 are ours (SloughGPT lists neither).
 SLOUGHGPT_CODES: Mapping[int, str] = {
     400: "INVALID_PARAMETER",
     401: "UNAUTHORIZED",
@@ -30,11 +30,11 @@ SLOUGHGPT_CODES: Mapping[int, str] = {
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
-# Where one status carries two seed codes, the error's own code decides.
+# Where one status carries two SloughGPT codes, the error's own code decides.
 SLOUGHGPT_CODES_BY_REASON: Mapping[str, str] = {"quota_exceeded": "QUOTA_EXCEEDED"}
 
 
-def seed001_code(exc: TollgateError, by_status: Mapping[int, str] = SLOUGHGPT_CODES) -> str:
+def sloughgpt_code(exc: TollgateError, by_status: Mapping[int, str] = SLOUGHGPT_CODES) -> str:
     if exc.code in SLOUGHGPT_CODES_BY_REASON:
         return SLOUGHGPT_CODES_BY_REASON[exc.code]
     fallback = "INTERNAL_ERROR" if exc.status_code >= 500 else "INVALID_PARAMETER"
@@ -54,7 +54,7 @@ def sloughgpt_error_body(
     details.update(getattr(exc, "details", None) or {})
     return {
         "error": {
-            "code": seed001_code(exc, by_status),
+            "code": sloughgpt_code(exc, by_status),
             "message": exc.message,
             "details": details,
             "request_id": request.scope.get("state", {}).get("request_id"),
@@ -62,8 +62,8 @@ def sloughgpt_error_body(
     }
 
 
-def seed001_renderer(*prefixes: str) -> Callable[[Request, TollgateError], dict[str, Any]]:
-    """create_app's error renderer: seed 001's envelope under `prefixes`, OpenAI's elsewhere."""
+def sloughgpt_renderer(*prefixes: str) -> Callable[[Request, TollgateError], dict[str, Any]]:
+    """create_app's error renderer: SloughGPT's envelope under `prefixes`, OpenAI's elsewhere."""
 
     def render(request: Request, exc: TollgateError) -> dict[str, Any]:
         if request.url.path.startswith(prefixes):

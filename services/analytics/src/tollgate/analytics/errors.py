@@ -1,4 +1,4 @@
-"""Seed 001's error envelope: {"error": {"code", "message", "details", "request_id"}}."""
+"""SloughGPT's error envelope: {"error": {"code", "message", "details", "request_id"}}."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tollgate.common.sloughgpt import sloughgpt_error_body
 
 
 class InvalidParameter(InvalidRequest):
-    """A bad query parameter; `details` names it and echoes the value, as seed 001 shows."""
+    """A bad query parameter; `details` names it and echoes the value, as SloughGPT shows."""
 
     code = "INVALID_PARAMETER"
 

@@ -18,8 +18,8 @@ from tollgate.auth.guard.routes import router as guard_router
 from tollgate.auth.guard.routes import with_guard_errors
 from tollgate.auth.guard.service import GuardService
 from tollgate.auth.guard.usage import NoSender, RecordSender
-from tollgate.auth.keys.credit_chat_routes import router as seed002_keys_router
-from tollgate.auth.keys.credit_chat_routes import with_seed_002_errors
+from tollgate.auth.keys.credit_chat_routes import router as credit_chat_keys_router
+from tollgate.auth.keys.credit_chat_routes import with_credit_chat_errors
 from tollgate.auth.keys.routes import router as keys_router
 from tollgate.auth.keys.user_routes import router as user_keys_router
 from tollgate.auth.limits.routes import router as limits_router
@@ -45,9 +45,9 @@ def build_app(
     usage_sender: RecordSender | None = None,
     invitation_ttl: timedelta = DEFAULT_INVITATION_TTL,
 ) -> FastAPI:
-    # /auth/* answers in seed 001's envelope, /api/keys in seed 002's, /api/guard/* in the guard's
+    # /auth/* answers in SloughGPT's envelope, /api/keys in the credit chat API's, /api/guard/* in the guard's
     # own; the admin routes keep OpenAI's.
-    renderer = with_guard_errors(with_seed_002_errors(auth_error_renderer))
+    renderer = with_guard_errors(with_credit_chat_errors(auth_error_renderer))
     app = create_app(
         "auth", registry, error_renderer=renderer, health_check=database_health(engine, HEALTH_TIMEOUT_S)
     )
@@ -63,7 +63,7 @@ def build_app(
     app.state.limits = LimitService(rt.keys.default_rate_tier)
     app.include_router(keys_router)
     app.include_router(user_keys_router)
-    app.include_router(seed002_keys_router)
+    app.include_router(credit_chat_keys_router)
     app.include_router(sessions_router)
     app.include_router(groups_router)
     app.include_router(grants_router)

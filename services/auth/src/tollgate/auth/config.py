@@ -45,7 +45,7 @@ class AuthSettings(ServiceSettings):
     # name from /admin/rate-tier/list). Empty: such keys are not limited.
     default_rate_tier: str = ""
 
-    # Sessions (seed 001): login attempt counters live in Redis.
+    # Sessions (SloughGPT): login attempt counters live in Redis.
     redis_url: str = "redis://127.0.0.1:56379/0"
     jwt_secret: SecretStr = SecretStr(DEV_JWT_SECRET)
     access_token_ttl_s: int = 15 * 60

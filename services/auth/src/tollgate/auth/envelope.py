@@ -1,4 +1,4 @@
-"""Seed 001's error envelope for /auth/*; every other route keeps OpenAI's (create_app's default).
+"""SloughGPT's error envelope for /auth/*; every other route keeps OpenAI's (create_app's default).
 
 {"error": {"code": "UNAUTHORIZED", "message": "...", "details": {...}, "request_id": "req_..."}}
 """
@@ -9,9 +9,9 @@ from fastapi import Request
 
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ORJSONResponse
-from tollgate.common.sloughgpt import seed001_renderer
+from tollgate.common.sloughgpt import sloughgpt_renderer
 
-auth_error_renderer = seed001_renderer("/auth/")
+auth_error_renderer = sloughgpt_renderer("/auth/")
 
 
 async def retry_after_handler(request: Request, exc: Exception) -> ORJSONResponse:

@@ -41,8 +41,8 @@ async def authenticate(auth: AuthClient, api_key: str) -> Principal:
 
 
 async def key_in_body(auth: AuthClient, api_key: str) -> Principal:
-    """The API key an admin route names in its body (seed 004's `api_key`): 404 when no active key
-    matches. Only API keys: a signed-in user's access token names a session, not a key."""
+    """The API key an admin route names in its body (the Bedrock-style gateway's `api_key`): 404 when
+    no active key matches. Only API keys: a signed-in user's access token names a session, not a key."""
     try:
         target = await authenticate(auth, api_key)
     except Unauthenticated as exc:

@@ -39,7 +39,8 @@ class GatewaySettings(ServiceSettings):
     catalog_poll_s: float = 5.0
 
     # Pricing (docs/billing.md "Pricing modes"): `?batch=1` costs this many times the normal price,
-    # and seed 002's POST /api/v1/chat costs this many credits when the model sets no per-request price.
+    # and the credit chat API's POST /api/v1/chat costs this many credits when the model sets no
+    # per-request price.
     batch_multiplier: float = Field(default=2.0, ge=1.0)
     default_request_price: Decimal = Field(default=Decimal(1), ge=0)
     credit_chat_max_tokens: int = Field(default=150, ge=1)  # the credit chat API's max_tokens default

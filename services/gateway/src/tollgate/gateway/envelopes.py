@@ -1,12 +1,12 @@
 """Error envelopes by route family. A route names its family in `request.state.envelope` before
 it can fail; anything else gets OpenAI's envelope (create_app's default).
 
-- credit_chat, the credit chat API (seed 002: `POST /api/v1/chat`, `GET /api/models`):
+- credit_chat, the credit chat API (`POST /api/v1/chat`, `GET /api/models`):
   `{"error": "<message>"}`, plus `credits_required` / `credits_available` on a 402, as it shows.
-- indoxrouter, IndoxRouter (seed 003: `/chat/completions`, `/completions`, `/embeddings`,
+- indoxrouter, IndoxRouter (`/chat/completions`, `/completions`, `/embeddings`,
   `/images/generations`, `/models/{p}/{m}`):
   `{"error": "<code>", "message": ..., "status_code": ..., "details": {...}}`.
-- sloughgpt, SloughGPT (seed 001: `POST /embeddings` with its body):
+- sloughgpt, SloughGPT (`POST /embeddings` with its body):
   `{"error": {"code", "message", "details", "request_id"}}`.
 - anthropic (`/v1/messages`, `/v1/messages/count_tokens`):
   `{"type": "error", "error": {"type", "message"}, "request_id"}` with Anthropic's error type for

@@ -18,7 +18,7 @@ CANCELLED = "cancelled"
 TERMINAL = frozenset({SUCCEEDED, FAILED, CANCELLED})
 ACTIVE = frozenset({VALIDATING, QUEUED, RUNNING})
 
-# Registry statuses of an organisation's model (seed 001: training -> ready -> deployed).
+# Registry statuses of an organisation's model (SloughGPT: training -> ready -> deployed).
 MODEL_REGISTERED = "registered"
 MODEL_TRAINING = "training"
 MODEL_READY = "ready"
@@ -76,7 +76,7 @@ class Hyperparameters:
 
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """Seed 001's `resources`: what a job asks its executor for (mapped onto a Kubernetes Job)."""
+    """SloughGPT's `resources`: what a job asks its executor for (mapped onto a Kubernetes Job)."""
 
     cpu_cores: float = 0
     memory_gb: float = 0

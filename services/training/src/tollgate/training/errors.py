@@ -1,5 +1,5 @@
 """Training's failures, each with its status and stable code, and the envelope per route family:
-OpenAI's on /v1/* (files, fine_tuning, models), seed 001's on /training, /fine-tuning and
+OpenAI's on /v1/* (files, fine_tuning, models), SloughGPT's on /training, /fine-tuning and
 /models."""
 
 from __future__ import annotations
@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from tollgate.common.errors import InvalidRequest, TollgateError
-from tollgate.common.sloughgpt import seed001_renderer
+from tollgate.common.sloughgpt import sloughgpt_renderer
 
-SEED001_PREFIXES = ("/training/", "/fine-tuning/", "/models")
+SLOUGHGPT_PREFIXES = ("/training/", "/fine-tuning/", "/models")
 
-render_error = seed001_renderer(*SEED001_PREFIXES)
+render_error = sloughgpt_renderer(*SLOUGHGPT_PREFIXES)
 
 
 class Conflict(TollgateError):

@@ -1,4 +1,4 @@
-"""Training examples: JSONL lines in OpenAI's chat format or seed 001's prompt/completion pairs,
+"""Training examples: JSONL lines in OpenAI's chat format or SloughGPT's prompt/completion pairs,
 parsed and checked line by line, and rendered in the base model's chat format.
 
 Pure functions: the API validates uploads with them (nothing is stored unless every line passes),

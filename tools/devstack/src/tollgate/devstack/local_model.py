@@ -15,7 +15,7 @@ from tollgate.devstack.procs import StackError, port_open, running_pid, spawn, t
 MODEL_NAME = "gemma-3-270m"
 GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 LOAD_TIMEOUT = 180.0
-# Credits per 1M trained tokens on the local base (seed 001 /models pricing.training).
+# Credits per 1M trained tokens on the local base (SloughGPT's /models pricing.training).
 TRAINING_PRICE = 2.0
 
 
@@ -31,7 +31,7 @@ def assemble_gguf(models_dir: Path) -> Path:
 
 
 def base_model_body(gguf: Path) -> dict[str, object]:
-    """The training registry's base model (seed 001 POST /models, admins only): its GGUF, chat
+    """The training registry's base model (SloughGPT's POST /models, admins only): its GGUF, chat
     format and training price. Registering again updates it."""
     return {
         "name": MODEL_NAME,

@@ -1,4 +1,4 @@
-"""`GET /analytics/usage` (seed 001): the caller's org usage between two dates, grouped."""
+"""`GET /analytics/usage` (SloughGPT): the caller's org usage between two dates, grouped."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Usage report shapes (seed 001 `GET /analytics/usage`) and the value objects the consumer stores."""
+"""Usage report shapes (SloughGPT's `GET /analytics/usage`) and the value objects the consumer stores."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Usage rules: idempotent storage of facts with their daily rollup, and the seed 001 report.
+"""Usage rules: idempotent storage of facts with their daily rollup, and the SloughGPT report.
 
 The caller owns the transaction (the consumer per batch, the route per request); nothing here commits.
 """

@@ -22,7 +22,7 @@ class Organization(Base):
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)  # "org_<hex>"
     name: Mapped[str] = mapped_column(Text)
-    # A personal organisation belongs to one user (seed 004: a key stands for a person).
+    # A personal organisation belongs to one user (the Bedrock-style gateway: a key stands for a person).
     personal: Mapped[bool] = mapped_column(server_default=text("false"))
     # Rate limits of the whole organisation (docs/limits.md), enforced beside each key's own:
     # a tier (NULL: none) and per-measure overrides (NULL: the tier's).
@@ -49,7 +49,7 @@ class User(Base):
 
 
 # One login per email, case-insensitively. Only users with a password sign in by email: users
-# created with an API key (seed 004) may share an email, as they always could.
+# created with an API key (the Bedrock-style gateway) may share an email, as they always could.
 Index(
     "uq_users_login_email",
     func.lower(User.email),

@@ -1,6 +1,6 @@
 """Creating accounts: a user always comes with a personal organisation that they own.
 
-Shared by the admin key route (seed 004) and self-service registration (seed 001)."""
+Shared by the admin key route (the Bedrock-style gateway) and self-service registration (SloughGPT)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Model grants: which models a group or a single key may call (seed 004, model authorisation)."""
+"""Model grants: which models a group or a single key may call (the Bedrock-style gateway's model
+authorisation)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model authorisation (seed 004 lists these without paths; see docs/identity.md):
+"""Model authorisation (the Bedrock-style gateway lists these without paths; see docs/identity.md):
 
 GET  /admin/group/models?group_id=        POST /admin/group/models/authorize|deauthorize {group_id, models}
 GET  /admin/api-key/models?key_id=        POST /admin/api-key/models/authorize|deauthorize {key_id, models}

@@ -1,4 +1,4 @@
-"""Request and response bodies of the model authorisation routes (seed 004)."""
+"""Request and response bodies of the model authorisation routes (the Bedrock-style gateway)."""
 
 from __future__ import annotations
 

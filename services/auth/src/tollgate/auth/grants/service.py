@@ -1,4 +1,5 @@
-"""Model authorisation rules (seed 004): which models a key may call, and the admin changes to it.
+"""Model authorisation rules (the Bedrock-style gateway): which models a key may call, and the admin
+changes to it.
 
 A key may call a model granted to the key itself or to its group. A key with no grants, on it or
 on its group, may call every model (`AUTH_UNGRANTED_MEANS_ALL`, default true) or none (false).

@@ -1,4 +1,4 @@
-"""Groups of API keys (seed 004): model grants given to a group apply to every key in it."""
+"""Groups of API keys (the Bedrock-style gateway): model grants given to a group apply to every key in it."""
 
 from __future__ import annotations
 

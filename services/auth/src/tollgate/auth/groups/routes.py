@@ -1,7 +1,8 @@
-"""Admin groups (seed 004): thin handlers; the rules are in GroupService.
+"""Admin groups (the Bedrock-style gateway): thin handlers; the rules are in GroupService.
 
-Groups are platform-wide (seed 004 has no organisations in them, and a group's model grants bind
-every key in it): organisations' owners and admins may list them, only platform admins change them."""
+Groups are platform-wide (the Bedrock-style gateway has no organisations in them, and a group's model
+grants bind every key in it): organisations' owners and admins may list them, only platform admins
+change them."""
 
 from __future__ import annotations
 

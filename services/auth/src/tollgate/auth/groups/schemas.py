@@ -1,4 +1,4 @@
-"""Request and response bodies of the admin group routes (seed 004)."""
+"""Request and response bodies of the admin group routes (the Bedrock-style gateway)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ class _Body(BaseModel):
 
 
 class SaveGroupRequest(_Body):
-    """Seed 004 "save" style: with an id it updates that group; without one it creates the group,
-    or updates the group of that name (so scripts can re-run a save)."""
+    """The Bedrock-style gateway's "save" style: with an id it updates that group; without one it
+    creates the group, or updates the group of that name (so scripts can re-run a save)."""
 
     id: GroupId | None = None
     name: GroupName
@@ -33,7 +33,7 @@ class DeleteGroupRequest(_Body):
 
 
 def _blank_to_none(value: Any) -> Any:
-    # Seed 004 sends every filter, empty ones included: `?q=&limit=10&offset=`.
+    # The Bedrock-style gateway sends every filter, empty ones included: `?q=&limit=10&offset=`.
     return None if isinstance(value, str) and not value.strip() else value
 
 

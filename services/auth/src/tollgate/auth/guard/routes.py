@@ -1,4 +1,4 @@
-"""Seed 000's guard routes and the admin route that issues a key's secret. Thin handlers; the
+"""The guard API's routes and the admin route that issues a key's secret. Thin handlers; the
 rules are in GuardService. /api/guard/* errors answer `{"error": {"message", "code"}}`."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tollgate.common.errors import TollgateError
 from tollgate.common.http import ErrorRenderer
 
 PATH = "/api/guard"
-router = APIRouter(tags=["guard (seed 000)"])
+router = APIRouter(tags=["guard"])
 
 
 def guard_service(request: Request) -> GuardService:
@@ -83,7 +83,7 @@ async def issue_secret(
 
 
 def with_guard_errors(fallback: ErrorRenderer) -> ErrorRenderer:
-    """Seed 000 shows no error body; ours is the simplest useful one: `{"error": {message, code}}`."""
+    """The guard API shows no error body; ours is the simplest useful one: `{"error": {message, code}}`."""
 
     def render(request: Request, exc: TollgateError) -> dict[str, Any]:
         path = request.url.path

@@ -1,4 +1,4 @@
-"""Seed 000's bodies: /api/guard/auth, /api/guard/log-usage, and the admin secret route."""
+"""The guard API's bodies: /api/guard/auth, /api/guard/log-usage, and the admin secret route."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Seed 000's guard: a key plus its secondary secret authenticates a client that runs models
+"""The guard API: a key plus its secondary secret authenticates a client that runs models
 itself, and that client reports its usage so billing and analytics charge and count it like
 gateway traffic. Gets the session per call and never commits."""
 
@@ -40,7 +40,7 @@ def generate_secret() -> str:
 
 
 def key_from_authorization(value: str | None) -> str | None:
-    """Seed 000 sends the bare key (`Authorization: sk-…`); `Bearer <key>` is accepted too."""
+    """The guard API sends the bare key (`Authorization: sk-…`); `Bearer <key>` is accepted too."""
     if not value or not value.strip():
         return None
     scheme, _, rest = value.strip().partition(" ")

@@ -1,4 +1,4 @@
-"""The UsageRecorded event a seed 000 client reports through /api/guard/log-usage."""
+"""The UsageRecorded event a guard API client reports through /api/guard/log-usage."""
 
 from __future__ import annotations
 

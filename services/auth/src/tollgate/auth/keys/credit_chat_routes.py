@@ -1,5 +1,5 @@
-"""/api/keys (seed 002): the dashboard's "Generate Key", for a signed-in user (session cookie or
-bearer access token). Same rules as /auth/api-keys; seed 002's answers and error bodies."""
+"""/api/keys (the credit chat API): the dashboard's "Generate Key", for a signed-in user (session cookie or
+bearer access token). Same rules as /auth/api-keys; the credit chat API's answers and error bodies."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ PATH = "/api/keys"
 router = APIRouter(prefix=PATH, tags=["user api keys"])
 
 
-# 200, not 201: seed 002 lists 200 as its only success status.
+# 200, not 201: the credit chat API lists 200 as its only success status.
 @router.post("", response_model=GeneratedKey)
 async def generate_key(
     request: Request, tx: Tx, rt: Runtime, owner: SessionOwner, audit: AuditLogDep, org: OrgHeader = None
@@ -77,8 +77,8 @@ def _summary(key: ApiKey) -> KeySummary:
     )
 
 
-def with_seed_002_errors(fallback: ErrorRenderer) -> ErrorRenderer:
-    """Seed 002 answers errors as `{"error": "<message>"}`; every other path keeps `fallback`."""
+def with_credit_chat_errors(fallback: ErrorRenderer) -> ErrorRenderer:
+    """The credit chat API answers errors as `{"error": "<message>"}`; every other path keeps `fallback`."""
 
     def render(request: Request, exc: TollgateError) -> dict[str, Any]:
         path = request.url.path

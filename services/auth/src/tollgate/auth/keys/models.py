@@ -27,7 +27,7 @@ class ApiKey(Base):
     # The lookup on the hot path: one unique-index probe per Authenticate.
     key_hash: Mapped[str] = mapped_column(Text, unique=True)
     key_prefix: Mapped[str] = mapped_column(Text)
-    # HMAC of the optional secondary secret (seed 000's `SecretKey`); NULL until one is issued.
+    # HMAC of the optional secondary secret (the guard API's `SecretKey`); NULL until one is issued.
     secret_hash: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)

@@ -1,4 +1,4 @@
-"""Admin API keys (seed 004): thin handlers; the rules are in KeyService.
+"""Admin API keys (the Bedrock-style gateway): thin handlers; the rules are in KeyService.
 
 A platform admin key acts on every key; a team organisation's owner or admin only on that
 organisation's keys (another's answer 404, as if missing), never making admin keys or choosing

@@ -1,4 +1,4 @@
-"""Request and response bodies of the admin api-key routes (seed 004)."""
+"""Request and response bodies of the admin api-key routes (the Bedrock-style gateway)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ class DeleteKeyRequest(_Body):
 
 
 def _blank_to_none(value: Any) -> Any:
-    # Seed 004 sends every filter, empty ones included: `?q=&name=&group_id=&role=&limit=10&offset=`.
+    # The Bedrock-style gateway sends every filter, empty ones included:
+    # `?q=&name=&group_id=&role=&limit=10&offset=`.
     return None if isinstance(value, str) and not value.strip() else value
 
 

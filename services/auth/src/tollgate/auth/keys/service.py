@@ -66,7 +66,7 @@ class KeyService:
         self.default_rate_tier = default_rate_tier
 
     def hash_secret(self, material: str) -> str:
-        """The same keyed hash as for keys, for other high-entropy secrets (seed 000's SecretKey)."""
+        """The same keyed hash as for keys, for other high-entropy secrets (the guard API's SecretKey)."""
         return self._hasher.hash(material)
 
     async def authenticate(self, session: AsyncSession, api_key: str) -> AuthResult:
@@ -81,9 +81,9 @@ class KeyService:
         return result
 
     async def apply(self, session: AsyncSession, req: ApplyKeyRequest, org_id: str | None = None) -> Issued:
-        """Seed 004: a key stands for a person, so it comes with its user and a personal organisation.
-        Applied by an organisation's admin (`org_id`), the new user joins that organisation as a
-        member and the key belongs to it (its credits, its audit trail)."""
+        """The Bedrock-style gateway: a key stands for a person, so it comes with its user and a
+        personal organisation. Applied by an organisation's admin (`org_id`), the new user joins that
+        organisation as a member and the key belongs to it (its credits, its audit trail)."""
         email = req.email or None
         account = await create_personal_account(
             session, name=req.name, email=email, role=req.role, group_id=req.group_id
@@ -118,7 +118,7 @@ class KeyService:
         lifetime: timedelta | None = None,
         group_id: int | None = None,
     ) -> Issued:
-        """A key for an existing user (self-service, seeds 001 and 002); always role `user`."""
+        """A key for an existing user (self-service: SloughGPT, the credit chat API); always role `user`."""
         plaintext = generate_api_key()
         key = await KeyRepository(session).add(
             ApiKey(

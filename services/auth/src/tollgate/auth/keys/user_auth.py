@@ -1,7 +1,7 @@
 """Who is managing keys on the self-service routes, and in which organisation.
 
-A signed-in person (access token, in `Authorization` or seed 002's `session` cookie) may do anything
-with their own keys; an API key may act for its user only within its permissions and its own
+A signed-in person (access token, in `Authorization` or the credit chat API's `session` cookie) may do
+anything with their own keys; an API key may act for its user only within its permissions and its own
 organisation, so a leaked read-only key cannot mint itself a stronger one."""
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ async def header_owner(
     authorization: Annotated[str | None, Header()] = None,
     x_api_key: Annotated[str | None, Header()] = None,
 ) -> KeyOwner:
-    """Seed 001: `Authorization: Bearer <access token or API key>` or `X-API-Key`."""
+    """SloughGPT: `Authorization: Bearer <access token or API key>` or `X-API-Key`."""
     credential = api_key_from_headers(authorization, x_api_key)
     if credential is None:
         raise MissingCredentials("Send `Authorization: Bearer <access token or API key>`.")
@@ -80,7 +80,7 @@ async def session_owner(
     x_api_key: Annotated[str | None, Header()] = None,
     session_cookie: Annotated[str | None, Cookie(alias="session")] = None,
 ) -> KeyOwner:
-    """Seed 002: the dashboard's session cookie, or the same headers as seed 001."""
+    """The credit chat API: the dashboard's session cookie, or the same headers as SloughGPT."""
     credential = api_key_from_headers(authorization, x_api_key)
     if credential is not None:
         return await resolve_owner(tx.session, rt, credential, "api_key")
@@ -93,7 +93,7 @@ async def session_owner(
 
 HeaderOwner = Annotated[KeyOwner, Depends(header_owner)]
 SessionOwner = Annotated[KeyOwner, Depends(session_owner)]
-# The organisation to act in (seed 000's header); the credential's own organisation when absent.
+# The organisation to act in (the guard API's header); the credential's own organisation when absent.
 OrgHeader = Annotated[str | None, Header(alias="Swarms-Organization")]
 
 

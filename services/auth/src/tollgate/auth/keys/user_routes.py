@@ -1,5 +1,5 @@
-"""/auth/api-keys (seed 001): a signed-in user's own keys. Thin handlers; the rules are in
-user_service. Errors answer in seed 001's envelope (every /auth/* route does)."""
+"""/auth/api-keys (SloughGPT): a signed-in user's own keys. Thin handlers; the rules are in
+user_service. Errors answer in SloughGPT's envelope (every /auth/* route does)."""
 
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ async def revoke_owned_key(
     audit: AuditLog,
     org: str | None,
 ) -> RevokedKey:
-    """Revokes one of the caller's keys (seed 001 and seed 002 routes alike), audited."""
+    """Revokes one of the caller's keys (SloughGPT's and the credit chat API's routes alike), audited."""
     change = await revoke_user_key(tx.session, rt.keys, owner, requested_org(org), key_id)
     org_id = requested_org(org) or owner.org_id
     actor = request_actor(request, rt, key_id=None, user_id=owner.user_id, org_id=org_id)

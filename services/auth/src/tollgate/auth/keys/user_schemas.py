@@ -1,4 +1,4 @@
-"""Bodies of the self-service key routes: /auth/api-keys (seed 001) and /api/keys (seed 002)."""
+"""Bodies of the self-service key routes: /auth/api-keys (SloughGPT) and /api/keys (the credit chat API)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class _Body(BaseModel):
 
 
 class CreateUserKeyRequest(_Body):
-    """Seed 001. A key that may do nothing is a mistake, so an empty permission list is refused."""
+    """SloughGPT. A key that may do nothing is a mistake, so an empty permission list is refused."""
 
     name: Name
     permissions: Annotated[
@@ -66,7 +66,7 @@ class UserKeyList(BaseModel):
 
 
 class GenerateKeyRequest(_Body):
-    """Seed 002: a name only; the key gets every permission and no expiry."""
+    """The credit chat API: a name only; the key gets every permission and no expiry."""
 
     name: Name
 

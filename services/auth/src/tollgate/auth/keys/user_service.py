@@ -1,4 +1,4 @@
-"""The rules for a user's own keys (seeds 001 and 002): create, list and revoke them, in one
+"""The rules for a user's own keys (SloughGPT and the credit chat API): create, list and revoke them, in one
 organisation at a time. Gets the session per call and never commits."""
 
 from __future__ import annotations

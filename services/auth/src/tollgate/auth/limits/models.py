@@ -1,4 +1,4 @@
-"""Rate tiers (seed 001's free / pro / enterprise, editable by platform admins).
+"""Rate tiers (SloughGPT's free / pro / enterprise, editable by platform admins).
 
 A tier is requests per minute, tokens per minute and tokens per day; NULL is "not limited".
 Keys and organisations name a tier (`rate_tier`) and may override each measure on their own rows

@@ -1,4 +1,4 @@
-"""Rate tiers and the limits of keys and organisations (docs/limits.md), next to seed 004's
+"""Rate tiers and the limits of keys and organisations (docs/limits.md), next to the Bedrock-style gateway's
 /admin/api-key/* routes and in their envelope:
 
 GET  /admin/rate-tier/list                POST /admin/rate-tier/save {name, rpm, tpm, tpd}

@@ -1,4 +1,4 @@
-"""Request and response bodies of the rate-limit admin routes (seed 004's admin shapes).
+"""Request and response bodies of the rate-limit admin routes (the Bedrock-style gateway's admin shapes).
 
 In requests and answers null means "not set": not limited for a tier's measure, the tier's for a
 key's or organisation's override, none for a tier assignment."""

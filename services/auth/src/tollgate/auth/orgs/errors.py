@@ -1,4 +1,4 @@
-"""The refusals of the organisation routes, one class each (rendered in seed 001's envelope)."""
+"""The refusals of the organisation routes, one class each (rendered in SloughGPT's envelope)."""
 
 from __future__ import annotations
 

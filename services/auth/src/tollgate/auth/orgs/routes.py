@@ -1,6 +1,6 @@
 """/auth/orgs: team organisations, their members and invitations, for a signed-in user (access
 token) or one of the user's API keys (within its permissions and its own organisation). Thin
-handlers; the rules are in OrgService and `rules`. Seed 001's envelope, like every /auth/* route.
+handlers; the rules are in OrgService and `rules`. SloughGPT's envelope, like every /auth/* route.
 
 Every change is audited with the organisation it concerns; key changes are announced after commit.
 """

@@ -1,4 +1,4 @@
-"""The failures of the session routes, one class each (rendered in seed 001's envelope)."""
+"""The failures of the session routes, one class each (rendered in SloughGPT's envelope)."""
 
 from __future__ import annotations
 

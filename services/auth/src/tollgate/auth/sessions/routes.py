@@ -1,4 +1,4 @@
-"""/auth/* for people (seeds 001 and 003): thin handlers; the rules are in SessionService."""
+"""/auth/* for people (SloughGPT and IndoxRouter): thin handlers; the rules are in SessionService."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def login(body: LoginRequest, request: Request, tx: Tx, rt: Runtime) -> To
 
 @router.post("/token", response_model=AccessToken)
 async def token(request: Request, tx: Tx, rt: Runtime) -> AccessToken:
-    """Seed 003: form-encoded (OAuth2 password grant) or JSON `username`/`password`."""
+    """IndoxRouter: form-encoded (OAuth2 password grant) or JSON `username`/`password`."""
     body = await _parse(request, TokenRequest, allow_empty=False)
     ip = client_ip(request, rt.trusted_proxies)
     tokens = await rt.identity.login(tx.session, body.username, body.password, ip, with_refresh=False)
@@ -59,7 +59,7 @@ async def token(request: Request, tx: Tx, rt: Runtime) -> AccessToken:
 async def refresh(
     request: Request, tx: Tx, rt: Runtime, authorization: Annotated[str | None, Header()] = None
 ) -> TokenPair:
-    """Seed 001 sends `Authorization: Bearer <refresh_token>`; a `{refresh_token}` body works too."""
+    """SloughGPT sends `Authorization: Bearer <refresh_token>`; a `{refresh_token}` body works too."""
     body = await _parse(request, RefreshRequest, allow_empty=True)
     presented = body.refresh_token or api_key_from_headers(authorization, None)
     if presented is None:

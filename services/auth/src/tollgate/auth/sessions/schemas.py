@@ -1,4 +1,4 @@
-"""Request and response bodies of /auth/* (seeds 001 and 003)."""
+"""Request and response bodies of /auth/* (SloughGPT and IndoxRouter)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class RefreshRequest(_Body):
 
 
 class TokenRequest(BaseModel):
-    """OAuth2's password grant as seed 003 shows it; clients also send client_id, scope and the
+    """OAuth2's password grant as IndoxRouter shows it; clients also send client_id, scope and the
     like, which are ignored."""
 
     model_config = ConfigDict(extra="ignore")

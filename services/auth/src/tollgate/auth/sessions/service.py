@@ -50,7 +50,7 @@ _MAX_REFRESH_TOKEN_LENGTH = 128
 @dataclass(frozen=True, slots=True)
 class Tokens:
     access_token: str
-    refresh_token: str | None  # None for /auth/token (seed 003 answers an access token only)
+    refresh_token: str | None  # None for /auth/token (IndoxRouter answers an access token only)
     expires_in: int
 
 
@@ -169,7 +169,7 @@ class SessionService:
     async def identify(
         self, session: AsyncSession, caller: Caller, requested_org: str | None = None
     ) -> Identity:
-        """The caller in their credential's organisation, or in `requested_org` (seed 000's
+        """The caller in their credential's organisation, or in `requested_org` (the guard API's
         `Swarms-Organization`) when they are a member of it; an API key stays in its own."""
         accounts = AccountRepository(session)
         org_id = requested_org or caller.org_id

@@ -12,7 +12,7 @@ from tollgate.billing.alerts.models import Alert
 from tollgate.common.money import micros_to_credits
 from tollgate.contracts.v1 import events_pb2
 
-EVENT_TYPE = "cost_alert"  # seed 001's event type
+EVENT_TYPE = "cost_alert"  # SloughGPT's event type
 # Long ids in headers stay on one line (SMTP allows 998 characters) instead of being folded.
 _MAIL_POLICY = policy.SMTP.clone(max_line_length=998)
 

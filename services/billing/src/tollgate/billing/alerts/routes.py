@@ -1,5 +1,5 @@
 """`/cost/webhooks` (endpoints that receive signed alerts) and `/cost/alerts` (what fired, and how
-each delivery went), in seed 001's error envelope. Callers: an owner or admin of the organisation,
+each delivery went), in SloughGPT's error envelope. Callers: an owner or admin of the organisation,
 or a platform admin key naming any organisation with `org_id`."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Errors of the budget and cost routes (rendered in seed 001's envelope by billing/envelope.py)."""
+"""Errors of the budget and cost routes (rendered in SloughGPT's envelope by billing/envelope.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from tollgate.common.errors import InvalidRequest
 
 
 class InvalidParameter(InvalidRequest):
-    """A bad parameter; `details` names it and echoes the value, as seed 001 shows."""
+    """A bad parameter; `details` names it and echoes the value, as SloughGPT shows."""
 
     def __init__(self, message: str, *, param: str, value: Any, **details: Any) -> None:
         super().__init__(message, param=param)

@@ -1,5 +1,5 @@
-"""/cost/budget (set, read, remove budgets), /cost/low-balance and /cost/stats (seed 001), in seed
-001's envelope."""
+"""/cost/budget (set, read, remove budgets), /cost/low-balance and /cost/stats (SloughGPT), in
+SloughGPT's envelope."""
 
 from __future__ import annotations
 

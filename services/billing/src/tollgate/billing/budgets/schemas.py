@@ -1,4 +1,4 @@
-"""Request and response bodies of /cost/budget and /cost/stats (seed 001's shapes, plus exact
+"""Request and response bodies of /cost/budget and /cost/stats (SloughGPT's shapes, plus exact
 *_micros fields next to every amount: the floats are for display, the integers are the money)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 
 class BudgetSet(BaseModel):
-    # The limit per period in credits (seed 001's name, also for daily budgets); null removes it.
+    # The limit per period in credits (SloughGPT's name, also for daily budgets); null removes it.
     monthly_budget: Decimal | None
     alert_threshold: Decimal | None = None  # a fraction of the budget, 0 < x <= 1 (seed: 0.8)
     alert_emails: list[str] = Field(default_factory=list, max_length=20)

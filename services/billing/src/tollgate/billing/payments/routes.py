@@ -1,5 +1,5 @@
-"""Seed 004 admin routes: recharge an API key's organisation (platform admin), list payments
-(platform admin: all; organisation owner/admin: their organisation's)."""
+"""The Bedrock-style gateway's admin routes: recharge an API key's organisation (platform admin), list
+payments (platform admin: all; organisation owner/admin: their organisation's)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ async def recharge(
 
 
 def _int_param(value: str | None, name: str, default: int | None, low: int, high: int | None) -> int | None:
-    """Seed 004 sends empty query values (`?key_id=`): empty means absent."""
+    """The Bedrock-style gateway sends empty query values (`?key_id=`): empty means absent."""
     if value is None or value.strip() == "":
         return default
     try:

@@ -1,4 +1,4 @@
-"""Request and response bodies of the payment routes (seed 004: recharge, payment list)."""
+"""Request and response bodies of the payment routes (the Bedrock-style gateway: recharge, payment list)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Admin model routes (seed 004) and the OpenAI model list. Thin: parse, call the service, shape."""
+"""Admin model routes (the Bedrock-style gateway) and the OpenAI model list. Thin: parse, call the
+service, shape."""
 
 from __future__ import annotations
 

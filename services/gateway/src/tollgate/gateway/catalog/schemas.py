@@ -1,4 +1,4 @@
-"""Request/response shapes of the admin model routes (seed 004) and /v1/models."""
+"""Request/response shapes of the admin model routes (the Bedrock-style gateway) and /v1/models."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ class ModelSaveIn(BaseModel):
     id: int | None = None
     name: str = Field(min_length=1, max_length=200)
     provider: str = Field(min_length=1, max_length=64)
-    # Seed 004 sends a JSON *string*; an object is accepted too.
+    # The Bedrock-style gateway sends a JSON *string*; an object is accepted too.
     config: str | dict[str, Any]
     price_in: Decimal = Field(default=Decimal(0), ge=0)
     price_out: Decimal = Field(default=Decimal(0), ge=0)
-    # Pricing modes beyond seed 004's per-token prices (credits; see docs/billing.md "Pricing modes"):
-    price_request: Decimal = Field(default=Decimal(0), ge=0)  # flat, per request (seed 002's price)
+    # Pricing modes beyond the Bedrock-style gateway's per-token prices (credits; see docs/billing.md
+    # "Pricing modes"):
+    price_request: Decimal = Field(default=Decimal(0), ge=0)  # flat, per request (credit chat's price)
     price_image: Decimal = Field(default=Decimal(0), ge=0)  # per image generated
     price_embedding: Decimal | None = Field(default=None, ge=0)  # per 1M embedded tokens; null: price_in
     # Token classes (docs/billing.md "Token classes"), per 1M tokens; null: the input price for cached

@@ -1,4 +1,4 @@
-"""The credit chat API (seed 002): `POST /api/v1/chat` (1 credit a request, `?batch=1` 2 credits)
+"""The credit chat API: `POST /api/v1/chat` (1 credit a request, `?batch=1` 2 credits)
 and `GET /api/models`.
 
 Priced flat: the model's per-request price, else GATEWAY_DEFAULT_REQUEST_PRICE (1 credit), times

@@ -1,10 +1,10 @@
-"""IndoxRouter (seed 003): `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`
+"""IndoxRouter: `/chat/completions`, `/completions`, `/embeddings`, `/images/generations`
 with `provider` + `model`, `GET /models/{provider}/{model}` and `GET /` health.
 
 `provider` + `model` name a catalog model: the catalog name "<provider>/<model>" first, else the
 catalog name "<model>" when that model's provider is `provider`. Priced by the model's modes
 (`?batch=1` too); `usage.cost` is in credits. Errors: envelopes.indoxrouter_body. `GET /models` and
-`GET /models/{id}` are SloughGPT's (seed 001, the training service's), not these routes.
+`GET /models/{id}` are SloughGPT's (the training service's), not these routes.
 """
 
 from __future__ import annotations

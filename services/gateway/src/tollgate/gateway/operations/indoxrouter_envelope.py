@@ -1,4 +1,4 @@
-"""IndoxRouter's (seed 003) success envelope and its server-sent events stream.
+"""IndoxRouter's success envelope and its server-sent events stream.
 
 Envelope: request_id, created_at, duration_ms, provider, model, success, message, data,
 finish_reason (chat and completions), usage {tokens_prompt, tokens_completion, tokens_total,

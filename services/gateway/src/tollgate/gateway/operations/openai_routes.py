@@ -1,6 +1,6 @@
-"""OpenAI's /v1/completions, /v1/embeddings and /v1/images/generations (seed 004 lists embeddings),
-priced by their modes; errors in OpenAI's envelope. Each answer carries its cost in micro-credits
-in the `x-tollgate-cost-micros` header (streams: in the usage event only)."""
+"""OpenAI's /v1/completions, /v1/embeddings and /v1/images/generations (the Bedrock-style gateway
+lists embeddings), priced by their modes; errors in OpenAI's envelope. Each answer carries its cost
+in micro-credits in the `x-tollgate-cost-micros` header (streams: in the usage event only)."""
 
 from __future__ import annotations
 

@@ -88,7 +88,7 @@ def messages(payload: dict[str, Any]) -> list[dict[str, Any]]:
         role = message.get("role")
         if not isinstance(role, str) or not role:
             raise InvalidRequest(f"'messages[{i}].role' is required.", param=f"messages[{i}].role")
-        # seed 004's doc parts: checked here (400 before any hold), only in list content
+        # the Bedrock-style gateway's doc parts: checked here (400 before any hold), only in list content
         if type(message.get("content")) is list and normalise_parts(message, i):
             payload[DOCS_MARK] = True
     return value

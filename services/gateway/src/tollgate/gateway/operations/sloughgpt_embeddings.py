@@ -1,4 +1,4 @@
-"""SloughGPT's (seed 001) `POST /embeddings` (`model_id`, `texts`, `dimension`) shares its path with
+"""SloughGPT's `POST /embeddings` (`model_id`, `texts`, `dimension`) shares its path with
 IndoxRouter's (`provider`, `model`, `text`): a body naming `model_id` or `texts` is SloughGPT's. Same
 pipeline and price (the model's embedding price); SloughGPT's answer shape and error envelope."""
 

@@ -89,7 +89,7 @@ class PricingPolicy:
     """Gateway-wide settings: GATEWAY_BATCH_MULTIPLIER and GATEWAY_DEFAULT_REQUEST_PRICE."""
 
     batch_multiplier_permille: int = 2 * PERMILLE
-    default_request_micros: int = 1_000_000  # seed 002: 1 credit a request when a model sets none
+    default_request_micros: int = 1_000_000  # the credit chat API: 1 credit a request when a model sets none
 
     @classmethod
     def from_settings(cls, batch_multiplier: float, default_request_micros: int) -> PricingPolicy:
@@ -180,7 +180,8 @@ def cost_micros(
 
 
 def flat_request_cost(prices: PriceList, policy: PricingPolicy, *, batch: bool = False) -> int:
-    """Seed 002's price: the model's per-request price, else the gateway default; tokens are free."""
+    """The credit chat API's price: the model's per-request price, else the gateway default; tokens
+    are free."""
     flat = prices.price_request_micros or policy.default_request_micros
     return apply_batch(flat, batch, policy)
 
@@ -189,7 +190,8 @@ _BATCH_VALUES = {"1": True, "true": True, "0": False, "false": False, "": False}
 
 
 def batch_requested(query_string: bytes) -> bool:
-    """`?batch=1` (seed 002) asks for batch pricing; any query string is parsed only when present."""
+    """`?batch=1` (the credit chat API) asks for batch pricing; any query string is parsed only when
+    present."""
     if b"batch" not in query_string:
         return False
     values = parse_qs(query_string.decode("latin-1"), keep_blank_values=True).get("batch")

@@ -2,7 +2,7 @@
 
 insufficient_credits -> 402 insufficient_credits; budget_exceeded -> 402 budget_exceeded;
 quota_exceeded -> 429 quota_exceeded. Each carries what was required and what was available,
-so seed 002's 402 body can show them.
+so the credit chat API's 402 body can show them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ class CreditsRefused(InsufficientCredits):
 
 
 class QuotaExceeded(TollgateError):
-    """429: the key's monthly quota (seed 004 month_quota) would be exceeded."""
+    """429: the key's monthly quota (the Bedrock-style gateway's month_quota) would be exceeded."""
 
     status_code = 429
     error_type = "insufficient_quota"

@@ -1,4 +1,4 @@
-"""Key permissions at the gateway (seed 001: read / write / delete), decided by the HTTP method:
+"""Key permissions at the gateway (SloughGPT: read / write / delete), decided by the HTTP method:
 reads need `read`, DELETE needs `delete`, everything else `write` (calling a model is a write, as in
 OpenAI's key permissions). Checked right after the key is resolved: before any billing hold,
 upstream call or forward, and answered 403 `permission_denied` in OpenAI's envelope."""

@@ -17,7 +17,7 @@ from tollgate.gateway.providers import content_blocks as blocks
 from tollgate.gateway.providers.documents import TEXT_FORMATS, doc_bytes
 
 PROVIDER = "anthropic"
-# Fields of Anthropic's own that a caller may send as they are (e.g. through seed 003's
+# Fields of Anthropic's own that a caller may send as they are (e.g. through IndoxRouter's
 # additional_params); every other OpenAI field that Anthropic lacks is dropped (docs/providers.md).
 NATIVE_FIELDS = ("top_k", "thinking", "metadata", "service_tier")
 TOOL_CHOICES = {"auto": "auto", "required": "any", "none": "none", "function": "tool"}

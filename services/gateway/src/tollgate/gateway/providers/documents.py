@@ -1,6 +1,6 @@
-"""Seed 004's `type: doc` content parts: checked and normalised once at parse time, then passed
-natively by providers that take documents (bedrock-converse, anthropic) or extracted to text for
-those that take none (openai-compatible).
+"""The Bedrock-style gateway's `type: doc` content parts: checked and normalised once at parse time,
+then passed natively by providers that take documents (bedrock-converse, anthropic) or extracted to
+text for those that take none (openai-compatible).
 
 A caller's part: `{"type": "doc", "doc": {"name", "format", "size", "source": {"bytes": B}}}` where B
 is an object of index → byte (a JS Uint8Array serialised), a list of ints, or a base64 string.

@@ -36,7 +36,7 @@ class OpenAICompatible(Provider):
         self, target: UpstreamTarget, operation: Operation, payload: dict[str, Any], *, stream: bool
     ) -> UpstreamRequest:
         payload["model"] = target.upstream_model
-        if payload.pop(DOCS_MARK, None):  # seed 004's doc parts, as text parts
+        if payload.pop(DOCS_MARK, None):  # the Bedrock-style gateway's doc parts, as text parts
             payload["messages"] = docs_as_text(payload["messages"])
         if stream:
             # Always ask for usage; the relay hides it from clients who did not ask.

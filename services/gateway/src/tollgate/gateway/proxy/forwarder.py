@@ -60,14 +60,14 @@ RULES: tuple[Rule, ...] = (
     Rule("auth", "/admin/audit/"),
     Rule("auth", "/auth/"),
     Rule("auth", "/api/guard/"),
-    Rule("auth", "/api/keys/"),  # seed 002: a signed-in user's keys (and /api/keys itself)
+    Rule("auth", "/api/keys/"),  # the credit chat API: a signed-in user's keys (and /api/keys itself)
     Rule("analytics", "/analytics/"),
     Rule("analytics", "/admin/session/"),
     Rule("analytics", "/admin/thread/"),
     Rule("analytics", "/user/"),
     Rule("training", "/training/"),
     Rule("training", "/fine-tuning/"),
-    # seed 001's model registry; /models/{provider}/{model} is seed 003's, answered by the
+    # SloughGPT's model registry; /models/{provider}/{model} is IndoxRouter's, answered by the
     # gateway's own route before this catch-all is reached (docs/billing.md "Seed routes")
     Rule("training", "/models/"),
     Rule("training", "/v1/files/"),  # OpenAI Files API (fine-tuning data), /v1/files itself too

@@ -1,5 +1,5 @@
 """SloughGPT's generation routes: `POST /generate` and `POST /generate/batch`, the same under `/v1`
-(seed 001's path version). Each runs through the one pipeline (key, model grant, rate limits, hold,
+(SloughGPT's path version). Each runs through the one pipeline (key, model grant, rate limits, hold,
 upstream, usage event with the route as its endpoint) as a chat completion of the prompt; errors
 are SloughGPT's envelope (`INVALID_PARAMETER` with `details`, `RATE_LIMITED`, ...).
 

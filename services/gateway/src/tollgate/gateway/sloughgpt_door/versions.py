@@ -1,4 +1,4 @@
-"""SloughGPT's API versioning (seed 001, "API Versioning"; docs/sloughgpt.md "Versions"):
+"""SloughGPT's API versioning ("API Versioning"; docs/sloughgpt.md "Versions"):
 
 - the path: `/v1/generate` is `/generate`; `/v1` is the only path version;
 - the `API-Version` request header: a dated version (`2024-01`, the one the seed shows and the only

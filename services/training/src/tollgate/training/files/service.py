@@ -46,7 +46,7 @@ class FileService:
         return self._checked(examples, fmt)
 
     def check_inline(self, items: Sequence[Any], *, param: str) -> tuple[CheckedFile, bytes]:
-        """Seed 001's inline `training_data` (a list of examples): checked like a file's lines and
+        """SloughGPT's inline `training_data` (a list of examples): checked like a file's lines and
         turned into the JSONL file the job will read. `line` is the 1-based item number."""
         if len(items) > self.max_lines:
             raise InvalidFile(f"{param}: at most {self.max_lines} examples.", param=param)

@@ -1,4 +1,4 @@
-"""Jobs as each surface shows them: OpenAI's fine_tuning.job (events, checkpoints) and seed 001's
+"""Jobs as each surface shows them: OpenAI's fine_tuning.job (events, checkpoints) and SloughGPT's
 training status."""
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def openai_checkpoint(job: Job, ckpt: Checkpoint) -> dict[str, Any]:
     }
 
 
-# seed 001 says "training" for a running job; the other words are ours, in its style
+# SloughGPT says "training" for a running job; the other words are ours, in its style
 _SEED_STATUS = {
     VALIDATING: "queued",
     QUEUED: "queued",
@@ -87,7 +87,7 @@ _SEED_STATUS = {
 
 
 def seed_job(job: Job, now: datetime) -> dict[str, Any]:
-    """GET /training/jobs/{id} (and /fine-tuning/jobs/{id}) in seed 001's shape."""
+    """GET /training/jobs/{id} (and /fine-tuning/jobs/{id}) in SloughGPT's shape."""
     metrics: dict[str, Any] = {}
     if job.loss is not None:
         metrics["loss"] = round(job.loss, 6)

@@ -1,4 +1,4 @@
-"""From each surface's body to one JobRequest: "auto" decided, seed 001's names mapped."""
+"""From each surface's body to one JobRequest: "auto" decided, SloughGPT's names mapped."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request bodies of the two job surfaces: OpenAI fine-tuning and seed 001 training/fine-tuning."""
+"""Request bodies of the two job surfaces: OpenAI fine-tuning and SloughGPT training/fine-tuning."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ class OpenAIJobCreate(BaseModel):
 
 
 class SeedConfig(BaseModel):
-    """Seed 001's `config` (epochs also as `epochs`, as the seed's SDK example sends)."""
+    """SloughGPT's `config` (epochs also as `epochs`, as its SDK example sends)."""
 
     batch_size: int | None = Field(default=None, ge=1, le=256)
     learning_rate: float | None = Field(default=None, gt=0, le=1)

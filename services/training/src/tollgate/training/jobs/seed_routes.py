@@ -1,4 +1,4 @@
-"""Seed 001's training and fine-tuning jobs: POST/GET /training/jobs[/{id}], POST .../{id}/stop,
+"""SloughGPT's training and fine-tuning jobs: POST/GET /training/jobs[/{id}], POST .../{id}/stop,
 POST/GET /fine-tuning/jobs[/{id}] (inline prompt/completion data, LoRA hyperparameters)."""
 
 from __future__ import annotations

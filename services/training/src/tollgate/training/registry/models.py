@@ -1,4 +1,4 @@
-"""ORM table of the model registry (seed 001 /models): base models and fine-tuned models."""
+"""ORM table of the model registry (SloughGPT's /models): base models and fine-tuned models."""
 
 from __future__ import annotations
 

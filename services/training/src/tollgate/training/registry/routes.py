@@ -1,4 +1,4 @@
-"""Seed 001's model registry: GET /models (paged), POST /models, GET/DELETE /models/{id}; and
+"""SloughGPT's model registry: GET /models (paged), POST /models, GET/DELETE /models/{id}; and
 OpenAI's DELETE /v1/models/{model} for a fine-tuned model."""
 
 from __future__ import annotations

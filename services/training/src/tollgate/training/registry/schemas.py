@@ -1,4 +1,4 @@
-"""Seed 001's model registry shapes (/models)."""
+"""SloughGPT's model registry shapes (/models)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _size(size_bytes: int | None) -> str | None:
 
 
 def model_summary(m: RegistryModel) -> dict[str, Any]:
-    """A list item: seed 001's fields plus where the model comes from and how it is served."""
+    """A list item: SloughGPT's fields plus where the model comes from and how it is served."""
     out: dict[str, Any] = {
         "id": m.id,
         "name": m.name,

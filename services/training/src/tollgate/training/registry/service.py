@@ -1,4 +1,4 @@
-"""Registry rules (seed 001 /models): platform admins register base models (their GGUF and their
+"""Registry rules (SloughGPT's /models): platform admins register base models (their GGUF and their
 training price); an organisation registers its own models on a base and trains them; a deployed
 fine-tuned model is deleted everywhere (catalog, adapter) when its model is deleted. Never commits."""
 
