@@ -92,9 +92,10 @@ class Ledger:
 class Traffic:
     """Paid chat requests from several keys, CONCURRENCY at a time, in a thread of its own."""
 
-    def __init__(self, gateway_url: str, keys: list[tuple[str, str]]) -> None:
+    def __init__(self, gateway_url: str, keys: list[tuple[str, str]], model: str = "sim-chat") -> None:
         self._url = gateway_url
         self._keys = keys  # (api key, org id)
+        self._model = model
         self.ledger = Ledger()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), daemon=True)
@@ -118,7 +119,7 @@ class Traffic:
     async def _worker(self, client: httpx.AsyncClient, n: int) -> None:
         key, org = self._keys[n % len(self._keys)]
         body = {
-            "model": "sim-chat",
+            "model": self._model,
             "messages": [{"role": "user", "content": "one two three"}],
             "max_tokens": 6,
         }
@@ -275,3 +276,59 @@ def test_paid_traffic_through_every_component_killed_in_turn_keeps_money_exact(f
     )
     reconcile = admin.get("/admin/payment/reconcile")
     assert reconcile.status_code == 200 and reconcile.json()["healthy"] is True, reconcile.text
+
+
+def test_a_gateway_stopped_with_sigterm_under_paid_traffic_finishes_what_it_accepted(faults: Stack) -> None:
+    """Graceful drain (issue 13): SIGTERM while 8 clients send paid requests that take 0.3 s upstream.
+    The requests in flight are answered, their usage reaches the ledger (the background tasks that
+    send marks and events run until the HTTP server has drained), and nothing the stop cut short or
+    refused is charged."""
+    config = faults.cfg
+    gateway = config.url("gateway")
+    admin = httpx.Client(
+        base_url=gateway, headers={"Authorization": f"Bearer {config.admin_api_key}"}, timeout=30
+    )
+    register_model(admin, "sim-chat-slow", "sim-chat-slow", config.url("upstream_sim"))
+    keys = []
+    for i in range(2):
+        applied = admin.post("/admin/api-key/apply", json={"name": f"drain-{i}-{uuid.uuid4().hex[:6]}"})
+        assert applied.status_code == 200, applied.text
+        key, org = applied.json()["api_key"], applied.json()["org_id"]
+        assert admin.post("/admin/api-key/recharge", json={"api_key": key, "balance": 100}).status_code == 200
+        keys.append((key, org))
+    orgs = [org for _, org in keys]
+    with Traffic(gateway, keys, model="sim-chat-slow") as traffic:
+        wait_until(lambda: len(traffic.ledger.answered) >= 40, what="traffic to flow")
+        stopping = time.monotonic()
+        faults.stop_service("gateway")  # SIGTERM, and waits for the process to exit
+        stopped = time.monotonic()
+        faults.start_service("gateway")
+        restarted = time.monotonic()
+        wait_until(
+            lambda: traffic.answered_since(restarted) >= 20, timeout=60, what="traffic after the restart"
+        )
+    ledger = traffic.ledger
+    drained = [
+        rid for rid, (sent, answered) in ledger.timeline.items() if sent < stopping < answered < stopped
+    ]
+    print(
+        f"answered {len(ledger.answered)} ({len(drained)} while draining), refused {len(ledger.refused)}, "
+        f"broken {len(ledger.broken)}; stop took {stopped - stopping:.2f} s"
+    )
+    assert drained, "no request was in flight when SIGTERM came: the test proved nothing"
+    wait_until(
+        lambda: set(ledger.answered) <= set(_charges(config, orgs)),
+        timeout=60,
+        what="every answered request, the drained ones included, to be charged",
+    )
+    charges = _charges(config, orgs)
+    for rid, (_org, cost) in ledger.answered.items():
+        assert charges[rid] == [cost], rid
+    assert set(charges) <= set(ledger.answered)  # nothing cut short, refused or never read is charged
+    wait_until(
+        lambda: all(grpc_balance(config, org).held_micros == 0 for org in orgs),
+        timeout=HOLD_TTL_S + 30,
+        what="no hold left",
+    )
+    wallets = _wallets(config, orgs)
+    assert all(balance == ledger_sum for balance, ledger_sum in wallets.values())

@@ -25,6 +25,10 @@ class _Server(uvicorn.Server):
         yield
 
 
+HTTP_GRACE_S = 20.0  # then the shutdown hooks (usage flush, holds back) run within the pod's 30 s
+GRPC_GRACE_S = 5.0
+
+
 async def serve(
     app: ASGIApp,
     host: str,
@@ -43,6 +47,8 @@ async def serve(
         loop="none",
         lifespan="off",
         timeout_keep_alive=30,
+        # in-flight requests get this long after SIGTERM; Kubernetes SIGKILLs at its grace period (30 s)
+        timeout_graceful_shutdown=HTTP_GRACE_S,
         backlog=2048,
         # never rewrite the client address from X-Forwarded-For: the gateway is the edge and sets it
         proxy_headers=False,
@@ -69,16 +75,21 @@ async def serve(
         if finished is not stop_task and finished.exception() is not None:
             cause = finished.exception()
             log.error("task failed, shutting down", exc_info=cause)
+    # Drain first, with every background task still running: uvicorn stops accepting, closes idle
+    # connections and lets requests and streams in flight finish (their hold marks, usage events and
+    # rate-limit true-ups need the tasks that send them); the gRPC server does the same meanwhile.
     server.should_exit = True
+    grpc_stopped = asyncio.create_task(grpc_server.stop(grace=GRPC_GRACE_S)) if grpc_server else None
+    with contextlib.suppress(Exception):
+        await http_task
+    if grpc_stopped is not None:
+        with contextlib.suppress(Exception):
+            await grpc_stopped
     for task in tasks:
         task.cancel()
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-    if grpc_server is not None:
-        await grpc_server.stop(grace=2)
-    with contextlib.suppress(Exception):
-        await http_task
     for hook in on_shutdown or []:
         try:
             await hook()
