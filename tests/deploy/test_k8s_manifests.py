@@ -7,6 +7,7 @@ from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from kustomize_loader import build
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
@@ -160,6 +161,19 @@ def test_only_the_gateway_is_reachable_from_outside_the_platform(manifests: list
     for deployment in _of_kind(manifests, "Deployment").values():  # every pod carries the label
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "tollgate"
+
+
+def test_images_are_set_in_one_place() -> None:
+    """Every image a Deployment runs is named in base's `images:`, so an overlay pins registry and tag
+    once; the training job pods use the training image too."""
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text())
+    pinned = {entry["name"] for entry in kustomization["images"]}
+    base = build(K8S / "base")
+    for name, deployment in _of_kind(base, "Deployment").items():
+        image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert image.rsplit(":", 1)[0] in pinned, (name, image)
+    job_image = _of_kind(base, "ConfigMap")["tollgate-config"]["data"]["TRAINING_K8S_IMAGE"]
+    assert job_image.rsplit(":", 1)[0] == "tollgate/training"
 
 
 def test_gateway_has_an_hpa_and_a_disruption_budget(manifests: list[dict[str, Any]]) -> None:
