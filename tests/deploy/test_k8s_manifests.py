@@ -163,6 +163,24 @@ def test_only_the_gateway_is_reachable_from_outside_the_platform(manifests: list
         assert labels["app.kubernetes.io/part-of"] == "tollgate"
 
 
+def test_migrations_run_as_one_job_and_no_pod_migrates_on_start(manifests: list[dict[str, Any]]) -> None:
+    config = _of_kind(manifests, "ConfigMap")["tollgate-config"]["data"]
+    secret = _of_kind(manifests, "Secret")["tollgate-secrets"]["stringData"]
+    job = _of_kind(manifests, "Job")["migrate"]["spec"]["template"]["spec"]
+    migrated = []
+    for init in job["initContainers"]:
+        service = init["name"]
+        prefix = service.upper() + "_"
+        assert config[f"{prefix}RUN_MIGRATIONS"] == "false", service  # the same switch for every service
+        assert init["image"].startswith(f"tollgate/{service}:"), service
+        assert init["command"] == ["/app/.venv/bin/python", "-m", f"tollgate.{service}.migrate"]
+        refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in init["env"]}
+        assert refs[f"{prefix}DATABASE_URL"] in secret, service
+        migrated.append(service)
+    assert sorted(migrated) == sorted(SERVICES)  # every database, each from its own image
+    assert job["restartPolicy"] == "OnFailure" and job["automountServiceAccountToken"] is False
+
+
 def test_images_are_set_in_one_place() -> None:
     """Every image a Deployment runs is named in base's `images:`, so an overlay pins registry and tag
     once; the training job pods use the training image too."""

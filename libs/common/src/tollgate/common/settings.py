@@ -15,6 +15,9 @@ class ServiceSettings(BaseSettings):
     # start (secret_policy.py). One variable for every service, whatever its prefix.
     environment: str = Field(default="development", validation_alias=AliasChoices("TOLLGATE_ENV"))
     service_name: str = "tollgate"
+    # Alembic migrations to head when the process starts (<P>RUN_MIGRATIONS, the same switch for every
+    # service). deploy/k8s turns it off and runs `python -m tollgate.<service>.migrate` as a Job.
+    run_migrations: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate"

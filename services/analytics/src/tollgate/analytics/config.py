@@ -19,7 +19,6 @@ class AnalyticsSettings(ServiceSettings):
     http_port: int = 8083
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_analytics"
     alembic_ini: str = str(_DEFAULT_ALEMBIC_INI)
-    run_migrations: bool = True
     consumer_group: str = "analytics-usage"
     # Upper bound on one consumed batch: one INSERT and one transaction per batch.
     consume_max_records: int = 500

@@ -54,7 +54,8 @@ async def main(settings: AuthSettings | None = None) -> None:
         log,
     )
 
-    await migrate(str(settings.alembic_ini), settings.database_url)
+    if settings.run_migrations:
+        await migrate(str(settings.alembic_ini), settings.database_url)
 
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     sessions = make_sessionmaker(engine)

@@ -47,7 +47,6 @@ class BillingSettings(ServiceSettings):
     # Only the crash test sets this ("crash_after_db_commit").
     failpoint: str = ""
     # Run Alembic to head at start; the alembic.ini next to the package unless overridden.
-    migrate_on_start: bool = True
     alembic_ini: str = ""
 
     # ---- alerts: the dispatcher in tollgate-billing-worker, e-mail, webhooks ----

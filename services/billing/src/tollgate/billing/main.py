@@ -151,7 +151,7 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
     configure_tracing(
         service, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
-    if settings.migrate_on_start:
+    if settings.run_migrations:
         # an advisory lock in the Alembic env serialises concurrent starters
         await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
     registry = CollectorRegistry()

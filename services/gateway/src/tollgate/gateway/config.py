@@ -101,4 +101,3 @@ class GatewaySettings(ServiceSettings):
     # The request id becomes the billing hold id and the usage event id, and consumers dedupe on it:
     # trusting a client-chosen id would let a replayed id ride on an earlier request's charge.
     trust_client_request_id: bool = False
-    run_migrations: bool = True

@@ -20,7 +20,6 @@ class TrainingSettings(ServiceSettings):
     http_port: int = 8084
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_training"
     alembic_ini: str = str(_DEFAULT_ALEMBIC_INI)
-    run_migrations: bool = True
     auth_timeout_s: float = 2.0
     billing_timeout_s: float = 5.0
 
