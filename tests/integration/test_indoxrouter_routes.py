@@ -206,7 +206,7 @@ def test_error_envelope(
     assert balance_micros(gateway_url, account.key) == 1_000_000
 
 
-def test_a_used_up_month_quota_is_429_in_the_seed_envelope(
+def test_a_used_up_month_quota_is_429_in_indoxrouters_envelope(
     provider: tuple[str, str], new_account: Callable[..., Account], admin: httpx.Client, gateway_url: str
 ) -> None:
     account = new_account(credits=1)

@@ -159,7 +159,7 @@ async def test_usage_by_day_with_x_api_key_and_default_window(
     assert store.queries == [("day", "org_a", dt.date(2023, 12, 22), dt.date(2024, 1, 20))]
 
 
-async def test_bad_date_is_400_invalid_parameter_in_the_seed_envelope(client: httpx.AsyncClient) -> None:
+async def test_bad_date_is_400_invalid_parameter_in_sloughgpts_envelope(client: httpx.AsyncClient) -> None:
     resp = await client.get(
         "/analytics/usage",
         params={"start_date": "2024-01-32"},

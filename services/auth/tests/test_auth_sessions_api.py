@@ -99,7 +99,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize(("path", "raw"), MALFORMED)
-async def test_malformed_bodies_are_400_in_the_seed_envelope_and_write_nothing(
+async def test_malformed_bodies_are_400_in_sloughgpts_envelope_and_write_nothing(
     auth_http: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], path: str, raw: bytes
 ) -> None:
     before = await _count_users(sessions)
@@ -166,7 +166,7 @@ async def test_me_refuses_missing_or_bad_credentials(
     assert_seed_error(await auth_http.get("/auth/me", headers=headers), 401, "UNAUTHORIZED")
 
 
-async def test_unknown_auth_routes_use_the_seed_envelope_and_admin_routes_keep_openai(
+async def test_unknown_auth_routes_use_sloughgpts_envelope_and_admin_routes_keep_openai(
     auth_http: httpx.AsyncClient,
 ) -> None:
     assert_seed_error(await auth_http.get("/auth/nothing-here"), 404, "NOT_FOUND")

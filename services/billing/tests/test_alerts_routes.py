@@ -75,7 +75,7 @@ def as_(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def seed_error(resp: httpx.Response, status: int, code: str) -> dict[str, object]:
+def sloughgpt_error(resp: httpx.Response, status: int, code: str) -> dict[str, object]:
     assert resp.status_code == status, resp.text
     error = resp.json()["error"]
     assert error["code"] == code and error["message"] and "request_id" in error
@@ -106,22 +106,26 @@ async def test_an_owner_creates_lists_and_deletes_webhooks_and_the_secret_is_sho
         "deleted": True,
     }
     assert (await client.get("/cost/webhooks", headers=as_("owner"))).json()["data"] == []
-    seed_error(await client.delete(f"/cost/webhooks/{created['id']}", headers=as_("owner")), 404, "NOT_FOUND")
+    sloughgpt_error(
+        await client.delete(f"/cost/webhooks/{created['id']}", headers=as_("owner")), 404, "NOT_FOUND"
+    )
 
 
 async def test_members_and_other_orgs_are_refused(client: httpx.AsyncClient, org: str) -> None:
     body = {"url": "https://hooks.example.com/a"}
-    seed_error(await client.post("/cost/webhooks", json=body, headers=as_("member")), 403, "FORBIDDEN")
-    seed_error(await client.get("/cost/alerts", headers=as_("member")), 403, "FORBIDDEN")
-    seed_error(
+    sloughgpt_error(await client.post("/cost/webhooks", json=body, headers=as_("member")), 403, "FORBIDDEN")
+    sloughgpt_error(await client.get("/cost/alerts", headers=as_("member")), 403, "FORBIDDEN")
+    sloughgpt_error(
         await client.post("/cost/webhooks", json={**body, "org_id": "org_x"}, headers=as_("owner")),
         403,
         "FORBIDDEN",
     )
-    seed_error(await client.get("/cost/webhooks"), 401, "UNAUTHORIZED")
-    seed_error(await client.get("/cost/webhooks", headers=as_("nope")), 401, "UNAUTHORIZED")
+    sloughgpt_error(await client.get("/cost/webhooks"), 401, "UNAUTHORIZED")
+    sloughgpt_error(await client.get("/cost/webhooks", headers=as_("nope")), 401, "UNAUTHORIZED")
     hook = (await client.post("/cost/webhooks", json=body, headers=as_("owner"))).json()
-    seed_error(await client.delete(f"/cost/webhooks/{hook['id']}", headers=as_("stranger")), 404, "NOT_FOUND")
+    sloughgpt_error(
+        await client.delete(f"/cost/webhooks/{hook['id']}", headers=as_("stranger")), 404, "NOT_FOUND"
+    )
     # a platform admin manages any organisation by naming it
     listed = (await client.get(f"/cost/webhooks?org_id={org}", headers=as_("platform"))).json()["data"]
     assert [w["id"] for w in listed] == [hook["id"]]
@@ -139,7 +143,7 @@ async def test_members_and_other_orgs_are_refused(client: httpx.AsyncClient, org
 async def test_bad_webhook_bodies_are_400_invalid_parameter_and_write_nothing(
     client: httpx.AsyncClient, body: dict[str, str], param: str
 ) -> None:
-    error = seed_error(
+    error = sloughgpt_error(
         await client.post("/cost/webhooks", json=body, headers=as_("owner")), 400, "INVALID_PARAMETER"
     )
     assert error["details"]["parameter"] == param  # type: ignore[index]
@@ -177,4 +181,4 @@ async def test_alerts_are_listed_newest_first_with_deliveries_and_attempts(
     rest = (await client.get(f"/cost/alerts?before_id={page['data'][1]['id']}", headers=as_("owner"))).json()
     assert [a["threshold_pct"] for a in rest["data"]] == [50] and rest["has_more"] is False
     assert (await client.get("/cost/alerts", headers=as_("stranger"))).json()["data"] == []
-    seed_error(await client.get("/cost/alerts?limit=0", headers=as_("owner")), 400, "INVALID_PARAMETER")
+    sloughgpt_error(await client.get("/cost/alerts?limit=0", headers=as_("owner")), 400, "INVALID_PARAMETER")

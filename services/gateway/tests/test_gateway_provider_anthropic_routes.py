@@ -187,7 +187,7 @@ async def test_an_error_event_mid_stream_is_relayed_and_what_was_sent_is_billed(
     assert event.cost_micros > 0
 
 
-async def test_seed_routes_use_the_provider_too(harness: Harness) -> None:
+async def test_product_routes_use_the_provider_too(harness: Harness) -> None:
     body = {
         "provider": "anthropic",
         "model": "claude-sim",

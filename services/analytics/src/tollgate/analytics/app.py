@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.analytics.config import AnalyticsSettings
 from tollgate.analytics.dependencies import Authenticator
-from tollgate.analytics.errors import seed_error_body
+from tollgate.analytics.errors import sloughgpt_error_envelope
 from tollgate.analytics.usage.routes import router as usage_router
 from tollgate.analytics.usage.service import UsageService
 from tollgate.common.errors import TollgateError
@@ -37,7 +37,9 @@ def build_app(
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
 ) -> FastAPI:
-    app = create_app("analytics", registry, error_renderer=seed_error_body, health_check=health_check)
+    app = create_app(
+        "analytics", registry, error_renderer=sloughgpt_error_envelope, health_check=health_check
+    )
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.auth_client = auth_client
@@ -46,10 +48,10 @@ def build_app(
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
-        # Still answer in the seed envelope (with the request id to find the logged traceback).
+        # Still answer in SloughGPT's envelope (with the request id to find the logged traceback).
         log.exception("unhandled error")
         err = TollgateError("Internal server error.")
-        return ORJSONResponse(seed_error_body(request, err), status_code=500)
+        return ORJSONResponse(sloughgpt_error_envelope(request, err), status_code=500)
 
     app.include_router(usage_router)
     return app

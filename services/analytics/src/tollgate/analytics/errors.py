@@ -20,5 +20,5 @@ class InvalidParameter(InvalidRequest):
         self.details: dict[str, Any] = {"parameter": param, "value": value, **details}
 
 
-def seed_error_body(request: Request, exc: TollgateError) -> dict[str, Any]:
+def sloughgpt_error_envelope(request: Request, exc: TollgateError) -> dict[str, Any]:
     return sloughgpt_error_body(request, exc)

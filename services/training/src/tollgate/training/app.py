@@ -19,8 +19,8 @@ from tollgate.training.errors import render_error
 from tollgate.training.files.routes import router as files_router
 from tollgate.training.files.service import FileService
 from tollgate.training.jobs.openai_routes import router as openai_jobs_router
-from tollgate.training.jobs.seed_routes import router as seed_jobs_router
 from tollgate.training.jobs.service import JobService
+from tollgate.training.jobs.sloughgpt_routes import router as sloughgpt_jobs_router
 from tollgate.training.metrics import ApiMetrics
 from tollgate.training.registry.routes import router as registry_router
 
@@ -55,6 +55,6 @@ def build_app(
 
     app.include_router(files_router)
     app.include_router(openai_jobs_router)
-    app.include_router(seed_jobs_router)
+    app.include_router(sloughgpt_jobs_router)
     app.include_router(registry_router)
     return app

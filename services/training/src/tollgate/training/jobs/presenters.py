@@ -86,7 +86,7 @@ _SEED_STATUS = {
 }
 
 
-def seed_job(job: Job, now: datetime) -> dict[str, Any]:
+def sloughgpt_job(job: Job, now: datetime) -> dict[str, Any]:
     """GET /training/jobs/{id} (and /fine-tuning/jobs/{id}) in SloughGPT's shape."""
     metrics: dict[str, Any] = {}
     if job.loss is not None:

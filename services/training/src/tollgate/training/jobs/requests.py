@@ -9,9 +9,9 @@ from tollgate.training.jobs.schemas import (
     LoraHyperparameters,
     OpenAIHyperparameters,
     OpenAIJobCreate,
-    SeedConfig,
-    SeedResources,
-    SeedTrainingJobCreate,
+    SloughGPTResources,
+    SloughGPTTrainingConfig,
+    SloughGPTTrainingJobCreate,
 )
 from tollgate.training.jobs.service import JobRequest
 
@@ -86,8 +86,8 @@ def _int(value: str | int, param: str, upper: int) -> int | None:
     return value
 
 
-def seed_hyper(
-    settings: TrainingSettings, config: SeedConfig, lora: LoraHyperparameters | None = None
+def sloughgpt_hyper(
+    settings: TrainingSettings, config: SloughGPTTrainingConfig, lora: LoraHyperparameters | None = None
 ) -> Hyperparameters:
     multiplier = None if config.learning_rate is None else config.learning_rate / settings.base_learning_rate
     return _hyper(
@@ -101,7 +101,7 @@ def seed_hyper(
     )
 
 
-def seed_resources(resources: SeedResources) -> Resources:
+def sloughgpt_resources(resources: SloughGPTResources) -> Resources:
     return Resources(
         cpu_cores=resources.cpu_cores,
         memory_gb=resources.memory_gb,
@@ -110,12 +110,12 @@ def seed_resources(resources: SeedResources) -> Resources:
     )
 
 
-def seed_training_request(body: SeedTrainingJobCreate, settings: TrainingSettings) -> JobRequest:
+def sloughgpt_training_request(body: SloughGPTTrainingJobCreate, settings: TrainingSettings) -> JobRequest:
     return JobRequest(
         surface="training",
         model_ref=body.model_id,
         training_file_id=body.dataset_path,
         validation_file_id=body.validation_path,
-        hyperparameters=seed_hyper(settings, body.config),
-        resources=seed_resources(body.resources),
+        hyperparameters=sloughgpt_hyper(settings, body.config),
+        resources=sloughgpt_resources(body.resources),
     )

@@ -38,7 +38,7 @@ class OpenAIJobCreate(BaseModel):
     integrations: list[Any] | None = None
 
 
-class SeedConfig(BaseModel):
+class SloughGPTTrainingConfig(BaseModel):
     """SloughGPT's `config` (epochs also as `epochs`, as its SDK example sends)."""
 
     batch_size: int | None = Field(default=None, ge=1, le=256)
@@ -49,7 +49,7 @@ class SeedConfig(BaseModel):
     save_steps: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
-class SeedResources(BaseModel):
+class SloughGPTResources(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     gpu_type: str | None = Field(default=None, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
@@ -58,12 +58,12 @@ class SeedResources(BaseModel):
     memory_gb: float = Field(default=0, ge=0, le=2048)
 
 
-class SeedTrainingJobCreate(BaseModel):
+class SloughGPTTrainingJobCreate(BaseModel):
     model_id: str = Field(min_length=1, max_length=200)
     dataset_path: str = Field(min_length=1, max_length=64)  # a file id from POST /v1/files
     validation_path: str | None = Field(default=None, max_length=64)
-    config: SeedConfig = Field(default_factory=SeedConfig)
-    resources: SeedResources = Field(default_factory=SeedResources)
+    config: SloughGPTTrainingConfig = Field(default_factory=SloughGPTTrainingConfig)
+    resources: SloughGPTResources = Field(default_factory=SloughGPTResources)
 
 
 class LoraHyperparameters(BaseModel):
@@ -72,10 +72,10 @@ class LoraHyperparameters(BaseModel):
     lora_dropout: float | None = Field(default=None, ge=0, lt=1)
 
 
-class SeedFineTuningJobCreate(BaseModel):
+class SloughGPTFineTuningJobCreate(BaseModel):
     base_model_id: str = Field(min_length=1, max_length=200)
     training_data: list[Any] = Field(min_length=1)
-    config: SeedConfig = Field(default_factory=SeedConfig)
+    config: SloughGPTTrainingConfig = Field(default_factory=SloughGPTTrainingConfig)
     hyperparameters: LoraHyperparameters = Field(default_factory=LoraHyperparameters)
-    resources: SeedResources = Field(default_factory=SeedResources)
+    resources: SloughGPTResources = Field(default_factory=SloughGPTResources)
     suffix: str | None = Field(default=None, max_length=64)

@@ -14,10 +14,10 @@ from tollgate.training.dependencies import PrincipalDep, SessionDep
 from tollgate.training.files.repository import FileRepository
 from tollgate.training.files.service import FileService
 from tollgate.training.jobs.creation import cancel_job, create_job
-from tollgate.training.jobs.presenters import seed_job
+from tollgate.training.jobs.presenters import sloughgpt_job
 from tollgate.training.jobs.repository import JobRepository
-from tollgate.training.jobs.requests import seed_hyper, seed_resources, seed_training_request
-from tollgate.training.jobs.schemas import SeedFineTuningJobCreate, SeedTrainingJobCreate
+from tollgate.training.jobs.requests import sloughgpt_hyper, sloughgpt_resources, sloughgpt_training_request
+from tollgate.training.jobs.schemas import SloughGPTFineTuningJobCreate, SloughGPTTrainingJobCreate
 from tollgate.training.jobs.service import JobRequest, JobService
 
 router = APIRouter()
@@ -29,14 +29,14 @@ def _now() -> datetime:
 
 async def _get(request: Request, job_id: str, principal: PrincipalDep, session: SessionDep) -> dict[str, Any]:
     service: JobService = request.app.state.jobs
-    return seed_job(await service.get(session, principal.org_id, job_id), _now())
+    return sloughgpt_job(await service.get(session, principal.org_id, job_id), _now())
 
 
 async def _list(session: SessionDep, org_id: str, surface: str, page: int, per_page: int) -> dict[str, Any]:
     rows = await JobRepository(session).page(org_id, None, page * per_page + 1, (surface,))
     items = rows[(page - 1) * per_page : page * per_page]
     return {
-        "jobs": [seed_job(j, _now()) for j in items],
+        "jobs": [sloughgpt_job(j, _now()) for j in items],
         "page": page,
         "per_page": per_page,
         "has_more": len(rows) > page * per_page,
@@ -45,12 +45,12 @@ async def _list(session: SessionDep, org_id: str, surface: str, page: int, per_p
 
 @router.post("/training/jobs", status_code=201)
 async def create_training_job(
-    request: Request, body: SeedTrainingJobCreate, principal: PrincipalDep, session: SessionDep
+    request: Request, body: SloughGPTTrainingJobCreate, principal: PrincipalDep, session: SessionDep
 ) -> ORJSONResponse:
     job = await create_job(
-        request, session, principal, seed_training_request(body, request.app.state.settings)
+        request, session, principal, sloughgpt_training_request(body, request.app.state.settings)
     )
-    return ORJSONResponse(seed_job(job, _now()), status_code=201)
+    return ORJSONResponse(sloughgpt_job(job, _now()), status_code=201)
 
 
 @router.get("/training/jobs")
@@ -74,12 +74,12 @@ async def get_training_job(
 async def stop_training_job(
     request: Request, job_id: str, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
-    return seed_job(await cancel_job(request, session, principal, job_id), _now())
+    return sloughgpt_job(await cancel_job(request, session, principal, job_id), _now())
 
 
 @router.post("/fine-tuning/jobs", status_code=201)
 async def create_fine_tuning_job(
-    request: Request, body: SeedFineTuningJobCreate, principal: PrincipalDep, session: SessionDep
+    request: Request, body: SloughGPTFineTuningJobCreate, principal: PrincipalDep, session: SessionDep
 ) -> ORJSONResponse:
     settings = request.app.state.settings
     files: FileService = request.app.state.files
@@ -92,8 +92,8 @@ async def create_fine_tuning_job(
         model_ref=body.base_model_id,
         training_file_id=stored.id,
         validation_file_id=None,
-        hyperparameters=seed_hyper(settings, body.config, body.hyperparameters),
-        resources=seed_resources(body.resources),
+        hyperparameters=sloughgpt_hyper(settings, body.config, body.hyperparameters),
+        resources=sloughgpt_resources(body.resources),
         suffix=body.suffix,
     )
     try:
@@ -101,7 +101,7 @@ async def create_fine_tuning_job(
     except BaseException:
         await files.storage.delete(stored.storage_path)  # refused (402) or failed: nothing stays
         raise
-    return ORJSONResponse({**seed_job(job, _now()), "training_file": stored.id}, status_code=201)
+    return ORJSONResponse({**sloughgpt_job(job, _now()), "training_file": stored.id}, status_code=201)
 
 
 @router.get("/fine-tuning/jobs")
@@ -125,4 +125,4 @@ async def get_fine_tuning_job(
 async def stop_fine_tuning_job(
     request: Request, job_id: str, principal: PrincipalDep, session: SessionDep
 ) -> dict[str, Any]:
-    return seed_job(await cancel_job(request, session, principal, job_id), _now())
+    return sloughgpt_job(await cancel_job(request, session, principal, job_id), _now())
