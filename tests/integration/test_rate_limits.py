@@ -297,3 +297,21 @@ def test_indoxrouter_limits_each_key_per_hour(
     assert refused["status_code"] == 429 and "requests per hour" in refused["message"]
     assert 50 <= int(answers[-1].headers["retry-after"]) <= 61  # one request comes back a minute
     assert ask(other).status_code == 200
+
+
+def test_a_keys_tier_sets_its_limits(
+    new_account: Callable[..., Account], admin: httpx.Client, gateway_url: str, model: tuple[str, str]
+) -> None:
+    """SloughGPT's `free` tier (100 requests a minute, 10,000 tokens a day) on a key: its answers carry
+    the tier's numbers, and a request asking for more tokens than the day allows is refused at once,
+    before anything is held or sent."""
+    account = new_account(credits=1)
+    assert admin.post("/admin/api-key/limits", json={"id": account.key_id, "tier": "free"}).status_code == 200
+    answer = chat(gateway_url, account.key, model[0])
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-ratelimit-limit"] == "100" and answer.headers["x-ratelimit-remaining"] == "99"
+    greedy = chat(gateway_url, account.key, model[0], max_tokens=20_000)
+    assert greedy.status_code == 429, greedy.text
+    message = greedy.json()["error"]["message"]
+    assert "Request too large for tokens per day" in message and "Limit 10000" in message
+    assert greedy.headers["x-ratelimit-limit"] == "10000"
