@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from email import message_from_bytes
 from typing import Any
 
+import httpcore
 import httpx
 import orjson
 import pytest
@@ -19,7 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.alerts import endpoints, signing
 from tollgate.billing.alerts.channels import EmailChannel, KafkaChannel, SmtpConfig, WebhookChannel
-from tollgate.billing.alerts.destinations import is_public
+from tollgate.billing.alerts.destinations import (
+    GuardedTransport,
+    PublicNetworkBackend,
+    is_public,
+    parse_networks,
+)
 from tollgate.billing.alerts.models import Alert
 from tollgate.billing.alerts.repository import ClaimedDelivery
 from tollgate.billing.alerts.secretbox import SecretBox
@@ -283,3 +289,55 @@ async def test_kafka_cost_alert_carries_key_event_type_and_trace() -> None:
 async def test_kafka_down_is_a_retryable_failure() -> None:
     result = await KafkaChannel(lambda: FakeProducer(fail=True)).send(delivery("kafka", "t"), alert())
     assert (result.ok, result.permanent) == (False, False) and "broker down" in (result.error or "")
+
+
+class RecordingBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's mock backend, remembering where each connection was asked to go."""
+
+    def __init__(self, answer: bytes) -> None:
+        self.connected: list[tuple[str, int]] = []
+        self._mock = httpcore.AsyncMockBackend([answer])
+
+    async def connect_tcp(
+        self, host: str, port: int, *args: Any, **kwargs: Any
+    ) -> httpcore.AsyncNetworkStream:
+        self.connected.append((host, port))
+        return await self._mock.connect_tcp(host, port)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._mock.sleep(seconds)
+
+
+def guarded_client(resolve: Any, inner: RecordingBackend, allowed: str = "") -> httpx.AsyncClient:
+    backend = PublicNetworkBackend(parse_networks(allowed), resolve=resolve, inner=inner)
+    # no keep-alive: each request opens (and checks) a connection of its own
+    return httpx.AsyncClient(transport=GuardedTransport(backend, httpx.Limits(max_keepalive_connections=0)))
+
+
+async def test_the_webhook_client_connects_only_to_the_address_it_checked() -> None:
+    """DNS rebinding: a name that resolves to a public address, then to loopback. The connection goes
+    to the address that was checked, and the rebound name is refused before any connection."""
+    answers = iter([["8.8.4.4"], ["127.0.0.1"], ["8.8.4.4", "10.0.0.8"]])
+
+    async def resolve(host: str, port: int) -> list[str]:
+        return next(answers)
+
+    inner = RecordingBackend(b"HTTP/1.1 204 No Content\r\n\r\n")
+    async with guarded_client(resolve, inner) as client:
+        assert (await client.post("http://hooks.example/in", content=b"{}")).status_code == 204
+        for _ in range(2):  # rebound to loopback; then one public and one private address
+            with pytest.raises(httpx.ConnectError, match="private, loopback or reserved"):
+                await client.post("http://hooks.example/in", content=b"{}")
+    assert inner.connected == [("8.8.4.4", 80)]  # the checked address, and nothing else
+
+
+async def test_an_operator_may_allow_list_a_private_network() -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["10.20.0.7"]
+
+    inner = RecordingBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    async with guarded_client(resolve, inner, allowed="10.20.0.0/16") as client:
+        assert (await client.post("https://receiver.internal:8443/hook", content=b"{}")).status_code == 200
+    assert inner.connected == [("10.20.0.7", 8443)]
+    with pytest.raises(ValueError):
+        parse_networks("10.20.0.0/16, internal")

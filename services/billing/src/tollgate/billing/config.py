@@ -63,6 +63,8 @@ class BillingSettings(ServiceSettings):
     webhook_timeout_seconds: float = 10.0
     # Webhooks only reach public addresses unless this is set (the local stack sets it).
     webhook_allow_private_networks: bool = False
+    # networks a webhook may reach although private (an operator's own receivers), comma-separated CIDRs
+    webhook_allowed_networks: str = ""
     # SMTP for e-mail alerts; an empty host marks e-mail deliveries failed ("smtp not configured").
     smtp_host: str = ""
     smtp_port: int = 25

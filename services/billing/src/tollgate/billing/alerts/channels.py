@@ -153,19 +153,23 @@ class WebhookChannel:
         *,
         clock: Callable[[], float] = time.time,
         allow_private: bool = False,
+        allowed_networks: tuple[destinations.Network, ...] = (),
     ) -> None:
         self._sessions = sessions
         self._box = box
         self._client = client
         self._clock = clock
         self._allow_private = allow_private
+        self._allowed = allowed_networks
 
     async def send(self, delivery: ClaimedDelivery, alert: Alert) -> SendResult:
         async with self._sessions() as session:
             endpoint = await session.get(WebhookEndpoint, delivery.target)
         if endpoint is None or not endpoint.active:
             return SendResult(False, error="the webhook endpoint was deleted", permanent=True)
-        refused = await destinations.refusal(endpoint.url, allow_private=self._allow_private)
+        refused = await destinations.refusal(
+            endpoint.url, allow_private=self._allow_private, allowed=self._allowed
+        )
         if refused is not None:
             return SendResult(False, error=refused, permanent=True)
         secret = self._box.decrypt(endpoint.secret_encrypted)
@@ -179,9 +183,12 @@ class WebhookChannel:
             signing.EVENT_TYPE_HEADER: payload.EVENT_TYPE,
         }
         try:
-            response = await self._client.post(endpoint.url, content=body, headers=headers)
+            # only the status is needed: the answer's body is never read (an endpoint cannot make
+            # billing hold a large or endless response)
+            async with self._client.stream("POST", endpoint.url, content=body, headers=headers) as response:
+                status = response.status_code
         except httpx.HTTPError as exc:
             return SendResult(False, error=describe(exc))
-        if 200 <= response.status_code < 300:
-            return SendResult(True, status_code=response.status_code)
-        return SendResult(False, status_code=response.status_code, error=f"HTTP {response.status_code}")
+        if 200 <= status < 300:
+            return SendResult(True, status_code=status)
+        return SendResult(False, status_code=status, error=f"HTTP {status}")

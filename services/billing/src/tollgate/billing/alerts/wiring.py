@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.alerts.channels import EmailChannel, KafkaChannel, SmtpConfig, WebhookChannel
+from tollgate.billing.alerts.destinations import GuardedTransport, PublicNetworkBackend, parse_networks
 from tollgate.billing.alerts.dispatcher import AlertDispatcher
 from tollgate.billing.alerts.metrics import AlertMetrics
 from tollgate.billing.alerts.policy import RetryPolicy
@@ -46,16 +47,28 @@ def build_dispatcher(
         lambda: make_producer(settings.kafka_bootstrap, "tollgate-billing-alerts"),
         timeout_s=settings.webhook_timeout_seconds,
     )
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)
+    allowed = parse_networks(settings.webhook_allowed_networks)
+    # every connection checks the address it connects to (destinations.PublicNetworkBackend), unless
+    # private networks are allowed outright (the local stack)
+    transport = (
+        None
+        if settings.webhook_allow_private_networks
+        else GuardedTransport(PublicNetworkBackend(allowed), limits)
+    )
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(settings.webhook_timeout_seconds),
         follow_redirects=False,
-        limits=httpx.Limits(max_connections=50, max_keepalive_connections=10),
+        limits=limits,
+        transport=transport,
+        trust_env=False,  # a proxy from the environment would connect on our behalf, unchecked
     )
     webhook = WebhookChannel(
         sessions,
         secret_box(settings),
         client,
         allow_private=settings.webhook_allow_private_networks,
+        allowed_networks=allowed,
     )
     dispatcher = AlertDispatcher(
         sessions,
