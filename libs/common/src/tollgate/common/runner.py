@@ -25,7 +25,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-HTTP_GRACE_S = 20.0  # then the shutdown hooks (usage flush, holds back) run within the pod's 30 s
+HTTP_GRACE_S = 20  # seconds; then the shutdown hooks (usage flush, holds back) run within the pod's 30 s
 GRPC_GRACE_S = 5.0
 
 
