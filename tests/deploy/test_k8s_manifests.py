@@ -30,6 +30,11 @@ def _of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
 
 
+def secret_example() -> dict[str, Any]:
+    """The Secret the Deployments read, from its example (base ships no Secret)."""
+    return _of_kind(build(K8S / "secret-example"), "Secret")["tollgate-secrets"]
+
+
 def test_every_manifest_is_valid_for_kubernetes_strictly(manifests: list[dict[str, Any]]) -> None:
     assert manifests
     for doc in manifests:
@@ -90,7 +95,7 @@ def test_deployments_have_probes_resources_and_scrape_annotations(manifests: lis
 
 def test_env_comes_from_the_configmap_and_secret_that_exist(manifests: list[dict[str, Any]]) -> None:
     config = _of_kind(manifests, "ConfigMap")["tollgate-config"]["data"]
-    secret = _of_kind(manifests, "Secret")["tollgate-secrets"]["stringData"]
+    secret = secret_example()["stringData"]
     for name, deployment in _of_kind(manifests, "Deployment").items():
         prefix = name.split("-")[0].upper() + "_"
         port_key = name.upper().replace("-", "_") + "_HTTP_PORT"
@@ -106,8 +111,12 @@ def test_env_comes_from_the_configmap_and_secret_that_exist(manifests: list[dict
             assert ref["key"] in secret
 
 
-def test_secret_template_holds_placeholders_only(manifests: list[dict[str, Any]]) -> None:
-    secret = _of_kind(manifests, "Secret")["tollgate-secrets"]
+def test_base_ships_no_secret_and_the_example_holds_placeholders_only() -> None:
+    """Applying base never creates or overwrites credentials; the example (used by the local
+    overlay) holds placeholders that a production start refuses."""
+    assert "Secret" not in {d["kind"] for d in build(K8S / "base")}
+    assert "tollgate-secrets" in _of_kind(build(K8S / "overlays" / "local"), "Secret")
+    secret = secret_example()
     assert "data" not in secret
     for key, value in secret["stringData"].items():
         assert "CHANGE_ME" in value, key
@@ -165,7 +174,7 @@ def test_only_the_gateway_is_reachable_from_outside_the_platform(manifests: list
 
 def test_migrations_run_as_one_job_and_no_pod_migrates_on_start(manifests: list[dict[str, Any]]) -> None:
     config = _of_kind(manifests, "ConfigMap")["tollgate-config"]["data"]
-    secret = _of_kind(manifests, "Secret")["tollgate-secrets"]["stringData"]
+    secret = secret_example()["stringData"]
     job = _of_kind(manifests, "Job")["migrate"]["spec"]["template"]["spec"]
     migrated = []
     for init in job["initContainers"]:
@@ -192,6 +201,13 @@ def test_images_are_set_in_one_place() -> None:
         assert image.rsplit(":", 1)[0] in pinned, (name, image)
     job_image = _of_kind(base, "ConfigMap")["tollgate-config"]["data"]["TRAINING_K8S_IMAGE"]
     assert job_image.rsplit(":", 1)[0] == "tollgate/training"
+
+
+def test_the_gateway_keeps_answering_while_it_leaves_its_service(manifests: list[dict[str, Any]]) -> None:
+    pod = _of_kind(manifests, "Deployment")["gateway"]["spec"]["template"]["spec"]
+    pause = pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    # the pause, the HTTP drain (tollgate.common.runner) and the shutdown hooks fit the grace period
+    assert pause > 0 and pause + 20 < pod["terminationGracePeriodSeconds"]
 
 
 def test_gateway_has_an_hpa_and_a_disruption_budget(manifests: list[dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from kustomize_loader import build
-from test_k8s_manifests import K8S, _of_kind
+from test_k8s_manifests import K8S, _of_kind, secret_example
 
 # what each Deployment's process checks at start (its main calls tollgate.common.secret_policy.enforce)
 CHECKED = {
@@ -54,7 +54,7 @@ def test_a_production_start_on_default_secrets_stops_naming_them(service: str) -
 def test_kubernetes_runs_in_production_and_gives_each_service_the_secrets_it_checks() -> None:
     docs: list[dict[str, Any]] = build(K8S / "base")
     assert _of_kind(docs, "ConfigMap")["tollgate-config"]["data"]["TOLLGATE_ENV"] == "production"
-    secret = _of_kind(docs, "Secret")["tollgate-secrets"]["stringData"]
+    secret = secret_example()["stringData"]
     for name, variables in CHECKED.items():
         container = _of_kind(docs, "Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in container["env"]}

@@ -9,6 +9,7 @@ from typing import Any
 
 import kubernetes_validate
 from kustomize_loader import build
+from test_k8s_manifests import secret_example
 
 from tollgate.training.config import TrainingSettings
 from tollgate.training.domain import Resources
@@ -44,7 +45,7 @@ def test_worker_jobs_refer_to_what_the_manifests_define() -> None:
     assert _named(docs, "PersistentVolumeClaim")[claim]["spec"]["accessModes"] == ["ReadWriteMany"]
     container = pod["containers"][0]
     assert container["envFrom"] == [{"configMapRef": {"name": "tollgate-config"}}]
-    secret = _named(docs, "Secret")["tollgate-secrets"]["stringData"]
+    secret = secret_example()["stringData"]
     for env in container["env"]:
         if "valueFrom" in env:
             assert env["valueFrom"]["secretKeyRef"]["key"] in secret
