@@ -20,15 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.alerts import endpoints, signing
 from tollgate.billing.alerts.channels import EmailChannel, KafkaChannel, SmtpConfig, WebhookChannel
-from tollgate.billing.alerts.destinations import (
-    GuardedTransport,
-    PublicNetworkBackend,
-    is_public,
-    parse_networks,
-)
+from tollgate.billing.alerts.destinations import GuardedTransport, PublicNetworkBackend, is_public
 from tollgate.billing.alerts.models import Alert
 from tollgate.billing.alerts.repository import ClaimedDelivery
 from tollgate.billing.alerts.secretbox import SecretBox
+from tollgate.common.networks import parse_networks
 from tollgate.common.telemetry import header_value
 from tollgate.contracts.v1 import events_pb2
 

@@ -11,10 +11,11 @@ from test_gateway_rate_gate import REDIS_URL, principal
 
 from tollgate.common.auth_client import RateLimits
 from tollgate.common.errors import RateLimited
+from tollgate.common.networks import parse_networks
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
-from tollgate.gateway.limits.route_limits import HOUR_S, RouteLimits, client_address, parse_networks
+from tollgate.gateway.limits.route_limits import HOUR_S, RouteLimits, client_address
 from tollgate.gateway.limits.specs import MINUTE_S, Measure, Scope
 
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
 
 TOPIC_USAGE = "usage.v1"
 TOPIC_AUTH_KEYS = "auth.keys.v1"
@@ -54,6 +59,32 @@ def make_consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any)
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+async def consume_with_renewal(
+    consume: Callable[[], Awaitable[None]],
+    renew: Callable[[], Awaitable[None]] | None,
+    *,
+    pause_s: float,
+    renewed: Callable[[], None],
+) -> None:
+    """Runs `consume` (start a consumer and poll it for good) until it fails. aiokafka ends a
+    consumer whose group coordination failed unexpectedly (seen: the broker SIGKILLed mid-rejoin,
+    "the handler is closed"), raising KafkaError from every poll, and never recovers it: `renew`
+    then replaces the consumer (stopping the old one) after `pause_s`, counted by `renewed`, and
+    consuming resumes from the committed offsets, so what was processed and not committed comes back
+    as duplicates the caller dedupes. Without `renew` the error ends the call (and the process)."""
+    while True:
+        try:
+            await consume()
+            return
+        except KafkaError:
+            if renew is None:
+                raise
+            renewed()
+            log.warning("kafka consumer failed; starting a new one", exc_info=True)
+            await asyncio.sleep(pause_s)
+            await renew()
 
 
 async def ensure_topics(bootstrap: str, topics: dict[str, int] | None = None) -> None:

@@ -9,6 +9,8 @@ from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import MetaData, create_engine, pool, text
 
+from tollgate.common.logging import configure_logging
+
 
 def run_alembic_env(target_metadata: MetaData, default_url: str, lock_name: str) -> None:
     """Runs the migrations Alembic asked for (offline SQL or online against the database).
@@ -56,3 +58,12 @@ def upgrade_to_head(alembic_ini: str, database_url: str) -> None:
 async def migrate(alembic_ini: str, database_url: str) -> None:
     """Alembic is synchronous: run it in a thread so the event loop stays free."""
     await asyncio.to_thread(upgrade_to_head, alembic_ini, database_url)
+
+
+def migrate_cli(service: str, alembic_ini: str, database_url: str, log_level: str = "INFO") -> None:
+    """What `python -m tollgate.<service>.migrate` runs: the service's database migrated to head,
+    then exit. The Kubernetes `migrate` Job (deploy/k8s/base/migrate-job.yaml) runs it while the
+    Deployments start with <P>RUN_MIGRATIONS=false; the Alembic env's advisory lock makes
+    concurrent runs safe."""
+    configure_logging(f"{service}-migrate", log_level)
+    asyncio.run(migrate(alembic_ini, database_url))

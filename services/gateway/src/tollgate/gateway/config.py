@@ -7,8 +7,8 @@ from decimal import Decimal
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from tollgate.common.networks import parse_networks
 from tollgate.common.settings import ServiceSettings
-from tollgate.gateway.limits.route_limits import parse_networks
 
 # Only for local development; deployments set GATEWAY_SECRET_KEY (it encrypts provider keys at rest).
 DEV_SECRET_KEY = "tollgate-dev-only-secret-key-change-me"

@@ -17,6 +17,7 @@ from tollgate.common.kafka import make_producer
 from tollgate.common.logging import configure_logging
 from tollgate.common.migrations import migrate
 from tollgate.common.money import credits_to_micros
+from tollgate.common.networks import parse_networks
 from tollgate.common.redis import make_redis
 from tollgate.common.secret_policy import Secret, enforce
 from tollgate.common.telemetry import configure_tracing
@@ -33,7 +34,7 @@ from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
-from tollgate.gateway.limits.route_limits import RouteLimits, parse_networks
+from tollgate.gateway.limits.route_limits import RouteLimits
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.pipeline import Pipeline

@@ -1,20 +1,14 @@
-"""`python -m tollgate.training.migrate`: training's database migrated to head, then exit. What the
-Kubernetes `migrate` Job runs (deploy/k8s/base/migrate-job.yaml), while its Deployments start with
-TRAINING_RUN_MIGRATIONS=false; the Alembic env's advisory lock makes concurrent runs safe."""
+"""`python -m tollgate.training.migrate`: its database to head (tollgate.common.migrations.migrate_cli)."""
 
 from __future__ import annotations
 
-import asyncio
-
-from tollgate.common.logging import configure_logging
-from tollgate.common.migrations import migrate
+from tollgate.common.migrations import migrate_cli
 from tollgate.training.config import TrainingSettings
 
 
 def main() -> None:
     settings = TrainingSettings()
-    configure_logging("training-migrate", settings.log_level)
-    asyncio.run(migrate(settings.alembic_ini, settings.database_url))
+    migrate_cli("training", settings.alembic_ini, settings.database_url, settings.log_level)
 
 
 if __name__ == "__main__":

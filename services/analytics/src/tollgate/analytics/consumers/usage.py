@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.analytics.metrics import AnalyticsMetrics
 from tollgate.analytics.usage.schemas import StoreResult, UsageFact
-from tollgate.common.kafka import EVENT_TYPE_HEADER
+from tollgate.common.kafka import EVENT_TYPE_HEADER, consume_with_renewal
 from tollgate.common.telemetry import context_from_kafka_headers, header_value
 from tollgate.contracts.v1 import events_pb2
 
@@ -109,22 +109,26 @@ class UsageConsumer:
         a consumer whose group coordination failed (aiokafka ends it for good) is replaced by a new
         one, which resumes from the committed offsets (stored facts come back as duplicates)."""
         try:
-            while True:
-                try:
-                    await self._start()
-                    while True:
-                        await self.poll_once()
-                except KafkaError:
-                    if self._renew is None:
-                        raise
-                    self._metrics.consumer_renewals.inc()
-                    log.warning("usage consumer failed; starting a new one", exc_info=True)
-                    with contextlib.suppress(Exception):
-                        await self._consumer.stop()
-                    await asyncio.sleep(self._max_backoff_s)
-                    self._consumer = self._renew()
+            await consume_with_renewal(
+                self._consume,
+                self._replace if self._renew is not None else None,
+                pause_s=self._max_backoff_s,
+                renewed=self._metrics.consumer_renewals.inc,
+            )
         finally:
             await self._consumer.stop()
+
+    async def _consume(self) -> None:
+        await self._start()
+        while True:
+            await self.poll_once()
+
+    async def _replace(self) -> None:
+        """A new consumer of the same group for one whose coordination aiokafka ended."""
+        assert self._renew is not None
+        with contextlib.suppress(Exception):
+            await self._consumer.stop()
+        self._consumer = self._renew()
 
     async def _start(self) -> None:
         backoff = 0.5

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 import httpcore
 import httpx
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from tollgate.common.networks import Network, in_networks
+
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 
@@ -34,17 +35,9 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def parse_networks(cidrs: str) -> tuple[Network, ...]:
-    """ "10.20.0.0/16, 192.0.2.7" -> networks; ValueError names a bad one."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False) for part in cidrs.split(",") if part.strip()
-    )
-
-
 def permitted(address: str, allowed: Iterable[Network] = ()) -> bool:
     """A public address, or one inside a network the operator allow-listed."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return is_public(address) or any(ip in network for network in allowed)
+    return is_public(address) or in_networks(address, allowed)
 
 
 async def _resolve(host: str, port: int) -> list[str]:

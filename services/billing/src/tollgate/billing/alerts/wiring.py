@@ -10,13 +10,14 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.alerts.channels import EmailChannel, KafkaChannel, SmtpConfig, WebhookChannel
-from tollgate.billing.alerts.destinations import GuardedTransport, PublicNetworkBackend, parse_networks
+from tollgate.billing.alerts.destinations import GuardedTransport, PublicNetworkBackend
 from tollgate.billing.alerts.dispatcher import AlertDispatcher
 from tollgate.billing.alerts.metrics import AlertMetrics
 from tollgate.billing.alerts.policy import RetryPolicy
 from tollgate.billing.alerts.secretbox import SecretBox
 from tollgate.billing.config import BillingSettings
 from tollgate.common.kafka import make_producer
+from tollgate.common.networks import parse_networks
 
 log = logging.getLogger(__name__)
 

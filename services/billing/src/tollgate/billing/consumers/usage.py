@@ -26,6 +26,7 @@ from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.settlements import service as settlements
 from tollgate.billing.settlements.schemas import InvalidUsageEvent, UsageCharge
+from tollgate.common.kafka import consume_with_renewal
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -80,24 +81,21 @@ class UsageConsumer:
 
     async def run(self) -> None:
         try:
-            while True:
-                try:
-                    await self._consume()
-                except KafkaError:
-                    # aiokafka ends a consumer whose group coordination failed unexpectedly (seen:
-                    # the broker SIGKILLed mid-rejoin, "the handler is closed"); it never recovers, so
-                    # a new one takes over from the committed offsets: what this one settled and
-                    # did not commit comes back as counted duplicates
-                    if self._renew is None:
-                        raise
-                    self._metrics.consumer_renewals.inc()
-                    log.warning("usage consumer failed; starting a new one", exc_info=True)
-                    with contextlib.suppress(Exception):
-                        await self._consumer.stop()
-                    await asyncio.sleep(self._retry_backoff_s)
-                    self._consumer = self._renew()
+            await consume_with_renewal(
+                self._consume,
+                self._replace if self._renew is not None else None,
+                pause_s=self._retry_backoff_s,
+                renewed=self._metrics.consumer_renewals.inc,
+            )
         finally:
             await self._consumer.stop()
+
+    async def _replace(self) -> None:
+        """A new consumer of the same group for one whose coordination aiokafka ended."""
+        assert self._renew is not None
+        with contextlib.suppress(Exception):
+            await self._consumer.stop()
+        self._consumer = self._renew()
 
     async def _consume(self) -> None:
         await self._start()

@@ -17,41 +17,23 @@ proxy only adds addresses to the left of the one the proxy appended.
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from starlette.types import Scope as AsgiScope
 
 from tollgate.common.auth_client import Principal
+from tollgate.common.networks import Network, in_networks
 from tollgate.gateway.limits.specs import MINUTE_S, Limit, Measure, Scope
 
 HOUR_S = 3_600.0
 NO_ROUTE_LIMITS: tuple[Limit, ...] = ()
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def parse_networks(cidrs: str) -> tuple[Network, ...]:
-    """ "10.0.0.0/8, 127.0.0.1" -> networks (a bare address is a /32 or /128); ValueError names a bad one."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False) for part in cidrs.split(",") if part.strip()
-    )
-
-
-def _trusted(address: str, proxies: tuple[Network, ...]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in proxies)
-
-
 def client_address(scope: AsgiScope, proxies: tuple[Network, ...] = ()) -> str:
     """The caller's address: the peer, or behind trusted proxies the last untrusted hop they saw."""
     client = scope.get("client")
     peer = str(client[0]) if client else "unknown"
-    if not proxies or not _trusted(peer, proxies):
+    if not proxies or not in_networks(peer, proxies):
         return peer
     hops = [
         hop.strip()
@@ -61,7 +43,7 @@ def client_address(scope: AsgiScope, proxies: tuple[Network, ...] = ()) -> str:
         if hop.strip()
     ]
     for hop in reversed(hops):
-        if not _trusted(hop, proxies):
+        if not in_networks(hop, proxies):
             return hop
     return hops[0] if hops else peer
 

@@ -33,6 +33,11 @@ def usage_body(usage: Usage) -> dict[str, int]:
     }
 
 
+def timestamp(moment: datetime, timespec: str = "auto") -> str:
+    """SloughGPT's times: ISO 8601 in UTC with a Z."""
+    return moment.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def generation_id(request_id: str) -> str:
     return f"gen_{request_id}"
 
@@ -58,7 +63,7 @@ def generation(
         "finish_reason": reason,
         "usage": usage_body(usage),
         "cost": micros_to_credits(cost_micros),
-        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "created_at": timestamp(created),
     }
 
 
@@ -78,5 +83,5 @@ def batch(
         "results": results,
         "usage": usage_body(total),
         "cost": micros_to_credits(cost_micros),
-        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "created_at": timestamp(created),
     }

@@ -58,7 +58,7 @@ def build_router(
         version = negotiate(request.headers)
         checks = await health() if health is not None else {}
         status = "degraded" if checks.get("kafka") == "down" else "healthy"
-        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        now = answer.timestamp(datetime.now(UTC), "milliseconds")
         return ORJSONResponse({"status": status, "api_version": version, "timestamp": now, "checks": checks})
 
     def call_for(
