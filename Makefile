@@ -27,18 +27,22 @@ help:
 
 setup:
 	@scripts/provision-system.sh
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv \
-		|| python3 -m pip install --quiet --break-system-packages uv
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==0.13.9" \
+		|| python3 -m pip install --quiet --break-system-packages "uv==0.13.9"
 	$(UV) sync --all-groups --frozen
 	$(STACK) fetch-kafka
 
-# the deploy tests render deploy/k8s with kustomize (Go module proxy, pinned) and check the
-# dashboard's PromQL with promtool (Debian's prometheus package; its service is not started)
+# the deploy tests render deploy/k8s with kustomize and deploy/helm with helm (both from the Go module
+# proxy, pinned) and check the dashboard's PromQL with promtool (Debian's prometheus package; its
+# service is not started)
 KUSTOMIZE_VERSION = v5.7.1
+HELM_VERSION = v3.21.4
 TOOLS_BIN = $(CURDIR)/.local/tools/bin
 tools:
 	@test -x $(TOOLS_BIN)/kustomize || GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod \
 		go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+	@test -x $(TOOLS_BIN)/helm || GOBIN=$(TOOLS_BIN) GOFLAGS=-mod=mod \
+		go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 	@command -v promtool >/dev/null 2>&1 || { SUDO=$$( [ "$$(id -u)" -ne 0 ] && echo sudo || true ); \
 		$$SUDO apt-get install -y --no-install-recommends prometheus \
 		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends prometheus; }; }

@@ -140,7 +140,7 @@ def consumer_throughput(stack: Stack, accounts: list[dict[str, Any]]) -> dict[st
 def worker_settled(cfg: StackConfig) -> float:
     """billing_usage_settled_total of the running worker (0 after a restart)."""
     try:
-        text = httpx.get(f"{cfg.url(WORKER)}/metrics", timeout=5).text
+        text = httpx.get(cfg.metrics_url(WORKER), timeout=5).text
     except httpx.HTTPError:
         return 0.0
     for line in text.splitlines():

@@ -91,9 +91,9 @@ def wrk(
     }
 
 
-def hold_stock(gateway: str) -> dict[str, float]:
+def hold_stock(metrics_url: str) -> dict[str, float]:
     """The gateway's gateway_hold_stock_total counters by outcome (docs/billing.md, "Hold stock")."""
-    text = httpx.get(f"{gateway}/metrics", timeout=10).text
+    text = httpx.get(metrics_url, timeout=10).text
     return {
         outcome: float(value)
         for outcome, value in re.findall(r'^gateway_hold_stock_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
@@ -106,9 +106,9 @@ def warm(gateway: str, key: str) -> None:
         httpx.post(f"{gateway}/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {key}"})
 
 
-def hold_marks(gateway: str) -> dict[str, float]:
+def hold_marks(metrics_url: str) -> dict[str, float]:
     """The gateway's gateway_hold_marks_total counters by outcome (sent / dropped)."""
-    text = httpx.get(f"{gateway}/metrics", timeout=10).text
+    text = httpx.get(metrics_url, timeout=10).text
     return {
         outcome: float(value)
         for outcome, value in re.findall(r'^gateway_hold_marks_total\{outcome="(\w+)"\} (\S+)$', text, re.M)
@@ -260,13 +260,15 @@ def main() -> int:
     direct_body = {**BODY, "stream_options": {"include_usage": True}}
     warm(gateway, key)
 
-    stock_before = hold_stock(gateway)
+    stock_before = hold_stock(cfg.metrics_url("gateway"))
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "duration_s": DURATION_S},
         "direct_c1": wrk(f"{sim}/v1/chat/completions", direct_body, connections=1, threads=1, key=None),
         "gateway_c1": wrk(f"{gateway}/v1/chat/completions", BODY, connections=1, threads=1, key=key),
         # how the c=1 requests got their credit hold: from the stock placed ahead, or by Reserve
-        "hold_stock_c1": {k: v - stock_before.get(k, 0) for k, v in hold_stock(gateway).items()},
+        "hold_stock_c1": {
+            k: v - stock_before.get(k, 0) for k, v in hold_stock(cfg.metrics_url("gateway")).items()
+        },
         "direct_c16": wrk(f"{sim}/v1/chat/completions", direct_body, connections=16, threads=2, key=None),
         "gateway_c16": wrk(f"{gateway}/v1/chat/completions", BODY, connections=16, threads=2, key=key),
     }
@@ -274,7 +276,7 @@ def main() -> int:
         "p50_ms": round(results["gateway_c1"]["p50_ms"] - results["direct_c1"]["p50_ms"], 3),
         "p99_ms": round(results["gateway_c1"]["p99_ms"] - results["direct_c1"]["p99_ms"], 3),
     }
-    results["hold_marks"] = hold_marks(gateway)
+    results["hold_marks"] = hold_marks(cfg.metrics_url("gateway"))
     if os.environ.get("BENCH_ANTHROPIC", "1") == "1":
         results["anthropic"] = anthropic_translation(admin, gateway, sim, key, results["overhead_c1"])
     if os.environ.get("BENCH_LIMITS", "1") == "1":

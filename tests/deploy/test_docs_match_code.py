@@ -12,6 +12,7 @@ from tollgate.billing.config import BillingSettings
 from tollgate.common.kafka import TOPICS
 from tollgate.contracts.v1 import events_pb2, training_pb2
 from tollgate.gateway.catalog.deployments import GROUP_ID as GATEWAY_TRAINING_GROUP
+from tollgate.gateway.realtime.fanin import GROUP_ID as GATEWAY_REALTIME_GROUP
 from tollgate.gateway.sloughgpt_door.routes import build_router
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -41,6 +42,7 @@ def test_the_topics_table_names_the_topics_messages_and_groups_the_code_uses() -
                 BillingSettings().consumer_group,
                 AnalyticsSettings().consumer_group,
                 GATEWAY_TRAINING_GROUP,
+                GATEWAY_REALTIME_GROUP,
             }, (topic, group)
 
 

@@ -18,6 +18,8 @@ GRPC = {"auth": 50051, "billing": 50052}
 # the training worker, from training's image
 WORKERS = {"billing-worker": 8085, "training-worker": 8086}
 HTTP_PORTS = SERVICES | WORKERS
+# Prometheus' /metrics of every process, on a port of its own (never routed by a Service)
+METRICS_PORTS = {name: port + 1100 for name, port in HTTP_PORTS.items()}
 K8S_VERSION = kubernetes_validate.utils.latest_version()
 
 
@@ -59,13 +61,13 @@ def test_each_service_has_a_deployment_and_service_with_its_ports(manifests: lis
     worker = deployments["billing-worker"]["spec"]["template"]["spec"]["containers"][0]
     assert worker["image"] == "tollgate/billing:latest"
     assert worker["command"] == ["/app/.venv/bin/tollgate-billing-worker"]
-    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"http": 8085}
+    assert {p["name"]: p["containerPort"] for p in worker["ports"]} == {"http": 8085, "metrics": 9185}
     for name, http_port in SERVICES.items():
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == f"tollgate/{name}:latest"
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         expected = {"http": http_port} | ({"grpc": GRPC[name]} if name in GRPC else {})
-        assert ports == expected
+        assert ports == expected | {"metrics": METRICS_PORTS[name]}
         svc_ports = {p["name"]: p["port"] for p in services[name]["spec"]["ports"]}
         assert svc_ports == expected
         assert services[name]["spec"]["selector"] == deployments[name]["spec"]["selector"]["matchLabels"]
@@ -77,7 +79,7 @@ def test_deployments_have_probes_resources_and_scrape_annotations(manifests: lis
         annotations = template["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
         assert annotations["prometheus.io/path"] == "/metrics", name
-        assert annotations["prometheus.io/port"] == str(HTTP_PORTS[name]), name
+        assert annotations["prometheus.io/port"] == str(METRICS_PORTS[name]), name
         for container in template["spec"]["containers"]:
             # liveness and startup ask the process only; readiness asks its dependencies too
             for probe, path in (
@@ -104,11 +106,13 @@ def test_env_comes_from_the_configmap_and_secret_that_exist(manifests: list[dict
         # Bind on all interfaces in a pod (the code's default is loopback).
         assert config[f"{prefix}HTTP_HOST"] == "0.0.0.0"
         assert config[port_key] == str(HTTP_PORTS[name])
+        assert config[port_key.replace("_HTTP_", "_METRICS_")] == str(METRICS_PORTS[name])
         refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]}
         assert f"{prefix}DATABASE_URL" in refs, name
         for ref in refs.values():
             assert ref["name"] == "tollgate-secrets"
-            assert ref["key"] in secret
+            # optional: a rotation's previous keys, in the Secret only while one is under way
+            assert ref["key"] in secret or ref.get("optional") is True, ref
 
 
 def test_base_ships_no_secret_and_the_example_holds_placeholders_only() -> None:
@@ -166,7 +170,7 @@ def test_only_the_gateway_is_reachable_from_outside_the_platform(manifests: list
         {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "tollgate"}}}]}
     ]
     scrape = policies["metrics-scrape"]["spec"]["ingress"][0]
-    assert {p["port"] for p in scrape["ports"]} == set(HTTP_PORTS.values())
+    assert scrape["ports"] == [{"port": "metrics", "protocol": "TCP"}]  # the named port, nothing else
     for deployment in _of_kind(manifests, "Deployment").values():  # every pod carries the label
         labels = deployment["spec"]["template"]["metadata"]["labels"]
         assert labels["app.kubernetes.io/part-of"] == "tollgate"
@@ -232,3 +236,18 @@ def test_local_overlay_runs_one_replica_of_everything_from_local_images() -> Non
         assert deployment["spec"]["replicas"] == 1, name
         assert deployment["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
     assert _of_kind(docs, "HorizontalPodAutoscaler")["gateway"]["spec"]["minReplicas"] == 1
+
+
+def test_no_service_or_ingress_routes_to_a_metrics_port(manifests: list[dict[str, Any]]) -> None:
+    """/metrics is for Prometheus only: scraped on each pod's `metrics` port, never behind a Service."""
+    metrics_numbers = set(METRICS_PORTS.values())
+    for name, service in _of_kind(manifests, "Service").items():
+        for port in service["spec"].get("ports", []):
+            assert port.get("name") != "metrics", name
+            assert port.get("targetPort") not in ("metrics", *metrics_numbers), name
+            assert port["port"] not in metrics_numbers, name
+    for name, ingress in _of_kind(manifests, "Ingress").items():
+        for rule in ingress["spec"].get("rules", []):
+            for path in rule.get("http", {}).get("paths", []):
+                port = path["backend"]["service"]["port"]
+                assert port.get("name") != "metrics" and port.get("number") not in metrics_numbers, name

@@ -144,7 +144,7 @@ def test_usage_answered_by_a_gateway_killed_before_sending_it_is_settled_from_th
     assert _charges(config, account.org_id) == answered  # each exactly once, at its actual cost
     wait_until(lambda: len(_analytics(config, account.org_id)) == 25, what="analytics to record all 25")
     assert set(_analytics(config, account.org_id)) == set(answered)
-    metrics = httpx.get(f"{config.url('billing')}/metrics", timeout=10).text
+    metrics = httpx.get(config.metrics_url("billing"), timeout=10).text
     republished = [
         line for line in metrics.splitlines() if line.startswith("billing_hold_marks_republished_total")
     ]

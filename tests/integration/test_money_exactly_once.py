@@ -151,7 +151,7 @@ def test_billing_killed_between_db_commit_and_offset_commit_does_not_double_char
 
 def _billing_duplicates(config: StackConfig) -> float:
     """billing_usage_duplicates_total of the running billing worker (restarts reset it to 0)."""
-    text = httpx.get(f"{config.url('billing_worker')}/metrics", timeout=5).text
+    text = httpx.get(config.metrics_url("billing_worker"), timeout=5).text
     for line in text.splitlines():
         if line.startswith("billing_usage_duplicates_total "):
             return float(line.split()[1])

@@ -330,7 +330,7 @@ def test_reconciliation_is_empty_after_all_of_that_and_finds_a_real_mismatch(
         assert [(m["org_id"], m["balance_micros"], m["ledger_sum_micros"]) for m in broken["mismatches"]] == [
             (account.org_id, 2_000_001, 2_000_000)
         ]
-        gauge = httpx.get(f"{config.url('billing')}/metrics", timeout=10).text
+        gauge = httpx.get(config.metrics_url("billing"), timeout=10).text
         assert "billing_reconcile_mismatched_wallets 1.0" in gauge
     finally:
         with billing_db(config) as conn:

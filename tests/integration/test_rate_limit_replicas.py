@@ -33,7 +33,12 @@ def _free_port() -> int:
 def second_gateway(config: StackConfig) -> Iterator[str]:
     """Another gateway process on the same stack (same Redis, auth, billing and Kafka)."""
     port = _free_port()
-    env = {**config.service_env("gateway"), "GATEWAY_HTTP_PORT": str(port), "GATEWAY_RUN_MIGRATIONS": "false"}
+    env = {
+        **config.service_env("gateway"),
+        "GATEWAY_HTTP_PORT": str(port),
+        "GATEWAY_METRICS_PORT": str(_free_port()),  # the stack's gateway holds its own
+        "GATEWAY_RUN_MIGRATIONS": "false",
+    }
     log_path = config.logs_dir / "gateway-replica.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(

@@ -361,10 +361,11 @@ def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("POST", "/admin/api-key/limits", {"id": w.b.key_id, "rpm": 1}),
         ("GET", f"/admin/org/limits?org_id={w.b.user.org_id}", None),
         ("POST", "/admin/org/limits", {"org_id": w.b.user.org_id, "rpm": 1}),
+        ("POST", "/admin/system/maintenance", {"message": "sneaky notice to every organisation"}),
     ]
 
 
-ADMIN_ROUTE_COUNT = 32
+ADMIN_ROUTE_COUNT = 33
 # Reads scoped to the caller's organisation (Principal.is_org_admin): every user owns their personal
 # organisation, so these may answer 200 with that organisation's own records only.
 ORG_SCOPED_READS = frozenset({"/admin/payment/list", "/admin/audit/list", "/admin/rate-tier/list"})

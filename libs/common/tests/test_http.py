@@ -1,5 +1,5 @@
 import httpx
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from pydantic import BaseModel
 
 from tollgate.common.auth_client import api_key_from_headers
@@ -11,8 +11,8 @@ class Body(BaseModel):
     name: str
 
 
-def _app():  # type: ignore[no-untyped-def]
-    app = create_app("test", CollectorRegistry())
+def _app(registry: CollectorRegistry | None = None):  # type: ignore[no-untyped-def]
+    app = create_app("test", registry or CollectorRegistry())
 
     @app.post("/things")
     async def make(body: Body) -> dict[str, str]:
@@ -47,11 +47,16 @@ async def test_domain_errors_carry_status_and_code() -> None:
 
 
 async def test_unknown_route_is_404_in_envelope_and_metrics_count_it() -> None:
-    async with await _client() as client:
-        resp = await client.get("/nope")
-        metrics = await client.get("/metrics")
+    registry = CollectorRegistry()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=_app(registry)), base_url="http://t") as c:
+        resp = await c.get("/nope")
+        public_metrics = await c.get("/metrics")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
-    assert 'http_requests_total{method="GET",route="unmatched",status="404"}' in metrics.text
+    # metrics are served on their own port (metrics_endpoint.py), never by the public app
+    assert public_metrics.status_code == 404
+    text = generate_latest(registry).decode()
+    assert 'http_requests_total{method="GET",route="unmatched",status="404"}' in text
+    assert 'route="/metrics"' not in text and 'route="unmatched",status="404"} 2.0' in text
 
 
 def test_api_key_header_forms() -> None:

@@ -241,6 +241,19 @@ def test_decode_falls_back_to_the_record_time_when_the_event_has_no_finish_time(
     assert fact is not None and fact.created_at == T0
 
 
+def test_a_record_whose_labels_could_never_be_stored_is_invalid_not_retried() -> None:
+    """A 40 kB model name overflows the daily rollup's btree key: the batch would fail for ever."""
+    ok = events_pb2.UsageRecorded(event_id="e", org_id="o", model="m" * 512, provider="p")
+    assert decode_usage(ok.SerializeToString(), fallback_ts_ms=0) is not None
+    for oversized in (
+        events_pb2.UsageRecorded(event_id="e", org_id="o", model="m" * 40_000),
+        events_pb2.UsageRecorded(event_id="e", org_id="o", model="m", provider="p" * 513),
+        events_pb2.UsageRecorded(event_id="e" * 129, org_id="o", model="m"),
+        events_pb2.UsageRecorded(event_id="e", org_id="o", user_id="u" * 129, model="m"),
+    ):
+        assert decode_usage(oversized.SerializeToString(), fallback_ts_ms=0) is None
+
+
 class BrokenKafka(FakeKafka):
     """A consumer whose group coordination died: aiokafka raises it from every getmany."""
 

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from auth_testkit import RecordingEvents, assert_seed_error, register
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,6 +26,7 @@ class Api:
     client: httpx.AsyncClient
     events: RecordingEvents
     admin_key: str
+    registry: CollectorRegistry  # served on the metrics port in production (runner.serve)
 
 
 @pytest.fixture
@@ -38,9 +39,10 @@ async def api(
     async with sessions.begin() as session:
         issued = await key_service.apply(session, ApplyKeyRequest(name="orgs-admin", role="admin"))
     events = RecordingEvents()
-    app = build_app(AuthRuntime(sessions, key_service, events, identity), engine, CollectorRegistry())
+    registry = CollectorRegistry()
+    app = build_app(AuthRuntime(sessions, key_service, events, identity), engine, registry)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth") as client:
-        yield Api(client, events, issued.api_key)
+        yield Api(client, events, issued.api_key, registry)
 
 
 def bearer(token: str, org: str | None = None) -> dict[str, str]:
@@ -81,7 +83,7 @@ async def test_create_list_and_add_members(api: Api) -> None:
     carol = await register(api.client)
     error = assert_seed_error(await add(api, bob, org, carol, "member"), 403, "FORBIDDEN")
     assert error["details"]["reason"] == "org_admin_required"
-    metrics = (await api.client.get("/metrics")).text
+    metrics = generate_latest(api.registry).decode()
     assert 'auth_org_changes_total{action="member.add"} 1.0' in metrics
     assert 'auth_org_changes_total{action="org.create"} 1.0' in metrics
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from tollgate.common.auth_client import Principal, RateLimits
@@ -18,6 +19,7 @@ from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
 from tollgate.gateway.limits.leases import Limiter
 from tollgate.gateway.limits.specs import Measure, Scope, Verdict
+from tollgate.gateway.metrics import GatewayMetrics
 
 REDIS_URL = os.environ.get("GATEWAY_TEST_REDIS_URL", "redis://127.0.0.1:26479/0")
 
@@ -119,3 +121,26 @@ async def test_the_middleware_adds_what_the_gate_published() -> None:
     await AnswerHeaders(quiet)({"type": "http"}, None, send)
     assert sent[0]["headers"] == []
     publish(verdict)  # outside a request: nothing to fill, no error
+
+
+async def test_refusals_are_counted_by_the_refusing_limits_scope_and_measure() -> None:
+    redis = Redis.from_url(REDIS_URL)
+    prefix = f"test-gate:{uuid.uuid4().hex}"
+    registry = CollectorRegistry()
+    gate = RateGate(Limiter(RedisCells(redis, prefix=prefix), max_lease=1), GatewayMetrics(registry))
+    try:
+        who = principal(RateLimits(rpm=100), RateLimits(rpm=1))
+        await gate.admit(who, 10, gate.limits_of(who))
+        with pytest.raises(RateLimited):
+            await gate.admit(who, 10, gate.limits_of(who))
+        big = principal(RateLimits(tpm=100), key_id=8)
+        with pytest.raises(RateLimited):
+            await gate.admit(big, 101, gate.limits_of(big))
+    finally:
+        keys = [k async for k in redis.scan_iter(match=f"{prefix}:*", count=1000)]
+        if keys:
+            await redis.delete(*keys)
+        await redis.aclose()
+    counted = {"scope": "org", "measure": "requests"}
+    assert registry.get_sample_value("gateway_rate_limited_total", counted) == 1
+    assert registry.get_sample_value("gateway_rate_limited_total", {"scope": "key", "measure": "tokens"}) == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from training_testkit import FakeAuth, FakeHolds
 
 from tollgate.training.app import build_app
@@ -20,9 +20,10 @@ async def test_healthz_answers_ok_with_the_health_check_details(tmp_path: Path) 
     async def healthy() -> dict[str, Any]:
         return {"database": "ok"}
 
+    registry = CollectorRegistry()
     app = build_app(
         settings=TrainingSettings(data_dir=tmp_path),
-        registry=CollectorRegistry(),
+        registry=registry,
         sessions=None,  # type: ignore[arg-type]  # no route that needs the database is called
         auth_client=FakeAuth(),
         files=FileService(FileStorage(tmp_path), max_bytes=1, max_lines=1, max_seq_len=16),
@@ -31,8 +32,11 @@ async def test_healthz_answers_ok_with_the_health_check_details(tmp_path: Path) 
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://training") as c:
         health = await c.get("/healthz")
-        metrics = await c.get("/metrics")
+        public_metrics = await c.get("/metrics")
 
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "service": "training", "database": "ok"}
-    assert 'http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in metrics.text
+    # the registry is served on the metrics port (runner.serve), never by the public app
+    assert public_metrics.status_code == 404
+    text = generate_latest(registry).decode()
+    assert 'http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text

@@ -18,6 +18,27 @@ K8S_VERSION = kubernetes_validate.utils.latest_version()
 SETTINGS = TrainingSettings(k8s_namespace="tollgate", k8s_image="tollgate/training:1.2.3")
 
 
+def test_job_pods_read_the_database_url_from_the_secret_or_only_the_roles_password() -> None:
+    def database_env(settings: TrainingSettings) -> list[dict[str, Any]]:
+        env = job_manifest(settings, "ftjob-1", 1, Resources())["spec"]["template"]["spec"]["containers"][0]
+        return [e for e in env["env"] if e["name"].startswith("TRAINING_DATABASE_")]
+
+    assert database_env(SETTINGS) == [
+        {
+            "name": "TRAINING_DATABASE_URL",
+            "valueFrom": {"secretKeyRef": {"name": "tollgate-secrets", "key": "TRAINING_DATABASE_URL"}},
+        }
+    ]
+    # production overlay: the URL comes with the ConfigMap, the password from the role's Secret
+    production = TrainingSettings(k8s_database_password_secret="tollgate-db-training")
+    assert database_env(production) == [
+        {
+            "name": "TRAINING_DATABASE_PASSWORD",
+            "valueFrom": {"secretKeyRef": {"name": "tollgate-db-training", "key": "password"}},
+        }
+    ]
+
+
 @pytest.mark.parametrize(
     "resources",
     [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tollgate.devstack.config import PORT_NAMES, SERVICES, StackConfig
+from tollgate.devstack.config import METRICS_PORT_NAME, PORT_NAMES, SERVICES, StackConfig
 
 
 def make(tmp_path: Path, profile: str | None = None, **env: str) -> StackConfig:
@@ -19,7 +19,8 @@ def test_dev_is_the_default_profile_with_the_documented_ports(tmp_path: Path) ->
     assert cfg.profile == "dev"
     assert cfg.state_dir == tmp_path / ".local" / "dev"
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8086, 8090, 8091
+        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8086, 8090, 8091,
+        9180, 9181, 9182, 9185, 9183, 9184, 9186, 59094,
     ]  # fmt: skip
 
 
@@ -27,7 +28,7 @@ def test_test_profile_ports_and_state_dir(tmp_path: Path) -> None:
     cfg = make(tmp_path, "test")
     assert [cfg.port(n) for n in PORT_NAMES] == [
         25532, 26479, 29192, 29193, 18080, 18081, 21051, 18082, 21052, 18085, 18083, 18084, 18086,
-        18090, 18091,
+        18090, 18091, 18180, 18181, 18182, 18185, 18183, 18184, 18186, 29194,
     ]  # fmt: skip
     assert cfg.state_dir == tmp_path / ".local" / "test"
     assert cfg.tuned_for_tests
@@ -149,3 +150,29 @@ def test_every_service_has_an_env(tmp_path: Path) -> None:
         assert cfg.service_env(svc)["TOLLGATE_PROFILE"] == "test"
     with pytest.raises(KeyError):
         cfg.service_env("postgres")
+
+
+def test_every_process_gets_its_own_metrics_port_apart_from_its_http_port(tmp_path: Path) -> None:
+    for profile in ("dev", "test", "scratch"):
+        cfg = make(tmp_path, profile, TOLLGATE_PORT_OFFSET="1500", ADMIN_API_KEY="k")
+        assert len(set(cfg.ports.values())) == len(cfg.ports), (profile, cfg.ports)  # no port shared
+        env = {svc: cfg.service_vars(svc) for svc in METRICS_PORT_NAME}
+        assert env["gateway"]["GATEWAY_METRICS_PORT"] == str(cfg.port("gateway_metrics"))
+        assert env["billing"]["BILLING_METRICS_PORT"] == str(cfg.port("billing_metrics"))
+        worker = env["billing_worker"]
+        assert worker["BILLING_WORKER_METRICS_PORT"] == str(cfg.port("billing_worker_metrics"))
+        assert "BILLING_METRICS_PORT" not in worker  # the API's port is not the worker's
+        assert env["training_worker"]["TRAINING_WORKER_METRICS_PORT"] == str(
+            cfg.port("training_worker_metrics")
+        )
+        assert cfg.metrics_url("analytics") == f"http://127.0.0.1:{cfg.port('analytics_metrics')}/metrics"
+    assert "upstream_sim" not in METRICS_PORT_NAME
+    with pytest.raises(KeyError):
+        make(tmp_path).metrics_url("upstream_sim")
+
+
+def test_scratch_stacks_moved_by_multiples_of_500_share_no_port_with_the_test_stack(tmp_path: Path) -> None:
+    taken = set(make(tmp_path, "test").ports.values())
+    for offset in range(500, 3001, 500):
+        moved = set(make(tmp_path, "scratch", TOLLGATE_PORT_OFFSET=str(offset)).ports.values())
+        assert not moved & taken, offset

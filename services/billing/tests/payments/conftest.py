@@ -9,6 +9,7 @@ import httpx
 import pytest
 from billing_helpers import new_org
 from payment_helpers import payment_client
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -26,6 +27,12 @@ def other_org() -> str:
 
 
 @pytest.fixture
+def registry() -> CollectorRegistry:
+    """The client's metrics (served on the metrics port in production, runner.serve)."""
+    return CollectorRegistry()
+
+
+@pytest.fixture
 async def client(
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
@@ -33,6 +40,7 @@ async def client(
     store: HoldStore,
     org: str,
     other_org: str,
+    registry: CollectorRegistry,
 ) -> AsyncIterator[httpx.AsyncClient]:
-    async with payment_client(engine, sessions, redis, store, org, other_org) as c:
+    async with payment_client(engine, sessions, redis, store, org, other_org, registry=registry) as c:
         yield c

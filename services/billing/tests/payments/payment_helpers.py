@@ -60,6 +60,7 @@ async def payment_client(
     other_org: str,
     *,
     with_provider: bool = True,
+    registry: CollectorRegistry | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """admin-key: platform admin; buyer-key, readonly-key, owner-key: keys of `org` (a member's
     read+write key, a read-only key, its owner's key); other-key: an admin of `other_org`."""
@@ -72,7 +73,7 @@ async def payment_client(
             "other-key": principal(5, other_org, org_role="admin"),
         }
     )
-    registry = CollectorRegistry()
+    registry = registry or CollectorRegistry()
     metrics = BillingMetrics(registry)
     app = build_app(
         registry,

@@ -11,8 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
+    """At most pool_size + max_overflow connections (max_overflow defaults to pool_size): services pass
+    their <P>DB_POOL_SIZE / <P>DB_MAX_OVERFLOW settings, which deploy/k8s fits under max_connections."""
+    overflow = pool_size if max_overflow is None else max_overflow
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
 
 
 def database_health(engine: AsyncEngine, timeout_s: float = 2.0) -> Callable[[], Awaitable[dict[str, Any]]]:

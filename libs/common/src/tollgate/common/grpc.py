@@ -1,8 +1,10 @@
-"""gRPC plumbing: aio server and channels that carry the W3C trace context in metadata."""
+"""gRPC plumbing: aio server and channels that carry the W3C trace context in metadata, over TLS
+(optionally mutual) when the settings ask for it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -12,6 +14,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from tollgate.common.telemetry import context_from_grpc_metadata, grpc_metadata_from_context
+from tollgate.common.tls import TransportConfigError, read_pem, refuse_unused, require_pair
+from tollgate.common.transport_settings import TransportSecuritySettings
 
 _CHANNEL_OPTIONS = [
     ("grpc.keepalive_time_ms", 30000),
@@ -72,9 +76,92 @@ class _ServerTraceInterceptor(aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
+@dataclass(frozen=True)
+class ServerTLS:
+    """A gRPC server's certificate and key; with `client_ca`, clients must present a certificate
+    that CA signed (mTLS)."""
+
+    certificate_chain: bytes
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = None
+
+    def credentials(self) -> grpc.ServerCredentials:
+        return grpc.ssl_server_credentials(
+            [(self.private_key, self.certificate_chain)],
+            root_certificates=self.client_ca,
+            require_client_auth=self.client_ca is not None,
+        )
+
+
+@dataclass(frozen=True)
+class ChannelTLS:
+    """How a client checks the server (CA, or the system's roots when None), its own certificate
+    for mTLS, and the name expected in the server's certificate when it differs from the target."""
+
+    root_certificates: bytes | None = None
+    certificate_chain: bytes | None = None
+    private_key: bytes | None = field(default=None, repr=False)
+    server_name: str = ""
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(self.root_certificates, self.private_key, self.certificate_chain)
+
+
+def server_tls(settings: TransportSecuritySettings) -> ServerTLS | None:
+    """The server side of <P>GRPC_SERVER_TLS_*: None (plaintext) while no certificate is set."""
+    require_pair(settings, "grpc_server_tls_cert_file", "grpc_server_tls_key_file")
+    cert = read_pem(settings, "grpc_server_tls_cert_file")
+    if cert is None:
+        refuse_unused(
+            settings,
+            f"{settings.env_name('grpc_server_tls_cert_file')} is not",
+            "grpc_server_tls_client_ca_file",
+        )
+        return None
+    key = read_pem(settings, "grpc_server_tls_key_file")
+    assert key is not None  # require_pair: both set
+    return ServerTLS(cert, key, read_pem(settings, "grpc_server_tls_client_ca_file"))
+
+
+def channel_tls(settings: TransportSecuritySettings) -> ChannelTLS | None:
+    """The client side of <P>GRPC_TLS*: None (plaintext) unless GRPC_TLS is on."""
+    files = ("grpc_tls_ca_file", "grpc_tls_cert_file", "grpc_tls_key_file", "grpc_tls_server_name")
+    if not settings.grpc_tls:
+        refuse_unused(settings, f"{settings.env_name('grpc_tls')} is off", *files)
+        return None
+    require_pair(settings, "grpc_tls_cert_file", "grpc_tls_key_file")
+    return ChannelTLS(
+        root_certificates=read_pem(settings, "grpc_tls_ca_file"),
+        certificate_chain=read_pem(settings, "grpc_tls_cert_file"),
+        private_key=read_pem(settings, "grpc_tls_key_file"),
+        server_name=settings.grpc_tls_server_name,
+    )
+
+
 def make_server(service: str) -> aio.Server:
     return aio.server(interceptors=[_ServerTraceInterceptor(service)], options=_CHANNEL_OPTIONS)
 
 
-def make_channel(target: str) -> aio.Channel:
-    return aio.insecure_channel(target, options=_CHANNEL_OPTIONS, interceptors=[_ClientTraceInterceptor()])
+def add_listener(server: aio.Server, address: str, tls: ServerTLS | None) -> int:
+    """Listen on `address` (TLS when `tls` is given); returns the bound port."""
+    if tls is None:
+        return int(server.add_insecure_port(address))
+    port = int(server.add_secure_port(address, tls.credentials()))
+    if port == 0:
+        raise TransportConfigError(
+            f"gRPC could not listen with TLS on {address} (certificate or key unusable?)"
+        )
+    return port
+
+
+def make_channel(target: str, tls: ChannelTLS | None = None) -> aio.Channel:
+    if tls is None:
+        return aio.insecure_channel(
+            target, options=_CHANNEL_OPTIONS, interceptors=[_ClientTraceInterceptor()]
+        )
+    options: list[tuple[str, int | str]] = list(_CHANNEL_OPTIONS)
+    if tls.server_name:
+        options.append(("grpc.ssl_target_name_override", tls.server_name))
+    return aio.secure_channel(
+        target, tls.credentials(), options=options, interceptors=[_ClientTraceInterceptor()]
+    )

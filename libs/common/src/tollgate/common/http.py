@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -38,7 +38,7 @@ def openai_error_body(
 
 
 class HttpMetrics:
-    """Per-process HTTP metrics, registered on the registry the service exposes at /metrics."""
+    """Per-process HTTP metrics, registered on the registry the service serves on its metrics port."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
@@ -114,8 +114,8 @@ def create_app(
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     **fastapi_kwargs: Any,
 ) -> FastAPI:
-    """A FastAPI app with /livez, /readyz (and /healthz), /metrics, request ids, spans and one error
-    handler per envelope."""
+    """A FastAPI app with /livez, /readyz (and /healthz), request ids, spans, HTTP metrics recorded on
+    `registry` (served elsewhere: runner.serve's metrics port) and one error handler per envelope."""
     app = FastAPI(title=f"tollgate-{service}", default_response_class=ORJSONResponse, **fastapi_kwargs)
     metrics = HttpMetrics(registry)
     app.state.http_metrics = metrics  # for hot paths that bypass the router (see the gateway)
@@ -168,8 +168,6 @@ def create_app(
     app.add_api_route("/readyz", _ready, methods=["GET"], include_in_schema=False)
     app.add_api_route("/healthz", _ready, methods=["GET"], include_in_schema=False)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def _metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
-
+    # No /metrics here, in any profile: the registry is served on its own port (metrics_endpoint.py)
+    # so that nothing routed to the public port (an Ingress, the Service) can read it.
     return app

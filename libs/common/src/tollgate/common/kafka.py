@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from pydantic import SecretStr
+
+from tollgate.common.settings import ServiceSettings
+from tollgate.common.tls import TransportConfigError, client_ssl_context, refuse_unused
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +30,90 @@ TOPICS: dict[str, int] = {TOPIC_USAGE: 6, TOPIC_AUTH_KEYS: 1, TOPIC_BILLING_ALER
 EVENT_TYPE_HEADER = "event-type"
 
 
-def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKafkaProducer:
+@dataclass(frozen=True)
+class KafkaConnection:
+    """Where the brokers are and how to reach them (TLS, SASL): what every producer, consumer and
+    admin client of a process is given. Build it once at start with `kafka_connection(settings)`."""
+
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str = ""
+    sasl_password: SecretStr = field(default=SecretStr(""), repr=False)
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def client_options(self) -> dict[str, Any]:
+        """aiokafka's keyword arguments for these brokers (the password unwrapped only here)."""
+        options: dict[str, Any] = {"bootstrap_servers": self.bootstrap}
+        if self.security_protocol == "PLAINTEXT":
+            return options  # aiokafka's defaults: nothing else to pass on the plaintext path
+        options["security_protocol"] = self.security_protocol
+        if self.ssl_context is not None:
+            options["ssl_context"] = self.ssl_context
+        if self.sasl_mechanism is not None:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.get_secret_value()
+        return options
+
+
+# A bare "host:port,..." string means plaintext brokers (the local stack's own tooling, tests).
+Brokers = KafkaConnection | str
+
+
+def _connection(brokers: Brokers) -> KafkaConnection:
+    return brokers if isinstance(brokers, KafkaConnection) else KafkaConnection(brokers)
+
+
+def kafka_connection(settings: ServiceSettings) -> KafkaConnection:
+    """The brokers of `settings` (ServiceSettings), checked: SASL needs a user and password, TLS
+    files need a TLS protocol. Raises TransportConfigError naming the variable."""
+    protocol = settings.kafka_security_protocol
+    tls = protocol in ("SSL", "SASL_SSL")
+    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    if not tls:
+        refuse_unused(
+            settings,
+            f"{settings.env_name('kafka_security_protocol')}={protocol} does not use TLS",
+            "kafka_tls_ca_file",
+            "kafka_tls_cert_file",
+            "kafka_tls_key_file",
+        )
+    if sasl and not (settings.kafka_sasl_username and settings.kafka_sasl_password.get_secret_value()):
+        raise TransportConfigError(
+            f"{settings.env_name('kafka_security_protocol')}={protocol} needs "
+            f"{settings.env_name('kafka_sasl_username')} and {settings.env_name('kafka_sasl_password')}"
+        )
+    if not sasl and settings.kafka_sasl_username:
+        raise TransportConfigError(
+            f"{settings.env_name('kafka_sasl_username')} set, but "
+            f"{settings.env_name('kafka_security_protocol')}={protocol} does not use SASL"
+        )
+    context = (
+        client_ssl_context(
+            settings,
+            ca="kafka_tls_ca_file",
+            cert="kafka_tls_cert_file",
+            key="kafka_tls_key_file",
+            check_hostname=settings.kafka_tls_check_hostname,
+        )
+        if tls
+        else None
+    )
+    return KafkaConnection(
+        bootstrap=settings.kafka_bootstrap,
+        security_protocol=protocol,
+        sasl_mechanism=settings.kafka_sasl_mechanism if sasl else None,
+        sasl_username=settings.kafka_sasl_username,
+        sasl_password=settings.kafka_sasl_password,
+        ssl_context=context,
+    )
+
+
+def make_producer(brokers: Brokers, client_id: str, **overrides: Any) -> AIOKafkaProducer:
     """An idempotent producer: acks=all, retries without duplicates inside one producer session."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **_connection(brokers).client_options(),
         "client_id": client_id,
         "acks": "all",
         "enable_idempotence": True,
@@ -40,10 +126,10 @@ def make_producer(bootstrap: str, client_id: str, **overrides: Any) -> AIOKafkaP
     return AIOKafkaProducer(**options)
 
 
-def make_consumer(bootstrap: str, group_id: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
+def make_consumer(brokers: Brokers, group_id: str, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     """A consumer that never auto-commits: offsets are committed after the DB transaction commits."""
     options: dict[str, Any] = {
-        "bootstrap_servers": bootstrap,
+        **_connection(brokers).client_options(),
         "group_id": group_id,
         "client_id": group_id,
         "enable_auto_commit": False,
@@ -87,9 +173,13 @@ async def consume_with_renewal(
             await renew()
 
 
-async def ensure_topics(bootstrap: str, topics: dict[str, int] | None = None) -> None:
+def make_admin(brokers: Brokers, client_id: str, **overrides: Any) -> AIOKafkaAdminClient:
+    return AIOKafkaAdminClient(**_connection(brokers).client_options(), client_id=client_id, **overrides)
+
+
+async def ensure_topics(brokers: Brokers, topics: dict[str, int] | None = None) -> None:
     """Create the platform's topics if missing (replication factor 1 suits the local single node)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="tollgate-topics")
+    admin = make_admin(brokers, "tollgate-topics")
     await admin.start()
     try:
         existing = set(await admin.list_topics())

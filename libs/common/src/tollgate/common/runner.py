@@ -14,6 +14,8 @@ import uvicorn
 from grpc import aio
 from starlette.types import ASGIApp
 
+from tollgate.common.metrics_endpoint import MetricsEndpoint, metrics_app
+
 log = logging.getLogger(__name__)
 
 
@@ -37,7 +39,10 @@ async def serve(
     grpc_server: aio.Server | None = None,
     background: list[Callable[[], Coroutine[Any, Any, None]]] | None = None,
     on_shutdown: list[Callable[[], Awaitable[None]]] | None = None,
+    metrics: MetricsEndpoint | None = None,
 ) -> None:
+    """`metrics`: the registry served on its own port (metrics_endpoint.py); up before the HTTP
+    app and down after the shutdown hooks, so Prometheus sees the whole drain."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -59,6 +64,10 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
+    metrics_server = _metrics_server(metrics, host) if metrics is not None else None
+    metrics_task = (
+        asyncio.create_task(_serve_http(metrics_server, "metrics")) if metrics_server is not None else None
+    )
     if grpc_server is not None:
         await grpc_server.start()
     # Start-up objects (modules, settings, pools) live as long as the process: keep them out of
@@ -68,7 +77,8 @@ async def serve(
     tasks = [asyncio.create_task(factory()) for factory in background or []]
     http_task = asyncio.create_task(_serve_http(server))
     stop_task = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([http_task, stop_task, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    watched = [http_task, stop_task, *tasks, *([metrics_task] if metrics_task is not None else [])]
+    done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
     failed = stop_task not in done  # anything but SIGTERM/SIGINT ending the wait is a failure
     cause: BaseException | None = None
     for finished in done:
@@ -95,21 +105,40 @@ async def serve(
             await hook()
         except Exception:
             log.exception("shutdown hook failed")
+    if metrics_server is not None and metrics_task is not None:
+        metrics_server.should_exit = True
+        with contextlib.suppress(Exception):
+            await metrics_task
     stop_task.cancel()
     if failed:
         # exit non-zero so a supervisor (the local stack, Kubernetes) sees the failure
         raise cause or RuntimeError("a component of the service stopped by itself")
 
 
-async def _serve_http(server: uvicorn.Server) -> None:
+def _metrics_server(metrics: MetricsEndpoint, host: str) -> uvicorn.Server:
+    config = uvicorn.Config(
+        metrics_app(metrics.registry),
+        host=host,
+        port=metrics.port,
+        log_config=None,
+        access_log=False,
+        loop="none",
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+        proxy_headers=False,
+    )
+    return _Server(config)
+
+
+async def _serve_http(server: uvicorn.Server, what: str = "HTTP") -> None:
     """uvicorn exits the process (SystemExit) when it cannot bind; make that an ordinary error so
     the gRPC server and background tasks are stopped too instead of keeping the process alive."""
     try:
         await server.serve()
     except SystemExit as exc:
-        raise RuntimeError(f"HTTP server failed to start (exit {exc.code})") from None
+        raise RuntimeError(f"{what} server failed to start (exit {exc.code})") from None
     if not server.started:
-        raise RuntimeError("HTTP server failed to start")
+        raise RuntimeError(f"{what} server failed to start")
 
 
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:

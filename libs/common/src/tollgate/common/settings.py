@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from tollgate.common.transport_settings import TransportSecuritySettings
 
 
-class ServiceSettings(BaseSettings):
-    """Connection settings every service needs. Subclasses set `env_prefix` (e.g. BILLING_)."""
+class ConflictingSettings(RuntimeError):
+    """Two settings that say the same thing differently; the message names both, never a value."""
+
+
+class ServiceSettings(TransportSecuritySettings):
+    """Connection settings every service needs (TLS/SASL of each client: transport_settings.py).
+    Subclasses set `env_prefix` (e.g. BILLING_)."""
 
     model_config = SettingsConfigDict(env_prefix="TOLLGATE_", extra="ignore")
 
@@ -20,14 +27,43 @@ class ServiceSettings(BaseSettings):
     run_migrations: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Prometheus' GET /metrics, on http_host, never on the public HTTP port (metrics_endpoint.py)
+    metrics_port: int = 9180
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate"
+    # The password for database_url when the URL names none (a Secret's key, so the URL itself can sit
+    # in a ConfigMap: deploy/k8s/overlays/production reads each role's CloudNativePG password secret).
+    database_password: SecretStr = SecretStr("")
+    # SQLAlchemy pool per process: at most db_pool_size + db_max_overflow connections. deploy/k8s sizes
+    # them so every replica at the HPA's maximum fits PostgreSQL's max_connections (docs/operations.md).
+    db_pool_size: int = Field(default=5, ge=1)
+    db_max_overflow: int = Field(default=5, ge=0)
     redis_url: str = "redis://127.0.0.1:56379/0"
     kafka_bootstrap: str = "127.0.0.1:59092"
     auth_grpc_target: str = "127.0.0.1:50051"
     billing_grpc_target: str = "127.0.0.1:50052"
     log_level: str = "INFO"
-    # OTLP is optional: without an endpoint spans are kept in-process (sampled, not exported).
+    # Where spans go comes from the standard OTEL_* variables (tollgate.common.trace_export): without
+    # an OTLP endpoint nothing is exported, and then no new trace is recorded at all. This adds a
+    # console exporter (development).
     otel_exporter_console: bool = False
-    # Share of new traces recorded (ParentBased: a caller's sampled/unsampled decision is kept, so
-    # one trace is whole or absent across services). Unsampled requests still carry traceparent.
+    # Share of new traces recorded when exporting (ParentBased: a caller's sampled/unsampled decision
+    # is kept, so one trace is whole or absent across services); OTEL_TRACES_SAMPLER_ARG, when set,
+    # wins. Unsampled requests still carry traceparent.
     otel_sample_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _password_into_database_url(self) -> ServiceSettings:
+        """Folds database_password into database_url (escaped), so every engine and migration uses it."""
+        password = self.database_password.get_secret_value()
+        if password:
+            from sqlalchemy.engine import make_url
+
+            url = make_url(self.database_url)
+            if url.password is not None:
+                # not a ValueError: pydantic would print the inputs, passwords included, with it
+                raise ConflictingSettings(
+                    f"{self.env_name('database_url')} names a password and "
+                    f"{self.env_name('database_password')} sets one: set only one of them"
+                )
+            self.database_url = url.set(password=password).render_as_string(hide_password=False)
+        return self

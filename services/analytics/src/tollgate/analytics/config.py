@@ -17,7 +17,11 @@ class AnalyticsSettings(ServiceSettings):
 
     service_name: str = "analytics"
     http_port: int = 8083
+    metrics_port: int = 9183
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_analytics"
+    # consumer batches and report queries share the pool (ServiceSettings: 5 + 5)
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
     alembic_ini: str = str(_DEFAULT_ALEMBIC_INI)
     consumer_group: str = "analytics-usage"
     # Upper bound on one consumed batch: one INSERT and one transaction per batch.

@@ -16,9 +16,10 @@ from tollgate.analytics.usage.service import UsageService
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import database_health, make_engine, make_sessionmaker
-from tollgate.common.grpc import make_channel
-from tollgate.common.kafka import TOPIC_USAGE, make_consumer
+from tollgate.common.grpc import channel_tls, make_channel
+from tollgate.common.kafka import TOPIC_USAGE, kafka_connection, make_consumer
 from tollgate.common.logging import configure_logging
+from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 
@@ -28,17 +29,20 @@ log = logging.getLogger(__name__)
 async def main() -> None:
     settings = AnalyticsSettings()
     configure_logging(settings.service_name, settings.log_level)
-    configure_tracing(
+    tracing = configure_tracing(
         settings.service_name, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
 
-    engine = make_engine(settings.database_url)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    tracing.instrument_engine(engine)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry()
     metrics = AnalyticsMetrics(registry)
-    auth_channel = make_channel(settings.auth_grpc_target)
+    auth_channel = make_channel(settings.auth_grpc_target, channel_tls(settings))
     usage_service = UsageService(UsageRepository())
 
     app = build_app(
@@ -50,9 +54,11 @@ async def main() -> None:
         health_check=database_health(engine),
     )
 
+    kafka = kafka_connection(settings)
+
     def usage_consumer() -> AIOKafkaConsumer:
         return make_consumer(
-            settings.kafka_bootstrap,
+            kafka,
             settings.consumer_group,
             TOPIC_USAGE,
             max_poll_records=settings.consume_max_records,
@@ -74,6 +80,7 @@ async def main() -> None:
         settings.http_port,
         background=[consumer.run],
         on_shutdown=[auth_channel.close, engine.dispose],
+        metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 
 

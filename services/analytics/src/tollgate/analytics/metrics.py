@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class AnalyticsMetrics:
@@ -28,6 +28,12 @@ class AnalyticsMetrics:
         self.consumer_renewals = Counter(
             "analytics_usage_consumer_renewals_total",
             "Usage consumers replaced after Kafka ended their group coordination",
+            registry=registry,
+        )
+        self.consumer_lag = Gauge(
+            "analytics_usage_consumer_lag",
+            "usage.v1 records not yet stored: end offset minus the group's committed offset, by partition",
+            ["partition"],
             registry=registry,
         )
         self.batch_seconds = Histogram(

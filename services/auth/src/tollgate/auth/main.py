@@ -8,13 +8,14 @@ from datetime import timedelta
 from prometheus_client import CollectorRegistry
 
 from tollgate.auth.app import build_app
-from tollgate.auth.config import DEV_JWT_SECRET, AuthSettings
+from tollgate.auth.config import AuthSettings, checked_secrets, jwt_keys, key_peppers
 from tollgate.auth.grants.service import ModelGrants
 from tollgate.auth.grpc_server import AuthMetrics, AuthServicer
 from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
 from tollgate.auth.keys.events import KafkaKeyEvents
 from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.last_used import LastUsedRecorder
+from tollgate.auth.keys.peppers import label_unlabelled
 from tollgate.auth.keys.service import KeyService, utcnow
 from tollgate.auth.sessions.passwords import Passwords, argon2id
 from tollgate.auth.sessions.principal import TokenPrincipals
@@ -22,15 +23,15 @@ from tollgate.auth.sessions.ratelimit import LoginLimiter
 from tollgate.auth.sessions.service import SessionService
 from tollgate.auth.sessions.tokens import TokenIssuer
 from tollgate.auth.web import AuthRuntime
-from tollgate.common.api_keys import DEV_KEY_PEPPER
 from tollgate.common.db import make_engine, make_sessionmaker
-from tollgate.common.grpc import make_server
-from tollgate.common.kafka import make_producer
+from tollgate.common.grpc import add_listener, make_server, server_tls
+from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
-from tollgate.common.secret_policy import Secret, enforce
+from tollgate.common.secret_policy import enforce
 from tollgate.common.telemetry import configure_tracing
 from tollgate.contracts.v1 import auth_pb2_grpc
 
@@ -40,45 +41,56 @@ log = logging.getLogger("tollgate.auth")
 async def main(settings: AuthSettings | None = None) -> None:
     settings = settings or AuthSettings()
     configure_logging("auth", settings.log_level)
-    configure_tracing("auth", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio)
-    pepper = settings.key_pepper.get_secret_value()
-    jwt_secret = settings.jwt_secret.get_secret_value()
-    admin_key = settings.admin_api_key.get_secret_value() if settings.admin_api_key else None
-    enforce(
-        settings.environment,
-        [
-            Secret("AUTH_KEY_PEPPER", pepper, DEV_KEY_PEPPER),
-            Secret("AUTH_JWT_SECRET", jwt_secret, DEV_JWT_SECRET),
-            Secret("ADMIN_API_KEY", admin_key, required=False),  # the bootstrap admin, when there is one
-        ],
-        log,
+    tracing = configure_tracing(
+        "auth", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
+    )
+    enforce(settings.environment, checked_secrets(settings), log)
+    peppers = key_peppers(settings)
+    signing_keys = jwt_keys(settings)
+    # Key ids only (tollgate.common.keyring): which secrets are in use, never the secrets.
+    log.info(
+        "key material",
+        extra={
+            "pepper_id": peppers.current_id,
+            "previous_pepper_ids": list(peppers.by_id())[1:],
+            "jwt_kid": signing_keys.current_id,
+            "previous_jwt_kids": list(signing_keys.by_id())[1:],
+        },
     )
 
     if settings.run_migrations:
         await migrate(str(settings.alembic_ini), settings.database_url)
 
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    tracing.instrument_engine(engine)
     sessions = make_sessionmaker(engine)
     # Authenticate is a single SELECT: autocommit skips the BEGIN/ROLLBACK round trips around it.
     read_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))
     last_used = LastUsedRecorder(sessions, settings.last_used_flush_s)
-    keys = KeyService(KeyHasher(pepper), last_used, default_rate_tier=settings.default_rate_tier.strip())
-    events = KafkaKeyEvents(
-        lambda: make_producer(settings.kafka_bootstrap, "tollgate-auth"), settings.kafka_publish_timeout_s
-    )
+    hasher = KeyHasher(peppers)
+    if not peppers.previous:  # outside a rotation every usable hash is under the current pepper
+        async with sessions.begin() as session:
+            if labelled := await label_unlabelled(session, peppers.current_id):
+                log.info("labelled stored hashes with the current pepper id", extra={"rows": labelled})
+    keys = KeyService(hasher, last_used, default_rate_tier=settings.default_rate_tier.strip())
+    kafka = kafka_connection(settings)
+    events = KafkaKeyEvents(lambda: make_producer(kafka, "tollgate-auth"), settings.kafka_publish_timeout_s)
     await events.start()  # tolerant: without Kafka the service still starts, and retries per publish
 
     if settings.admin_api_key is not None and settings.admin_api_key.get_secret_value():
         async with sessions.begin() as session:
             retired = await ensure_bootstrap_admin(
-                session, KeyHasher(pepper), settings.admin_api_key.get_secret_value(), utcnow()
+                session, hasher, settings.admin_api_key.get_secret_value(), utcnow()
             )
         await events.publish(retired)
         log.info("bootstrap admin key ensured")
 
-    redis = make_redis(settings.redis_url)
+    redis = make_redis(settings)
+    tracing.instrument_redis(redis)
     token_issuer = TokenIssuer(
-        jwt_secret,
+        signing_keys,
         access_ttl_s=settings.access_token_ttl_s,
         refresh_ttl_s=settings.refresh_token_ttl_s,
     )
@@ -123,7 +135,7 @@ async def main(settings: AuthSettings | None = None) -> None:
         AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants, TokenPrincipals(token_issuer)),
         grpc_server,
     )
-    grpc_server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    add_listener(grpc_server, f"{settings.grpc_host}:{settings.grpc_port}", server_tls(settings))
     log.info("auth starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
 
     async def shutdown() -> None:
@@ -139,6 +151,7 @@ async def main(settings: AuthSettings | None = None) -> None:
         grpc_server=grpc_server,
         background=[last_used.run],
         on_shutdown=[shutdown],
+        metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 
 

@@ -15,11 +15,15 @@ class BillingSettings(ServiceSettings):
 
     service_name: str = "billing"
     http_port: int = 8082
+    metrics_port: int = 9182
     grpc_port: int = 50052
-    # the usage consumer process (tollgate-billing-worker) serves /healthz and /metrics here
+    # the usage consumer process (tollgate-billing-worker) serves /healthz here, /metrics on the other
     worker_http_port: int = 8085
+    worker_metrics_port: int = 9185
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_billing"
+    # busier than the default (ServiceSettings): every Authenticate / Reserve miss reads the database
     db_pool_size: int = 10
+    db_max_overflow: int = 10
 
     # Holds older than this are released by the sweeper (a crashed gateway never settles them).
     hold_ttl_seconds: int = 600
@@ -52,6 +56,10 @@ class BillingSettings(ServiceSettings):
     # ---- alerts: the dispatcher in tollgate-billing-worker, e-mail, webhooks ----
     # Webhook signing secrets are stored Fernet-encrypted under a key derived from this.
     alerts_secret_key: SecretStr = SecretStr(DEV_ALERTS_SECRET_KEY)
+    # Rotation (docs/operations.md, "Rotate secrets"): the keys it replaced, newest first,
+    # comma-separated (BILLING_ALERTS_PREVIOUS_SECRET_KEYS); secrets stored under them still decrypt
+    # until `python -m tollgate.billing.rotate_secrets` re-encrypts them.
+    alerts_previous_secret_keys: SecretStr = SecretStr("")
     alert_dispatch_interval_seconds: float = 1.0
     alert_dispatch_batch: int = 50
     # A claimed delivery is leased this long; a dispatcher that dies mid-send loses it after that.

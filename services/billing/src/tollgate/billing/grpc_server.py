@@ -13,7 +13,7 @@ from grpc import aio
 from tollgate.billing.holds.service import HoldService
 from tollgate.billing.holds.store import MarkRecord
 from tollgate.billing.metrics import BillingMetrics
-from tollgate.common.grpc import make_server
+from tollgate.common.grpc import ServerTLS, add_listener, make_server
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -137,10 +137,10 @@ async def _require_ids(context: aio.ServicerContext, *values: str) -> None:
 
 
 def build_grpc_server(
-    holds: HoldService, metrics: BillingMetrics, host: str, port: int
+    holds: HoldService, metrics: BillingMetrics, host: str, port: int, *, tls: ServerTLS | None = None
 ) -> tuple[aio.Server, int]:
     """The server (not started) and the port it bound (useful when asked for port 0)."""
     server = make_server("billing")
     billing_pb2_grpc.add_BillingServiceServicer_to_server(BillingServicer(holds, metrics), server)
-    bound = server.add_insecure_port(f"{host}:{port}")
+    bound = add_listener(server, f"{host}:{port}", tls)
     return server, bound

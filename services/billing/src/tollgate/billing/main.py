@@ -25,10 +25,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tollgate.billing.alerts.routes import router as alerts_router
 from tollgate.billing.alerts.secretbox import SecretBox
-from tollgate.billing.alerts.wiring import build_dispatcher, secret_box
+from tollgate.billing.alerts.wiring import build_dispatcher, secret_box, secret_box_policy
 from tollgate.billing.budgets.loaders import limits_loader, quota_recorder
 from tollgate.billing.budgets.routes import router as budgets_router
-from tollgate.billing.config import DEV_ALERTS_SECRET_KEY, BillingSettings
+from tollgate.billing.config import BillingSettings
 from tollgate.billing.consumers.usage import UsageConsumer
 from tollgate.billing.envelope import billing_error_renderer
 from tollgate.billing.grpc_server import build_grpc_server
@@ -48,14 +48,15 @@ from tollgate.billing.wallets.routes import router as wallets_router
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import database_health, make_engine, make_sessionmaker
 from tollgate.common.errors import ServiceUnavailable
-from tollgate.common.grpc import make_channel
+from tollgate.common.grpc import channel_tls, make_channel, server_tls
 from tollgate.common.http import create_app
-from tollgate.common.kafka import TOPIC_USAGE, make_consumer, make_producer
+from tollgate.common.kafka import TOPIC_USAGE, kafka_connection, make_consumer, make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
-from tollgate.common.secret_policy import Secret, enforce
+from tollgate.common.secret_policy import enforce
 from tollgate.common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -144,22 +145,21 @@ class _Shared:
 
 async def _shared(settings: BillingSettings, service: str) -> _Shared:
     configure_logging(service, settings.log_level)
-    alerts_key = settings.alerts_secret_key.get_secret_value()
-    enforce(
-        settings.environment, [Secret("BILLING_ALERTS_SECRET_KEY", alerts_key, DEV_ALERTS_SECRET_KEY)], log
-    )
-    configure_tracing(
+    enforce(settings.environment, secret_box_policy(settings), log)
+    tracing = configure_tracing(
         service, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
     if settings.run_migrations:
         # an advisory lock in the Alembic env serialises concurrent starters
         await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
     registry = CollectorRegistry()
-    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    # A blocking pool: a burst of Reserves beyond the pool waits for a connection instead of failing.
-    redis = make_redis(
-        settings.redis_url, decode_responses=True, max_connections=settings.redis_max_connections
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
     )
+    tracing.instrument_engine(engine)
+    # A blocking pool: a burst of Reserves beyond the pool waits for a connection instead of failing.
+    redis = make_redis(settings, decode_responses=True, max_connections=settings.redis_max_connections)
+    tracing.instrument_redis(redis)
     store = HoldStore(
         redis, prefix=settings.redis_prefix, wallet_ttl_seconds=settings.wallet_cache_ttl_seconds
     )
@@ -169,7 +169,8 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
 async def main(settings: BillingSettings | None = None) -> None:
     settings = settings or BillingSettings()
     shared = await _shared(settings, "billing")
-    republisher = MarkRepublisher(lambda: make_producer(settings.kafka_bootstrap, "tollgate-billing"))
+    kafka = kafka_connection(settings)
+    republisher = MarkRepublisher(lambda: make_producer(kafka, "tollgate-billing"))
     holds = HoldService(
         shared.store,
         wallet_loader(shared.sessions),
@@ -182,7 +183,7 @@ async def main(settings: BillingSettings | None = None) -> None:
         mark_flush_interval_s=settings.hold_mark_flush_seconds,
         publish_marks=republisher,
     )
-    auth_channel = make_channel(settings.auth_grpc_target)
+    auth_channel = make_channel(settings.auth_grpc_target, channel_tls(settings))
     app = build_app(
         shared.registry,
         engine=shared.engine,
@@ -194,7 +195,9 @@ async def main(settings: BillingSettings | None = None) -> None:
         webhook_secrets=secret_box(settings),
         payment_providers=build_payment_providers(settings),
     )
-    grpc_server, _ = build_grpc_server(holds, shared.metrics, settings.http_host, settings.grpc_port)
+    grpc_server, _ = build_grpc_server(
+        holds, shared.metrics, settings.http_host, settings.grpc_port, tls=server_tls(settings)
+    )
 
     async def close() -> None:
         await holds.marks.close()
@@ -214,6 +217,7 @@ async def main(settings: BillingSettings | None = None) -> None:
             lambda: app.state.reconciler.run(settings.reconcile_interval_seconds),
         ],
         on_shutdown=[close],
+        metrics=MetricsEndpoint(shared.registry, settings.metrics_port),
     )
 
 
@@ -221,8 +225,10 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
     settings = settings or BillingSettings()
     shared = await _shared(settings, "billing-worker")
 
+    kafka = kafka_connection(settings)
+
     def usage_consumer() -> AIOKafkaConsumer:
-        return make_consumer(settings.kafka_bootstrap, settings.consumer_group, TOPIC_USAGE)
+        return make_consumer(kafka, settings.consumer_group, TOPIC_USAGE)
 
     consumer = UsageConsumer(
         usage_consumer(),
@@ -233,7 +239,7 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
         failpoint=settings.failpoint,
         renew=usage_consumer,
     )
-    # only /healthz and /metrics: the worker serves no API
+    # only the probes (and metrics on their own port): the worker serves no API
     app = create_app(
         "billing-worker", shared.registry, health_check=health_check(shared.engine, shared.redis)
     )
@@ -245,6 +251,7 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
         settings.worker_http_port,
         background=[consumer.run, dispatcher.run],
         on_shutdown=[close_dispatcher, shared.close],
+        metrics=MetricsEndpoint(shared.registry, settings.worker_metrics_port),
     )
 
 

@@ -98,7 +98,7 @@ class BillingMetrics:
         )
         self.consumer_lag = Gauge(
             "billing_usage_consumer_lag",
-            "Records behind the high watermark",
+            "usage.v1 records not yet settled: end offset minus the group's committed offset, by partition",
             ["partition"],
             registry=registry,
         )

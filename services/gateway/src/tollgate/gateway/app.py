@@ -30,6 +30,8 @@ from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import key_permission_dependency, principal_dependency
 from tollgate.gateway.proxy import routes as proxy_routes
 from tollgate.gateway.proxy.forwarder import Forwarder
+from tollgate.gateway.realtime import routes as realtime_routes
+from tollgate.gateway.realtime.session import Realtime
 from tollgate.gateway.responses_door import routes as responses_routes
 from tollgate.gateway.sloughgpt_door import routes as sloughgpt_routes
 
@@ -113,6 +115,7 @@ class GatewayParts:
     version: str = "0"
     trust_client_request_id: bool = False
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    realtime: Realtime | None = None  # /ws and the maintenance notice (realtime/)
 
 
 def build_app(parts: GatewayParts) -> ASGIApp:
@@ -139,6 +142,8 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     )
     # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise
     app.include_router(model_deletion.build_router(parts.snapshot, current_principal, parts.forwarder))
+    if parts.realtime is not None:  # before the proxy: it would forward /admin/system/* to auth
+        app.include_router(realtime_routes.build_router(parts.realtime, current_principal))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
     # X-RateLimit-* on every answer of a limited request, whichever family renders it (limits/), and
     # SloughGPT's API-Version echo

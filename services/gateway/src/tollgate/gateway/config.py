@@ -19,9 +19,14 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     http_port: int = 8080
+    metrics_port: int = 9180
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_gateway"
 
     secret_key: str = DEV_SECRET_KEY
+    # Rotation (docs/operations.md, "Rotate secrets"): the keys GATEWAY_SECRET_KEY replaced, newest
+    # first, comma-separated; stored secrets made with them still decrypt until re-encrypted with
+    # `python -m tollgate.gateway.rotate_secrets`.
+    previous_secret_keys: str = ""
     auth_http_url: str = "http://127.0.0.1:8081"
     billing_http_url: str = "http://127.0.0.1:8082"
     analytics_http_url: str = "http://127.0.0.1:8083"
@@ -97,6 +102,22 @@ class GatewaySettings(ServiceSettings):
     usage_linger_ms: int = Field(default=10, ge=0, le=1000)
     usage_spool_stream: str = "gateway:usage-spool"
     usage_drain_interval_s: float = 1.0
+
+    # /ws real-time events (realtime/, docs/sloughgpt.md "Real-time events"): per-organisation Redis
+    # streams capped at realtime_stream_max_len events (approximately) and dropped after
+    # realtime_retention_s without a new event; a connection must authenticate within
+    # realtime_auth_timeout_s, gets a heartbeat every realtime_heartbeat_s, and is dropped when its
+    # send queue (realtime_send_queue frames) fills or a send takes realtime_send_timeout_s.
+    realtime: bool = True
+    realtime_stream_max_len: int = Field(default=10_000, ge=100)
+    realtime_retention_s: int = Field(default=7 * 86_400, ge=60)
+    realtime_dedupe_ttl_s: int = Field(default=86_400, ge=60)
+    realtime_auth_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    realtime_heartbeat_s: float = Field(default=15.0, gt=0, le=300)
+    realtime_send_queue: int = Field(default=1024, ge=1, le=100_000)
+    realtime_send_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # usage events are recorded only for organisations with a usage subscriber in the last this long
+    realtime_usage_watch_s: float = Field(default=120.0, ge=1)
 
     # The request id becomes the billing hold id and the usage event id, and consumers dedupe on it:
     # trusting a client-chosen id would let a replayed id ride on an earlier request's charge.

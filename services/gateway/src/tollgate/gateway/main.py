@@ -12,24 +12,25 @@ from prometheus_client import CollectorRegistry
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import make_engine, make_sessionmaker
-from tollgate.common.grpc import make_channel
-from tollgate.common.kafka import make_producer
+from tollgate.common.grpc import channel_tls, make_channel
+from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.money import credits_to_micros
 from tollgate.common.networks import parse_networks
 from tollgate.common.redis import make_redis
-from tollgate.common.secret_policy import Secret, enforce
+from tollgate.common.secret_policy import enforce
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
 from tollgate.gateway.catalog.deployments import DeploymentConsumer
 from tollgate.gateway.catalog.deployments import default_factory as deployments_factory
-from tollgate.gateway.catalog.secrets import SecretBox
+from tollgate.gateway.catalog.secrets import secret_box, secret_box_policy
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool, default_client_factory
 from tollgate.gateway.completions.billing import BillingClient
 from tollgate.gateway.completions.hold_stock import HoldStock
 from tollgate.gateway.completions.service import ChatCompletions
-from tollgate.gateway.config import DEV_SECRET_KEY, GatewaySettings
+from tollgate.gateway.config import GatewaySettings
 from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.limits.cells import RedisCells
 from tollgate.gateway.limits.gate import RateGate
@@ -42,6 +43,7 @@ from tollgate.gateway.pricing.cost import PricingPolicy
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
 from tollgate.gateway.proxy.forwarder import Forwarder
+from tollgate.gateway.realtime.wiring import build_realtime
 from tollgate.gateway.routing.attempts import Router
 from tollgate.gateway.routing.breaker import Cooldowns
 from tollgate.gateway.usage.emitter import UsageEmitter
@@ -57,24 +59,30 @@ async def main() -> None:
     configure_logging("gateway", settings.log_level)
     # httpx logs every request at INFO: at 1,000 requests/s that is hot-path work, not information.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    configure_tracing(
+    tracing = configure_tracing(
         "gateway", console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
-    enforce(settings.environment, [Secret("GATEWAY_SECRET_KEY", settings.secret_key, DEV_SECRET_KEY)], log)
+    enforce(settings.environment, secret_box_policy(settings), log)
     if settings.run_migrations:
         await migrate(alembic_ini(), settings.database_url)
 
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
-    engine = make_engine(settings.database_url, pool_size=5)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    tracing.instrument_engine(engine)
     sessions = make_sessionmaker(engine)
-    box = SecretBox(settings.secret_key)
+    box = secret_box(settings)
     pool = UpstreamPool(default_client_factory(settings.upstream_max_connections))
     snapshot = CatalogSnapshot(sessions, box, pool, poll_s=settings.catalog_poll_s)
     await snapshot.reload()
 
-    auth_channel = make_channel(settings.auth_grpc_target)
-    billing_channel = make_channel(settings.billing_grpc_target)
+    # TLS/SASL settings are read (and their files loaded) once, here: the hot path never sees them
+    grpc_tls = channel_tls(settings)
+    kafka = kafka_connection(settings)
+    auth_channel = make_channel(settings.auth_grpc_target, grpc_tls)
+    billing_channel = make_channel(settings.billing_grpc_target, grpc_tls)
     principals = PrincipalCache(
         AuthClient(auth_channel, timeout_s=settings.grpc_timeout_s).authenticate,
         metrics,
@@ -83,15 +91,12 @@ async def main() -> None:
         max_entries=settings.auth_cache_max_entries,
     )
     # fine-tuned models from training.v1 (ModelDeployed / ModelDeleted) into the catalog
-    deployments = DeploymentConsumer(deployments_factory(settings.kafka_bootstrap), sessions, snapshot)
-    key_consumer = KeyInvalidationConsumer(
-        default_consumer_factory(settings.kafka_bootstrap), principals, metrics
-    )
-    redis = make_redis(settings.redis_url)
+    deployments = DeploymentConsumer(deployments_factory(kafka), sessions, snapshot)
+    key_consumer = KeyInvalidationConsumer(default_consumer_factory(kafka), principals, metrics)
+    redis = make_redis(settings)
+    tracing.instrument_redis(redis)
     emitter = UsageEmitter(
-        lambda: make_producer(
-            settings.kafka_bootstrap, "tollgate-gateway", linger_ms=settings.usage_linger_ms
-        ),
+        lambda: make_producer(kafka, "tollgate-gateway", linger_ms=settings.usage_linger_ms),
         RedisSpool(redis, settings.usage_spool_stream),
         metrics,
         send_timeout_s=settings.usage_send_timeout_s,
@@ -119,7 +124,7 @@ async def main() -> None:
         max_lease=settings.rate_limit_max_lease,
         lease_ttl_s=settings.rate_limit_lease_ttl_s,
     )
-    rate_gate = RateGate(limiter) if settings.rate_limits else None
+    rate_gate = RateGate(limiter, metrics) if settings.rate_limits else None
     router = Router(
         Cooldowns(threshold=settings.routing_cooldown_failures, cooldown_s=settings.routing_cooldown_s),
         retries=settings.routing_retries,
@@ -158,6 +163,9 @@ async def main() -> None:
         timeout_s=settings.proxy_timeout_s,
     )
 
+    # /ws: Kafka facts into per-organisation Redis streams, pushed to this process's connections
+    realtime = build_realtime(settings, kafka, principals, registry) if settings.realtime else None
+
     async def health() -> dict[str, Any]:
         return {"models": len(snapshot), "kafka": "up" if emitter.kafka_up else "down"}
 
@@ -177,6 +185,7 @@ async def main() -> None:
             version=package_version("tollgate-gateway"),
             trust_client_request_id=settings.trust_client_request_id,
             health=health,
+            realtime=realtime.realtime if realtime is not None else None,
         )
     )
 
@@ -200,6 +209,7 @@ async def main() -> None:
             hold_stock.run_sweeper,
             limiter.run_sweeper,  # unused leases of keys gone quiet go back
             deployments.run,
+            *(realtime.background if realtime is not None else []),
             *([marker.run] if marker is not None else []),
         ],
         # The emitter flushes first: requests finishing during shutdown still emit into it. Stocked
@@ -210,7 +220,9 @@ async def main() -> None:
             limiter.close,
             *([marker.close] if marker is not None else []),
             close_clients,
+            *([realtime.close] if realtime is not None else []),
         ],
+        metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 
 

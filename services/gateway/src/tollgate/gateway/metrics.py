@@ -43,6 +43,13 @@ class GatewayMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.rate_limited = Counter(
+            "gateway_rate_limited_total",
+            "Requests refused with 429 by a rate limit (limits/gate.py), by the refusing limit's scope "
+            "(key, org, model, ip) and measure (requests, tokens)",
+            ["scope", "measure"],
+            registry=registry,
+        )
         self.reserve_retries = Counter(
             "gateway_reserve_retries_total",
             "Refused Reserves asked once more because a mark of the same org had just left",

@@ -18,6 +18,7 @@ class TrainingSettings(ServiceSettings):
 
     service_name: str = "training"
     http_port: int = 8084
+    metrics_port: int = 9184
     database_url: str = "postgresql+psycopg://tollgate@127.0.0.1:55432/tollgate_training"
     alembic_ini: str = str(_DEFAULT_ALEMBIC_INI)
     auth_timeout_s: float = 2.0
@@ -49,6 +50,7 @@ class TrainingSettings(ServiceSettings):
 
     # Worker (tollgate-training-worker)
     worker_http_port: int = 8086
+    worker_metrics_port: int = 9186
     executor: str = Field(default="local", pattern="^(local|kubernetes)$")
     max_concurrent_jobs: int = Field(default=1, ge=1)
     lease_ttl_s: float = Field(default=30.0, gt=1)
@@ -70,6 +72,9 @@ class TrainingSettings(ServiceSettings):
     k8s_data_mount: str = "/data"
     k8s_config_map: str = "tollgate-config"
     k8s_secret: str = "tollgate-secrets"
+    # Set (production overlay): job pods read TRAINING_DATABASE_URL from the ConfigMap and its password
+    # from this Secret's `password` key (the role's CloudNativePG secret) instead of k8s_secret's URL.
+    k8s_database_password_secret: str = ""
     k8s_gpu_resource: str = "nvidia.com/gpu"
     k8s_gpu_type_label: str = "nvidia.com/gpu.product"
 

@@ -10,9 +10,10 @@ from prometheus_client import CollectorRegistry
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import database_health, make_engine, make_sessionmaker
-from tollgate.common.grpc import make_channel
-from tollgate.common.kafka import make_producer
+from tollgate.common.grpc import channel_tls, make_channel
+from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.training.app import build_app
@@ -29,24 +30,29 @@ log = logging.getLogger(__name__)
 async def main() -> None:
     settings = TrainingSettings()
     configure_logging(settings.service_name, settings.log_level)
-    configure_tracing(
+    tracing = configure_tracing(
         settings.service_name, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
     settings.files_dir.mkdir(parents=True, exist_ok=True)
 
-    engine = make_engine(settings.database_url, pool_size=5)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    tracing.instrument_engine(engine)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry()
-    auth_channel = make_channel(settings.auth_grpc_target)
-    billing_channel = make_channel(settings.billing_grpc_target)
+    grpc_tls = channel_tls(settings)
+    kafka = kafka_connection(settings)
+    auth_channel = make_channel(settings.auth_grpc_target, grpc_tls)
+    billing_channel = make_channel(settings.billing_grpc_target, grpc_tls)
     holds = BillingHolds(
         billing_channel, ttl_seconds=settings.hold_ttl_seconds, timeout_s=settings.billing_timeout_s
     )
     relay = OutboxRelay(
         sessions,
-        lambda: make_producer(settings.kafka_bootstrap, "tollgate-training"),
+        lambda: make_producer(kafka, "tollgate-training"),
         OutboxMetrics(registry),
         interval_s=settings.outbox_interval_s,
         batch=settings.outbox_batch,
@@ -74,6 +80,7 @@ async def main() -> None:
         settings.http_port,
         background=[relay.run],
         on_shutdown=[auth_channel.close, billing_channel.close, engine.dispose],
+        metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 
 

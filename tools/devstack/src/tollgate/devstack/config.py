@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tollgate.devstack import secure_transports
+
 DEFAULT_PROFILE = "dev"
 
 PORT_NAMES = (
@@ -27,6 +29,16 @@ PORT_NAMES = (
     "training_worker",
     "upstream_sim",
     "llama",
+    # Prometheus' /metrics of each of our processes, never on its public HTTP port
+    "gateway_metrics",
+    "auth_metrics",
+    "billing_metrics",
+    "billing_worker_metrics",
+    "analytics_metrics",
+    "training_metrics",
+    "training_worker_metrics",
+    # Kafka's SASL_SSL listener, only with TOLLGATE_SECURE_TRANSPORTS=1 (secure_transports.py)
+    "kafka_secure",
 )
 
 PROFILE_PORTS: dict[str, dict[str, int]] = {
@@ -46,6 +58,15 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "training_worker": 8086,
         "upstream_sim": 8090,
         "llama": 8091,
+        # the HTTP port + 1100 (9090, Prometheus' own default, stays free)
+        "gateway_metrics": 9180,
+        "auth_metrics": 9181,
+        "billing_metrics": 9182,
+        "billing_worker_metrics": 9185,
+        "analytics_metrics": 9183,
+        "training_metrics": 9184,
+        "training_worker_metrics": 9186,
+        "kafka_secure": 59094,
     },
     # Below 32768, Linux's first ephemeral port, even moved by TOLLGATE_PORT_OFFSET up to 3000: a
     # listener restarted inside the ephemeral range can find its port taken by an outgoing socket
@@ -66,6 +87,15 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "training_worker": 18086,
         "upstream_sim": 18090,
         "llama": 18091,
+        # the HTTP port + 100: apart from every port above moved by any multiple of 500
+        "gateway_metrics": 18180,
+        "auth_metrics": 18181,
+        "billing_metrics": 18182,
+        "billing_worker_metrics": 18185,
+        "analytics_metrics": 18183,
+        "training_metrics": 18184,
+        "training_worker_metrics": 18186,
+        "kafka_secure": 29194,
     },
 }
 
@@ -93,6 +123,8 @@ ENV_PREFIX = {
     "upstream_sim": "SIM_",
 }
 GRPC_PORT_NAME = {"auth": "auth_grpc", "billing": "billing_grpc"}
+# every process of ours but the simulator serves Prometheus metrics on a port of its own
+METRICS_PORT_NAME = {svc: f"{svc}_metrics" for svc in SERVICES if svc != "upstream_sim"}
 # processes that use another service's database
 DATABASE_OF = {"billing_worker": "billing", "training_worker": "training"}
 HTTP_PROCESSES = (*SERVICES, "llama")
@@ -189,6 +221,12 @@ class StackConfig:
         return self.root / "deploy" / "local"
 
     @property
+    def secure_transports(self) -> bool:
+        """TOLLGATE_SECURE_TRANSPORTS=1: the services reach Kafka over SASL_SSL (SCRAM) and each
+        other's gRPC over mutual TLS, as in production (secure_transports.py)."""
+        return self.environ.get("TOLLGATE_SECURE_TRANSPORTS") == "1"
+
+    @property
     def crash_safe_commits(self) -> bool:
         """TOLLGATE_CRASH_SAFE_COMMITS=1 keeps PostgreSQL's synchronous commit on a test profile: an
         asynchronous commit is acknowledged before its WAL leaves shared memory, so a SIGKILLed
@@ -227,6 +265,12 @@ class StackConfig:
     def kafka_bootstrap(self) -> str:
         return f"127.0.0.1:{self.port('kafka')}"
 
+    def metrics_url(self, svc: str) -> str:
+        """Where Prometheus scrapes `svc` (a process in METRICS_PORT_NAME)."""
+        if svc not in METRICS_PORT_NAME:
+            raise KeyError(f"{svc!r} serves no metrics; known: {', '.join(METRICS_PORT_NAME)}")
+        return f"http://127.0.0.1:{self.port(METRICS_PORT_NAME[svc])}/metrics"
+
     def grpc_target(self, svc: str) -> str:
         return f"127.0.0.1:{self.port(GRPC_PORT_NAME[svc])}"
 
@@ -248,6 +292,10 @@ class StackConfig:
         return self.environ.get("BILLING_PAYMENTS_TEST_WEBHOOK_SECRET") or self._stored_secret(
             "payments_webhook_secret", "whsec_"
         )
+
+    def stored_secret(self, name: str, prefix: str = "") -> str:
+        """A credential of the stack itself (e.g. Kafka's SCRAM password), generated once, kept 0600."""
+        return self._stored_secret(name, prefix)
 
     def _stored_secret(self, name: str, prefix: str) -> str:
         path = self.secrets_dir / name
@@ -285,6 +333,11 @@ class StackConfig:
         )
         if svc in GRPC_PORT_NAME:
             out[f"{p}GRPC_PORT"] = str(self.port(GRPC_PORT_NAME[svc]))
+        if svc in ("billing_worker", "training_worker"):
+            # a worker reads its service's settings: its own ports are <P>WORKER_*, the API's stay
+            out[f"{p}WORKER_METRICS_PORT"] = str(self.port(METRICS_PORT_NAME[svc]))
+        else:
+            out[f"{p}METRICS_PORT"] = str(self.port(METRICS_PORT_NAME[svc]))
         if svc == "billing_worker":
             out["BILLING_WORKER_HTTP_PORT"] = str(self.port(svc))
             out["BILLING_HTTP_PORT"] = str(self.port("billing"))
@@ -314,6 +367,8 @@ class StackConfig:
         out["ADMIN_API_KEY"] = self.admin_api_key
         if svc == "auth":
             out["AUTH_ADMIN_API_KEY"] = self.admin_api_key
+        if self.secure_transports:
+            out.update(secure_transports.service_vars(self, p, grpc_server=svc in GRPC_PORT_NAME))
         return out
 
     def alert_vars(self) -> dict[str, str]:

@@ -19,6 +19,7 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaError
 
 from tollgate.common.kafka import TOPICS, ensure_topics
+from tollgate.devstack import secure_transports
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.procs import (
     StackError,
@@ -92,6 +93,8 @@ class Kafka:
         self.base = cfg.state_dir / "kafka"
         self.data = self.base / "data"
         self.properties = self.base / "server.properties"
+        # written when the storage was formatted with SCRAM users (TOLLGATE_SECURE_TRANSPORTS=1)
+        self.scram_stamp = self.base / "scram-users"
         self.pidfile = cfg.run_dir / "kafka.pid"
         self.log_path = cfg.logs_dir / "kafka.log"
 
@@ -104,12 +107,15 @@ class Kafka:
 
     def render(self) -> str:
         template = (self.cfg.deploy_dir / "kafka" / "server.properties.tmpl").read_text()
-        return render_server_properties(
+        rendered = render_server_properties(
             template,
             broker_port=self.cfg.port("kafka"),
             controller_port=self.cfg.port("kafka_controller"),
             log_dirs=self.data,
         )
+        if self.cfg.secure_transports:
+            return secure_transports.kafka_properties(self.cfg, rendered)
+        return rendered
 
     def _java(self, libs: Path, main: str, *args: str, heap: list[str] | None = None) -> list[str]:
         java = shutil.which("java") or "java"
@@ -128,22 +134,38 @@ class Kafka:
         ]
 
     def _format_once(self, libs: Path) -> None:
+        secure = self.cfg.secure_transports
         if (self.data / "meta.properties").exists():
+            if secure and not self.scram_stamp.exists():
+                raise StackError(
+                    f"{self.data} was formatted without SCRAM users, which KRaft creates only at format "
+                    f"time: stop the {self.cfg.profile!r} stack and remove {self.base} to start it with "
+                    "TOLLGATE_SECURE_TRANSPORTS=1"
+                )
             return
         self.data.mkdir(parents=True, exist_ok=True)
         cluster_id = new_cluster_id()
+        scram = secure_transports.scram_format_args(self.cfg) if secure else []
         cmd = self._java(
-            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties)
+            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.properties), *scram
         )
         proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
-            raise StackError(f"kafka storage format failed:\n{proc.stdout}{proc.stderr}")
+            output = proc.stdout + proc.stderr
+            if secure:
+                output = output.replace(secure_transports.kafka_password(self.cfg), "***")
+            raise StackError(f"kafka storage format failed:\n{output}")
+        if secure:
+            self.scram_stamp.write_text(secure_transports.KAFKA_USER + "\n")
 
     def start(self, timeout: float = 90.0) -> None:
         libs = resolve_jars(self.cfg)
         if not self.is_running():
             for d in (self.base, self.cfg.run_dir, self.cfg.logs_dir):
                 d.mkdir(parents=True, exist_ok=True)
+            # owner-only: with secure transports it holds the listener's private key
+            self.properties.touch(mode=0o600)
+            self.properties.chmod(0o600)
             self.properties.write_text(self.render())
             self._format_once(libs)
             spawn(

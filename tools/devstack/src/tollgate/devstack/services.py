@@ -7,7 +7,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tollgate.devstack.config import GRPC_PORT_NAME, SERVICES, StackConfig
+from tollgate.devstack.config import GRPC_PORT_NAME, METRICS_PORT_NAME, SERVICES, StackConfig
 from tollgate.devstack.procs import StackError, port_open, running_pid, spawn, terminate, wait_for, wait_http
 
 HEALTH_TIMEOUT = 60.0
@@ -48,6 +48,8 @@ class ServiceProcess:
         ports = [self.cfg.port(self.name)]
         if self.name in GRPC_PORT_NAME:
             ports.append(self.cfg.port(GRPC_PORT_NAME[self.name]))
+        if self.name in METRICS_PORT_NAME:
+            ports.append(self.cfg.port(METRICS_PORT_NAME[self.name]))
         return ports
 
     def start(self, extra_env: Mapping[str, str] | None = None, timeout: float = HEALTH_TIMEOUT) -> None:

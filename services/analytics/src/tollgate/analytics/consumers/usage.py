@@ -11,7 +11,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.analytics.metrics import AnalyticsMetrics
 from tollgate.analytics.usage.schemas import StoreResult, UsageFact
+from tollgate.common.consumer_lag import ConsumerLag
 from tollgate.common.kafka import EVENT_TYPE_HEADER, consume_with_renewal
 from tollgate.common.telemetry import context_from_kafka_headers, header_value
 from tollgate.contracts.v1 import events_pb2
@@ -41,10 +42,30 @@ class KafkaConsumer(Protocol):
         self, *partitions: TopicPartition, timeout_ms: int = ..., max_records: int | None = ...
     ) -> Mapping[TopicPartition, Sequence[Any]]: ...
     async def commit(self, offsets: Mapping[TopicPartition, int] | None = None) -> None: ...
+    # read by ConsumerLag (tollgate.common.consumer_lag.GroupMember)
+    def assignment(self) -> Collection[TopicPartition]: ...
+    async def end_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
+    async def beginning_offsets(self, partitions: list[TopicPartition]) -> Mapping[TopicPartition, int]: ...
+    async def committed(self, partition: TopicPartition) -> int | None: ...
 
 
 class UsageRecorder(Protocol):
     async def record(self, session: AsyncSession, facts: Sequence[UsageFact]) -> StoreResult: ...
+
+
+# What a label of a usage fact may hold, in characters. The daily rollup's primary key (org, day,
+# model) is a btree entry, which PostgreSQL caps at 2,704 bytes: a record past these bounds could never
+# be stored, and retrying its batch for ever would stop the partition. The gateway's names are far
+# shorter (catalog names <= 200, fine-tuned names a few dozen characters past their base).
+MAX_ID_CHARS = 128
+MAX_NAME_CHARS = 512
+
+
+def _oversized(ev: events_pb2.UsageRecorded) -> bool:
+    ids = (ev.event_id, ev.org_id, ev.user_id, ev.status)
+    return any(len(v) > MAX_ID_CHARS for v in ids) or any(
+        len(v) > MAX_NAME_CHARS for v in (ev.model, ev.provider)
+    )
 
 
 def decode_usage(value: bytes | None, fallback_ts_ms: int) -> UsageFact | None:
@@ -55,7 +76,7 @@ def decode_usage(value: bytes | None, fallback_ts_ms: int) -> UsageFact | None:
         ev = events_pb2.UsageRecorded.FromString(value)
     except DecodeError:
         return None
-    if not ev.event_id or not ev.org_id:
+    if not ev.event_id or not ev.org_id or _oversized(ev):
         return None
     finished_ms = ev.finished_at_unix_ms or fallback_ts_ms
     return UsageFact(
@@ -108,6 +129,8 @@ class UsageConsumer:
         """Background task: runs until cancelled. Kafka being down at start is waited out, not fatal;
         a consumer whose group coordination failed (aiokafka ends it for good) is replaced by a new
         one, which resumes from the committed offsets (stored facts come back as duplicates)."""
+        # measured beside the poll loop, so a batch retried through a database outage shows as lag
+        lag = asyncio.create_task(ConsumerLag(self._metrics.consumer_lag, lambda: self._consumer).run())
         try:
             await consume_with_renewal(
                 self._consume,
@@ -116,6 +139,9 @@ class UsageConsumer:
                 renewed=self._metrics.consumer_renewals.inc,
             )
         finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
             await self._consumer.stop()
 
     async def _consume(self) -> None:

@@ -42,7 +42,8 @@ async def guard_principal(
     org: Annotated[str | None, Header(alias="Swarms-Organization")] = None,
 ) -> Principal:
     # Its own short session: log-usage then waits on Kafka without holding a database connection.
-    async with rt.sessions() as session:
+    # Committed: during a pepper rotation the check moves the key's and secret's hashes (peppers.py).
+    async with rt.sessions.begin() as session:
         return await guard.check_pair(session, authorization, secretkey, org)
 
 

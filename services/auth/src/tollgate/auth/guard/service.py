@@ -83,6 +83,7 @@ class GuardService:
         rotated = key.secret_hash is not None
         plaintext = generate_secret()
         key.secret_hash = self._keys.hash_secret(plaintext)
+        key.secret_pepper_id = self._keys.pepper_id
         await session.flush()
         return plaintext, rotated
 
@@ -97,11 +98,19 @@ class GuardService:
             raise BadPair("Send `Authorization: <API key>` and `SecretKey: <secret>`.")
         result = await self._keys.authenticate(session, api_key)
         principal = result.principal
-        stored = await GuardRepository(session).secret_hash(principal.key_id) if principal else None
-        # compare_digest runs whatever the key lookup found, so timing says little about it.
-        candidate = self._keys.hash_secret(secret)
-        if principal is None or stored is None or not hmac.compare_digest(stored, candidate):
+        repo = GuardRepository(session)
+        stored, stored_pepper = await repo.secret_hash(principal.key_id) if principal else (None, None)
+        # compare_digest runs whatever the key lookup found, so timing says little about it; during a
+        # pepper rotation the secret may still be hashed under a previous pepper.
+        candidates = self._keys.secret_hashes(secret)  # the current pepper's first
+        matched = [h for h in candidates if hmac.compare_digest(stored or "", h)]
+        if principal is None or stored is None or not matched:
             raise BadPair("Invalid API key or secret key.")
+        current = next(iter(candidates))
+        if stored != current or stored_pepper != self._keys.pepper_id:  # an old pepper's, or unlabelled
+            await repo.rehash_secret(
+                principal.key_id, old_hash=stored, new_hash=current, pepper_id=self._keys.pepper_id
+            )
         if org and org.strip() and org.strip() != principal.org_id:
             raise Forbidden("An API key acts only in its own organisation.", code="organization_mismatch")
         return await self._grants.restrict(session, principal)

@@ -30,8 +30,15 @@ async def ensure_bootstrap_admin(
     await AccountRepository(session).ensure_organization(SYSTEM_ORG_ID, "system", personal=False)
     keys = KeyRepository(session)
     key_hash = hasher.hash(api_key)
+    # During a pepper rotation the key's row may still carry its hash under a previous pepper: move
+    # it (the same key, id and audit trail) rather than insert a new row and revoke the old one.
+    for old_hash in hasher.previous_hashes(api_key):
+        old = await keys.get_by_hash(old_hash)
+        if old is not None:
+            await keys.rehash(old.id, old_hash=old_hash, new_hash=key_hash, pepper_id=hasher.pepper_id)
     await keys.insert_if_absent(
         key_hash=key_hash,
+        key_pepper_id=hasher.pepper_id,
         key_prefix=hasher.prefix(api_key),
         name=BOOTSTRAP_KEY_NAME,
         org_id=SYSTEM_ORG_ID,

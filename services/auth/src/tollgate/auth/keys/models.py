@@ -29,6 +29,10 @@ class ApiKey(Base):
     key_prefix: Mapped[str] = mapped_column(Text)
     # HMAC of the optional secondary secret (the guard API's `SecretKey`); NULL until one is issued.
     secret_hash: Mapped[str | None] = mapped_column(Text)
+    # The key id (tollgate.common.keyring) of the pepper each hash was made with, so a pepper rotation
+    # can tell what is still under an old one (keys/peppers.py); NULL: from before migration 0007.
+    key_pepper_id: Mapped[str | None] = mapped_column(Text)
+    secret_pepper_id: Mapped[str | None] = mapped_column(Text)
     name: Mapped[str] = mapped_column(Text)
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"), index=True)
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"), index=True)

@@ -30,6 +30,9 @@ class KeyRecord:
     # Resolved in the same statement (limits/effective.py): the key's and its organisation's.
     key_limits: RateLimits = NO_RATE_LIMITS
     org_limits: RateLimits = NO_RATE_LIMITS
+    # The stored hash and the id of the pepper that made it: a pepper rotation rewrites old ones.
+    key_hash: str = ""
+    key_pepper_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

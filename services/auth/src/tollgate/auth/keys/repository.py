@@ -30,6 +30,8 @@ _AUTH_COLUMNS = (
     ApiKey.month_quota_micros,
     ApiKey.expires_at,
     ApiKey.revoked_at,
+    ApiKey.key_hash,
+    ApiKey.key_pepper_id,
 )
 _KEY_TIER = aliased(RateTier, name="key_tier")
 _ORG_TIER = aliased(RateTier, name="org_tier")
@@ -82,6 +84,26 @@ class KeyRepository:
         """Plain columns rather than an ORM entity: no identity map work on the hot path. The
         user's role in the key's organisation and the key's and organisation's rate limits come
         in the same statement (primary-key joins). `default_tier`: the tier of a key with none."""
+        return await self._find_for_auth(ApiKey.key_hash == key_hash, default_tier)
+
+    async def find_for_auth_any(self, key_hashes: Sequence[str], default_tier: str = "") -> KeyRecord | None:
+        """The same under any of several hashes (the previous peppers' during a rotation)."""
+        return await self._find_for_auth(ApiKey.key_hash.in_(key_hashes), default_tier)
+
+    async def rehash(self, key_id: int, *, old_hash: str, new_hash: str, pepper_id: str) -> bool:
+        """Moves a key's hash to another pepper. Conditional on the hash it was found under, so
+        racing replicas write it once and never overwrite each other (the loser's row no longer
+        matches once the winner commits); True when this call wrote it."""
+        stmt = (
+            update(ApiKey)
+            .where(ApiKey.id == key_id, ApiKey.key_hash == old_hash)
+            .values(key_hash=new_hash, key_pepper_id=pepper_id)
+            .execution_options(synchronize_session=False)
+        )
+        result = await self.session.execute(stmt)
+        return bool(getattr(result, "rowcount", 0))
+
+    async def _find_for_auth(self, condition: ColumnElement[bool], default_tier: str) -> KeyRecord | None:
         key_tier: ColumnElement[str | None] = ApiKey.rate_tier
         if default_tier:
             key_tier = func.coalesce(ApiKey.rate_tier, literal(default_tier))
@@ -93,7 +115,7 @@ class KeyRepository:
             )
             .outerjoin(_KEY_TIER, _KEY_TIER.name == key_tier)
             .outerjoin(_ORG_TIER, _ORG_TIER.name == Organization.rate_tier)
-            .where(ApiKey.key_hash == key_hash)
+            .where(condition)
         )
         row = (await self.session.execute(stmt)).first()
         if row is None:
@@ -113,6 +135,8 @@ class KeyRepository:
             org_role=row.org_role,
             key_limits=key_limits,
             org_limits=org_limits,
+            key_hash=row.key_hash,
+            key_pepper_id=row.key_pepper_id,
         )
 
     async def add(self, key: ApiKey) -> ApiKey:

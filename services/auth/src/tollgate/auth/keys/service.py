@@ -69,11 +69,34 @@ class KeyService:
         """The same keyed hash as for keys, for other high-entropy secrets (the guard API's SecretKey)."""
         return self._hasher.hash(material)
 
+    def secret_hashes(self, material: str) -> dict[str, str]:
+        """hash → pepper id under the current pepper and each previous one (a rotation's)."""
+        return {self._hasher.hash(material): self._hasher.pepper_id, **self._hasher.previous_hashes(material)}
+
+    @property
+    def pepper_id(self) -> str:
+        return self._hasher.pepper_id
+
     async def authenticate(self, session: AsyncSession, api_key: str) -> AuthResult:
+        """One index probe under the current pepper; only a miss during a pepper rotation costs a
+        second (under the previous peppers). A key found under an old pepper, or with no pepper id
+        yet, is moved to the current one on the spot (KeyRepository.rehash: once, whoever wins),
+        so a rotation logs no key out and drains the old pepper as keys are used."""
         if not api_key or len(api_key) > MAX_KEY_LENGTH:
             return AuthResult(None, UNKNOWN_KEY)
         key_hash = self._hasher.hash(api_key)
-        record = await KeyRepository(session).find_for_auth(key_hash, self.default_rate_tier)
+        repo = KeyRepository(session)
+        record = await repo.find_for_auth(key_hash, self.default_rate_tier)
+        if record is None:
+            previous = self._hasher.previous_hashes(api_key)
+            if previous:
+                # The current hash again too: a replica that moved this key between our two queries
+                # has committed it under the current pepper, and this one statement sees either.
+                hashes = [key_hash, *previous]
+                record = await repo.find_for_auth_any(hashes, self.default_rate_tier)
+        current = self._hasher.pepper_id
+        if record is not None and (record.key_hash != key_hash or record.key_pepper_id != current):
+            await repo.rehash(record.id, old_hash=record.key_hash, new_hash=key_hash, pepper_id=current)
         now = self._now()
         result = resolve(record, now)
         if result.principal is not None:
@@ -96,6 +119,7 @@ class KeyService:
         key = await KeyRepository(session).add(
             ApiKey(
                 key_hash=self._hasher.hash(plaintext),
+                key_pepper_id=self._hasher.pepper_id,
                 key_prefix=self._hasher.prefix(plaintext),
                 name=req.name,
                 org_id=org_id or account.org.id,
@@ -123,6 +147,7 @@ class KeyService:
         key = await KeyRepository(session).add(
             ApiKey(
                 key_hash=self._hasher.hash(plaintext),
+                key_pepper_id=self._hasher.pepper_id,
                 key_prefix=self._hasher.prefix(plaintext),
                 name=name,
                 org_id=org_id,

@@ -70,8 +70,8 @@ class OrgRepository:
         await self.session.delete(membership)
         await self.session.flush()
 
-    async def invitation_by_hash(self, token_hash: str) -> Invitation | None:
-        stmt = select(Invitation).where(Invitation.token_hash == token_hash).with_for_update()
+    async def invitation_by_hash(self, token_hashes: Sequence[str]) -> Invitation | None:
+        stmt = select(Invitation).where(Invitation.token_hash.in_(token_hashes)).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
     async def invitation(self, org_id: str, invitation_id: int) -> Invitation | None:

@@ -153,7 +153,8 @@ class OrgService:
         if not token.startswith(INVITATION_PREFIX) or len(token) > MAX_INVITATION_LENGTH:
             raise InvitationNotFound("Unknown invitation.", param="token")
         repo = OrgRepository(session)
-        invitation = await repo.invitation_by_hash(self._keys.hash_secret(token))
+        # every pepper's hash: an invitation sent before a pepper rotation is still accepted
+        invitation = await repo.invitation_by_hash(list(self._keys.secret_hashes(token)))
         if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
             raise InvitationNotFound("Unknown invitation.", param="token")
         now = self._now()

@@ -14,16 +14,34 @@ from tollgate.billing.alerts.destinations import GuardedTransport, PublicNetwork
 from tollgate.billing.alerts.dispatcher import AlertDispatcher
 from tollgate.billing.alerts.metrics import AlertMetrics
 from tollgate.billing.alerts.policy import RetryPolicy
-from tollgate.billing.alerts.secretbox import SecretBox
-from tollgate.billing.config import BillingSettings
-from tollgate.common.kafka import make_producer
+from tollgate.billing.alerts.secretbox import PREVIOUS_SETTING, SETTING, SecretBox
+from tollgate.billing.config import DEV_ALERTS_SECRET_KEY, BillingSettings
+from tollgate.common.kafka import kafka_connection, make_producer
+from tollgate.common.keyring import Keyring, rotating_secrets
 from tollgate.common.networks import parse_networks
+from tollgate.common.secret_policy import Secret
 
 log = logging.getLogger(__name__)
 
 
 def secret_box(settings: BillingSettings) -> SecretBox:
-    return SecretBox(settings.alerts_secret_key.get_secret_value())  # checked at start (secret_policy)
+    """Checked at start (secret_box_policy) before this is built."""
+    return SecretBox(
+        Keyring.from_settings(
+            settings.alerts_secret_key.get_secret_value(),
+            settings.alerts_previous_secret_keys.get_secret_value(),
+        )
+    )
+
+
+def secret_box_policy(settings: BillingSettings) -> list[Secret]:
+    return rotating_secrets(
+        SETTING,
+        settings.alerts_secret_key.get_secret_value(),
+        PREVIOUS_SETTING,
+        settings.alerts_previous_secret_keys.get_secret_value(),
+        DEV_ALERTS_SECRET_KEY,
+    )
 
 
 def smtp_config(settings: BillingSettings) -> SmtpConfig:
@@ -44,8 +62,9 @@ def build_dispatcher(
     registry: CollectorRegistry,
 ) -> tuple[AlertDispatcher, Callable[[], Awaitable[None]]]:
     """The dispatcher and the hook that closes its Kafka producer and HTTP client."""
+    brokers = kafka_connection(settings)
     kafka = KafkaChannel(
-        lambda: make_producer(settings.kafka_bootstrap, "tollgate-billing-alerts"),
+        lambda: make_producer(brokers, "tollgate-billing-alerts"),
         timeout_s=settings.webhook_timeout_seconds,
     )
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)

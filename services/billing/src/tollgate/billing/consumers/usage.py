@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.settlements import service as settlements
 from tollgate.billing.settlements.schemas import InvalidUsageEvent, UsageCharge
+from tollgate.common.consumer_lag import ConsumerLag
 from tollgate.common.kafka import consume_with_renewal
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
@@ -77,9 +77,10 @@ class UsageConsumer:
         self._crash_after_db_commit = failpoint == FAILPOINT_CRASH_AFTER_DB_COMMIT
         self._retry_backoff_s = retry_backoff_s
         self._tracer = trace.get_tracer("tollgate.billing.consumer")
-        self._lag_updated_at = 0.0
 
     async def run(self) -> None:
+        # measured beside the poll loop, so a batch retried through a database outage shows as lag
+        lag = asyncio.create_task(ConsumerLag(self._metrics.consumer_lag, lambda: self._consumer).run())
         try:
             await consume_with_renewal(
                 self._consume,
@@ -88,6 +89,9 @@ class UsageConsumer:
                 renewed=self._metrics.consumer_renewals.inc,
             )
         finally:
+            lag.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lag
             await self._consumer.stop()
 
     async def _replace(self) -> None:
@@ -104,7 +108,6 @@ class UsageConsumer:
             records = [r for part in batches.values() for r in part]
             if records:
                 await self._process_with_retry(batches)
-            await self._update_lag()
 
     async def _start(self) -> None:
         """Waits for Kafka instead of failing: Reserve (the hot path) must stay up without it."""
@@ -138,18 +141,24 @@ class UsageConsumer:
 
     async def process(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         records = [r for part in batches.values() for r in part]
+        # One span per batch, parented on the first record's trace (a lone request's trace goes on
+        # through its settlement, PostgreSQL and Redis calls included) and linked to the others.
+        contexts = [context_from_kafka_headers(r.headers) for r in records[:_MAX_LINKS]]
         links = [
             Link(span_ctx)
-            for r in records[:_MAX_LINKS]
-            if (
-                span_ctx := trace.get_current_span(context_from_kafka_headers(r.headers)).get_span_context()
-            ).is_valid
+            for c in contexts[1:]
+            if (span_ctx := trace.get_current_span(c).get_span_context()).is_valid
         ]
         with self._tracer.start_as_current_span(
             "usage.v1 process",
+            context=contexts[0] if contexts else None,
             kind=SpanKind.CONSUMER,
             links=links,
-            attributes={"messaging.batch.size": len(records)},
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": len(records),
+            },
         ):
             charges = decode(records, self._metrics)
             async with self._sessions.begin() as session:
@@ -174,18 +183,3 @@ class UsageConsumer:
         except (CommitFailedError, IllegalStateError):
             # A rebalance took the partitions: their new owner re-reads them and dedupes.
             log.warning("offset commit lost to a rebalance; records will be redelivered")
-
-    async def _update_lag(self) -> None:
-        now = time.monotonic()
-        if now - self._lag_updated_at < 5.0:
-            return
-        self._lag_updated_at = now
-        for tp in self._consumer.assignment():
-            highwater = self._consumer.highwater(tp)
-            if highwater is None:
-                continue
-            try:
-                position = await self._consumer.position(tp)
-            except IllegalStateError:
-                continue
-            self._metrics.consumer_lag.labels(str(tp.partition)).set(max(highwater - position, 0))

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import DecodeError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_TRAINING, make_consumer
+from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_TRAINING, Brokers, make_consumer
 from tollgate.common.telemetry import header_value
 from tollgate.contracts.v1 import training_pb2
 from tollgate.gateway.catalog.repository import ModelRepository
@@ -134,8 +134,8 @@ class DeploymentConsumer:
             await asyncio.sleep(self._retry_s)
 
 
-def default_factory(bootstrap: str) -> Callable[[], AIOKafkaConsumer]:
+def default_factory(brokers: Brokers) -> Callable[[], AIOKafkaConsumer]:
     def make() -> AIOKafkaConsumer:
-        return make_consumer(bootstrap, GROUP_ID, TOPIC_TRAINING, fetch_min_bytes=1, fetch_max_wait_ms=200)
+        return make_consumer(brokers, GROUP_ID, TOPIC_TRAINING, fetch_min_bytes=1, fetch_max_wait_ms=200)
 
     return make

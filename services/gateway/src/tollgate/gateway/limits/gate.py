@@ -15,6 +15,7 @@ from tollgate.common.errors import RateLimited
 from tollgate.gateway.limits.answer_headers import publish
 from tollgate.gateway.limits.leases import Limiter
 from tollgate.gateway.limits.specs import Cost, Limit, Scope, Tier, Verdict
+from tollgate.gateway.metrics import GatewayMetrics
 
 NO_LIMITS: tuple[Limit, ...] = ()
 
@@ -29,8 +30,9 @@ class Admitted:
 
 
 class RateGate:
-    def __init__(self, limiter: Limiter) -> None:
+    def __init__(self, limiter: Limiter, metrics: GatewayMetrics | None = None) -> None:
         self._limiter = limiter
+        self._refused = metrics.rate_limited if metrics is not None else None
         # the Limit objects of each principal's settings, built once (principals are cached too)
         self._sets: dict[tuple[int, str, RateLimits, RateLimits, tuple[Limit, ...]], tuple[Limit, ...]] = {}
 
@@ -70,6 +72,8 @@ class RateGate:
         verdict = await self._limiter.acquire(subject, limits, Cost(1, tokens))
         publish(verdict)
         if not verdict.allowed:
+            if self._refused is not None and verdict.limit is not None:
+                self._refused.labels(verdict.limit.scope.value, verdict.limit.measure.value).inc()
             raise RateLimited(refusal_message(verdict, tokens))
         return Admitted(subject, limits, tokens)
 

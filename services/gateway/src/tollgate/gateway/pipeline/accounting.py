@@ -82,8 +82,8 @@ class Accounts:
         latency_s = call.latency_s = time.perf_counter() - call.started
         if call.family:  # /v1/chat/completions counts its answers by HTTP status instead
             self._metrics.operations.labels(call.family, operation.value, status).inc()
-            if cost:
-                self._metrics.charged_micros.labels(operation.value, str(call.batch).lower()).inc(cost)
+        if cost:  # every priced answer, chat's too (it is most of what is charged)
+            self._metrics.charged_micros.labels(operation.value, str(call.batch).lower()).inc(cost)
         usage, chain = call.usage, call.chain
         # the model the request named, when another one of its chain served it
         requested = "" if chain is None or chain[0].entry.name == entry.name else chain[0].entry.name

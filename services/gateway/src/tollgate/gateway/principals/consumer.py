@@ -14,7 +14,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import DecodeError
 
-from tollgate.common.kafka import TOPIC_AUTH_KEYS, make_consumer
+from tollgate.common.kafka import TOPIC_AUTH_KEYS, Brokers, make_consumer
 from tollgate.contracts.v1 import events_pb2
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.principals.cache import PrincipalCache
@@ -24,12 +24,12 @@ log = logging.getLogger(__name__)
 ConsumerFactory = Callable[[], AIOKafkaConsumer]
 
 
-def default_consumer_factory(bootstrap: str) -> ConsumerFactory:
+def default_consumer_factory(brokers: Brokers) -> ConsumerFactory:
     group_id = f"gateway-keys-{uuid.uuid4().hex[:12]}"
 
     def make() -> AIOKafkaConsumer:
         return make_consumer(
-            bootstrap,
+            brokers,
             group_id,
             TOPIC_AUTH_KEYS,
             auto_offset_reset="latest",

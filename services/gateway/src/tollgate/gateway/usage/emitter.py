@@ -16,7 +16,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.trace import Tracer
+
 from tollgate.common.kafka import TOPIC_USAGE
+from tollgate.common.telemetry import kafka_publish_span
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.usage.events import OutgoingEvent
 from tollgate.gateway.usage.spool import Spool
@@ -38,6 +42,7 @@ class UsageEmitter:
         send_timeout_s: float = 3.0,
         drain_interval_s: float = 1.0,
         drain_batch: int = 500,
+        tracer: Tracer | None = None,
     ) -> None:
         self._factory = producer_factory
         self._spool = spool
@@ -46,6 +51,7 @@ class UsageEmitter:
         self._timeout = send_timeout_s
         self._drain_interval = drain_interval_s
         self._drain_batch = drain_batch
+        self._tracer = tracer or trace.get_tracer("tollgate.gateway.usage")
         self._queue: asyncio.Queue[OutgoingEvent] = asyncio.Queue()
         self._producer: Any = None
         self._kafka_up = False
@@ -91,10 +97,12 @@ class UsageEmitter:
             await self._to_spool(event)
             return
         try:
-            future = await asyncio.wait_for(
-                self._producer.send(self._topic, event.value, key=event.key, headers=event.headers),
-                self._timeout,
-            )
+            # the publish span joins the request's trace (its context rides in the event's headers)
+            with kafka_publish_span(self._tracer, self._topic, event.headers) as headers:
+                future = await asyncio.wait_for(
+                    self._producer.send(self._topic, event.value, key=event.key, headers=headers),
+                    self._timeout,
+                )
         except Exception:
             self._mark_down("send failed")
             await self._to_spool(event)

@@ -19,6 +19,10 @@ from tollgate.training.config import TrainingSettings
 
 log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
+# One job writes its steps from one thread: a connection, and one spare for the progress writer.
+# deploy/k8s counts TRAINING_MAX_CONCURRENT_JOBS of these per worker in its max_connections budget.
+JOB_DB_POOL_SIZE = 1
+JOB_DB_MAX_OVERFLOW = 1
 
 
 def die_with_parent() -> None:
@@ -62,7 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         if len(line) != 2:
             return 0  # the worker closed us unused
         job_id, attempt = line[0], int(line[1])
-    engine = create_engine(settings.database_url, pool_size=1, max_overflow=1, pool_pre_ping=True)
+    engine = create_engine(
+        settings.database_url,
+        pool_size=JOB_DB_POOL_SIZE,
+        max_overflow=JOB_DB_MAX_OVERFLOW,
+        pool_pre_ping=True,
+    )
     try:
         outcome = run_job(settings, JobStore(engine, job_id, attempt))
     finally:

@@ -48,6 +48,16 @@ def resource_requirements(resources: Resources, gpu_resource: str) -> dict[str, 
     return {"requests": requests, "limits": limits}
 
 
+def _database_env(settings: TrainingSettings) -> dict[str, Any]:
+    """The job's database credentials: the whole URL from the platform Secret, or (production
+    overlay) only the password from the role's own Secret, the URL coming with the ConfigMap."""
+    if settings.k8s_database_password_secret:
+        ref = {"name": settings.k8s_database_password_secret, "key": "password"}
+        return {"name": "TRAINING_DATABASE_PASSWORD", "valueFrom": {"secretKeyRef": ref}}
+    ref = {"name": settings.k8s_secret, "key": "TRAINING_DATABASE_URL"}
+    return {"name": "TRAINING_DATABASE_URL", "valueFrom": {"secretKeyRef": ref}}
+
+
 def job_manifest(
     settings: TrainingSettings, job_id: str, attempt: int, resources: Resources
 ) -> dict[str, Any]:
@@ -63,10 +73,7 @@ def job_manifest(
         "args": ["--job-id", job_id, "--attempt", str(attempt)],
         "envFrom": [{"configMapRef": {"name": settings.k8s_config_map}}],
         "env": [
-            {
-                "name": "TRAINING_DATABASE_URL",
-                "valueFrom": {"secretKeyRef": {"name": settings.k8s_secret, "key": "TRAINING_DATABASE_URL"}},
-            },
+            _database_env(settings),
             {"name": "TRAINING_DATA_DIR", "value": settings.k8s_data_mount},
             {"name": "TRAINING_BASE_CACHE_DIR", "value": f"{settings.k8s_data_mount}/bases"},
             {"name": "TRAINING_JOB_DETACHED", "value": "1"},

@@ -1,6 +1,6 @@
 """Composition root of `tollgate-training-worker`: leases jobs and runs them on the configured
-executor (local processes, or Kubernetes Jobs), relays the outbox to Kafka, and serves /healthz and
-/metrics on TRAINING_WORKER_HTTP_PORT."""
+executor (local processes, or Kubernetes Jobs), relays the outbox to Kafka, and serves /healthz on
+TRAINING_WORKER_HTTP_PORT and /metrics on TRAINING_WORKER_METRICS_PORT."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from prometheus_client import CollectorRegistry
 from tollgate.common import runner
 from tollgate.common.db import database_health, make_engine, make_sessionmaker
 from tollgate.common.http import create_app
-from tollgate.common.kafka import make_producer
+from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
+from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.training.config import TrainingSettings
@@ -48,17 +49,21 @@ def build_executor(settings: TrainingSettings) -> Executor:
 async def main() -> None:
     settings = TrainingSettings(service_name="training-worker")
     configure_logging(settings.service_name, settings.log_level)
-    configure_tracing(
+    tracing = configure_tracing(
         settings.service_name, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
-    engine = make_engine(settings.database_url, pool_size=3)
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    tracing.instrument_engine(engine)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry()
+    kafka = kafka_connection(settings)
     relay = OutboxRelay(
         sessions,
-        lambda: make_producer(settings.kafka_bootstrap, "tollgate-training-worker"),
+        lambda: make_producer(kafka, "tollgate-training-worker"),
         OutboxMetrics(registry),
         interval_s=settings.outbox_interval_s,
         batch=settings.outbox_batch,
@@ -84,6 +89,7 @@ async def main() -> None:
         settings.worker_http_port,
         background=[worker.run, relay.run],
         on_shutdown=[engine.dispose],
+        metrics=MetricsEndpoint(registry, settings.worker_metrics_port),
     )
 
 
