@@ -2,11 +2,17 @@
 # The Debian packages the stack and the tests need (PostgreSQL, Redis, Java and Maven for Kafka,
 # a C/C++ toolchain and Go for native builds and kustomize, promtool): installs what is missing.
 # Used by both `make setup` (so `make run` works on a bare machine) and .ci/run.
+# PROVISION_SIMULATE=1: decide as on a bare machine but only ask apt to simulate the install
+# (`apt-get install -s`: resolves the packages against the index, changes nothing, needs no root);
+# tests/deploy/test_provisioning.py runs it so, with nothing on PATH. PROVISION_PG_INITDB: where
+# PostgreSQL's initdb is looked for (a glob).
 set -euo pipefail
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO=sudo
+SIMULATE="${PROVISION_SIMULATE:-0}"
 missing=()
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+# shellcheck disable=SC2086  # the glob is meant to expand
+ls ${PROVISION_PG_INITDB:-/usr/lib/postgresql/*/bin/initdb} >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
@@ -18,6 +24,10 @@ command -v go >/dev/null 2>&1 || missing+=(golang-go)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
+    if [ "$SIMULATE" = 1 ]; then
+        apt-get install -s -y --no-install-recommends "${missing[@]}"
+        exit 0
+    fi
     $SUDO apt-get update
     $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
 else

@@ -16,7 +16,7 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ReadOnlyError
+from redis.exceptions import ReadOnlyError, ResponseError
 
 from tollgate.common.redis import make_redis
 from tollgate.common.settings import ServiceSettings
@@ -170,7 +170,19 @@ async def test_sentinel_finds_the_master_and_follows_a_failover(sentinel_group: 
             return info.get("master_link_status") == "up" and bool(known)
 
         await until(replica_ready, "the replica in sync and known to the sentinel")
-        await sentinel_client.execute_command("SENTINEL", "FAILOVER", "tollgate")
+
+        async def failover_started() -> bool:
+            # The sentinel promotes only a replica whose INFO it has seen lately (it asks every
+            # 10 s): until then FAILOVER answers NOGOODSLAVE (seen on a loaded CI machine).
+            try:
+                await sentinel_client.execute_command("SENTINEL", "FAILOVER", "tollgate")
+            except ResponseError as exc:
+                if "NOGOODSLAVE" not in str(exc):
+                    raise
+                return False
+            return True
+
+        await until(failover_started, "a replica the sentinel may promote", limit_s=30.0)
 
         async def promoted() -> bool:
             _, port = await sentinel_client.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "tollgate")
