@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from tollgate.common.settings import ServiceSettings
+    from tollgate.common.telemetry import Tracing
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> AsyncEngine:
@@ -16,6 +20,16 @@ def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int | N
     their <P>DB_POOL_SIZE / <P>DB_MAX_OVERFLOW settings, which deploy/k8s fits under max_connections."""
     overflow = pool_size if max_overflow is None else max_overflow
     return create_async_engine(database_url, pool_size=pool_size, max_overflow=overflow, pool_pre_ping=True)
+
+
+def service_engine(settings: ServiceSettings, tracing: Tracing) -> AsyncEngine:
+    """A service process's one engine: sized by its pool settings, its statements traced when the
+    process exports spans."""
+    engine = make_engine(
+        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
+    )
+    tracing.instrument_engine(engine)
+    return engine
 
 
 def database_health(engine: AsyncEngine, timeout_s: float = 2.0) -> Callable[[], Awaitable[dict[str, Any]]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 from tollgate.common.settings import ServiceSettings
 from tollgate.common.tls import TransportConfigError, client_ssl_context, refuse_unused
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 TOPIC_USAGE = "usage.v1"
@@ -145,6 +147,14 @@ def make_consumer(brokers: Brokers, group_id: str, *topics: str, **overrides: An
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **options)
+
+
+async def renewed_consumer(old: Any, factory: Callable[[], T]) -> T:
+    """`renew` for consume_with_renewal: the ended consumer stopped (its errors ignored: aiokafka has
+    already given it up) and a new one of the same group in its place."""
+    with contextlib.suppress(Exception):
+        await old.stop()
+    return factory()
 
 
 async def consume_with_renewal(

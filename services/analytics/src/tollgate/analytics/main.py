@@ -15,7 +15,7 @@ from tollgate.analytics.usage.repository import UsageRepository
 from tollgate.analytics.usage.service import UsageService
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
-from tollgate.common.db import database_health, make_engine, make_sessionmaker
+from tollgate.common.db import database_health, make_sessionmaker, service_engine
 from tollgate.common.grpc import channel_tls, make_channel
 from tollgate.common.kafka import TOPIC_USAGE, kafka_connection, make_consumer
 from tollgate.common.logging import configure_logging
@@ -35,10 +35,7 @@ async def main() -> None:
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
 
-    engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
-    tracing.instrument_engine(engine)
+    engine = service_engine(settings, tracing)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry()
     metrics = AnalyticsMetrics(registry)

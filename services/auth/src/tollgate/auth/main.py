@@ -23,7 +23,7 @@ from tollgate.auth.sessions.ratelimit import LoginLimiter
 from tollgate.auth.sessions.service import SessionService
 from tollgate.auth.sessions.tokens import TokenIssuer
 from tollgate.auth.web import AuthRuntime
-from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.db import make_sessionmaker, service_engine
 from tollgate.common.grpc import add_listener, make_server, server_tls
 from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
@@ -61,10 +61,7 @@ async def main(settings: AuthSettings | None = None) -> None:
     if settings.run_migrations:
         await migrate(str(settings.alembic_ini), settings.database_url)
 
-    engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
-    tracing.instrument_engine(engine)
+    engine = service_engine(settings, tracing)
     sessions = make_sessionmaker(engine)
     # Authenticate is a single SELECT: autocommit skips the BEGIN/ROLLBACK round trips around it.
     read_sessions = make_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"))

@@ -46,7 +46,7 @@ from tollgate.billing.wallets.reconcile import Reconciler
 from tollgate.billing.wallets.repository import WalletState
 from tollgate.billing.wallets.routes import router as wallets_router
 from tollgate.common.auth_client import AuthClient
-from tollgate.common.db import database_health, make_engine, make_sessionmaker
+from tollgate.common.db import database_health, make_sessionmaker, service_engine
 from tollgate.common.errors import ServiceUnavailable
 from tollgate.common.grpc import channel_tls, make_channel, server_tls
 from tollgate.common.http import create_app
@@ -153,10 +153,7 @@ async def _shared(settings: BillingSettings, service: str) -> _Shared:
         # an advisory lock in the Alembic env serialises concurrent starters
         await migrate(settings.alembic_ini or DEFAULT_ALEMBIC_INI, settings.database_url)
     registry = CollectorRegistry()
-    engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
-    tracing.instrument_engine(engine)
+    engine = service_engine(settings, tracing)
     # A blocking pool: a burst of Reserves beyond the pool waits for a connection instead of failing.
     redis = make_redis(settings, decode_responses=True, max_connections=settings.redis_max_connections)
     tracing.instrument_redis(redis)

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
-from tollgate.common.db import make_engine, make_sessionmaker
+from tollgate.common.db import make_sessionmaker, service_engine
 from tollgate.common.grpc import channel_tls, make_channel
 from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
@@ -68,10 +68,7 @@ async def main() -> None:
 
     registry = CollectorRegistry()
     metrics = GatewayMetrics(registry)
-    engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
-    tracing.instrument_engine(engine)
+    engine = service_engine(settings, tracing)
     sessions = make_sessionmaker(engine)
     box = secret_box(settings)
     pool = UpstreamPool(default_client_factory(settings.upstream_max_connections))

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
-from tollgate.common.db import database_health, make_engine, make_sessionmaker
+from tollgate.common.db import database_health, make_sessionmaker, service_engine
 from tollgate.common.grpc import channel_tls, make_channel
 from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
@@ -37,10 +37,7 @@ async def main() -> None:
         await migrate(settings.alembic_ini, settings.database_url)
     settings.files_dir.mkdir(parents=True, exist_ok=True)
 
-    engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
-    tracing.instrument_engine(engine)
+    engine = service_engine(settings, tracing)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry()
     grpc_tls = channel_tls(settings)

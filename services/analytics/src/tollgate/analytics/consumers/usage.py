@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tollgate.analytics.metrics import AnalyticsMetrics
 from tollgate.analytics.usage.schemas import StoreResult, UsageFact
 from tollgate.common.consumer_lag import ConsumerLag
-from tollgate.common.kafka import EVENT_TYPE_HEADER, consume_with_renewal
+from tollgate.common.kafka import EVENT_TYPE_HEADER, consume_with_renewal, renewed_consumer
 from tollgate.common.telemetry import context_from_kafka_headers, header_value
 from tollgate.contracts.v1 import events_pb2
 
@@ -152,9 +152,7 @@ class UsageConsumer:
     async def _replace(self) -> None:
         """A new consumer of the same group for one whose coordination aiokafka ended."""
         assert self._renew is not None
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
-        self._consumer = self._renew()
+        self._consumer = await renewed_consumer(self._consumer, self._renew)
 
     async def _start(self) -> None:
         backoff = 0.5

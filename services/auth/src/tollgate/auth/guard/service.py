@@ -106,7 +106,7 @@ class GuardService:
         matched = [h for h in candidates if hmac.compare_digest(stored or "", h)]
         if principal is None or stored is None or not matched:
             raise BadPair("Invalid API key or secret key.")
-        current = next(iter(candidates))
+        current = candidates[0]
         if stored != current or stored_pepper != self._keys.pepper_id:  # an old pepper's, or unlabelled
             await repo.rehash_secret(
                 principal.key_id, old_hash=stored, new_hash=current, pepper_id=self._keys.pepper_id

@@ -69,9 +69,9 @@ class KeyService:
         """The same keyed hash as for keys, for other high-entropy secrets (the guard API's SecretKey)."""
         return self._hasher.hash(material)
 
-    def secret_hashes(self, material: str) -> dict[str, str]:
-        """hash → pepper id under the current pepper and each previous one (a rotation's)."""
-        return {self._hasher.hash(material): self._hasher.pepper_id, **self._hasher.previous_hashes(material)}
+    def secret_hashes(self, material: str) -> list[str]:
+        """Its hash under the current pepper first, then under each previous one (a rotation's)."""
+        return self._hasher.all_hashes(material)
 
     @property
     def pepper_id(self) -> str:

@@ -154,7 +154,7 @@ class OrgService:
             raise InvitationNotFound("Unknown invitation.", param="token")
         repo = OrgRepository(session)
         # every pepper's hash: an invitation sent before a pepper rotation is still accepted
-        invitation = await repo.invitation_by_hash(list(self._keys.secret_hashes(token)))
+        invitation = await repo.invitation_by_hash(self._keys.secret_hashes(token))
         if invitation is None or invitation.accepted_at is not None or invitation.revoked_at is not None:
             raise InvitationNotFound("Unknown invitation.", param="token")
         now = self._now()

@@ -26,7 +26,7 @@ from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.settlements import service as settlements
 from tollgate.billing.settlements.schemas import InvalidUsageEvent, UsageCharge
 from tollgate.common.consumer_lag import ConsumerLag
-from tollgate.common.kafka import consume_with_renewal
+from tollgate.common.kafka import consume_with_renewal, renewed_consumer
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -97,9 +97,7 @@ class UsageConsumer:
     async def _replace(self) -> None:
         """A new consumer of the same group for one whose coordination aiokafka ended."""
         assert self._renew is not None
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
-        self._consumer = self._renew()
+        self._consumer = await renewed_consumer(self._consumer, self._renew)
 
     async def _consume(self) -> None:
         await self._start()

@@ -28,6 +28,7 @@ from tollgate.common.kafka import (
     Brokers,
     consume_with_renewal,
     make_consumer,
+    renewed_consumer,
 )
 from tollgate.common.telemetry import header_value
 from tollgate.gateway.realtime.events import RealtimeEvent, is_wanted, shape
@@ -119,9 +120,7 @@ class RealtimeFanIn:
                 await self._consumer.stop()
 
     async def _replace(self) -> None:
-        with contextlib.suppress(Exception):
-            await self._consumer.stop()
-        self._consumer = self._factory()
+        self._consumer = await renewed_consumer(self._consumer, self._factory)
 
     async def _consume(self) -> None:
         while True:

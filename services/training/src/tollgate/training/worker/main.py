@@ -15,7 +15,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry
 
 from tollgate.common import runner
-from tollgate.common.db import database_health, make_engine, make_sessionmaker
+from tollgate.common.db import database_health, make_sessionmaker, service_engine
 from tollgate.common.http import create_app
 from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
@@ -54,10 +54,7 @@ async def main() -> None:
     )
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
-    engine = make_engine(
-        settings.database_url, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow
-    )
-    tracing.instrument_engine(engine)
+    engine = service_engine(settings, tracing)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry()
     kafka = kafka_connection(settings)
