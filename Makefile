@@ -14,7 +14,7 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: help setup tools run up down status test test-unit test-integration proto lint bench bench-tools bench-billing bench-training clean
+.PHONY: help setup tools run up down status test test-unit test-integration proto lint bench bench-tools bench-billing bench-training bench-usage bench-vectors clean console-assets
 
 help:
 	@echo "make run     install what is missing, start the whole platform with the local model"
@@ -22,7 +22,7 @@ help:
 	@echo "make test    unit tests of every package, then integration tests against a real stack"
 	@echo "make tools  kustomize and promtool, which the deploy tests use"
 	@echo "make proto   regenerate tollgate.contracts from proto/"
-	@echo "make lint    ruff + mypy;  make bench: gateway overhead, billing throughput and lag, training throughput"
+	@echo "make lint    ruff + mypy;  make bench: gateway overhead, billing throughput and lag, training throughput; make bench-usage: usage storage at 20M rows"
 	@echo "make clean   down + remove .local/"
 
 setup:
@@ -72,6 +72,10 @@ test-integration: setup
 proto:
 	$(UV) run python scripts/gen_protos.py
 
+# re-vendors the web console's chart library (committed; run only to change its pinned version: docs/console.md)
+console-assets:
+	scripts/vendor-console-assets.sh
+
 lint:
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
@@ -92,6 +96,15 @@ bench: setup bench-tools
 # LoRA training throughput (our orchestration vs a plain transformers Trainer) and job start latency
 bench-training: setup
 	$(UV) run python bench/training.py
+
+# usage storage at scale: 20M usage facts loaded (BENCH_USAGE_ARGS="--rows 1000000" for a quick run),
+# report query p50/p99 and the analytics consumer's CPU per event, small vs big tables
+bench-usage: setup
+	$(UV) run python bench/usage_storage.py $(BENCH_USAGE_ARGS)
+
+# the training service's ANN index on 1M clustered 384-dimensional vectors (BENCH_VECTORS_ARGS="--n 300000")
+bench-vectors: setup
+	$(UV) run python bench/vectors.py $(BENCH_VECTORS_ARGS)
 
 bench-billing: setup
 	$(UV) run python bench/billing.py

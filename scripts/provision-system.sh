@@ -13,6 +13,8 @@ SIMULATE="${PROVISION_SIMULATE:-0}"
 missing=()
 # shellcheck disable=SC2086  # the glob is meant to expand
 ls ${PROVISION_PG_INITDB:-/usr/lib/postgresql/*/bin/initdb} >/dev/null 2>&1 || missing+=(postgresql)
+# pg_partman keeps analytics' day partitions of usage facts (create ahead, drop past retention)
+ls /usr/share/postgresql/15/extension/pg_partman.control >/dev/null 2>&1 || missing+=(postgresql-15-partman)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v make >/dev/null 2>&1 || missing+=(make)
 command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
@@ -22,6 +24,8 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
 # promtool checks the Grafana dashboard's PromQL (the package's service is not started)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# the web console's browser tests drive Debian's Chromium through Playwright (its own download is unreachable)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     if [ "$SIMULATE" = 1 ]; then

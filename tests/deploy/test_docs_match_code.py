@@ -41,6 +41,7 @@ def test_the_topics_table_names_the_topics_messages_and_groups_the_code_uses() -
             assert group in {
                 BillingSettings().consumer_group,
                 AnalyticsSettings().consumer_group,
+                AnalyticsSettings().chat_consumer_group,
                 GATEWAY_TRAINING_GROUP,
                 GATEWAY_REALTIME_GROUP,
             }, (topic, group)

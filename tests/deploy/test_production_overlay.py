@@ -158,7 +158,11 @@ def test_consumer_groups_in_the_acls_are_the_ones_the_code_joins(docs: list[Doc]
         }
 
     assert groups("tollgate-billing") == {(BillingSettings().consumer_group, "literal")}
-    assert groups("tollgate-analytics") == {(AnalyticsSettings().consumer_group, "literal")}
+    analytics = AnalyticsSettings()
+    assert groups("tollgate-analytics") == {
+        (analytics.consumer_group, "literal"),
+        (analytics.chat_consumer_group, "literal"),
+    }
     assert (GATEWAY_TRAINING_GROUP, "literal") in groups("tollgate-gateway")
     assert ("gateway-keys-", "prefix") in groups("tollgate-gateway")
 

@@ -22,6 +22,7 @@ EVERY_PACKAGE = [
     "cmake",
     "golang-go",
     "prometheus",
+    "chromium",
 ]
 # the script itself runs on bash and a few core utilities: all a bare machine is sure to have
 BASE_TOOLS = ["bash", "ls", "id", "apt-get", "env"]

@@ -19,20 +19,21 @@ CHECKED = {
     "auth": ["AUTH_KEY_PEPPER", "AUTH_JWT_SECRET", "ADMIN_API_KEY"],
     "billing": ["BILLING_ALERTS_SECRET_KEY"],
     "billing-worker": ["BILLING_ALERTS_SECRET_KEY"],
+    "analytics": ["ANALYTICS_SECRET_KEY"],
 }
 ENTRY = {
     "gateway": "from tollgate.gateway.main import main; asyncio.run(main())",
     "auth": "from tollgate.auth.main import main; asyncio.run(main())",
     "billing": "from tollgate.billing.main import main; asyncio.run(main())",
     "billing-worker": "from tollgate.billing.main import worker_main; asyncio.run(worker_main())",
+    "analytics": "from tollgate.analytics.main import main; asyncio.run(main())",
 }
 
 
 @pytest.mark.parametrize("service", sorted(ENTRY))
 def test_a_production_start_on_default_secrets_stops_naming_them(service: str) -> None:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "AUTH_", "BILLING_", "ADMIN_"))
-    }
+    prefixes = ("GATEWAY_", "AUTH_", "BILLING_", "ADMIN_", "ANALYTICS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     # nowhere to connect: the check must come before any database, Redis or Kafka is tried
     env |= {"TOLLGATE_ENV": "production", "ADMIN_API_KEY": "short"}
     proc = subprocess.run(

@@ -4,6 +4,7 @@ anything of organisation B, and non-admin keys are refused on every admin route.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -362,15 +363,70 @@ def _admin_routes(w: World) -> list[tuple[str, str, dict[str, Any] | None]]:
         ("GET", f"/admin/org/limits?org_id={w.b.user.org_id}", None),
         ("POST", "/admin/org/limits", {"org_id": w.b.user.org_id, "rpm": 1}),
         ("POST", "/admin/system/maintenance", {"message": "sneaky notice to every organisation"}),
+        ("GET", "/admin/session/list", None),
+        ("GET", "/admin/thread/list", None),
+        ("GET", "/admin/session/detail/1", None),
+        ("GET", "/admin/thread/detail/1", None),
+        ("DELETE", "/admin/session/1", None),
+        ("POST", "/admin/session/purge", {"org_id": w.b.user.org_id}),
+        ("POST", "/admin/session/retention/run", {}),
+        ("GET", f"/admin/org/chat-recording?org_id={w.b.user.org_id}", None),
+        (
+            "POST",
+            "/admin/org/chat-recording",
+            {"org_id": w.b.user.org_id, "mode": "full", "retention_days": 1},
+        ),
+        ("GET", "/admin/bot/feishu/list", None),
+        (
+            "POST",
+            "/admin/bot/feishu/save",
+            {
+                "name": "sneaky-bot",
+                "provider": "bedrock-converse",
+                "config": json.dumps(
+                    {"appId": "cli_sneaky", "apiKey": w.b.key, "modelId": "sim-chat", "appSecret": "s"}
+                ),
+            },
+        ),
+        ("POST", "/admin/bot/feishu/delete", {"id": 1}),
     ]
 
 
-ADMIN_ROUTE_COUNT = 33
+ADMIN_ROUTE_COUNT = 45
 # Reads scoped to the caller's organisation (Principal.is_org_admin): every user owns their personal
 # organisation, so these may answer 200 with that organisation's own records only.
-ORG_SCOPED_READS = frozenset({"/admin/payment/list", "/admin/audit/list", "/admin/rate-tier/list"})
+ORG_SCOPED_READS = frozenset(
+    {
+        "/admin/payment/list",
+        "/admin/audit/list",
+        "/admin/rate-tier/list",
+        "/admin/session/list",
+        "/admin/thread/list",
+        "/admin/bot/feishu/list",
+    }
+)
 # Reads of one record an organisation admin may make for their own organisation: B's is not found.
-ORG_SCOPED_LOOKUPS = frozenset({"/admin/api-key/limits", "/admin/org/limits"})
+ORG_SCOPED_LOOKUPS = frozenset(
+    {"/admin/api-key/limits", "/admin/org/limits", "/admin/org/chat-recording"}
+    | {"/admin/session/detail/1", "/admin/thread/detail/1"}
+)
+# Changes an organisation admin may make in their own organisation (chat records, bots): naming B's
+# organisation, B's key or a record A does not have, they are refused (not found, or invalid).
+ORG_SCOPED_WRITES = frozenset(
+    {
+        "/admin/session/1",
+        "/admin/session/purge",
+        "/admin/org/chat-recording",
+        "/admin/bot/feishu/save",
+        "/admin/bot/feishu/delete",
+    }
+)
+# a served route's OpenAPI template for the concrete path the table tries
+PATH_TEMPLATES = {
+    "/admin/session/detail/1": "/admin/session/detail/{session_id}",
+    "/admin/thread/detail/1": "/admin/thread/detail/{thread_id}",
+    "/admin/session/1": "/admin/session/{session_id}",
+}
 # Where each service serves its own routes (its OpenAPI document lists them)
 SERVICES = ("gateway", "auth", "billing", "analytics", "training")
 CASES: dict[str, Callable[[httpx.Client, World], None]] = {
@@ -431,6 +487,8 @@ def test_admin_routes_refuse_non_admin_keys(
         assert not _names_org_b(resp.json(), world), resp.text
     elif method == "GET" and path.split("?")[0] in ORG_SCOPED_LOOKUPS and resp.status_code == 404:
         assert resp.json()["error"]["code"], resp.text  # B's record does not exist for A's admin
+    elif method != "GET" and path in ORG_SCOPED_WRITES and resp.status_code in (400, 404):
+        assert resp.json()["error"]["code"], resp.text  # B's organisation or record is out of reach
     else:
         assert resp.status_code == 403, f"{method} {path}: {resp.status_code} {resp.text}"
         error = resp.json()["error"]
@@ -445,6 +503,8 @@ def test_admin_routes_refuse_non_admin_keys(
     assert "sneaky-tier" not in tiers and tiers["free"]["rpm"] == 100, tiers
     b_limits = admin.get("/admin/api-key/limits", params={"id": world.b.key_id}).json()
     assert b_limits["rpm"] is None, b_limits
+    b_recording = admin.get("/admin/org/chat-recording", params={"org_id": world.b.user.org_id}).json()
+    assert b_recording["mode"] == "off", b_recording
 
 
 def test_admin_route_table_is_complete(world: World, config: StackConfig) -> None:
@@ -458,7 +518,10 @@ def test_admin_route_table_is_complete(world: World, config: StackConfig) -> Non
             if path.startswith("/admin")
             for method in ops
         }
-    tested = {(method, path.split("?")[0]) for method, path, _ in _admin_routes(world)}
+    tested = {
+        (method, PATH_TEMPLATES.get(path.split("?")[0], path.split("?")[0]))
+        for method, path, _ in _admin_routes(world)
+    }
     assert served, "no service listed an /admin route"
     assert served - tested == set(), "admin routes the refusal test does not try"
     assert tested - served == set(), "routes in the table that no service serves"

@@ -59,6 +59,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self.events: dict[str, UsageFact] = {}
         self.daily: dict[tuple[str, dt.date, str], list[int]] = {}
+        self.hourly: dict[tuple[str, dt.datetime, str], list[int]] = {}
         self.queries: list[tuple[str, str, dt.date, dt.date]] = []
 
     async def insert_new_events(self, session: Any, facts: Any) -> set[str]:
@@ -70,8 +71,15 @@ class MemoryStore:
         return new
 
     async def add_to_daily(self, session: Any, deltas: Any) -> None:
-        for d in deltas:
-            acc = self.daily.setdefault((d.org_id, d.day, d.model), [0] * 9)
+        self._add(self.daily, [(d.org_id, d.day, d.model) for d in deltas], deltas)
+
+    async def add_to_hourly(self, session: Any, deltas: Any) -> None:
+        self._add(self.hourly, [(d.org_id, d.hour, d.model) for d in deltas], deltas)
+
+    @staticmethod
+    def _add(table: dict[Any, list[int]], keys: list[Any], deltas: Any) -> None:
+        for key, d in zip(keys, deltas, strict=True):
+            acc = table.setdefault(key, [0] * 9)
             for i, v in enumerate(
                 (
                     d.requests,
@@ -95,11 +103,25 @@ class MemoryStore:
         self.queries.append(("day", org_id, start, end))
         return self._totals(org_id, start, end, lambda day, model: day.isoformat())
 
-    def _totals(self, org_id: str, start: dt.date, end: dt.date, key_of: Any) -> list[Any]:
+    async def totals_by_hour(self, session: Any, org_id: str, start: dt.date, end: dt.date) -> list[Any]:
+        self.queries.append(("hour", org_id, start, end))
+        return self._totals(
+            org_id, start, end, lambda hour, model: hour.strftime("%Y-%m-%dT%H:%M:%SZ"), self.hourly
+        )
+
+    def _totals(
+        self,
+        org_id: str,
+        start: dt.date,
+        end: dt.date,
+        key_of: Any,
+        table: dict[Any, list[int]] | None = None,
+    ) -> list[Any]:
         sums: dict[str, list[int]] = {}
-        for (org, day, model), a in self.daily.items():
+        for (org, bucket, model), a in (self.daily if table is None else table).items():
+            day = bucket.date() if isinstance(bucket, dt.datetime) else bucket
             if org == org_id and start <= day <= end:
-                acc = sums.setdefault(key_of(day, model), [0] * 8)
+                acc = sums.setdefault(key_of(bucket, model), [0] * 8)
                 for i, v in enumerate((a[0], a[1], a[2] + a[3], a[4], a[5], a[6], a[7], a[8])):
                     acc[i] += v
         return [

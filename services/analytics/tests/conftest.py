@@ -46,5 +46,5 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def sessions(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A fresh schema state per test: the tables are emptied first (tests commit, like the consumer)."""
     async with engine.begin() as conn:
-        await conn.exec_driver_sql("TRUNCATE usage_events, usage_daily")
+        await conn.exec_driver_sql("TRUNCATE usage_events, usage_daily, usage_hourly")
     yield make_sessionmaker(engine)

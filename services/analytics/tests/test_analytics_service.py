@@ -155,3 +155,15 @@ async def test_report_of_an_empty_range_is_all_zeros() -> None:
         "success_rate": 0.0,
         "breakdown": [],
     }
+
+
+async def test_report_by_hour_reads_the_hourly_rollup_in_utc_hours() -> None:
+    store = MemoryStore()
+    service = UsageService(store)
+    at = dt.datetime(2024, 1, 15, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=-1)))  # 00:59 UTC
+    await service.record(None, [make_fact("h1", created_at=at), make_fact("h2", created_at=at)])  # type: ignore[arg-type]
+
+    report = await service.report(None, "org_a", _parse("2024-01-16", "2024-01-16", "hour"))  # type: ignore[arg-type]
+
+    assert [(b.hour, b.requests) for b in report.breakdown] == [("2024-01-16T00:00:00Z", 2)]  # type: ignore[union-attr]
+    assert store.queries == [("hour", "org_a", dt.date(2024, 1, 16), dt.date(2024, 1, 16))]

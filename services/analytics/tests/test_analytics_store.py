@@ -59,7 +59,7 @@ async def test_new_facts_are_stored_and_rolled_up_per_org_day_model(sessions) ->
         ("org_a", DAY2, "gpt-x"): (1, 0, 10, 20, 2_000_000, 40),
     }
     async with sessions() as session:
-        stored = await session.get(UsageEvent, "e3")
+        stored = await session.get(UsageEvent, ("e3", T0))
     assert stored is not None
     assert (stored.status, stored.created_at, stored.key_id) == ("upstream_error", T0, 7)
 

@@ -151,3 +151,44 @@ async def test_the_command_runs_with_the_services_settings_and_exits_nonzero_on_
     second = await asyncio.to_thread(run)
     assert "0 re-encrypted, 1 already under the current key, 1 unreadable" in second.stdout
     assert SecretBox(NEW).decrypt((await stored(sessions))["old"].api_key_encrypted or "") == "sk-old"
+
+
+async def test_feishu_bot_secrets_move_to_the_current_key(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from tollgate.common.reencrypt import Reencryption
+    from tollgate.gateway.bots.models import FeishuBot, FeishuBotEvent
+    from tollgate.gateway.bots.rotation import reencrypt_bot_secrets
+
+    old_box = SecretBox(OLD)
+    async with sessions.begin() as session:
+        bot = FeishuBot(
+            org_id="org-1",
+            name="b",
+            app_id="cli_1",
+            model_id="m",
+            api_key_encrypted=old_box.encrypt("tg_key"),
+            api_key_hint="tg_key",
+            app_secret_encrypted=old_box.encrypt("app-secret"),
+            encrypt_key_encrypted=old_box.encrypt("ek"),
+            verification_token_encrypted=None,
+        )
+        session.add(bot)
+        await session.flush()
+        session.add(
+            FeishuBotEvent(
+                bot_id=bot.id, event_id="ev-1", message_id="om_1", prompt_encrypted=old_box.encrypt("hi")
+            )
+        )
+    report = Reencryption()
+    await reencrypt_bot_secrets(sessions, SecretBox(Keyring(NEW, (OLD,))), report)
+    assert (report.reencrypted, report.already_current, report.unreadable) == (4, 0, [])
+    only_new = SecretBox(NEW)
+    async with sessions() as session:
+        bot = (await session.execute(select(FeishuBot))).scalar_one()
+        event = (await session.execute(select(FeishuBotEvent))).scalar_one()
+    assert [only_new.decrypt(v) for v in (bot.api_key_encrypted, bot.app_secret_encrypted)] == [
+        "tg_key",
+        "app-secret",
+    ]
+    assert only_new.decrypt(bot.encrypt_key_encrypted or "") == "ek"
+    assert bot.verification_token_encrypted is None
+    assert only_new.decrypt(event.prompt_encrypted or "") == "hi"

@@ -19,7 +19,10 @@ from tollgate.common.migrations import migrate
 
 ADMIN_DSN = os.environ.get("TRAINING_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 ALEMBIC_INI = str(Path(__file__).resolve().parents[1] / "alembic.ini")
-TABLES = "outbox, training_checkpoints, training_job_events, training_jobs, training_files, registry_models"
+TABLES = (
+    "outbox, training_checkpoints, training_job_events, training_jobs, training_files, registry_models,"
+    " vector_points, vector_collections"
+)
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ from tollgate.training.config import TrainingSettings
 from tollgate.training.files.service import FileService
 from tollgate.training.files.storage import FileStorage
 from tollgate.training.jobs.service import JobService
+from tollgate.training.vectors.indexes import IndexCache, IndexMetrics
+from tollgate.training.vectors.service import VectorService
 
 
 async def test_healthz_answers_ok_with_the_health_check_details(tmp_path: Path) -> None:
@@ -28,6 +30,7 @@ async def test_healthz_answers_ok_with_the_health_check_details(tmp_path: Path) 
         auth_client=FakeAuth(),
         files=FileService(FileStorage(tmp_path), max_bytes=1, max_lines=1, max_seq_len=16),
         jobs=JobService(FakeHolds()),
+        vectors=VectorService(IndexCache(tmp_path / "vectors", IndexMetrics(registry))),
         health_check=healthy,
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://training") as c:

@@ -20,6 +20,8 @@ from tollgate.training.events.models import OutboxRecord
 from tollgate.training.files.service import FileService
 from tollgate.training.files.storage import FileStorage
 from tollgate.training.jobs.service import JobService
+from tollgate.training.vectors.indexes import IndexCache, IndexMetrics
+from tollgate.training.vectors.service import VectorService
 
 
 @dataclass
@@ -48,13 +50,15 @@ async def open_api(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -
     settings = TrainingSettings(data_dir=tmp_path / "data", max_file_lines=100)
     holds, auth = FakeHolds(), FakeAuth()
     files = FileService(FileStorage(settings.files_dir), max_bytes=64 * 1024, max_lines=100, max_seq_len=64)
+    registry = CollectorRegistry()
     app = build_app(
         settings=settings,
-        registry=CollectorRegistry(),
+        registry=registry,
         sessions=sessions,
         auth_client=auth,
         files=files,
         jobs=JobService(holds),
+        vectors=VectorService(IndexCache(settings.vectors_dir, IndexMetrics(registry))),
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://training"

@@ -34,7 +34,7 @@ def test_stack_names(tmp_path: Path) -> None:
     # nothing was started under this root
     assert not stack.is_running("billing")
     assert not stack.is_running("redis")
-    assert [s.running for s in stack.status()] == [False] * 12
+    assert [s.running for s in stack.status()] == [False] * 14  # with feishu_sim and embeddings
     with pytest.raises(KeyError):
         stack.stop_infra("billing")
     with pytest.raises(KeyError):

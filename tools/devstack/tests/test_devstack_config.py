@@ -19,8 +19,8 @@ def test_dev_is_the_default_profile_with_the_documented_ports(tmp_path: Path) ->
     assert cfg.profile == "dev"
     assert cfg.state_dir == tmp_path / ".local" / "dev"
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8086, 8090, 8091,
-        9180, 9181, 9182, 9185, 9183, 9184, 9186, 59094,
+        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8086, 8090, 8095, 8091,
+        8092, 9180, 9181, 9182, 9185, 9183, 9184, 9186, 59094,
     ]  # fmt: skip
 
 
@@ -28,7 +28,7 @@ def test_test_profile_ports_and_state_dir(tmp_path: Path) -> None:
     cfg = make(tmp_path, "test")
     assert [cfg.port(n) for n in PORT_NAMES] == [
         25532, 26479, 29192, 29193, 18080, 18081, 21051, 18082, 21052, 18085, 18083, 18084, 18086,
-        18090, 18091, 18180, 18181, 18182, 18185, 18183, 18184, 18186, 29194,
+        18090, 18095, 18091, 18092, 18180, 18181, 18182, 18185, 18183, 18184, 18186, 29194,
     ]  # fmt: skip
     assert cfg.state_dir == tmp_path / ".local" / "test"
     assert cfg.tuned_for_tests
@@ -142,6 +142,17 @@ def test_simulator_env(tmp_path: Path) -> None:
     assert env["SIM_PORT"] == "18090"
     assert not any(k.startswith(("GATEWAY_", "AUTH_")) for k in env)
     assert "ADMIN_API_KEY" not in env
+
+
+def test_the_feishu_simulator_and_the_gateway_pointed_at_it(tmp_path: Path) -> None:
+    cfg = make(tmp_path, "test")
+    env = cfg.service_vars("feishu_sim")
+    assert env["FEISHU_SIM_PORT"] == "18095"
+    assert not any(k.startswith("GATEWAY_") for k in env) and "ADMIN_API_KEY" not in env
+    assert cfg.service_vars("gateway")["GATEWAY_FEISHU_API_BASE_URL"] == "http://127.0.0.1:18095"
+    assert "feishu_sim" not in METRICS_PORT_NAME
+    # a developer's stack keeps Feishu's real API (the gateway's default)
+    assert "GATEWAY_FEISHU_API_BASE_URL" not in make(tmp_path).service_vars("gateway")
 
 
 def test_every_service_has_an_env(tmp_path: Path) -> None:

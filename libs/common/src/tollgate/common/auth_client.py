@@ -58,6 +58,14 @@ class Principal:
     # Rate limits: the key's and its organisation's are separate limits, both enforced.
     key_limits: RateLimits = NO_RATE_LIMITS
     org_limits: RateLimits = NO_RATE_LIMITS
+    # Chat records (docs/chat-records.md): the organisation's recording mode, "off" | "metadata" |
+    # "full", and how many days analytics keeps the records.
+    chat_recording: str = "off"
+    chat_retention_days: int = 0
+
+    @property
+    def records_chats(self) -> bool:
+        return self.chat_recording in ("metadata", "full")
 
     @property
     def is_admin(self) -> bool:
@@ -95,6 +103,8 @@ class Principal:
             org_role=p.org_role,
             key_limits=RateLimits.from_proto(p.key_limits),
             org_limits=RateLimits.from_proto(p.org_limits),
+            chat_recording=p.chat_recording or "off",
+            chat_retention_days=p.chat_retention_days,
         )
 
 

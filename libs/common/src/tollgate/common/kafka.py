@@ -25,9 +25,16 @@ TOPIC_USAGE = "usage.v1"
 TOPIC_AUTH_KEYS = "auth.keys.v1"
 TOPIC_BILLING_ALERTS = "billing.alerts.v1"
 TOPIC_TRAINING = "training.v1"
+TOPIC_CHAT_RECORDS = "chat.records.v1"  # keyed by org; docs/chat-records.md
 
 # partitions per topic; usage is keyed by org so an org's events stay in order on one partition
-TOPICS: dict[str, int] = {TOPIC_USAGE: 6, TOPIC_AUTH_KEYS: 1, TOPIC_BILLING_ALERTS: 3, TOPIC_TRAINING: 3}
+TOPICS: dict[str, int] = {
+    TOPIC_USAGE: 6,
+    TOPIC_AUTH_KEYS: 1,
+    TOPIC_BILLING_ALERTS: 3,
+    TOPIC_TRAINING: 3,
+    TOPIC_CHAT_RECORDS: 3,
+}
 
 EVENT_TYPE_HEADER = "event-type"
 

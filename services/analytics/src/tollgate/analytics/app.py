@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tollgate.analytics.config import AnalyticsSettings
 from tollgate.analytics.dependencies import Authenticator
 from tollgate.analytics.errors import sloughgpt_error_envelope
+from tollgate.analytics.records.routes import router as records_router
+from tollgate.analytics.records.service import ChatRecordService
+from tollgate.analytics.records.wiring import records_error_renderer
 from tollgate.analytics.usage.routes import router as usage_router
 from tollgate.analytics.usage.service import UsageService
 from tollgate.common.errors import TollgateError
@@ -36,10 +39,11 @@ def build_app(
     usage_service: UsageService,
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
+    records: ChatRecordService | None = None,
 ) -> FastAPI:
-    app = create_app(
-        "analytics", registry, error_renderer=sloughgpt_error_envelope, health_check=health_check
-    )
+    # SloughGPT's envelope on /analytics/*, seed 004's (OpenAI's) on the chat records routes
+    renderer = records_error_renderer(sloughgpt_error_envelope)
+    app = create_app("analytics", registry, error_renderer=renderer, health_check=health_check)
     app.state.settings = settings
     app.state.sessions = sessions
     app.state.auth_client = auth_client
@@ -51,7 +55,10 @@ def build_app(
         # Still answer in SloughGPT's envelope (with the request id to find the logged traceback).
         log.exception("unhandled error")
         err = TollgateError("Internal server error.")
-        return ORJSONResponse(sloughgpt_error_envelope(request, err), status_code=500)
+        return ORJSONResponse(renderer(request, err), status_code=500)
 
     app.include_router(usage_router)
+    if records is not None:
+        app.state.records = records
+        app.include_router(records_router)
     return app

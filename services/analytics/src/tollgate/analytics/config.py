@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from tollgate.common.settings import ServiceSettings
@@ -31,3 +32,17 @@ class AnalyticsSettings(ServiceSettings):
     default_window_days: int = 30
     max_window_days: int = 366
     auth_timeout_s: float = 2.0
+    # Raw usage facts are kept this many days (one partition per UTC day, dropped whole); the daily
+    # rollup is kept for ever, the hourly one for its own retention. Facts older than the retention
+    # are not stored (a copy could no longer be recognised as one).
+    usage_retention_days: int = Field(default=90, ge=2, le=3660)
+    usage_hourly_retention_days: int = Field(default=400, ge=2, le=3660)
+    partition_maintenance_interval_s: float = Field(default=3600.0, gt=0)
+    # Chat records (docs/chat-records.md): content is encrypted under a key derived from this
+    # secret (ANALYTICS_SECRET_KEY; rotation: ANALYTICS_PREVIOUS_SECRET_KEYS, newest first).
+    secret_key: SecretStr = SecretStr("tollgate-dev-only-analytics-secret-change-me")
+    previous_secret_keys: SecretStr = SecretStr("")
+    chat_consumer_group: str = "analytics-chat-records"
+    chat_purge_interval_s: float = Field(default=3600.0, gt=0)
+    # a `q` search decrypts the titles of at most this many of the caller's newest sessions/threads
+    chat_search_scan: int = Field(default=1000, ge=10, le=100_000)

@@ -9,18 +9,24 @@ from prometheus_client import CollectorRegistry
 
 from tollgate.analytics.app import build_app
 from tollgate.analytics.config import AnalyticsSettings
+from tollgate.analytics.consumers.chat_records import ChatRecordConsumer, RetentionPurger
 from tollgate.analytics.consumers.usage import UsageConsumer
 from tollgate.analytics.metrics import AnalyticsMetrics
+from tollgate.analytics.records.metrics import ChatRecordMetrics
+from tollgate.analytics.records.service import ChatRecordService
+from tollgate.analytics.records.wiring import content_box, content_box_policy
+from tollgate.analytics.usage.partitions import PartitionMaintenance, Retention
 from tollgate.analytics.usage.repository import UsageRepository
-from tollgate.analytics.usage.service import UsageService
+from tollgate.analytics.usage.service import StoredWindow, UsageService
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import database_health, make_sessionmaker, service_engine
 from tollgate.common.grpc import channel_tls, make_channel
-from tollgate.common.kafka import TOPIC_USAGE, kafka_connection, make_consumer
+from tollgate.common.kafka import TOPIC_CHAT_RECORDS, TOPIC_USAGE, kafka_connection, make_consumer
 from tollgate.common.logging import configure_logging
 from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
+from tollgate.common.secret_policy import enforce
 from tollgate.common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,7 @@ async def main() -> None:
     tracing = configure_tracing(
         settings.service_name, console=settings.otel_exporter_console, sample_ratio=settings.otel_sample_ratio
     )
+    enforce(settings.environment, content_box_policy(settings), log)
     if settings.run_migrations:
         await migrate(settings.alembic_ini, settings.database_url)
 
@@ -40,7 +47,16 @@ async def main() -> None:
     registry = CollectorRegistry()
     metrics = AnalyticsMetrics(registry)
     auth_channel = make_channel(settings.auth_grpc_target, channel_tls(settings))
-    usage_service = UsageService(UsageRepository())
+    usage_service = UsageService(UsageRepository(), StoredWindow(settings.usage_retention_days))
+    maintenance = PartitionMaintenance(
+        sessions,
+        Retention(settings.usage_retention_days, settings.usage_hourly_retention_days),
+        metrics,
+        interval_s=settings.partition_maintenance_interval_s,
+    )
+
+    records = ChatRecordService(content_box(settings), search_scan=settings.chat_search_scan)
+    record_metrics = ChatRecordMetrics(registry)
 
     app = build_app(
         settings=settings,
@@ -49,6 +65,7 @@ async def main() -> None:
         auth_client=AuthClient(auth_channel, timeout_s=settings.auth_timeout_s),
         usage_service=usage_service,
         health_check=database_health(engine),
+        records=records,
     )
 
     kafka = kafka_connection(settings)
@@ -70,12 +87,18 @@ async def main() -> None:
         timeout_ms=settings.consume_timeout_ms,
         renew=usage_consumer,
     )
+
+    def chat_consumer() -> AIOKafkaConsumer:
+        return make_consumer(kafka, settings.chat_consumer_group, TOPIC_CHAT_RECORDS, max_poll_records=200)
+
+    chat_records = ChatRecordConsumer(chat_consumer(), sessions, records, record_metrics, renew=chat_consumer)
+    purger = RetentionPurger(sessions, records, record_metrics, settings.chat_purge_interval_s)
     log.info("analytics starting", extra={"port": settings.http_port})
     await runner.serve(
         app,
         settings.http_host,
         settings.http_port,
-        background=[consumer.run],
+        background=[consumer.run, maintenance.run, chat_records.run, purger.run],
         on_shutdown=[auth_channel.close, engine.dispose],
         metrics=MetricsEndpoint(registry, settings.metrics_port),
     )

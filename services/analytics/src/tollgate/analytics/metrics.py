@@ -36,6 +36,27 @@ class AnalyticsMetrics:
             ["partition"],
             registry=registry,
         )
+        self.events_out_of_window = Counter(
+            "analytics_usage_events_out_of_window_total",
+            "Usage events older than the facts' retention or days ahead of the clock, skipped",
+            registry=registry,
+        )
+        self.partition_maintenance = Counter(
+            "analytics_partition_maintenance_total",
+            "Runs of the usage tables' partition maintenance (pg_partman), by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.partition_maintenance_last_success = Gauge(
+            "analytics_partition_maintenance_last_success_timestamp_seconds",
+            "When the usage tables' partition maintenance last succeeded (Unix time)",
+            registry=registry,
+        )
+        self.fact_partitions = Gauge(
+            "analytics_usage_fact_partitions",
+            "Day partitions of usage_events (retention plus the days made ahead)",
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "analytics_usage_batch_duration_seconds",
             "Time to store one consumed batch, commit included",

@@ -27,6 +27,8 @@ from tollgate.auth.limits.service import LimitService
 from tollgate.auth.orgs.routes import org_change_counter
 from tollgate.auth.orgs.routes import router as orgs_router
 from tollgate.auth.orgs.service import OrgService
+from tollgate.auth.recording.routes import router as recording_router
+from tollgate.auth.recording.service import RecordingService
 from tollgate.auth.sessions.errors import LoginThrottled
 from tollgate.auth.sessions.routes import router as sessions_router
 from tollgate.auth.web import AuthRuntime
@@ -61,6 +63,7 @@ def build_app(
     app.state.org_changes = org_change_counter(registry)
     # The same default tier as Authenticate's (AUTH_DEFAULT_RATE_TIER), so answers match the principal.
     app.state.limits = LimitService(rt.keys.default_rate_tier)
+    app.state.recording = RecordingService()
     app.include_router(keys_router)
     app.include_router(user_keys_router)
     app.include_router(credit_chat_keys_router)
@@ -71,4 +74,5 @@ def build_app(
     app.include_router(audit_router)
     app.include_router(orgs_router)
     app.include_router(limits_router)
+    app.include_router(recording_router)
     return app

@@ -105,4 +105,6 @@ def principal_to_proto(p: Principal) -> auth_pb2.Principal:
         org_role=p.org_role,
         key_limits=p.key_limits.to_proto(),
         org_limits=p.org_limits.to_proto(),
+        chat_recording=p.chat_recording,
+        chat_retention_days=p.chat_retention_days,
     )

@@ -16,15 +16,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tollgate.common.errors import TollgateError
 from tollgate.common.http import ObservabilityMiddleware, ORJSONResponse, create_app, openai_error_body
 from tollgate.gateway.anthropic_door import routes as anthropic_routes
+from tollgate.gateway.bots.wiring import FeishuBots
 from tollgate.gateway.catalog import model_deletion
 from tollgate.gateway.catalog import routes as catalog_routes
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot
 from tollgate.gateway.completions import routes as completion_routes
 from tollgate.gateway.completions.service import ChatCompletions
+from tollgate.gateway.console import routes as console_routes
 from tollgate.gateway.envelopes import gateway_error_renderer
 from tollgate.gateway.limits.answer_headers import AnswerHeaders
-from tollgate.gateway.operations import credit_chat, indoxrouter, openai_routes
+from tollgate.gateway.operations import credit_chat, indoxrouter, openai_routes, vector_search
 from tollgate.gateway.operations.service import Operations
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import key_permission_dependency, principal_dependency
@@ -116,6 +118,7 @@ class GatewayParts:
     trust_client_request_id: bool = False
     health: Callable[[], Awaitable[dict[str, Any]]] | None = None
     realtime: Realtime | None = None  # /ws and the maintenance notice (realtime/)
+    bots: FeishuBots | None = None  # /admin/bot/feishu/* and /bot/feishu/{id}/events (bots/)
 
 
 def build_app(parts: GatewayParts) -> ASGIApp:
@@ -140,10 +143,15 @@ def build_app(parts: GatewayParts) -> ASGIApp:
     app.include_router(
         sloughgpt_routes.build_router(parts.operations, parts.sloughgpt_default_model, parts.health)
     )
+    # POST /search/vector: text embedded (billed) here, the search forwarded to training
+    app.include_router(vector_search.build_router(parts.operations, parts.forwarder, "all-minilm-l6-v2"))
     # DELETE /v1/models/{model}: answered here for catalog models, forwarded to training otherwise
     app.include_router(model_deletion.build_router(parts.snapshot, current_principal, parts.forwarder))
     if parts.realtime is not None:  # before the proxy: it would forward /admin/system/* to auth
         app.include_router(realtime_routes.build_router(parts.realtime, current_principal))
+    console_routes.mount(app)  # the web console's static files (docs/console.md), before the catch-all
+    if parts.bots is not None:  # before the proxy: it would forward /admin/bot/* to auth
+        app.include_router(parts.bots.router(current_principal))
     app.include_router(proxy_routes.build_router(parts.forwarder))  # last: it is a catch-all
     # X-RateLimit-* on every answer of a limited request, whichever family renders it (limits/), and
     # SloughGPT's API-Version echo

@@ -122,3 +122,17 @@ class GatewaySettings(ServiceSettings):
     # The request id becomes the billing hold id and the usage event id, and consumers dedupe on it:
     # trusting a client-chosen id would let a replayed id ride on an earlier request's charge.
     trust_client_request_id: bool = False
+
+    # Feishu bots (bots/, docs/bots.md): Feishu's open API (the simulator's in the test stacks); the
+    # gateway's own OpenAI endpoint a bot's model call goes through, billed to the bot's key (empty:
+    # this process, http://127.0.0.1:<http_port>); the answer's max_tokens; how often the worker
+    # looks for due work besides being woken; how long an event id is remembered (duplicates within
+    # it are ignored; older pushes are refused by their signed timestamp); reply attempts.
+    feishu_bots: bool = True
+    feishu_api_base_url: str = "https://open.feishu.cn"
+    feishu_gateway_url: str = ""
+    feishu_max_tokens: int = Field(default=1024, ge=1)
+    feishu_poll_s: float = Field(default=2.0, gt=0, le=60)
+    feishu_event_retention_s: int = Field(default=7 * 86_400, ge=7_200)
+    feishu_reply_max_attempts: int = Field(default=6, ge=1, le=20)
+    feishu_http_timeout_s: float = Field(default=10.0, gt=0, le=60)

@@ -23,6 +23,7 @@ from tollgate.common.redis import make_redis
 from tollgate.common.secret_policy import enforce
 from tollgate.common.telemetry import configure_tracing
 from tollgate.gateway.app import GatewayParts, build_app
+from tollgate.gateway.bots.wiring import build_bots
 from tollgate.gateway.catalog.deployments import DeploymentConsumer
 from tollgate.gateway.catalog.deployments import default_factory as deployments_factory
 from tollgate.gateway.catalog.secrets import secret_box, secret_box_policy
@@ -44,6 +45,7 @@ from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.consumer import KeyInvalidationConsumer, default_consumer_factory
 from tollgate.gateway.proxy.forwarder import Forwarder
 from tollgate.gateway.realtime.wiring import build_realtime
+from tollgate.gateway.records.recorder import ChatRecorder, RecordMetrics
 from tollgate.gateway.routing.attempts import Router
 from tollgate.gateway.routing.breaker import Cooldowns
 from tollgate.gateway.usage.emitter import UsageEmitter
@@ -142,7 +144,12 @@ async def main() -> None:
         hold_stock=hold_stock,
         rate_gate=rate_gate,
     )
-    chat = ChatCompletions(pipeline, metrics)
+    # chat records (docs/chat-records.md): its own producer, used only by recording organisations
+    chat_recorder = ChatRecorder(
+        lambda: make_producer(kafka, "tollgate-gateway-records", linger_ms=settings.usage_linger_ms),
+        RecordMetrics(registry),
+    )
+    chat = ChatCompletions(pipeline, metrics, chat_recorder)
     route_limits = RouteLimits(
         credit_chat_rpm_per_address=settings.credit_chat_rpm_per_address,
         indoxrouter_requests_per_hour=settings.indoxrouter_requests_per_hour,
@@ -162,6 +169,16 @@ async def main() -> None:
 
     # /ws: Kafka facts into per-organisation Redis streams, pushed to this process's connections
     realtime = build_realtime(settings, kafka, principals, registry) if settings.realtime else None
+
+    # Feishu bots: admin routes, event endpoints and the worker answering through this gateway
+    def model_known(name: str) -> bool:
+        return snapshot.get(name) is not None
+
+    bots = (
+        build_bots(settings, sessions, box, principals.get, model_known, registry)
+        if settings.feishu_bots
+        else None
+    )
 
     async def health() -> dict[str, Any]:
         return {"models": len(snapshot), "kafka": "up" if emitter.kafka_up else "down"}
@@ -183,6 +200,7 @@ async def main() -> None:
             trust_client_request_id=settings.trust_client_request_id,
             health=health,
             realtime=realtime.realtime if realtime is not None else None,
+            bots=bots,
         )
     )
 
@@ -201,6 +219,7 @@ async def main() -> None:
         settings.http_port,
         background=[
             emitter.run,
+            chat_recorder.run,
             key_consumer.run,
             snapshot.poll_forever,
             hold_stock.run_sweeper,
@@ -208,11 +227,14 @@ async def main() -> None:
             deployments.run,
             *(realtime.background if realtime is not None else []),
             *([marker.run] if marker is not None else []),
+            *([bots.worker.run] if bots is not None else []),
         ],
         # The emitter flushes first: requests finishing during shutdown still emit into it. Stocked
         # holds go back to billing and the last marks are written before its channel closes.
         on_shutdown=[
+            *([bots.close] if bots is not None else []),
             emitter.close,
+            chat_recorder.close,
             hold_stock.close,
             limiter.close,
             *([marker.close] if marker is not None else []),

@@ -16,6 +16,7 @@ from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.reencrypt import Reencryption, reencrypt_cli
 from tollgate.common.secret_policy import enforce
 from tollgate.common.secretbox import SecretBox
+from tollgate.gateway.bots.rotation import reencrypt_bot_secrets
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.secrets import secret_box, secret_box_policy
 from tollgate.gateway.config import GatewaySettings
@@ -56,7 +57,10 @@ async def run(settings: GatewaySettings) -> Reencryption:
     enforce(settings.environment, secret_box_policy(settings), log)  # the service's own start check
     engine = make_engine(settings.database_url, pool_size=1)
     try:
-        return await reencrypt_provider_secrets(make_sessionmaker(engine), secret_box(settings))
+        sessions, box = make_sessionmaker(engine), secret_box(settings)
+        report = await reencrypt_provider_secrets(sessions, box)
+        await reencrypt_bot_secrets(sessions, box, report)  # Feishu bots' secrets (bots/)
+        return report
     finally:
         await engine.dispose()
 

@@ -23,6 +23,8 @@ from tollgate.training.jobs.service import JobService
 from tollgate.training.jobs.sloughgpt_routes import router as sloughgpt_jobs_router
 from tollgate.training.metrics import ApiMetrics
 from tollgate.training.registry.routes import router as registry_router
+from tollgate.training.vectors.routes import router as vectors_router
+from tollgate.training.vectors.service import VectorService
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,7 @@ def build_app(
     auth_client: Authenticator,
     files: FileService,
     jobs: JobService,
+    vectors: VectorService,
     outbox_kick: Callable[[], None] = lambda: None,
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
 ) -> FastAPI:
@@ -44,6 +47,7 @@ def build_app(
     app.state.auth_client = auth_client
     app.state.files = files
     app.state.jobs = jobs
+    app.state.vectors = vectors
     app.state.metrics = ApiMetrics(registry)
     app.state.outbox_kick = outbox_kick
 
@@ -57,4 +61,5 @@ def build_app(
     app.include_router(openai_jobs_router)
     app.include_router(sloughgpt_jobs_router)
     app.include_router(registry_router)
+    app.include_router(vectors_router)
     return app

@@ -82,6 +82,17 @@ class TrainingSettings(ServiceSettings):
     outbox_interval_s: float = Field(default=0.2, gt=0)
     outbox_batch: int = Field(default=200, ge=1)
 
+    # Vector collections: ANN index files on the data volume (rebuildable from PostgreSQL), how often
+    # changed indexes are saved, and the search plan's limits (vectors/service.py)
+    vector_flush_interval_s: float = Field(default=30.0, gt=0)
+    vector_exact_limit: int = Field(default=2048, ge=0)
+    vector_max_candidates: int = Field(default=8192, ge=16)
+    vector_index_threads: int = Field(default=0, ge=0)
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.data_dir / "vectors"
+
     @property
     def files_dir(self) -> Path:
         return self.data_dir / "files"

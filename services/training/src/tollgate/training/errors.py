@@ -9,7 +9,7 @@ from typing import Any
 from tollgate.common.errors import InvalidRequest, TollgateError
 from tollgate.common.sloughgpt import sloughgpt_renderer
 
-SLOUGHGPT_PREFIXES = ("/training/", "/fine-tuning/", "/models")
+SLOUGHGPT_PREFIXES = ("/training/", "/fine-tuning/", "/models", "/vectors/", "/search/")
 
 render_error = sloughgpt_renderer(*SLOUGHGPT_PREFIXES)
 

@@ -23,6 +23,8 @@ from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
 from tollgate.training.files.service import FileService
 from tollgate.training.files.storage import FileStorage
 from tollgate.training.jobs.service import JobService
+from tollgate.training.vectors.indexes import IndexCache, IndexMetrics
+from tollgate.training.vectors.service import VectorService
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ async def main() -> None:
         max_lines=settings.max_file_lines,
         max_seq_len=settings.max_seq_len,
     )
+    indexes = IndexCache(settings.vectors_dir, IndexMetrics(registry), threads=settings.vector_index_threads)
+    vectors = VectorService(
+        indexes, exact_limit=settings.vector_exact_limit, max_candidates=settings.vector_max_candidates
+    )
     app = build_app(
         settings=settings,
         registry=registry,
@@ -67,6 +73,7 @@ async def main() -> None:
         auth_client=AuthClient(auth_channel, timeout_s=settings.auth_timeout_s),
         files=files,
         jobs=JobService(holds),
+        vectors=vectors,
         outbox_kick=relay.kick,
         health_check=database_health(engine),
     )
@@ -75,8 +82,8 @@ async def main() -> None:
         app,
         settings.http_host,
         settings.http_port,
-        background=[relay.run],
-        on_shutdown=[auth_channel.close, billing_channel.close, engine.dispose],
+        background=[relay.run, lambda: indexes.run_flusher(settings.vector_flush_interval_s)],
+        on_shutdown=[indexes.flush, auth_channel.close, billing_channel.close, engine.dispose],
         metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 

@@ -21,6 +21,7 @@ def _banner(cfg: StackConfig, local_model: bool) -> str:
         [
             f"Tollgate ({cfg.profile}) is up.",
             f"  gateway:       {gateway}",
+            f"  console:       {gateway}/console/  (sign in with the admin API key, or create an account)",
             f"  admin API key: {cfg.admin_api_key}",
             f"  logs:          {cfg.logs_dir}",
             "",
@@ -53,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("admin-key", help="print the admin API key")
     sub.add_parser("fetch-kafka", help="resolve Kafka's jars with Maven into .local/kafka-libs (once)")
     logs = sub.add_parser("logs", help="print the end of a component's log")
-    logs.add_argument("name", choices=[*INFRA, *SERVICES, "llama"])
+    logs.add_argument("name", choices=[*INFRA, *SERVICES, "llama", "embeddings"])
     logs.add_argument("-n", "--lines", type=int, default=100)
     logs.add_argument("-f", "--follow", action="store_true")
     return parser

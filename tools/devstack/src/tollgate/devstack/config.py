@@ -28,7 +28,9 @@ PORT_NAMES = (
     "training",
     "training_worker",
     "upstream_sim",
+    "feishu_sim",
     "llama",
+    "embeddings",  # the local embedding model's OpenAI-compatible server (local_embeddings.py)
     # Prometheus' /metrics of each of our processes, never on its public HTTP port
     "gateway_metrics",
     "auth_metrics",
@@ -57,7 +59,9 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "training": 8084,
         "training_worker": 8086,
         "upstream_sim": 8090,
+        "feishu_sim": 8095,
         "llama": 8091,
+        "embeddings": 8092,
         # the HTTP port + 1100 (9090, Prometheus' own default, stays free)
         "gateway_metrics": 9180,
         "auth_metrics": 9181,
@@ -86,7 +90,9 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "training": 18084,
         "training_worker": 18086,
         "upstream_sim": 18090,
+        "feishu_sim": 18095,
         "llama": 18091,
+        "embeddings": 18092,
         # the HTTP port + 100: apart from every port above moved by any multiple of 500
         "gateway_metrics": 18180,
         "auth_metrics": 18181,
@@ -104,6 +110,7 @@ DB_SERVICES = ("auth", "gateway", "billing", "analytics", "training")
 # Start order: the simulator first (providers), then what the gateway calls, the gateway last.
 SERVICES = (
     "upstream_sim",
+    "feishu_sim",  # Feishu's open platform, for the bots (tools/feishu-sim)
     "auth",
     "billing",
     "billing_worker",
@@ -121,13 +128,15 @@ ENV_PREFIX = {
     "training": "TRAINING_",
     "training_worker": "TRAINING_",  # leases and runs training jobs: same settings, its own process
     "upstream_sim": "SIM_",
+    "feishu_sim": "FEISHU_SIM_",
 }
 GRPC_PORT_NAME = {"auth": "auth_grpc", "billing": "billing_grpc"}
-# every process of ours but the simulator serves Prometheus metrics on a port of its own
-METRICS_PORT_NAME = {svc: f"{svc}_metrics" for svc in SERVICES if svc != "upstream_sim"}
+# every process of ours but the simulators serves Prometheus metrics on a port of its own
+SIMULATORS = ("upstream_sim", "feishu_sim")
+METRICS_PORT_NAME = {svc: f"{svc}_metrics" for svc in SERVICES if svc not in SIMULATORS}
 # processes that use another service's database
 DATABASE_OF = {"billing_worker": "billing", "training_worker": "training"}
-HTTP_PROCESSES = (*SERVICES, "llama")
+HTTP_PROCESSES = (*SERVICES, "llama", "embeddings")
 
 # Where billing sends alert e-mail: the test profile's server is started by the alert tests;
 # in dev run one with `uv run python -m aiosmtpd -n -l 127.0.0.1:1025` (or set BILLING_SMTP_*).
@@ -319,6 +328,9 @@ class StackConfig:
         if svc == "upstream_sim":
             out.update({"SIM_HOST": "127.0.0.1", "SIM_PORT": str(self.port("upstream_sim"))})
             return out
+        if svc == "feishu_sim":
+            out.update({"FEISHU_SIM_HOST": "127.0.0.1", "FEISHU_SIM_PORT": str(self.port("feishu_sim"))})
+            return out
         p = ENV_PREFIX[svc]
         out.update(
             {
@@ -354,8 +366,15 @@ class StackConfig:
                     "GATEWAY_INDOXROUTER_REQUESTS_PER_HOUR": "60",
                     # SloughGPT's curl example names no model: the suite's simulator chat model
                     "GATEWAY_SLOUGHGPT_DEFAULT_MODEL": "sim-chat",
+                    # Feishu bots talk to the Feishu simulator (tools/feishu-sim), never to Feishu
+                    "GATEWAY_FEISHU_API_BASE_URL": self.url("feishu_sim"),
+                    "GATEWAY_FEISHU_POLL_S": "0.5",
                 }
                 out.update({k: v for k, v in tuned.items() if k not in self.environ})
+        interval = "ANALYTICS_PARTITION_MAINTENANCE_INTERVAL_S"
+        if svc == "analytics" and self.tuned_for_tests and interval not in self.environ:
+            # usage partitions made and dropped within seconds (the retention test waits for it)
+            out[interval] = "2"
         if svc in ("billing", "billing_worker"):
             out.update({k: v for k, v in self.alert_vars().items() if k not in self.environ})
         if svc in ("training", "training_worker"):

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from tollgate.devstack.config import SERVICES, StackConfig
 from tollgate.devstack.kafka_broker import Kafka
+from tollgate.devstack.local_embeddings import EmbeddingServer
 from tollgate.devstack.local_model import LlamaServer
 from tollgate.devstack.postgres import Postgres
 from tollgate.devstack.procs import StackError
@@ -50,6 +51,7 @@ class Stack:
         }
         self._services = {svc: ServiceProcess(cfg, svc) for svc in SERVICES}
         self._llama = LlamaServer(cfg)
+        self._embeddings = EmbeddingServer(cfg)
 
     # ---- the whole stack ----------------------------------------------------------------
     @contextlib.contextmanager
@@ -75,13 +77,16 @@ class Stack:
         for name in INFRA:
             self.start_infra(name)
         if local_model:
-            # the model loads while the services start
+            # the models load while the services start
             self._llama.spawn()
+            self._embeddings.spawn()
         for svc in SERVICES:
             self.start_service(svc)
         if local_model:
             self._llama.start()
             self._llama.register()
+            self._embeddings.start()
+            self._embeddings.register()
 
     def down(self) -> None:
         """Stop everything of this profile: the gateway first (no new traffic), infrastructure last."""
@@ -90,8 +95,10 @@ class Stack:
 
     def _down(self) -> None:
         errors: list[str] = []
-        steps: list[_Infra | ServiceProcess | LlamaServer] = [self._services[s] for s in reversed(SERVICES)]
-        steps.append(self._llama)
+        steps: list[_Infra | ServiceProcess | LlamaServer | EmbeddingServer] = [
+            self._services[s] for s in reversed(SERVICES)
+        ]
+        steps += [self._llama, self._embeddings]
         steps += [self._infra[n] for n in reversed(INFRA)]
         for comp in steps:
             # keep going: one stubborn process must not leave the rest of the stack running
@@ -122,6 +129,8 @@ class Stack:
     def start_local_model(self) -> None:
         self._llama.start()
         self._llama.register()
+        self._embeddings.start()
+        self._embeddings.register()
 
     def is_running(self, name: str) -> bool:
         return self._component(name).is_running()
@@ -131,7 +140,7 @@ class Stack:
 
     def status(self) -> list[ComponentStatus]:
         out = []
-        for name in (*INFRA, *SERVICES, "llama"):
+        for name in (*INFRA, *SERVICES, "llama", "embeddings"):
             comp = self._component(name)
             pid = comp.pid()
             out.append(ComponentStatus(name, pid is not None, pid, self.cfg.port(name), comp.log_path))
@@ -150,9 +159,11 @@ class Stack:
         except KeyError:
             raise KeyError(f"unknown service {svc!r}; known: {', '.join(SERVICES)}") from None
 
-    def _component(self, name: str) -> _Infra | ServiceProcess | LlamaServer:
+    def _component(self, name: str) -> _Infra | ServiceProcess | LlamaServer | EmbeddingServer:
         if name in self._infra:
             return self._infra[name]
         if name == "llama":
             return self._llama
+        if name == "embeddings":
+            return self._embeddings
         return self._service_of(name)

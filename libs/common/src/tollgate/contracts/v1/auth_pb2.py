@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tollgate/contracts/v1/auth.proto\x12\x15tollgate.contracts.v1\"&\n\x13\x41uthenticateRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"\xed\x02\n\tPrincipal\x12\x0e\n\x06key_id\x18\x01 \x01(\x03\x12\x0e\n\x06org_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x10\n\x08group_id\x18\x05 \x01(\x03\x12\x13\n\x0bpermissions\x18\x06 \x03(\t\x12\x12\n\nkey_prefix\x18\x07 \x01(\t\x12\x17\n\x0f\x65xpires_at_unix\x18\x08 \x01(\x03\x12\x1a\n\x12month_quota_micros\x18\t \x01(\x03\x12\x19\n\x11models_restricted\x18\n \x01(\x08\x12\x16\n\x0egranted_models\x18\x0b \x03(\t\x12\x10\n\x08org_role\x18\x0c \x01(\t\x12\x35\n\nkey_limits\x18\r \x01(\x0b\x32!.tollgate.contracts.v1.RateLimits\x12\x35\n\norg_limits\x18\x0e \x01(\x0b\x32!.tollgate.contracts.v1.RateLimits\"A\n\nRateLimits\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x0b\n\x03rpm\x18\x02 \x01(\x03\x12\x0b\n\x03tpm\x18\x03 \x01(\x03\x12\x0b\n\x03tpd\x18\x04 \x01(\x03\"g\n\x14\x41uthenticateResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x33\n\tprincipal\x18\x03 \x01(\x0b\x32 .tollgate.contracts.v1.Principal2v\n\x0b\x41uthService\x12g\n\x0c\x41uthenticate\x12*.tollgate.contracts.v1.AuthenticateRequest\x1a+.tollgate.contracts.v1.AuthenticateResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n tollgate/contracts/v1/auth.proto\x12\x15tollgate.contracts.v1\"&\n\x13\x41uthenticateRequest\x12\x0f\n\x07\x61pi_key\x18\x01 \x01(\t\"\xa2\x03\n\tPrincipal\x12\x0e\n\x06key_id\x18\x01 \x01(\x03\x12\x0e\n\x06org_id\x18\x02 \x01(\t\x12\x0f\n\x07user_id\x18\x03 \x01(\t\x12\x0c\n\x04role\x18\x04 \x01(\t\x12\x10\n\x08group_id\x18\x05 \x01(\x03\x12\x13\n\x0bpermissions\x18\x06 \x03(\t\x12\x12\n\nkey_prefix\x18\x07 \x01(\t\x12\x17\n\x0f\x65xpires_at_unix\x18\x08 \x01(\x03\x12\x1a\n\x12month_quota_micros\x18\t \x01(\x03\x12\x19\n\x11models_restricted\x18\n \x01(\x08\x12\x16\n\x0egranted_models\x18\x0b \x03(\t\x12\x10\n\x08org_role\x18\x0c \x01(\t\x12\x35\n\nkey_limits\x18\r \x01(\x0b\x32!.tollgate.contracts.v1.RateLimits\x12\x35\n\norg_limits\x18\x0e \x01(\x0b\x32!.tollgate.contracts.v1.RateLimits\x12\x16\n\x0e\x63hat_recording\x18\x0f \x01(\t\x12\x1b\n\x13\x63hat_retention_days\x18\x10 \x01(\x05\"A\n\nRateLimits\x12\x0c\n\x04tier\x18\x01 \x01(\t\x12\x0b\n\x03rpm\x18\x02 \x01(\x03\x12\x0b\n\x03tpm\x18\x03 \x01(\x03\x12\x0b\n\x03tpd\x18\x04 \x01(\x03\"g\n\x14\x41uthenticateResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x33\n\tprincipal\x18\x03 \x01(\x0b\x32 .tollgate.contracts.v1.Principal2v\n\x0b\x41uthService\x12g\n\x0c\x41uthenticate\x12*.tollgate.contracts.v1.AuthenticateRequest\x1a+.tollgate.contracts.v1.AuthenticateResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,11 +34,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_AUTHENTICATEREQUEST']._serialized_start=59
   _globals['_AUTHENTICATEREQUEST']._serialized_end=97
   _globals['_PRINCIPAL']._serialized_start=100
-  _globals['_PRINCIPAL']._serialized_end=465
-  _globals['_RATELIMITS']._serialized_start=467
-  _globals['_RATELIMITS']._serialized_end=532
-  _globals['_AUTHENTICATERESPONSE']._serialized_start=534
-  _globals['_AUTHENTICATERESPONSE']._serialized_end=637
-  _globals['_AUTHSERVICE']._serialized_start=639
-  _globals['_AUTHSERVICE']._serialized_end=757
+  _globals['_PRINCIPAL']._serialized_end=518
+  _globals['_RATELIMITS']._serialized_start=520
+  _globals['_RATELIMITS']._serialized_end=585
+  _globals['_AUTHENTICATERESPONSE']._serialized_start=587
+  _globals['_AUTHENTICATERESPONSE']._serialized_end=690
+  _globals['_AUTHSERVICE']._serialized_start=692
+  _globals['_AUTHSERVICE']._serialized_end=810
 # @@protoc_insertion_point(module_scope)

@@ -13,7 +13,7 @@ class AuthenticateRequest(_message.Message):
     def __init__(self, api_key: _Optional[str] = ...) -> None: ...
 
 class Principal(_message.Message):
-    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models", "org_role", "key_limits", "org_limits")
+    __slots__ = ("key_id", "org_id", "user_id", "role", "group_id", "permissions", "key_prefix", "expires_at_unix", "month_quota_micros", "models_restricted", "granted_models", "org_role", "key_limits", "org_limits", "chat_recording", "chat_retention_days")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ORG_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class Principal(_message.Message):
     ORG_ROLE_FIELD_NUMBER: _ClassVar[int]
     KEY_LIMITS_FIELD_NUMBER: _ClassVar[int]
     ORG_LIMITS_FIELD_NUMBER: _ClassVar[int]
+    CHAT_RECORDING_FIELD_NUMBER: _ClassVar[int]
+    CHAT_RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
     key_id: int
     org_id: str
     user_id: str
@@ -42,7 +44,9 @@ class Principal(_message.Message):
     org_role: str
     key_limits: RateLimits
     org_limits: RateLimits
-    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ..., org_role: _Optional[str] = ..., key_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., org_limits: _Optional[_Union[RateLimits, _Mapping]] = ...) -> None: ...
+    chat_recording: str
+    chat_retention_days: int
+    def __init__(self, key_id: _Optional[int] = ..., org_id: _Optional[str] = ..., user_id: _Optional[str] = ..., role: _Optional[str] = ..., group_id: _Optional[int] = ..., permissions: _Optional[_Iterable[str]] = ..., key_prefix: _Optional[str] = ..., expires_at_unix: _Optional[int] = ..., month_quota_micros: _Optional[int] = ..., models_restricted: _Optional[bool] = ..., granted_models: _Optional[_Iterable[str]] = ..., org_role: _Optional[str] = ..., key_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., org_limits: _Optional[_Union[RateLimits, _Mapping]] = ..., chat_recording: _Optional[str] = ..., chat_retention_days: _Optional[int] = ...) -> None: ...
 
 class RateLimits(_message.Message):
     __slots__ = ("tier", "rpm", "tpm", "tpd")

@@ -95,3 +95,41 @@ class CostAlert(_message.Message):
     balance_micros: int
     fired_at_unix_ms: int
     def __init__(self, alert_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., kind: _Optional[str] = ..., budget_id: _Optional[str] = ..., period: _Optional[str] = ..., threshold_pct: _Optional[int] = ..., spent_micros: _Optional[int] = ..., limit_micros: _Optional[int] = ..., balance_micros: _Optional[int] = ..., fired_at_unix_ms: _Optional[int] = ...) -> None: ...
+
+class ChatRecorded(_message.Message):
+    __slots__ = ("event_id", "org_id", "key_id", "user_id", "session_id", "thread_id", "mode", "retention_days", "model", "stream", "status", "tokens_in", "tokens_out", "created_at_unix_ms", "messages_json", "answer", "endpoint")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    ORG_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    THREAD_ID_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RETENTION_DAYS_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_IN_FIELD_NUMBER: _ClassVar[int]
+    TOKENS_OUT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_UNIX_MS_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_JSON_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    org_id: str
+    key_id: int
+    user_id: str
+    session_id: str
+    thread_id: str
+    mode: str
+    retention_days: int
+    model: str
+    stream: bool
+    status: str
+    tokens_in: int
+    tokens_out: int
+    created_at_unix_ms: int
+    messages_json: str
+    answer: str
+    endpoint: str
+    def __init__(self, event_id: _Optional[str] = ..., org_id: _Optional[str] = ..., key_id: _Optional[int] = ..., user_id: _Optional[str] = ..., session_id: _Optional[str] = ..., thread_id: _Optional[str] = ..., mode: _Optional[str] = ..., retention_days: _Optional[int] = ..., model: _Optional[str] = ..., stream: _Optional[bool] = ..., status: _Optional[str] = ..., tokens_in: _Optional[int] = ..., tokens_out: _Optional[int] = ..., created_at_unix_ms: _Optional[int] = ..., messages_json: _Optional[str] = ..., answer: _Optional[str] = ..., endpoint: _Optional[str] = ...) -> None: ...

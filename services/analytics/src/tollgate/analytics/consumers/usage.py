@@ -194,6 +194,11 @@ class UsageConsumer:
         await self._commit(batches)
         self._metrics.events_stored.inc(result.inserted)
         self._metrics.events_duplicate.inc(result.duplicates)
+        if result.out_of_window:
+            self._metrics.events_out_of_window.inc(result.out_of_window)
+            log.warning(
+                "skipped usage events outside the stored window", extra={"count": result.out_of_window}
+            )
         self._metrics.batch_seconds.observe(time.perf_counter() - started)
         return len(records)
 

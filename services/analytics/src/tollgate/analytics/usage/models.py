@@ -11,11 +11,18 @@ from tollgate.analytics.db import Base
 
 
 class UsageEvent(Base):
+    """Partitioned by range of `created_at`, one partition per UTC day (migration 0003, pg_partman):
+    the primary key must hold the partition key; `created_at` is the event's own finish time."""
+
     __tablename__ = "usage_events"
-    __table_args__ = (Index("ix_usage_events_org_created", "org_id", "created_at"),)
+    __table_args__ = (
+        PrimaryKeyConstraint("event_id", "created_at", name="pk_usage_events"),
+        Index("ix_usage_events_org_created", "org_id", "created_at"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
+    )
 
     # The gateway's request id: the natural key every consumer dedupes on.
-    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text)
     org_id: Mapped[str] = mapped_column(Text)
     key_id: Mapped[int] = mapped_column(BigInteger)
     user_id: Mapped[str] = mapped_column(Text)
@@ -51,6 +58,29 @@ class UsageDaily(Base):
     cost_micros: Mapped[int] = mapped_column(BigInteger)
     latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
     # token classes inside tokens_in / tokens_out (migration 0002)
+    tokens_cached_in: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens_cache_write: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    tokens_reasoning: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class UsageHourly(Base):
+    """The hourly rollup, partitioned by month of `hour` (migration 0003), kept for its own retention."""
+
+    __tablename__ = "usage_hourly"
+    __table_args__ = (
+        PrimaryKeyConstraint("org_id", "hour", "model", name="pk_usage_hourly"),
+        {"postgresql_partition_by": "RANGE (hour)"},
+    )
+
+    hour: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    org_id: Mapped[str] = mapped_column(Text)
+    model: Mapped[str] = mapped_column(Text)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    errors: Mapped[int] = mapped_column(BigInteger)
+    tokens_in: Mapped[int] = mapped_column(BigInteger)
+    tokens_out: Mapped[int] = mapped_column(BigInteger)
+    cost_micros: Mapped[int] = mapped_column(BigInteger)
+    latency_ms_sum: Mapped[int] = mapped_column(BigInteger)
     tokens_cached_in: Mapped[int] = mapped_column(BigInteger, server_default="0")
     tokens_cache_write: Mapped[int] = mapped_column(BigInteger, server_default="0")
     tokens_reasoning: Mapped[int] = mapped_column(BigInteger, server_default="0")

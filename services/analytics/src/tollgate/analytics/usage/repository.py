@@ -6,11 +6,11 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, func, select, text
+from sqlalchemy import BigInteger, ColumnElement, TextClause, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from tollgate.analytics.usage.models import UsageDaily
-from tollgate.analytics.usage.schemas import DailyDelta, UsageFact, UsageTotals
+from tollgate.analytics.usage.models import UsageDaily, UsageHourly
+from tollgate.analytics.usage.schemas import DailyDelta, HourlyDelta, UsageFact, UsageTotals
 
 # One fixed statement per write, whatever the batch size: arrays bound as parameters and unnested
 # server-side. A multi-row VALUES would be a new statement (compiled by SQLAlchemy, planned by
@@ -28,23 +28,22 @@ _INSERT_NEW_EVENTS = text(
         CAST(:created AS timestamptz[]), CAST(:cached AS bigint[]), CAST(:written AS bigint[]),
         CAST(:reasoning AS bigint[])
     )
-    ON CONFLICT (event_id) DO NOTHING
+    ON CONFLICT (event_id, created_at) DO NOTHING
     RETURNING event_id
     """
 )
 
-_ADD_TO_DAILY = text(
-    """
-    INSERT INTO usage_daily AS d (day, org_id, model, requests, errors, tokens_in, tokens_out,
+_ROLLUP_UPSERT = """
+    INSERT INTO {table} AS d ({bucket}, org_id, model, requests, errors, tokens_in, tokens_out,
                                   cost_micros, latency_ms_sum, tokens_cached_in, tokens_cache_write,
                                   tokens_reasoning)
     SELECT * FROM unnest(
-        CAST(:days AS date[]), CAST(:org_ids AS text[]), CAST(:models AS text[]),
+        CAST(:buckets AS {bucket_type}[]), CAST(:org_ids AS text[]), CAST(:models AS text[]),
         CAST(:requests AS bigint[]), CAST(:errors AS bigint[]), CAST(:tokens_in AS bigint[]),
         CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]), CAST(:latencies AS bigint[]),
         CAST(:cached AS bigint[]), CAST(:written AS bigint[]), CAST(:reasoning AS bigint[])
     )
-    ON CONFLICT ON CONSTRAINT pk_usage_daily DO UPDATE SET
+    ON CONFLICT ON CONSTRAINT pk_{table} DO UPDATE SET
         requests = d.requests + excluded.requests,
         errors = d.errors + excluded.errors,
         tokens_in = d.tokens_in + excluded.tokens_in,
@@ -54,8 +53,15 @@ _ADD_TO_DAILY = text(
         tokens_cached_in = d.tokens_cached_in + excluded.tokens_cached_in,
         tokens_cache_write = d.tokens_cache_write + excluded.tokens_cache_write,
         tokens_reasoning = d.tokens_reasoning + excluded.tokens_reasoning
-    """
-)
+"""
+_ADD_TO_DAILY = text(_ROLLUP_UPSERT.format(table="usage_daily", bucket="day", bucket_type="date"))
+_ADD_TO_HOURLY = text(_ROLLUP_UPSERT.format(table="usage_hourly", bucket="hour", bucket_type="timestamptz"))
+
+
+def _key(k: object) -> str:
+    if isinstance(k, dt.datetime):
+        return k.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return k.isoformat() if isinstance(k, dt.date) else str(k)
 
 
 class UsageRepository:
@@ -88,12 +94,24 @@ class UsageRepository:
 
     async def add_to_daily(self, session: AsyncSession, deltas: Sequence[DailyDelta]) -> None:
         """Adds each delta to its rollup row; callers pass one delta per key, in key order."""
+        await self._add(session, _ADD_TO_DAILY, [d.day for d in deltas], deltas)
+
+    async def add_to_hourly(self, session: AsyncSession, deltas: Sequence[HourlyDelta]) -> None:
+        await self._add(session, _ADD_TO_HOURLY, [d.hour for d in deltas], deltas)
+
+    async def _add(
+        self,
+        session: AsyncSession,
+        stmt: TextClause,
+        buckets: Sequence[dt.date],
+        deltas: Sequence[DailyDelta] | Sequence[HourlyDelta],
+    ) -> None:
         if not deltas:
             return
         await session.execute(
-            _ADD_TO_DAILY,
+            stmt,
             {
-                "days": [d.day for d in deltas],
+                "buckets": list(buckets),
                 "org_ids": [d.org_id for d in deltas],
                 "models": [d.model for d in deltas],
                 "requests": [d.requests for d in deltas],
@@ -111,20 +129,31 @@ class UsageRepository:
     async def totals_by_model(
         self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
     ) -> list[UsageTotals]:
-        return await self._totals(session, org_id, start, end, UsageDaily.model)
+        d = UsageDaily
+        return await self._totals(session, org_id, d.model, d, d.day >= start, d.day <= end)
 
     async def totals_by_day(
         self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
     ) -> list[UsageTotals]:
-        return await self._totals(session, org_id, start, end, UsageDaily.day)
+        d = UsageDaily
+        return await self._totals(session, org_id, d.day, d, d.day >= start, d.day <= end)
+
+    async def totals_by_hour(
+        self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
+    ) -> list[UsageTotals]:
+        """From the hourly rollup: the UTC hours of the days start..end."""
+        first = dt.datetime.combine(start, dt.time(), dt.UTC)
+        after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), dt.UTC)
+        h = UsageHourly
+        return await self._totals(session, org_id, h.hour, h, h.hour >= first, h.hour < after)
 
     async def _totals(
         self,
         session: AsyncSession,
         org_id: str,
-        start: dt.date,
-        end: dt.date,
         key: ColumnElement[Any],
+        t: type[UsageDaily] | type[UsageHourly],
+        *window: ColumnElement[bool],
     ) -> list[UsageTotals]:
         # SUM(bigint) is numeric in PostgreSQL; cast back so Python gets ints, not Decimals.
         def total(col: ColumnElement[int]) -> ColumnElement[int]:
@@ -133,23 +162,23 @@ class UsageRepository:
         stmt = (
             select(
                 key,
-                total(UsageDaily.requests),
-                total(UsageDaily.errors),
-                total(UsageDaily.tokens_in + UsageDaily.tokens_out),
-                total(UsageDaily.cost_micros),
-                total(UsageDaily.latency_ms_sum),
-                total(UsageDaily.tokens_cached_in),
-                total(UsageDaily.tokens_cache_write),
-                total(UsageDaily.tokens_reasoning),
+                total(t.requests),
+                total(t.errors),
+                total(t.tokens_in + t.tokens_out),
+                total(t.cost_micros),
+                total(t.latency_ms_sum),
+                total(t.tokens_cached_in),
+                total(t.tokens_cache_write),
+                total(t.tokens_reasoning),
             )
-            .where(UsageDaily.org_id == org_id, UsageDaily.day >= start, UsageDaily.day <= end)
+            .where(t.org_id == org_id, *window)
             .group_by(key)
             .order_by(key)
         )
         rows = (await session.execute(stmt)).all()
         return [
             UsageTotals(
-                key=k.isoformat() if isinstance(k, dt.date) else str(k),
+                key=_key(k),
                 requests=requests,
                 errors=errors,
                 tokens=tokens,

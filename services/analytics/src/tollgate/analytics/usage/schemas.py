@@ -12,6 +12,7 @@ from pydantic import BaseModel
 class GroupBy(enum.StrEnum):
     MODEL = "model"
     DAY = "day"
+    HOUR = "hour"  # ours, beside the seed's two: read from the hourly rollup
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,24 @@ class DailyDelta:
 
 
 @dataclass(frozen=True, slots=True)
+class HourlyDelta:
+    """What a batch of new facts adds to one `usage_hourly` row (`hour`: the UTC hour it starts)."""
+
+    hour: dt.datetime
+    org_id: str
+    model: str
+    requests: int
+    errors: int
+    tokens_in: int
+    tokens_out: int
+    cost_micros: int
+    latency_ms_sum: int
+    tokens_cached_in: int = 0
+    tokens_cache_write: int = 0
+    tokens_reasoning: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class UsageTotals:
     """Summed rollup rows for one breakdown key (a model id or an ISO date); integers only."""
 
@@ -80,6 +99,9 @@ class UsageTotals:
 class StoreResult:
     inserted: int
     duplicates: int
+    # outside the stored window: older than the retention (a copy could no longer be recognised)
+    # or too far ahead of the clock for a partition to exist
+    out_of_window: int = 0
 
 
 class ModelBreakdown(BaseModel):
@@ -105,6 +127,17 @@ class DayBreakdown(BaseModel):
     cost: float
 
 
+class HourBreakdown(BaseModel):
+    hour: str  # the UTC hour it starts, ISO 8601 ("2026-12-06T13:00:00Z")
+    requests: int
+    tokens: int
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    avg_response_time: float
+    cost: float
+
+
 class UsageReport(BaseModel):
     total_requests: int
     total_tokens: int
@@ -113,4 +146,4 @@ class UsageReport(BaseModel):
     total_reasoning_tokens: int = 0
     average_response_time_ms: float
     success_rate: float
-    breakdown: list[ModelBreakdown] | list[DayBreakdown]
+    breakdown: list[ModelBreakdown] | list[DayBreakdown] | list[HourBreakdown]

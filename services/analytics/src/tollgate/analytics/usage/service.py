@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +18,8 @@ from tollgate.analytics.usage.schemas import (
     DailyDelta,
     DayBreakdown,
     GroupBy,
+    HourBreakdown,
+    HourlyDelta,
     ModelBreakdown,
     StoreResult,
     UsageFact,
@@ -30,12 +33,15 @@ from tollgate.common.money import micros_to_credits
 SUCCESS_STATUSES = frozenset({"ok", "client_disconnected"})
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_B = TypeVar("_B", dt.date, dt.datetime)
 
 
 class UsageStore(Protocol):
     async def insert_new_events(self, session: AsyncSession, facts: Sequence[UsageFact]) -> set[str]: ...
 
     async def add_to_daily(self, session: AsyncSession, deltas: Sequence[DailyDelta]) -> None: ...
+
+    async def add_to_hourly(self, session: AsyncSession, deltas: Sequence[HourlyDelta]) -> None: ...
 
     async def totals_by_model(
         self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
@@ -45,12 +51,18 @@ class UsageStore(Protocol):
         self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
     ) -> list[UsageTotals]: ...
 
+    async def totals_by_hour(
+        self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
+    ) -> list[UsageTotals]: ...
 
-def daily_deltas(facts: Iterable[UsageFact]) -> list[DailyDelta]:
-    """Sums facts per (org, day, model), sorted by key so concurrent upserts lock rows in one order."""
-    sums: dict[tuple[str, dt.date, str], list[int]] = {}
+
+def _sums(
+    facts: Iterable[UsageFact], bucket: Callable[[dt.datetime], _B]
+) -> list[tuple[str, _B, str, list[int]]]:
+    """Facts summed per (org, bucket, model), sorted by key so concurrent upserts lock rows in one order."""
+    sums: dict[tuple[str, _B, str], list[int]] = {}
     for f in facts:
-        key = (f.org_id, f.created_at.astimezone(dt.UTC).date(), f.model)
+        key = (f.org_id, bucket(f.created_at), f.model)
         acc = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0, 0])
         acc[0] += 1
         acc[1] += f.status not in SUCCESS_STATUSES
@@ -61,23 +73,48 @@ def daily_deltas(facts: Iterable[UsageFact]) -> list[DailyDelta]:
         acc[6] += f.tokens_cached_in
         acc[7] += f.tokens_cache_write
         acc[8] += f.tokens_reasoning
+    return [(org, b, model, a) for (org, b, model), a in sorted(sums.items())]
+
+
+def utc_day(at: dt.datetime) -> dt.date:
+    return at.astimezone(dt.UTC).date()
+
+
+def utc_hour(at: dt.datetime) -> dt.datetime:
+    return at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def daily_deltas(facts: Iterable[UsageFact]) -> list[DailyDelta]:
+    """Sums facts per (org, UTC day, model), in key order."""
     return [
-        DailyDelta(
-            day=day,
-            org_id=org,
-            model=model,
-            requests=a[0],
-            errors=a[1],
-            tokens_in=a[2],
-            tokens_out=a[3],
-            cost_micros=a[4],
-            latency_ms_sum=a[5],
-            tokens_cached_in=a[6],
-            tokens_cache_write=a[7],
-            tokens_reasoning=a[8],
-        )
-        for (org, day, model), a in sorted(sums.items())
+        DailyDelta(day, org, model, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])
+        for org, day, model, a in _sums(facts, utc_day)
     ]
+
+
+def hourly_deltas(facts: Iterable[UsageFact]) -> list[HourlyDelta]:
+    """Sums facts per (org, UTC hour, model), in key order."""
+    return [
+        HourlyDelta(hour, org, model, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8])
+        for org, hour, model, a in _sums(facts, utc_hour)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWindow:
+    """Which facts can be stored exactly once: the days whose partitions exist and are kept.
+
+    A fact older than the retention would land where its first copy was dropped (counted twice in
+    the rollups), one far ahead of the clock where no partition is made yet: both are skipped.
+    """
+
+    retention_days: int
+    ahead_days: int = 2
+
+    def contains(self, at: dt.datetime, now: dt.datetime) -> bool:
+        today = dt.datetime.combine(utc_day(now), dt.time(), dt.UTC)
+        first = today - dt.timedelta(days=self.retention_days)
+        return first <= at < today + dt.timedelta(days=self.ahead_days + 1)
 
 
 def parse_usage_query(
@@ -139,14 +176,33 @@ def _avg(total: int, count: int) -> float:
     return round(total / count, 2) if count else 0.0
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
 class UsageService:
-    def __init__(self, store: UsageStore) -> None:
+    def __init__(
+        self,
+        store: UsageStore,
+        window: StoredWindow | None = None,
+        clock: Callable[[], dt.datetime] = _utc_now,
+    ) -> None:
         self._store = store
+        self._window = window
+        self._clock = clock
 
     async def record(self, session: AsyncSession, facts: Sequence[UsageFact]) -> StoreResult:
-        """Stores new facts and adds only those to the rollups, so redelivered events count once."""
+        """Stores new facts and adds only those to the rollups, so redelivered events count once.
+
+        Facts are unique by (event id, finish time): the finish time is part of the event, the same
+        in every copy, and chooses the day partition, so a copy always meets its original."""
+        received = len(facts)
+        if self._window is not None:
+            now = self._clock()
+            facts = [f for f in facts if self._window.contains(f.created_at, now)]
+        skipped = received - len(facts)
         if not facts:
-            return StoreResult(inserted=0, duplicates=0)
+            return StoreResult(inserted=0, duplicates=0, out_of_window=skipped)
         new_ids = await self._store.insert_new_events(session, facts)
         # A batch may carry one event twice (a spooled copy next to the original): keep the first.
         fresh: dict[str, UsageFact] = {}
@@ -155,17 +211,34 @@ class UsageService:
                 fresh[f.event_id] = f
         if fresh:
             await self._store.add_to_daily(session, daily_deltas(fresh.values()))
-        return StoreResult(inserted=len(fresh), duplicates=len(facts) - len(fresh))
+            await self._store.add_to_hourly(session, hourly_deltas(fresh.values()))
+        return StoreResult(inserted=len(fresh), duplicates=len(facts) - len(fresh), out_of_window=skipped)
 
     async def report(self, session: AsyncSession, org_id: str, query: UsageQuery) -> UsageReport:
         if query.group_by is GroupBy.DAY:
             rows = await self._store.totals_by_day(session, org_id, query.start, query.end)
+        elif query.group_by is GroupBy.HOUR:
+            rows = await self._store.totals_by_hour(session, org_id, query.start, query.end)
         else:
             rows = await self._store.totals_by_model(session, org_id, query.start, query.end)
         requests = sum(r.requests for r in rows)
         errors = sum(r.errors for r in rows)
-        breakdown: list[ModelBreakdown] | list[DayBreakdown]
-        if query.group_by is GroupBy.DAY:
+        breakdown: list[ModelBreakdown] | list[DayBreakdown] | list[HourBreakdown]
+        if query.group_by is GroupBy.HOUR:
+            breakdown = [
+                HourBreakdown(
+                    hour=r.key,
+                    requests=r.requests,
+                    tokens=r.tokens,
+                    cached_tokens=r.cached_tokens,
+                    cache_write_tokens=r.cache_write_tokens,
+                    reasoning_tokens=r.reasoning_tokens,
+                    avg_response_time=_avg(r.latency_ms_sum, r.requests),
+                    cost=micros_to_credits(r.cost_micros),
+                )
+                for r in rows
+            ]
+        elif query.group_by is GroupBy.DAY:
             breakdown = [
                 DayBreakdown(
                     date=r.key,

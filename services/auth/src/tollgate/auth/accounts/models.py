@@ -18,6 +18,8 @@ class Organization(Base):
         CheckConstraint("rpm_limit IS NULL OR rpm_limit >= 1", name="rpm_limit_positive"),
         CheckConstraint("tpm_limit IS NULL OR tpm_limit >= 1", name="tpm_limit_positive"),
         CheckConstraint("tpd_limit IS NULL OR tpd_limit >= 1", name="tpd_limit_positive"),
+        CheckConstraint("chat_recording IN ('off', 'metadata', 'full')", name="chat_recording"),
+        CheckConstraint("chat_retention_days BETWEEN 1 AND 3650", name="chat_retention_days"),
     )
 
     id: Mapped[str] = mapped_column(Text, primary_key=True)  # "org_<hex>"
@@ -30,6 +32,9 @@ class Organization(Base):
     rpm_limit: Mapped[int | None] = mapped_column(BigInteger)
     tpm_limit: Mapped[int | None] = mapped_column(BigInteger)
     tpd_limit: Mapped[int | None] = mapped_column(BigInteger)
+    # Chat records (docs/chat-records.md): what the gateway hands analytics, and for how many days.
+    chat_recording: Mapped[str] = mapped_column(Text, server_default=text("'off'"))
+    chat_retention_days: Mapped[int] = mapped_column(Integer, server_default=text("30"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -33,6 +33,8 @@ class KeyRecord:
     # The stored hash and the id of the pepper that made it: a pepper rotation rewrites old ones.
     key_hash: str = ""
     key_pepper_id: str | None = None
+    chat_recording: str = "off"  # the organisation's (docs/chat-records.md)
+    chat_retention_days: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,4 +72,6 @@ def to_principal(record: KeyRecord) -> Principal:
         org_role=record.org_role or "",
         key_limits=record.key_limits,
         org_limits=record.org_limits,
+        chat_recording=record.chat_recording,
+        chat_retention_days=record.chat_retention_days,
     )

@@ -51,6 +51,8 @@ _LIMIT_COLUMNS = (
     Organization.rpm_limit.label("o_rpm"),
     Organization.tpm_limit.label("o_tpm"),
     Organization.tpd_limit.label("o_tpd"),
+    Organization.chat_recording,
+    Organization.chat_retention_days,
 )
 
 
@@ -137,6 +139,8 @@ class KeyRepository:
             org_limits=org_limits,
             key_hash=row.key_hash,
             key_pepper_id=row.key_pepper_id,
+            chat_recording=row.chat_recording,
+            chat_retention_days=row.chat_retention_days,
         )
 
     async def add(self, key: ApiKey) -> ApiKey:

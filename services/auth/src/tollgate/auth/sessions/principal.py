@@ -56,5 +56,7 @@ def resolve_token(claims: AccessClaims, subject: SessionSubject | None) -> AuthR
             month_quota_micros=0,
             org_role=subject.org_role,
             org_limits=subject.org_limits,
+            chat_recording=subject.chat_recording,
+            chat_retention_days=subject.chat_retention_days,
         )
     )

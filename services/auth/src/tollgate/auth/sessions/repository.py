@@ -27,6 +27,8 @@ class SessionSubject:
     group_id: int | None
     org_role: str | None  # the user's membership role in org_id; None when no longer a member
     org_limits: RateLimits = NO_RATE_LIMITS  # the organisation's rate limits (a token has no key's)
+    chat_recording: str = "off"  # the organisation's chat records setting (docs/chat-records.md)
+    chat_retention_days: int = 0
 
 
 class SessionRepository:
@@ -82,6 +84,8 @@ class SessionRepository:
                 Organization.rpm_limit,
                 Organization.tpm_limit,
                 Organization.tpd_limit,
+                Organization.chat_recording,
+                Organization.chat_retention_days,
             )
             .join(User, User.id == LoginSession.user_id)
             .outerjoin(
@@ -97,4 +101,9 @@ class SessionRepository:
             return None
         tier = None if row.tier is None else Measures(row.rpm, row.tpm, row.tpd)
         overrides = Measures(row.rpm_limit, row.tpm_limit, row.tpd_limit)
-        return SessionSubject(*row[:7], org_limits=effective(row.tier, tier, overrides))
+        return SessionSubject(
+            *row[:7],
+            org_limits=effective(row.tier, tier, overrides),
+            chat_recording=row.chat_recording or "off",
+            chat_retention_days=row.chat_retention_days or 0,
+        )

@@ -23,6 +23,7 @@ from tollgate.gateway.completions.validation import ChatRequest, parse_chat_requ
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.pipeline import Call, Pipeline, UpstreamRefused
 from tollgate.gateway.pricing.cost import Operation, Usage, batch_requested
+from tollgate.gateway.records.recorder import SESSION_HEADER, THREAD_HEADER, ChatRecorder, pending_record
 from tollgate.gateway.routing.chain import DEPLOYMENT_HEADER
 
 ENDPOINT = "/v1/chat/completions"
@@ -30,9 +31,12 @@ SPAN = "upstream.chat_completions"
 
 
 class ChatCompletions:
-    def __init__(self, pipeline: Pipeline, metrics: GatewayMetrics) -> None:
+    def __init__(
+        self, pipeline: Pipeline, metrics: GatewayMetrics, recorder: ChatRecorder | None = None
+    ) -> None:
         self._pipeline = pipeline
         self._metrics = metrics
+        self._recorder = recorder  # chat records (docs/chat-records.md); None: never recorded
 
     async def handle(self, request: Request) -> Response:
         try:
@@ -74,15 +78,44 @@ class ChatCompletions:
             started_ms,
         )
         await pipeline.admit(call, stock=True)
+        # chat records: only for organisations that record (one attribute test otherwise)
+        record = self._recorder is not None and principal.records_chats
+        session = (
+            (request.headers.get(SESSION_HEADER, ""), request.headers.get(THREAD_HEADER, ""))
+            if record
+            else None
+        )
         try:
             if chat.stream:
-                return await self._stream(call, chat)
-            return await self._complete(call, chat)
+                return await self._stream(call, chat, session)
+            return await self._complete(call, chat, session)
         except UpstreamRefused as refused:  # a refusal the caller can fix, in OpenAI's envelope
             body, status = refused.openai_body(), refused.status_code
             return Response(body, status_code=status, media_type="application/json")
 
-    async def _complete(self, call: Call, chat: ChatRequest) -> Response:
+    def _record(
+        self, call: Call, chat: ChatRequest, session: tuple[str, str], status: str, answer: str
+    ) -> None:
+        assert self._recorder is not None
+        usage = call.usage
+        self._recorder.record(
+            pending_record(
+                request_id=call.request_id,
+                principal=call.principal,
+                session_id=session[0],
+                thread_id=session[1],
+                model=call.entry.name,
+                stream=chat.stream,
+                status=status,
+                tokens_in=usage.tokens_in,
+                tokens_out=usage.tokens_out,
+                messages=chat.messages,
+                answer=answer,
+                endpoint=ENDPOINT,
+            )
+        )
+
+    async def _complete(self, call: Call, chat: ChatRequest, session: tuple[str, str] | None) -> Response:
         data = await self._pipeline.answer(call)
         usage = reported_usage(data.get("usage"))
         estimated = usage is None
@@ -97,22 +130,42 @@ class ChatCompletions:
         data["model"] = entry.name
         body = orjson.dumps(data)
         marked = self._pipeline.charge(call, "ok", usage, estimated)
+        if session is not None:
+            self._record(call, chat, session, "ok", _answer_text(data))
         if marked is not None:
             await marked  # the hold's mark leaves before the answer does (usage/marks.py)
         return Response(body, media_type="application/json", headers={DEPLOYMENT_HEADER: entry.deployment})
 
-    async def _stream(self, call: Call, chat: ChatRequest) -> Response:
+    async def _stream(self, call: Call, chat: ChatRequest, session: tuple[str, str] | None) -> Response:
         pipeline = self._pipeline
         upstream = await pipeline.open(call)
         messages = chat.messages
 
         def finished(outcome: StreamOutcome) -> Awaitable[None] | None:
             estimate = heuristic_prompt_tokens(messages) if outcome.usage is None else 0
-            return pipeline.settle(call, outcome, estimate)
+            marked = pipeline.settle(call, outcome, estimate)
+            if session is not None:
+                self._record(call, chat, session, outcome.status, outcome.text)
+            return marked
 
         relay = SseRelay(
-            upstream, call.entry.name, chat.include_usage, lambda: heuristic_prompt_tokens(messages), finished
+            upstream,
+            call.entry.name,
+            chat.include_usage,
+            lambda: heuristic_prompt_tokens(messages),
+            finished,
+            session is not None,
         )
         response = RelayResponse(relay)
         response.headers[DEPLOYMENT_HEADER] = call.entry.deployment
         return response
+
+
+def _answer_text(data: dict[str, object]) -> str:
+    """The first choice's message content (a tool-calling answer may have none)."""
+    choices = data.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        message = choices[0].get("message")
+        if isinstance(message, dict) and isinstance(message.get("content"), str):
+            return message["content"]
+    return ""

@@ -27,6 +27,7 @@ class StreamOutcome:
     status: str  # "ok" | "client_disconnected" | "upstream_error" | "upstream_timeout"
     usage: Usage | None  # as the upstream reported it (None: it reported nothing usable)
     content_chunks: int
+    text: str = ""  # the assembled answer, when the relay was asked to collect it (chat records)
 
 
 def _error_event(message: str, code: str) -> bytes:
@@ -42,6 +43,7 @@ class SseRelay:
         client_wants_usage: bool,
         estimate_prompt: Callable[[], int],
         on_finish: Callable[[StreamOutcome], Awaitable[None] | None],
+        collect: bool = False,
     ) -> None:
         """`on_finish` accounts the stream, once, however it ended; what it returns (the hold's
         mark being sent) is awaited before a completed stream's last event."""
@@ -55,6 +57,8 @@ class SseRelay:
         self._last: dict[str, Any] = {}
         self._status = "client_disconnected"  # until the stream completes or fails otherwise
         self._finished = False
+        # chat records: the first choice's content deltas, joined when the stream ends
+        self._parts: list[str] | None = [] if collect else None
 
     async def events(self) -> AsyncIterator[bytes]:
         buffer = b""
@@ -98,7 +102,8 @@ class SseRelay:
         if self._finished:
             return None
         self._finished = True
-        marked = self._on_finish(StreamOutcome(self._status, self._usage, self._content_chunks))
+        text = "".join(self._parts) if self._parts is not None else ""
+        marked = self._on_finish(StreamOutcome(self._status, self._usage, self._content_chunks, text))
         # Closing the upstream connection may await; never inside a cancelled scope, so in a task.
         asyncio.get_running_loop().create_task(self._upstream.aclose())
         return marked
@@ -138,6 +143,10 @@ class SseRelay:
             self._status = "upstream_error"
             return b"data: " + data + b"\n\n"
         choices = obj.get("choices")
+        if self._parts is not None and choices and isinstance(choices[0], dict):
+            delta = choices[0].get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                self._parts.append(delta["content"])
         if choices:
             for choice in choices:
                 if not isinstance(choice, dict):

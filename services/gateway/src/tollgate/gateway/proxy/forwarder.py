@@ -72,6 +72,8 @@ RULES: tuple[Rule, ...] = (
     Rule("training", "/models/"),
     Rule("training", "/v1/files/"),  # OpenAI Files API (fine-tuning data), /v1/files itself too
     Rule("training", "/v1/fine_tuning/"),
+    Rule("training", "/vectors/"),  # vector collections (docs/vectors.md)
+    Rule("training", "/search/vector", exact=True),  # SloughGPT's search (text is embedded first)
 )
 
 
@@ -90,7 +92,9 @@ class Forwarder:
         self._client = client
         self._timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0))
 
-    async def forward(self, request: Request, service: str | None = None) -> Response:
+    async def forward(
+        self, request: Request, service: str | None = None, content: bytes | None = None
+    ) -> Response:
         """To `service`, or to the owner `RULES` give the path (a gateway route that decided to
         forward names its service itself)."""
         path = request.url.path
@@ -111,7 +115,11 @@ class Forwarder:
         propagate.inject(carrier)
         headers.extend(carrier.items())
         outgoing = self._client.build_request(
-            request.method, url, headers=headers, content=await request.body(), timeout=self._timeout
+            request.method,
+            url,
+            headers=headers,
+            content=await request.body() if content is None else content,
+            timeout=self._timeout,
         )
         try:
             upstream = await self._client.send(outgoing, stream=True)

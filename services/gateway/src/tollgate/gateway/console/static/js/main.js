@@ -1,0 +1,120 @@
+// The console's shell: sign-in, the role-aware navigation and a hash router (#/keys), so the gateway
+// serves one static index.html and every page works after a reload.
+import { api, currentSession, onSignedOut, probe, signOut } from "./api.js";
+import { h, loading, notice } from "./ui.js";
+import * as signin from "./pages/signin.js";
+import * as overview from "./pages/overview.js";
+import * as keys from "./pages/keys.js";
+import * as playground from "./pages/playground.js";
+import * as credits from "./pages/credits.js";
+import * as usage from "./pages/usage.js";
+import * as models from "./pages/models.js";
+
+const PAGES = { overview, keys, playground, credits, usage, models };
+const main = document.getElementById("main");
+const nav = document.getElementById("nav");
+const topbar = document.getElementById("topbar");
+let ctx = null;
+let flash = null;
+
+// What the signed-in person may do, from /auth/me and two probes of routes that refuse without rights.
+async function loadContext() {
+  const session = currentSession();
+  const me = await api("/auth/me");
+  const [payments, platform, adminKeys] = await Promise.all([
+    probe("/admin/payment/list?limit=1"),
+    session.kind === "key" ? probe("/admin/payment/package/list") : null,
+    session.kind === "key" ? probe("/admin/api-key/list?limit=1") : null,
+  ]);
+  return {
+    me,
+    kind: session.kind,
+    orgId: me.organization ? me.organization.id : null,
+    orgRole: me.organization ? me.organization.role : null,
+    canSeePayments: payments !== null,
+    isPlatformAdmin: platform !== null,
+    managesOrgKeys: adminKeys !== null, // an admin key: keys of the organisation (or all, platform admin)
+    hasUser: !!me.user,
+  };
+}
+
+function who(c) {
+  const name = c.me.user ? c.me.user.email || c.me.user.name : "API key";
+  const role = c.isPlatformAdmin ? "platform admin" : c.orgRole || "member";
+  return `${name} · ${c.me.organization ? c.me.organization.name : ""} · ${role}`;
+}
+
+function allowedPages(c) {
+  return Object.entries(PAGES).filter(([, page]) => !page.allowed || page.allowed(c));
+}
+
+function renderNav(current) {
+  nav.replaceChildren(...allowedPages(ctx).map(([id, page]) =>
+    h("a", { href: `#/${id}`, "aria-current": id === current ? "page" : null, "data-page": id }, page.title)));
+}
+
+async function route() {
+  const session = currentSession();
+  const id = (location.hash.replace(/^#\/?/, "") || "overview").split("?")[0];
+  if (!session) {
+    topbar.hidden = true;
+    nav.hidden = true;
+    ctx = null;
+    main.replaceChildren();
+    if (flash) main.append(notice("warn", flash));
+    flash = null;
+    signin.render(main, { onSignedIn: () => route() });
+    return;
+  }
+  if (!ctx) {
+    main.replaceChildren(loading("Signing in…"));
+    try {
+      ctx = await loadContext();
+    } catch (err) {
+      flash = `Could not sign in: ${err.message}`;
+      await signOut(flash);
+      return;
+    }
+  }
+  topbar.hidden = false;
+  nav.hidden = false;
+  document.getElementById("who").textContent = who(ctx);
+  const entry = allowedPages(ctx).find(([pageId]) => pageId === id);
+  renderNav(entry ? id : null);
+  closeMenu();
+  main.replaceChildren();
+  if (!entry) {
+    main.append(h("h1", {}, "Not here"), notice("warn", "This page does not exist or your role cannot open it."));
+    return;
+  }
+  const [, page] = entry;
+  document.title = `${page.title} · Tollgate console`;
+  main.append(h("h1", {}, page.title));
+  const body = h("div", {}, loading());
+  main.append(body);
+  try {
+    await page.render(body, ctx);
+  } catch (err) {
+    body.replaceChildren(notice("error", `This page could not load: ${err.message}`));
+  }
+  main.focus({ preventScroll: true });
+}
+
+function closeMenu() {
+  nav.classList.add("collapsed");
+  document.getElementById("menu-toggle").setAttribute("aria-expanded", "false");
+}
+
+document.getElementById("menu-toggle").addEventListener("click", (event) => {
+  const open = nav.classList.toggle("collapsed") === false;
+  event.currentTarget.setAttribute("aria-expanded", String(open));
+});
+document.getElementById("sign-out").addEventListener("click", () => signOut());
+onSignedOut((reason) => {
+  ctx = null;
+  flash = reason || null;
+  if (location.hash && location.hash !== "#/") location.hash = ""; // hashchange routes
+  else route();
+});
+window.addEventListener("hashchange", route);
+route();

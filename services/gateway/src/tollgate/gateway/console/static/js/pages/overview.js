@@ -1,0 +1,65 @@
+// Overview: balance, spend and requests over the last 30 days (billing's daily rollup), budget
+// status, and the top models with latency and success rate (analytics' usage report).
+import { api, probe } from "../api.js";
+import { card, chart, credits, empty, h, int, isoDay, microsToCredits, notice, table } from "../ui.js";
+
+export const title = "Overview";
+const DAYS = 30;
+
+export async function render(root) {
+  const end = new Date();
+  const start = new Date(end.getTime() - (DAYS - 1) * 86_400_000);
+  const range = `start_date=${isoDay(start)}&end_date=${isoDay(end)}`;
+  const [wallet, stats, usage, budgets] = await Promise.all([
+    api("/v1/credits"),
+    api(`/cost/stats?${range}&granularity=daily`),
+    api(`/analytics/usage?${range}&group_by=model`).catch((err) => ({ error: err })),
+    probe("/cost/budget"),
+  ]);
+  const requests = stats.daily_stats.reduce((sum, d) => sum + d.requests, 0);
+  const budget = stats.budget_status;
+  root.replaceChildren(
+    h("div", { class: "cards" },
+      card("Balance", credits(wallet.balance), `available ${credits(microsToCredits(wallet.available_micros))}, held ${credits(microsToCredits(wallet.held_micros))}`, "balance"),
+      card(`Spend, last ${DAYS} days`, credits(stats.total_cost), `inference ${credits(stats.breakdown.inference)}, training ${credits(stats.breakdown.training)}`, "spend"),
+      card(`Requests, last ${DAYS} days`, int(requests), null, "requests"),
+      card("Monthly budget", budget.monthly_budget === null ? "none" : `${budget.percentage_used}%`,
+        budget.monthly_budget === null ? "no budget set" : `${credits(budget.spent)} of ${credits(budget.monthly_budget)} spent`, "budget"),
+      usage.error ? null : card("Success rate", `${(usage.success_rate * 100).toFixed(1)}%`,
+        `average latency ${Math.round(usage.average_response_time_ms)} ms`, "success")),
+  );
+  const labels = stats.daily_stats.map((d) => d.date.slice(5));
+  if (requests === 0) {
+    root.append(h("h2", {}, "Activity"), empty("No requests in the last 30 days yet. Try the Playground, or call /v1/chat/completions with a key."));
+  } else {
+    root.append(h("div", { class: "charts" },
+      chart("Spend per day (credits)", "line", labels, [{ label: "credits", data: stats.daily_stats.map((d) => d.cost), borderColor: "#1f5f8b", backgroundColor: "#1f5f8b33", fill: true }]),
+      chart("Requests per day", "bar", labels, [{ label: "requests", data: stats.daily_stats.map((d) => d.requests), backgroundColor: "#4f8f5b" }])));
+  }
+  root.append(h("h2", {}, "Top models"));
+  if (usage.error) root.append(notice("error", `Usage could not load: ${usage.error.message}`));
+  else if (!usage.breakdown.length) root.append(empty("No model has been used yet."));
+  else {
+    const top = [...usage.breakdown].sort((a, b) => b.cost - a.cost).slice(0, 8);
+    root.append(table([
+      { label: "Model", value: (r) => r.model_id },
+      { label: "Requests", value: (r) => int(r.requests), num: true },
+      { label: "Tokens", value: (r) => int(r.tokens), num: true },
+      { label: "Avg latency (ms)", value: (r) => Math.round(r.avg_response_time), num: true },
+      { label: "Cost", value: (r) => credits(r.cost), num: true },
+    ], top));
+  }
+  root.append(h("h2", {}, "Budgets"));
+  const rows = budgets && Array.isArray(budgets.data) ? budgets.data : [];
+  if (!rows.length) root.append(empty("No budget is set for this organisation."));
+  else {
+    root.append(table([
+      { label: "Scope", value: (b) => (b.key_id ? `key ${b.key_id}` : "organisation") },
+      { label: "Period", value: (b) => b.period },
+      { label: "Limit", value: (b) => credits(b.monthly_budget), num: true },
+      { label: "Spent", value: (b) => credits(b.spent), num: true },
+      { label: "Used", value: (b) => `${b.percentage_used}%`, num: true },
+      { label: "Hard limit", value: (b) => (b.hard_limit ? "yes" : "no") },
+    ], rows));
+  }
+}

@@ -1,0 +1,69 @@
+// Usage and cost: analytics' usage report for a date range, by day or by model, as a chart and a
+// table, and the same rows as a CSV file.
+import { api } from "../api.js";
+import { busy, chart, credits, empty, h, int, isoDay, notice, table } from "../ui.js";
+
+export const title = "Usage";
+
+export async function render(root) {
+  const today = new Date();
+  const start = h("input", { type: "date", name: "start_date", value: isoDay(new Date(today.getTime() - 29 * 86_400_000)) });
+  const end = h("input", { type: "date", name: "end_date", value: isoDay(today) });
+  const group = h("select", { name: "group_by" }, h("option", { value: "day" }, "day"), h("option", { value: "model" }, "model"));
+  const show = h("button", { type: "submit" }, "Show");
+  const out = h("div");
+  let report = null;
+  const download = h("button", { type: "button", class: "secondary", id: "csv-export", disabled: true, onclick: () => exportCsv() }, "Export CSV");
+  const form = h("form", { class: "row", onsubmit: (e) => {
+    e.preventDefault();
+    busy(show, "Loading…", load);
+  } }, h("label", {}, "From", start), h("label", {}, "To", end), h("label", {}, "Group by", group), show, download);
+  root.replaceChildren(form, out);
+  await load();
+
+  async function load() {
+    try {
+      report = await api(`/analytics/usage?start_date=${start.value}&end_date=${end.value}&group_by=${group.value}`);
+    } catch (err) {
+      report = null;
+      download.disabled = true;
+      out.replaceChildren(notice("error", err.message));
+      return;
+    }
+    const rows = report.breakdown;
+    download.disabled = !rows.length;
+    const key = group.value === "day" ? "date" : "model_id";
+    out.replaceChildren(h("p", {},
+      `${int(report.total_requests)} requests, ${int(report.total_tokens)} tokens, `,
+      `success rate ${(report.success_rate * 100).toFixed(1)}%, average latency ${Math.round(report.average_response_time_ms)} ms.`));
+    if (!rows.length || report.total_requests === 0) {
+      out.append(empty("No usage in this range."));
+      return;
+    }
+    out.append(h("div", { class: "charts" },
+      chart(`Cost by ${group.value} (credits)`, "bar", rows.map((r) => r[key]), [{ label: "credits", data: rows.map((r) => r.cost), backgroundColor: "#1f5f8b" }]),
+      chart(`Tokens by ${group.value}`, "bar", rows.map((r) => r[key]), [{ label: "tokens", data: rows.map((r) => r.tokens), backgroundColor: "#4f8f5b" }])));
+    out.append(h("h2", {}, "Rows"), table([
+      { label: group.value === "day" ? "Day" : "Model", value: (r) => r[key] },
+      { label: "Requests", value: (r) => int(r.requests), num: true },
+      { label: "Tokens", value: (r) => int(r.tokens), num: true },
+      { label: "Cached", value: (r) => int(r.cached_tokens), num: true },
+      { label: "Avg latency (ms)", value: (r) => Math.round(r.avg_response_time), num: true },
+      { label: "Cost", value: (r) => credits(r.cost, 6), num: true },
+    ], rows));
+  }
+
+  function exportCsv() {
+    if (!report) return;
+    const fields = [group.value === "day" ? "date" : "model_id", "requests", "tokens", "cached_tokens",
+      "cache_write_tokens", "reasoning_tokens", "avg_response_time", "cost"];
+    const quote = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
+    const lines = [fields.join(","), ...report.breakdown.map((r) => fields.map((f) => quote(r[f] ?? "")).join(","))];
+    const url = URL.createObjectURL(new Blob([`${lines.join("\n")}\n`], { type: "text/csv" }));
+    const a = h("a", { href: url, download: `tollgate-usage-${start.value}-${end.value}-by-${group.value}.csv` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  }
+}
