@@ -100,7 +100,27 @@ class AdapterProxy(LlamaProxy):
                 yield path.stem
 
 
+def plain_cpu_buffers() -> None:
+    """Load weights into ggml's plain CPU buffers, not its extra buffer types (weights repacked for
+    AMX / AVX-512 kernels): on a machine with AMX_INT8 this build segfaults on the first decode with
+    them (seen 2026-12-06: exit 139 on the first completion, with llama_cpp.Llama alone too), while
+    the plain buffers are correct on every CPU and fast enough for a 270M model.
+    LLAMA_EXTRA_BUFFER_TYPES=1 keeps ggml's default."""
+    if os.getenv("LLAMA_EXTRA_BUFFER_TYPES") == "1":
+        return
+    defaults = llama_cpp.llama_cpp.llama_model_default_params
+
+    def model_params() -> Any:
+        params = defaults()
+        params.use_extra_bufts = False
+        return params
+
+    # Llama.__init__ takes its model parameters from this function and exposes no argument for it
+    llama_cpp.llama_cpp.llama_model_default_params = model_params
+
+
 def main() -> None:
+    plain_cpu_buffers()
     parser = argparse.ArgumentParser(description=__doc__)
     add_args_from_model(parser, Settings)
     parser.add_argument("--adapters_dir", type=Path, required=True)
