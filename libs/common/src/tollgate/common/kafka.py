@@ -156,6 +156,24 @@ def make_consumer(brokers: Brokers, group_id: str, *topics: str, **overrides: An
     return AIOKafkaConsumer(*topics, **options)
 
 
+async def start_when_available(
+    consumer: Any, name: str, *, first_backoff_s: float, max_backoff_s: float
+) -> None:
+    """Starts the consumer, waiting for Kafka (doubling the pause up to max_backoff_s) instead of
+    failing: a service must come up, and stay up, while the broker is away."""
+    backoff = first_backoff_s
+    while True:
+        try:
+            await consumer.start()
+            return
+        except KafkaError as exc:
+            log.warning(
+                "kafka unavailable, %s retrying", name, extra={"error": repr(exc), "backoff_s": backoff}
+            )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+
+
 async def renewed_consumer(old: Any, factory: Callable[[], T]) -> T:
     """`renew` for consume_with_renewal: the ended consumer stopped (its errors ignored: aiokafka has
     already given it up) and a new one of the same group in its place."""

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 
-import httpx
-
-from tollgate.devstack.config import StackConfig
 from tollgate.devstack.embedding_server import MODEL_NAME
-from tollgate.devstack.procs import StackError, port_open, running_pid, spawn, terminate, wait_http
+from tollgate.devstack.local_model import ModelServerProcess
 
 LOAD_TIMEOUT = 240.0  # importing torch + sentence-transformers on a busy 2-core machine
 # Credits per 1M embedded tokens (the catalog's embedding price; prompts are priced the same).
@@ -30,20 +28,10 @@ def registration_body(port: int) -> dict[str, object]:
     }
 
 
-class EmbeddingServer:
+class EmbeddingServer(ModelServerProcess):
     name = "embeddings"
     marker = "tollgate.devstack.embedding_server"
-
-    def __init__(self, cfg: StackConfig) -> None:
-        self.cfg = cfg
-        self.pidfile = cfg.run_dir / "embeddings.pid"
-        self.log_path = cfg.logs_dir / "embeddings.log"
-
-    def pid(self) -> int | None:
-        return running_pid(self.pidfile, self.marker)
-
-    def is_running(self) -> bool:
-        return self.pid() is not None
+    load_timeout = LOAD_TIMEOUT
 
     def command(self) -> list[str]:
         return [
@@ -60,40 +48,8 @@ class EmbeddingServer:
             "2",
         ]
 
-    def spawn(self) -> int:
-        """Start loading the model without waiting (it loads while the services start)."""
-        pid = self.pid()
-        if pid is not None:
-            return pid
-        if port_open(self.cfg.port("embeddings")):
-            raise StackError(
-                f"embeddings: port {self.cfg.port('embeddings')} already in use by another process"
-            )
-        env = {**self.cfg.environ, "HF_HUB_OFFLINE": "1"}
-        return spawn(self.command(), env=env, log_path=self.log_path, pidfile=self.pidfile, cwd=self.cfg.root)
+    def launch(self) -> tuple[list[str], Mapping[str, str]]:
+        return self.command(), {**self.cfg.environ, "HF_HUB_OFFLINE": "1"}
 
-    def start(self) -> None:
-        pid = self.spawn()
-        wait_http(
-            self.cfg.url("embeddings") + "/v1/models",
-            name="embeddings",
-            pid=pid,
-            log_path=self.log_path,
-            timeout=LOAD_TIMEOUT,
-        )
-
-    def stop(self, kill: bool = False) -> None:
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, kill=kill, timeout=20)
-        self.pidfile.unlink(missing_ok=True)
-
-    def register(self) -> None:
-        headers = {"Authorization": f"Bearer {self.cfg.admin_api_key}"}
-        body = registration_body(self.cfg.port("embeddings"))
-        response = httpx.post(
-            self.cfg.url("gateway") + "/admin/model/save", headers=headers, json=body, timeout=30
-        )
-        if response.status_code >= 300:
-            status, text = response.status_code, response.text[:500]
-            raise StackError(f"registering {MODEL_NAME} failed: HTTP {status} {text}")
+    def registrations(self) -> list[tuple[str, dict[str, object]]]:
+        return [("/admin/model/save", registration_body(self.cfg.port("embeddings")))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -54,20 +55,74 @@ def registration_body(llama_port: int) -> dict[str, object]:
     }
 
 
-class LlamaServer:
-    name = "llama"
-    marker = "tollgate.devstack.llama_adapters"
+class ModelServerProcess:
+    """A local model's OpenAI-compatible server as its own process: started without waiting, ready
+    once /v1/models answers, and registered with the platform (the gateway's catalog and whatever
+    else `registrations` names) by the admin key. Subclasses say what runs and what is registered."""
+
+    name: str  # the port name, and the pid and log files' name
+    marker: str  # the module the process runs: how its pid is recognised as ours
+    load_timeout: float
 
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
-        self.pidfile = cfg.run_dir / "llama.pid"
-        self.log_path = cfg.logs_dir / "llama.log"
+        self.pidfile = cfg.run_dir / f"{self.name}.pid"
+        self.log_path = cfg.logs_dir / f"{self.name}.log"
+
+    def launch(self) -> tuple[list[str], Mapping[str, str]]:
+        """The command line and environment of the server."""
+        raise NotImplementedError
+
+    def registrations(self) -> list[tuple[str, dict[str, object]]]:
+        """(gateway path, body) of each admin call that makes the model known."""
+        raise NotImplementedError
 
     def pid(self) -> int | None:
         return running_pid(self.pidfile, self.marker)
 
     def is_running(self) -> bool:
         return self.pid() is not None
+
+    def spawn(self) -> int:
+        """Start loading the model without waiting (it loads while the services start)."""
+        pid = self.pid()
+        if pid is not None:
+            return pid
+        port = self.cfg.port(self.name)
+        if port_open(port):
+            raise StackError(f"{self.name}: port {port} already in use by another process")
+        command, env = self.launch()
+        return spawn(command, env=env, log_path=self.log_path, pidfile=self.pidfile, cwd=self.cfg.root)
+
+    def start(self) -> None:
+        pid = self.spawn()
+        wait_http(
+            self.cfg.url(self.name) + "/v1/models",
+            name=self.name,
+            pid=pid,
+            log_path=self.log_path,
+            timeout=self.load_timeout,
+        )
+
+    def stop(self, kill: bool = False) -> None:
+        pid = self.pid()
+        if pid is not None:
+            terminate(pid, kill=kill, timeout=20)
+        self.pidfile.unlink(missing_ok=True)
+
+    def register(self) -> None:
+        headers = {"Authorization": f"Bearer {self.cfg.admin_api_key}"}
+        for path, body in self.registrations():
+            response = httpx.post(self.cfg.url("gateway") + path, headers=headers, json=body, timeout=30)
+            if response.status_code >= 300:
+                status, text = response.status_code, response.text[:500]
+                raise StackError(f"registering {body['name']} at {path} failed: HTTP {status} {text}")
+
+
+class LlamaServer(ModelServerProcess):
+    name = "llama"
+    marker = "tollgate.devstack.llama_adapters"
+    load_timeout = LOAD_TIMEOUT
 
     def command(self, gguf: Path) -> list[str]:
         return [
@@ -92,47 +147,13 @@ class LlamaServer:
             "2048",
         ]
 
-    def spawn(self) -> int:
-        """Start loading the model without waiting (it loads while the services start)."""
-        pid = self.pid()
-        if pid is not None:
-            return pid
-        if port_open(self.cfg.port("llama")):
-            raise StackError(f"llama: port {self.cfg.port('llama')} already in use by another process")
-        gguf = assemble_gguf(self.cfg.models_dir)
-        return spawn(
-            self.command(gguf),
-            env=self.cfg.environ,
-            log_path=self.log_path,
-            pidfile=self.pidfile,
-            cwd=self.cfg.root,
-        )
+    def launch(self) -> tuple[list[str], Mapping[str, str]]:
+        return self.command(assemble_gguf(self.cfg.models_dir)), self.cfg.environ
 
-    def start(self) -> None:
-        pid = self.spawn()
-        wait_http(
-            self.cfg.url("llama") + "/v1/models",
-            name="llama",
-            pid=pid,
-            log_path=self.log_path,
-            timeout=LOAD_TIMEOUT,
-        )
-
-    def stop(self, kill: bool = False) -> None:
-        pid = self.pid()
-        if pid is not None:
-            terminate(pid, kill=kill, timeout=20)
-        self.pidfile.unlink(missing_ok=True)
-
-    def register(self) -> None:
+    def registrations(self) -> list[tuple[str, dict[str, object]]]:
         """The gateway's catalog serves the model; training's registry trains on it."""
-        headers = {"Authorization": f"Bearer {self.cfg.admin_api_key}"}
         gguf = assemble_gguf(self.cfg.models_dir)
-        for path, body in (
+        return [
             ("/admin/model/save", registration_body(self.cfg.port("llama"))),
             ("/models", base_model_body(gguf)),
-        ):
-            response = httpx.post(self.cfg.url("gateway") + path, headers=headers, json=body, timeout=30)
-            if response.status_code >= 300:
-                status, text = response.status_code, response.text[:500]
-                raise StackError(f"registering {MODEL_NAME} at {path} failed: HTTP {status} {text}")
+        ]

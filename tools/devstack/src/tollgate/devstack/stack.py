@@ -12,7 +12,7 @@ from typing import Protocol
 from tollgate.devstack.config import SERVICES, StackConfig
 from tollgate.devstack.kafka_broker import Kafka
 from tollgate.devstack.local_embeddings import EmbeddingServer
-from tollgate.devstack.local_model import LlamaServer
+from tollgate.devstack.local_model import LlamaServer, ModelServerProcess
 from tollgate.devstack.postgres import Postgres
 from tollgate.devstack.procs import StackError
 from tollgate.devstack.redis_server import Redis
@@ -95,7 +95,7 @@ class Stack:
 
     def _down(self) -> None:
         errors: list[str] = []
-        steps: list[_Infra | ServiceProcess | LlamaServer | EmbeddingServer] = [
+        steps: list[_Infra | ServiceProcess | ModelServerProcess] = [
             self._services[s] for s in reversed(SERVICES)
         ]
         steps += [self._llama, self._embeddings]
@@ -159,7 +159,7 @@ class Stack:
         except KeyError:
             raise KeyError(f"unknown service {svc!r}; known: {', '.join(SERVICES)}") from None
 
-    def _component(self, name: str) -> _Infra | ServiceProcess | LlamaServer | EmbeddingServer:
+    def _component(self, name: str) -> _Infra | ServiceProcess | ModelServerProcess:
         if name in self._infra:
             return self._infra[name]
         if name == "llama":

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tollgate.analytics.records.metrics import ChatRecordMetrics
 from tollgate.analytics.records.repository import NewEntry
 from tollgate.analytics.records.service import ChatRecordService, prepare
-from tollgate.common.kafka import consume_with_renewal, renewed_consumer
+from tollgate.common.kafka import consume_with_renewal, renewed_consumer, start_when_available
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -69,15 +69,9 @@ class ChatRecordConsumer:
         self._consumer = await renewed_consumer(self._consumer, self._renew)
 
     async def _consume(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                await self._consumer.start()
-                break
-            except KafkaError as exc:
-                log.warning("kafka unavailable, chat record consumer retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+        await start_when_available(
+            self._consumer, "chat record consumer", first_backoff_s=0.5, max_backoff_s=self._max_backoff_s
+        )
         while True:
             await self.poll_once()
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from aiokafka import TopicPartition
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from google.protobuf.message import DecodeError
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind, StatusCode, Tracer
@@ -25,7 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tollgate.analytics.metrics import AnalyticsMetrics
 from tollgate.analytics.usage.schemas import StoreResult, UsageFact
 from tollgate.common.consumer_lag import ConsumerLag
-from tollgate.common.kafka import EVENT_TYPE_HEADER, consume_with_renewal, renewed_consumer
+from tollgate.common.kafka import (
+    EVENT_TYPE_HEADER,
+    consume_with_renewal,
+    renewed_consumer,
+    start_when_available,
+)
 from tollgate.common.telemetry import context_from_kafka_headers, header_value
 from tollgate.contracts.v1 import events_pb2
 
@@ -155,15 +160,9 @@ class UsageConsumer:
         self._consumer = await renewed_consumer(self._consumer, self._renew)
 
     async def _start(self) -> None:
-        backoff = 0.5
-        while True:
-            try:
-                await self._consumer.start()
-                return
-            except KafkaError as exc:
-                log.warning("kafka unavailable, consumer retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._max_backoff_s)
+        await start_when_available(
+            self._consumer, "usage consumer", first_backoff_s=0.5, max_backoff_s=self._max_backoff_s
+        )
 
     async def poll_once(self) -> int:
         """One batch: returns how many records it consumed."""

@@ -26,7 +26,7 @@ from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.settlements import service as settlements
 from tollgate.billing.settlements.schemas import InvalidUsageEvent, UsageCharge
 from tollgate.common.consumer_lag import ConsumerLag
-from tollgate.common.kafka import consume_with_renewal, renewed_consumer
+from tollgate.common.kafka import consume_with_renewal, renewed_consumer, start_when_available
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -109,15 +109,9 @@ class UsageConsumer:
 
     async def _start(self) -> None:
         """Waits for Kafka instead of failing: Reserve (the hot path) must stay up without it."""
-        backoff = self._retry_backoff_s
-        while True:
-            try:
-                await self._consumer.start()
-                return
-            except KafkaError:
-                log.warning("kafka unavailable; usage consumer retrying", extra={"backoff_s": backoff})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
+        await start_when_available(
+            self._consumer, "usage consumer", first_backoff_s=self._retry_backoff_s, max_backoff_s=30.0
+        )
 
     async def _process_with_retry(
         self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from redis.exceptions import RedisError
 
 from tollgate.common.kafka import (
@@ -29,6 +29,7 @@ from tollgate.common.kafka import (
     consume_with_renewal,
     make_consumer,
     renewed_consumer,
+    start_when_available,
 )
 from tollgate.common.telemetry import header_value
 from tollgate.gateway.realtime.events import RealtimeEvent, is_wanted, shape
@@ -123,13 +124,9 @@ class RealtimeFanIn:
         self._consumer = await renewed_consumer(self._consumer, self._factory)
 
     async def _consume(self) -> None:
-        while True:
-            try:
-                await self._consumer.start()
-                break
-            except KafkaError as exc:
-                log.warning("kafka unavailable, realtime consumer retrying", extra={"error": repr(exc)})
-                await asyncio.sleep(self._retry_s)
+        await start_when_available(
+            self._consumer, "realtime consumer", first_backoff_s=self._retry_s, max_backoff_s=self._retry_s
+        )
         while True:
             await self.poll_once()
 
