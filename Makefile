@@ -14,7 +14,7 @@ define pytest
 	exit $$rc
 endef
 
-.PHONY: help setup tools run up down status test test-unit test-integration proto lint bench bench-tools bench-billing bench-training bench-usage bench-vectors clean console-assets
+.PHONY: help setup tools run up down status test test-unit test-integration proto lint bench bench-tools bench-billing bench-training bench-usage bench-usage-latency bench-vectors bench-billing-scale clean console-assets
 
 help:
 	@echo "make run     install what is missing, start the whole platform with the local model"
@@ -70,16 +70,16 @@ test-integration: setup
 	@$(call pytest,tests/integration)
 
 proto:
-	$(UV) run python scripts/gen_protos.py
+	$(UV) run --frozen python scripts/gen_protos.py
 
 # re-vendors the web console's chart library (committed; run only to change its pinned version: docs/console.md)
 console-assets:
 	scripts/vendor-console-assets.sh
 
 lint:
-	$(UV) run ruff check .
-	$(UV) run ruff format --check .
-	cd libs/common/src && $(UV) run mypy -p tollgate.common --config-file ../../../pyproject.toml
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	cd libs/common/src && $(UV) run --frozen mypy -p tollgate.common --config-file ../../../pyproject.toml
 
 # the gateway bench keeps the stack up for the billing bench, which stops it (unless TOLLGATE_KEEP_STACK=1)
 # wrk drives the gateway bench (a Debian package: installed here when missing)
@@ -89,25 +89,34 @@ bench-tools:
 		|| { $$SUDO apt-get update && $$SUDO apt-get install -y --no-install-recommends wrk; }; }
 
 bench: setup bench-tools
-	TOLLGATE_KEEP_STACK=1 $(UV) run python bench/run.py
-	TOLLGATE_KEEP_STACK=1 $(UV) run python bench/billing.py
-	$(UV) run python bench/training.py
+	TOLLGATE_KEEP_STACK=1 $(UV) run --frozen python bench/run.py
+	TOLLGATE_KEEP_STACK=1 $(UV) run --frozen python bench/billing.py
+	$(UV) run --frozen python bench/training.py
 
 # LoRA training throughput (our orchestration vs a plain transformers Trainer) and job start latency
 bench-training: setup
-	$(UV) run python bench/training.py
+	$(UV) run --frozen python bench/training.py
 
 # usage storage at scale: 20M usage facts loaded (BENCH_USAGE_ARGS="--rows 1000000" for a quick run),
 # report query p50/p99 and the analytics consumer's CPU per event, small vs big tables
 bench-usage: setup
-	$(UV) run python bench/usage_storage.py $(BENCH_USAGE_ARGS)
+	$(UV) run --frozen python bench/usage_storage.py $(BENCH_USAGE_ARGS)
+
+# latency percentiles, the errors feed and filtered usage read from their rollups (docs/benchmarks.md)
+bench-usage-latency: setup
+	$(UV) run --frozen python bench/usage_latency.py $(BENCH_USAGE_LATENCY_ARGS)
 
 # the training service's ANN index on 1M clustered 384-dimensional vectors (BENCH_VECTORS_ARGS="--n 300000")
 bench-vectors: setup
-	$(UV) run python bench/vectors.py $(BENCH_VECTORS_ARGS)
+	$(UV) run --frozen python bench/vectors.py $(BENCH_VECTORS_ARGS)
 
 bench-billing: setup
-	$(UV) run python bench/billing.py
+	$(UV) run --frozen python bench/billing.py
+
+# billing's per-event tables (settlements, ledger) at 20M rows each: the worker's CPU per settled
+# event, small vs big tables (BENCH_BILLING_SCALE_ARGS="--rows 1000000" for a quick run)
+bench-billing-scale: setup
+	$(UV) run --frozen python bench/billing_scale.py $(BENCH_BILLING_SCALE_ARGS)
 
 # stops every profile found under .local/ (dev, test, scratch ones), then removes all local state
 clean:

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import psycopg
+from pg_cpu import backend_cpu_s, dsn
 
 from tollgate.analytics.consumers.usage import decode_usage
 from tollgate.analytics.usage.repository import UsageRepository
@@ -47,21 +48,12 @@ from tollgate.devstack.stack import Stack
 MODELS = 5
 
 
-def dsn(cfg: StackConfig, db: str) -> str:
-    return cfg.database_url(db).replace("postgresql+psycopg://", "postgresql://")
-
-
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(len(ordered) * p / 100))], 2)
 
 
 # ---- 1 / 4: consumer CPU per event ---------------------------------------------------------------
-
-
-def _backend_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def consumer_cpu(cfg: StackConfig, org_ids: list[str], events: int, batch: int = 500) -> dict[str, Any]:
@@ -95,12 +87,12 @@ async def consumer_cpu(cfg: StackConfig, org_ids: list[str], events: int, batch:
             # warm-up: statements prepared, caches loaded
             async with session.begin():
                 await service.record(session, [f for p in payloads[:batch] if (f := decode_usage(p, now_ms))])
-            py0, db0, wall0 = time.process_time(), _backend_cpu_s(pid), time.perf_counter()
+            py0, db0, wall0 = time.process_time(), backend_cpu_s(pid), time.perf_counter()
             for start in range(batch, events, batch):
                 facts = [f for p in payloads[start : start + batch] if (f := decode_usage(p, now_ms))]
                 async with session.begin():
                     await service.record(session, facts)
-            py, db, wall = time.process_time() - py0, _backend_cpu_s(pid) - db0, time.perf_counter() - wall0
+            py, db, wall = time.process_time() - py0, backend_cpu_s(pid) - db0, time.perf_counter() - wall0
             assert (await session.execute(_sql("SELECT pg_backend_pid()"))).scalar_one() == pid
     finally:
         await engine.dispose()

@@ -18,6 +18,9 @@ GRPC = {"auth": 50051, "billing": 50052}
 # the training worker, from training's image
 WORKERS = {"billing-worker": 8085, "training-worker": 8086}
 HTTP_PORTS = SERVICES | WORKERS
+# the local model servers (local-models.yaml, checked in test_local_models_k8s.py): no database, no
+# /metrics, their own health route
+MODEL_SERVERS = {"llama": 8091, "embeddings": 8092}
 # Prometheus' /metrics of every process, on a port of its own (never routed by a Service)
 METRICS_PORTS = {name: port + 1100 for name, port in HTTP_PORTS.items()}
 K8S_VERSION = kubernetes_validate.utils.latest_version()
@@ -30,6 +33,11 @@ def manifests(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 
 def _of_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
     return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def _platform(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The services' and workers' Deployments (the model servers left out)."""
+    return {n: d for n, d in _of_kind(docs, "Deployment").items() if n not in MODEL_SERVERS}
 
 
 def secret_example() -> dict[str, Any]:
@@ -56,7 +64,7 @@ def test_everything_lives_in_the_tollgate_namespace(manifests: list[dict[str, An
 def test_each_service_has_a_deployment_and_service_with_its_ports(manifests: list[dict[str, Any]]) -> None:
     deployments = _of_kind(manifests, "Deployment")
     services = _of_kind(manifests, "Service")
-    assert set(deployments) == set(HTTP_PORTS)
+    assert set(deployments) == set(HTTP_PORTS) | set(MODEL_SERVERS)
     assert not set(WORKERS) & set(services)
     worker = deployments["billing-worker"]["spec"]["template"]["spec"]["containers"][0]
     assert worker["image"] == "tollgate/billing:latest"
@@ -74,7 +82,7 @@ def test_each_service_has_a_deployment_and_service_with_its_ports(manifests: lis
 
 
 def test_deployments_have_probes_resources_and_scrape_annotations(manifests: list[dict[str, Any]]) -> None:
-    for name, deployment in _of_kind(manifests, "Deployment").items():
+    for name, deployment in _platform(manifests).items():
         template = deployment["spec"]["template"]
         annotations = template["metadata"]["annotations"]
         assert annotations["prometheus.io/scrape"] == "true", name
@@ -98,7 +106,7 @@ def test_deployments_have_probes_resources_and_scrape_annotations(manifests: lis
 def test_env_comes_from_the_configmap_and_secret_that_exist(manifests: list[dict[str, Any]]) -> None:
     config = _of_kind(manifests, "ConfigMap")["tollgate-config"]["data"]
     secret = secret_example()["stringData"]
-    for name, deployment in _of_kind(manifests, "Deployment").items():
+    for name, deployment in _platform(manifests).items():
         prefix = name.split("-")[0].upper() + "_"
         port_key = name.upper().replace("-", "_") + "_HTTP_PORT"
         container = deployment["spec"]["template"]["spec"]["containers"][0]

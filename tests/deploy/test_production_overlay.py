@@ -31,6 +31,8 @@ MAINTENANCE_CONNECTIONS = 25
 # tollgate.common.runner serves HTTP, gRPC and consumers from one process per pod
 PROCESSES_PER_POD = 1
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000  # the broker default the development topics get
+# the local model servers (local-models.yaml): no database, Kafka or Redis client in them
+MODEL_SERVERS = {"llama", "embeddings"}
 
 Doc = dict[str, Any]
 
@@ -52,7 +54,7 @@ def _pods(docs: list[Doc]) -> dict[str, dict[str, Any]]:
     """Every container of the platform (Deployments and the migrate Job), as "<owner>/<container>"."""
     pods = {}
     for doc in docs:
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in ("Deployment", "Job") and doc["metadata"]["name"] not in MODEL_SERVERS:
             spec = doc["spec"]["template"]["spec"]
             for container in spec.get("initContainers", []) + spec["containers"]:
                 pods[f"{doc['metadata']['name']}/{container['name']}"] = {
@@ -76,6 +78,8 @@ def _effective_env(container: dict[str, Any], config: dict[str, str]) -> dict[st
 
 def _prefix(pod: str) -> str:
     owner, container = pod.split("/")
+    if owner == "register-local-models":
+        return "GATEWAY_"
     return (container if owner == "migrate" else owner).split("-")[0].upper() + "_"
 
 
@@ -129,7 +133,7 @@ def test_each_service_prefix_talks_to_kafka_as_its_own_scram_user(docs: list[Doc
     config = _config(docs)
     seen = set()
     for name, pod in _pods(docs).items():
-        if name.startswith("migrate/"):
+        if name.startswith(("migrate/", "register-local-models/")):  # database only
             continue
         p = _prefix(name)
         env = _effective_env(pod["container"], config)
@@ -247,6 +251,8 @@ def test_every_connection_pool_fits_max_connections_at_the_hpa_maximum(docs: lis
     hpas = _of_kind(docs, "HorizontalPodAutoscaler")
     demand: dict[str, int] = dict.fromkeys(limits, 0)
     for name, deployment in _of_kind(docs, "Deployment").items():
+        if name in MODEL_SERVERS:
+            continue
         p = name.split("-")[0].upper() + "_"
         env = _effective_env(deployment["spec"]["template"]["spec"]["containers"][0], config)
         per_process = int(env[f"{p}DB_POOL_SIZE"]) + int(env[f"{p}DB_MAX_OVERFLOW"])

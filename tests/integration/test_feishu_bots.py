@@ -1,7 +1,9 @@
 """Feishu bots (seed 004's `/admin/bot/feishu/*`, issue 14 item 5) on the real stack, with the Feishu
 simulator (tools/feishu-sim) as Feishu: secrets never returned nor stored in plaintext nor logged,
 URL verification, a message answered by the bot's model and billed to its key exactly once even
-when Feishu pushes the event twice, and a badly signed push refused with nothing billed."""
+when Feishu pushes the event twice, a badly signed push refused with nothing billed, and a gateway
+SIGKILLed during the model call: after the restart the message gets one apology, the model is not
+called again and nothing is billed (docs/bots.md, "If the process dies")."""
 
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ import httpx
 import pytest
 
 from tollgate.devstack.config import StackConfig
+from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import (
     Account,
     balance_micros,
     expected_cost,
     ledger_usage,
+    register_model,
     service_db,
+    settled_events,
     wait_until,
 )
 
@@ -250,3 +255,70 @@ def test_a_badly_signed_push_is_refused_and_nothing_is_billed(
     wait_until(lambda: ledger_usage(config, account.org_id) == (1, cost), what="one charge")
     parents = {r["parent_id"] for r in replies(feishu, bot)}
     assert parents == {genuine["payload"]["event"]["message"]["message_id"]}
+
+
+# the worker's apology for a call a dead process left in flight (bots/worker.py INTERRUPTED)
+INTERRUPTED = "Sorry, I was interrupted while answering: please ask again."
+
+
+def sim_calls(sim_url: str, model: str) -> int:
+    return int(httpx.get(f"{sim_url}/_sim/stats", timeout=5).json()["by_model"].get(model, 0))
+
+
+def test_a_gateway_killed_during_the_model_call_answers_once_after_restart_and_bills_nothing(
+    stack: Stack,
+    admin: httpx.Client,
+    new_account: Callable[..., Account],
+    feishu: httpx.Client,
+    gateway_url: str,
+    sim_url: str,
+    config: StackConfig,
+) -> None:
+    # a model of its own whose upstream sleeps 30 s ("timeout" in its name): the call is in flight
+    # long enough to kill the gateway during it, and the simulator counts calls by this name alone
+    model = f"feishu-crash-timeout-{uuid.uuid4().hex[:6]}"
+    register_model(admin, model, model, sim_url)
+    account = new_account(credits=1)
+    with as_owner(gateway_url, account) as owner:
+        bot = create_bot(owner, feishu, gateway_url, account.key)
+        saved = owner.post("/admin/bot/feishu/save", json={"id": bot.id, "modelId": model})
+        assert saved.status_code == 200, saved.text
+
+    pushed = deliver(feishu, bot)
+    assert pushed["status"] == 200 and pushed["body"]["msg"] == "accepted", pushed
+    event_id = pushed["payload"]["header"]["event_id"]
+    message_id = pushed["payload"]["event"]["message"]["message_id"]
+    wait_until(lambda: (event_row(config, bot, event_id) or ("",))[0] == "calling", what="the call started")
+    wait_until(lambda: sim_calls(sim_url, model) == 1, what="the model call at the upstream")
+
+    stack.stop_service("gateway", kill=True)  # SIGKILL: the worker and the call die together
+    try:
+        # restarted with a short call deadline so the dead call is given up on within seconds
+        # (upstream timeout 2 s + 10 s + grace 1 s after the claim) instead of 100 s
+        stack.start_service(
+            "gateway", extra_env={"GATEWAY_UPSTREAM_TIMEOUT_S": "2", "GATEWAY_FEISHU_CALL_GRACE_S": "1"}
+        )
+        sent = wait_until(lambda: replies(feishu, bot), timeout=90, what="the apology")
+        wait_until(
+            lambda: (event_row(config, bot, event_id) or ("",))[0] == "replied", what="the event replied"
+        )
+        assert [(r["parent_id"], r["text"], r["uuid"]) for r in sent] == [(message_id, INTERRUPTED, event_id)]
+        assert event_row(config, bot, event_id) == ("replied", None, None)
+
+        # a push of the same event after the restart is still a duplicate: nothing answered again
+        again = feishu.post(
+            "/_sim/deliver/event",
+            json={"url": bot.url, "event": pushed["payload"], "encrypt_key": bot.encrypt_key},
+        ).json()
+        assert again["body"]["msg"] == "duplicate", again
+    finally:
+        # the stack as every other test expects it: the gateway with its usual settings
+        stack.stop_service("gateway")
+        stack.start_service("gateway")
+
+    # the model was called once, before the crash, and never again; the cut-off call never reached
+    # an answer, so no usage was recorded or charged for it (its hold is released by billing)
+    assert sim_calls(sim_url, model) == 1
+    assert len(replies(feishu, bot)) == 1
+    assert ledger_usage(config, account.org_id) == (0, 0)
+    assert settled_events(config, account.org_id) == 0

@@ -14,7 +14,7 @@ import numpy as np
 from openai import OpenAI
 
 from tollgate.devstack.stack import Stack
-from tollgate.devstack.testing import Account, balance_micros, wait_until
+from tollgate.devstack.testing import Account, balance_micros, service_db, wait_until
 
 MODEL = "all-minilm-l6-v2"
 DOCS = [
@@ -56,6 +56,12 @@ def _embed(http: httpx.Client, texts: list[str]) -> list[list[float]]:
     body = resp.json()
     assert body["model_id"] == MODEL and body["dimension"] == 384
     return list(body["embeddings"])
+
+
+def _metric(url: str, name: str) -> float:
+    """The sum of a Prometheus counter's samples (every label set)."""
+    text = httpx.get(url, timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
 
 
 def _search(http: httpx.Client, **body: Any) -> httpx.Response:
@@ -182,8 +188,18 @@ def test_collections_upsert_search_filters_delete_and_isolation(
         # the training process crashes: PostgreSQL has every vector, the index is rebuilt or replayed
         stack.stop_service("training", kill=True)
         stack.start_service("training")
+        # every collection's index is opened at startup in the background, so no search waits on a
+        # rebuild or falls back to exact search (docs/vectors.md, "Startup and compaction")
+        with service_db(stack.cfg, "training") as conn:
+            row = conn.execute("SELECT count(*) FROM vector_collections").fetchone()
+        collections = int(row[0]) if row else 0
+        metrics_url = f"http://127.0.0.1:{stack.cfg.port('training_metrics')}/metrics"
+        wait_until(lambda: _metric(metrics_url, "tollgate_vector_indexes_opened_total") >= collections,
+                   what="the indexes opened at startup")  # fmt: skip
         survived = _search(http, collection=name, query_vector=vectors[3], top_k=5)
         assert survived.status_code == 200, survived.text
+        assert survived.json()["plan"] == "ann"
+        assert _metric(metrics_url, "tollgate_vector_index_fallbacks_total") == 0
         ids = [r["id"] for r in survived.json()["results"]]
         assert ids[0] == "bond" and "tax" not in ids and len(ids) == len(DOCS) - 1
         fetched = http.get(f"/vectors/collections/{name}/vectors/dog")

@@ -48,6 +48,8 @@ def encode_usage(fact: UsageFact) -> bytes:
         tokens_cached_in=fact.tokens_cached_in,
         tokens_cache_write=fact.tokens_cache_write,
         tokens_reasoning=fact.tokens_reasoning,
+        operation=fact.operation,
+        endpoint=fact.endpoint,
         finished_at_unix_ms=int(fact.created_at.timestamp() * 1000),
         started_at_unix_ms=int(fact.created_at.timestamp() * 1000) - fact.latency_ms,
     ).SerializeToString()
@@ -61,6 +63,8 @@ class MemoryStore:
         self.daily: dict[tuple[str, dt.date, str], list[int]] = {}
         self.hourly: dict[tuple[str, dt.datetime, str], list[int]] = {}
         self.queries: list[tuple[str, str, dt.date, dt.date]] = []
+        self.key_hourly: list[Any] = []  # the deltas given, in order (the SQL sums them)
+        self.latency_daily: list[Any] = []
 
     async def insert_new_events(self, session: Any, facts: Any) -> set[str]:
         new: set[str] = set()
@@ -75,6 +79,12 @@ class MemoryStore:
 
     async def add_to_hourly(self, session: Any, deltas: Any) -> None:
         self._add(self.hourly, [(d.org_id, d.hour, d.model) for d in deltas], deltas)
+
+    async def add_to_key_hourly(self, session: Any, deltas: Any) -> None:
+        self.key_hourly.extend(deltas)
+
+    async def add_to_latency_daily(self, session: Any, deltas: Any) -> None:
+        self.latency_daily.extend(deltas)
 
     @staticmethod
     def _add(table: dict[Any, list[int]], keys: list[Any], deltas: Any) -> None:

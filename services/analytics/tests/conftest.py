@@ -46,5 +46,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 async def sessions(engine: AsyncEngine) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     """A fresh schema state per test: the tables are emptied first (tests commit, like the consumer)."""
     async with engine.begin() as conn:
-        await conn.exec_driver_sql("TRUNCATE usage_events, usage_daily, usage_hourly")
+        await conn.exec_driver_sql(
+            "TRUNCATE usage_events, usage_daily, usage_hourly, usage_key_hourly, usage_latency_daily"
+        )
     yield make_sessionmaker(engine)

@@ -193,6 +193,36 @@ async def test_bad_group_by_is_400(client: httpx.AsyncClient) -> None:
     assert body["request_id"] == resp.headers["x-request-id"]
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "parameter"),
+    [
+        ("/analytics/usage", {"key_id": "abc"}, "key_id"),
+        ("/analytics/usage", {"operation": "Chat; drop"}, "operation"),
+        ("/analytics/latency", {"key_id": "-1"}, "key_id"),
+        ("/analytics/latency", {"group_by": "user"}, "group_by"),
+        ("/analytics/latency", {"start_date": "2024-02-01", "end_date": "2024-01-01"}, "start_date"),
+        ("/analytics/errors", {"limit": "1000"}, "limit"),
+        ("/analytics/errors", {"before": "last tuesday"}, "before"),
+    ],
+)
+async def test_bad_filters_of_the_insight_routes_are_400_invalid_parameter(
+    client: httpx.AsyncClient, path: str, params: dict[str, str], parameter: str
+) -> None:
+    resp = await client.get(path, params=params, headers={"Authorization": f"Bearer {KEY_A}"})
+
+    assert resp.status_code == 400, resp.text
+    body = resp.json()["error"]
+    assert (body["code"], body["details"]["parameter"]) == ("INVALID_PARAMETER", parameter)
+
+
+@pytest.mark.parametrize("path", ["/analytics/latency", "/analytics/errors"])
+async def test_insight_routes_need_a_key(client: httpx.AsyncClient, path: str) -> None:
+    resp = await client.get(path)
+
+    assert resp.status_code == 401
+    assert resp.json()["error"]["code"] == "UNAUTHORIZED"
+
+
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer tg_wrong"}, {"Authorization": "Basic x"}])
 async def test_missing_or_unknown_key_is_401_unauthorized(
     client: httpx.AsyncClient, headers: dict[str, str]

@@ -120,6 +120,7 @@ async def test_login_answers_a_token_pair_that_me_accepts(auth_http: httpx.Async
     assert me.status_code == 200, me.text
     body = me.json()
     assert body["auth"] == "access_token" and body["user"]["id"] == registered["user"]["id"]
+    assert body["key"] is None
     assert body["organization"] == {
         "id": registered["user"]["org_id"],
         "name": "Ada Lovelace",
@@ -149,6 +150,13 @@ async def test_me_accepts_an_api_key_too(
         body = me.json()
         assert body["auth"] == "api_key" and body["user"]["id"] == issued.view.key.user_id
         assert body["organization"]["role"] == "owner"
+        # the key itself (never its secret): a client tells a user's key from an admin key by it
+        assert body["key"] == {
+            "id": issued.view.key.id,
+            "key_prefix": issued.view.key.key_prefix,
+            "role": "user",
+            "permissions": ["read", "write", "delete"],
+        }
 
 
 @pytest.mark.parametrize(

@@ -212,3 +212,18 @@ async def test_bedrock_gateway_bedrock_converse_model_is_saved_with_its_secret_e
     entry = snapshot.get("br-2")
     assert entry is not None and entry.api_base == "http://sim:8090"
     assert entry.api_key is not None and '"secretAccessKey":"aws-secret-value"' in entry.api_key
+
+
+async def test_a_models_own_limits_are_listed_so_an_editor_can_keep_them(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    client, _ = admin_client
+    config = {"base_url": "http://sim:8090/v1", "model": "sim-model", "rpm": 500, "tpd": 90_000}
+    save = {"name": "limited", "provider": "openai-compatible", "config": config}
+    r = await client.post("/admin/model/save", json=save, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    assert (r.json()["rpm"], r.json()["tpm"], r.json()["tpd"]) == (500, None, 90_000)
+    listed = (await client.get("/admin/model/list?q=limited", headers=ADMIN)).json()["data"][0]
+    assert (listed["rpm"], listed["tpm"], listed["tpd"]) == (500, None, 90_000)
+    plain = await client.post("/admin/model/save", json={**save, "config": CONFIG}, headers=ADMIN)
+    assert (plain.json()["rpm"], plain.json()["tpm"], plain.json()["tpd"]) == (None, None, None)

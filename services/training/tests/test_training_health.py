@@ -30,7 +30,7 @@ async def test_healthz_answers_ok_with_the_health_check_details(tmp_path: Path) 
         auth_client=FakeAuth(),
         files=FileService(FileStorage(tmp_path), max_bytes=1, max_lines=1, max_seq_len=16),
         jobs=JobService(FakeHolds()),
-        vectors=VectorService(IndexCache(tmp_path / "vectors", IndexMetrics(registry))),
+        vectors=VectorService(IndexCache(tmp_path / "vectors", IndexMetrics(registry), None)),  # type: ignore[arg-type]
         health_check=healthy,
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://training") as c:

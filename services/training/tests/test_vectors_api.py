@@ -75,7 +75,9 @@ async def test_broad_filter_is_post_filtered_and_exact(
 ) -> None:
     points = await _setup(api.client)
     # a service whose exact plan is off for all but tiny matches: the ANN + post-filter path
-    service = VectorService(IndexCache(tmp_path / "ix", IndexMetrics(CollectorRegistry())), exact_limit=10)
+    service = VectorService(
+        IndexCache(tmp_path / "ix", IndexMetrics(CollectorRegistry()), sessions), exact_limit=10
+    )
     async with sessions() as session:
         result = await service.search(
             VectorRepository(session),
@@ -93,7 +95,7 @@ async def test_a_second_index_catches_up_and_a_saved_one_replays_writes(
     api: Api, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
     points = await _setup(api.client, n=100)
-    cache = IndexCache(tmp_path / "replica", IndexMetrics(CollectorRegistry()))
+    cache = IndexCache(tmp_path / "replica", IndexMetrics(CollectorRegistry()), sessions)
     replica = VectorService(cache)
     request = SearchRequest(collection="c1", query_vector=points[3]["values"], top_k=1)
     async with sessions() as session:
@@ -104,7 +106,7 @@ async def test_a_second_index_catches_up_and_a_saved_one_replays_writes(
     # written through the API (another process): deleted on the replica's next search
     deleted = await api.client.post("/vectors/collections/c1/delete", headers=A, json={"ids": ["p3"]})
     assert deleted.json()["deleted_count"] == 1
-    restarted = VectorService(IndexCache(tmp_path / "replica", IndexMetrics(CollectorRegistry())))
+    restarted = VectorService(IndexCache(tmp_path / "replica", IndexMetrics(CollectorRegistry()), sessions))
     async with sessions() as session:
         found = await restarted.search(VectorRepository(session), "org_a", request)
     assert found.matches[0].point.point_id != "p3"

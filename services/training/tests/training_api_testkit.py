@@ -58,7 +58,7 @@ async def open_api(sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -
         auth_client=auth,
         files=files,
         jobs=JobService(holds),
-        vectors=VectorService(IndexCache(settings.vectors_dir, IndexMetrics(registry))),
+        vectors=VectorService(IndexCache(settings.vectors_dir, IndexMetrics(registry), sessions)),
     )
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://training"

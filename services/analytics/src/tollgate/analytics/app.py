@@ -18,6 +18,8 @@ from tollgate.analytics.errors import sloughgpt_error_envelope
 from tollgate.analytics.records.routes import router as records_router
 from tollgate.analytics.records.service import ChatRecordService
 from tollgate.analytics.records.wiring import records_error_renderer
+from tollgate.analytics.usage.insights import InsightsService
+from tollgate.analytics.usage.key_rollup import KeyRollupRepository
 from tollgate.analytics.usage.routes import router as usage_router
 from tollgate.analytics.usage.service import UsageService
 from tollgate.common.errors import TollgateError
@@ -40,6 +42,7 @@ def build_app(
     health_check: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
     records: ChatRecordService | None = None,
+    insights_service: InsightsService | None = None,
 ) -> FastAPI:
     # SloughGPT's envelope on /analytics/*, seed 004's (OpenAI's) on the chat records routes
     renderer = records_error_renderer(sloughgpt_error_envelope)
@@ -48,6 +51,8 @@ def build_app(
     app.state.sessions = sessions
     app.state.auth_client = auth_client
     app.state.usage_service = usage_service
+    # latency percentiles and the error feed read the same database through their own SQL
+    app.state.insights_service = insights_service or InsightsService(KeyRollupRepository())
     app.state.clock = clock
 
     @app.exception_handler(Exception)

@@ -15,6 +15,7 @@ from tollgate.analytics.metrics import AnalyticsMetrics
 from tollgate.analytics.records.metrics import ChatRecordMetrics
 from tollgate.analytics.records.service import ChatRecordService
 from tollgate.analytics.records.wiring import content_box, content_box_policy
+from tollgate.analytics.usage.insights import InsightsService
 from tollgate.analytics.usage.partitions import PartitionMaintenance, Retention
 from tollgate.analytics.usage.repository import UsageRepository
 from tollgate.analytics.usage.service import StoredWindow, UsageService
@@ -47,7 +48,8 @@ async def main() -> None:
     registry = CollectorRegistry()
     metrics = AnalyticsMetrics(registry)
     auth_channel = make_channel(settings.auth_grpc_target, channel_tls(settings))
-    usage_service = UsageService(UsageRepository(), StoredWindow(settings.usage_retention_days))
+    repository = UsageRepository()
+    usage_service = UsageService(repository, StoredWindow(settings.usage_retention_days))
     maintenance = PartitionMaintenance(
         sessions,
         Retention(settings.usage_retention_days, settings.usage_hourly_retention_days),
@@ -66,6 +68,7 @@ async def main() -> None:
         usage_service=usage_service,
         health_check=database_health(engine),
         records=records,
+        insights_service=InsightsService(repository),
     )
 
     kafka = kafka_connection(settings)

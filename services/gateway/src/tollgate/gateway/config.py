@@ -31,6 +31,10 @@ class GatewaySettings(ServiceSettings):
     billing_http_url: str = "http://127.0.0.1:8082"
     analytics_http_url: str = "http://127.0.0.1:8083"
     training_http_url: str = "http://127.0.0.1:8084"
+    # The local model servers' `/v1` URLs, put into the catalog by `python -m
+    # tollgate.gateway.catalog.local_models` (deploy/k8s local-models.yaml; empty: not registered)
+    local_chat_model_url: str = ""
+    local_embedding_model_url: str = ""
 
     auth_cache_ttl_s: float = 30.0
     auth_negative_ttl_s: float = 2.0
@@ -136,3 +140,6 @@ class GatewaySettings(ServiceSettings):
     feishu_event_retention_s: int = Field(default=7 * 86_400, ge=7_200)
     feishu_reply_max_attempts: int = Field(default=6, ge=1, le=20)
     feishu_http_timeout_s: float = Field(default=10.0, gt=0, le=60)
+    # an event left in `calling` by a process that died is answered with an apology once its call's
+    # own deadline (upstream_timeout_s + 10 s) plus this grace has passed, never called again
+    feishu_call_grace_s: float = Field(default=30.0, ge=0, le=3600)

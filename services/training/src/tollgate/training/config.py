@@ -88,6 +88,14 @@ class TrainingSettings(ServiceSettings):
     vector_exact_limit: int = Field(default=2048, ge=0)
     vector_max_candidates: int = Field(default=8192, ge=16)
     vector_index_threads: int = Field(default=0, ge=0)
+    # Indexes open in the background (at startup, or when a search finds one missing); a search
+    # waits this long for its index, then is answered by exact search over PostgreSQL. Compaction:
+    # every interval, an index whose tombstones are at least the minimum and more than the ratio of
+    # its live vectors is rebuilt beside the serving one and swapped in (vectors/maintenance.py).
+    vector_index_wait_s: float = Field(default=2.0, ge=0)
+    vector_compact_interval_s: float = Field(default=60.0, gt=0)
+    vector_compact_ratio: float = Field(default=0.25, gt=0)
+    vector_compact_min_tombstones: int = Field(default=1000, ge=1)
 
     @property
     def vectors_dir(self) -> Path:

@@ -24,6 +24,7 @@ from tollgate.training.files.service import FileService
 from tollgate.training.files.storage import FileStorage
 from tollgate.training.jobs.service import JobService
 from tollgate.training.vectors.indexes import IndexCache, IndexMetrics
+from tollgate.training.vectors.maintenance import IndexMaintenance
 from tollgate.training.vectors.service import VectorService
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,19 @@ async def main() -> None:
         max_lines=settings.max_file_lines,
         max_seq_len=settings.max_seq_len,
     )
-    indexes = IndexCache(settings.vectors_dir, IndexMetrics(registry), threads=settings.vector_index_threads)
+    indexes = IndexCache(
+        settings.vectors_dir,
+        IndexMetrics(registry),
+        sessions,
+        threads=settings.vector_index_threads,
+        wait_s=settings.vector_index_wait_s,
+    )
+    index_maintenance = IndexMaintenance(
+        indexes,
+        interval_s=settings.vector_compact_interval_s,
+        ratio=settings.vector_compact_ratio,
+        min_tombstones=settings.vector_compact_min_tombstones,
+    )
     vectors = VectorService(
         indexes, exact_limit=settings.vector_exact_limit, max_candidates=settings.vector_max_candidates
     )
@@ -82,7 +95,11 @@ async def main() -> None:
         app,
         settings.http_host,
         settings.http_port,
-        background=[relay.run, lambda: indexes.run_flusher(settings.vector_flush_interval_s)],
+        background=[
+            relay.run,
+            lambda: indexes.run_flusher(settings.vector_flush_interval_s),
+            index_maintenance.run,
+        ],
         on_shutdown=[indexes.flush, auth_channel.close, billing_channel.close, engine.dispose],
         metrics=MetricsEndpoint(registry, settings.metrics_port),
     )

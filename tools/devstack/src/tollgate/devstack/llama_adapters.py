@@ -27,7 +27,7 @@ from typing import Any
 import llama_cpp
 import llama_cpp.server.app as server_app
 import uvicorn
-from fastapi import HTTPException
+from fastapi import FastAPI, HTTPException
 from llama_cpp.server.cli import add_args_from_model, parse_model_from_args
 from llama_cpp.server.model import LlamaProxy
 from llama_cpp.server.settings import ModelSettings, ServerSettings, Settings
@@ -119,6 +119,16 @@ def plain_cpu_buffers() -> None:
     llama_cpp.llama_cpp.llama_model_default_params = model_params
 
 
+def add_health_route(app: FastAPI) -> None:
+    """`GET /healthz` for probes (deploy/k8s local-models.yaml): the model is loaded before the server
+    listens, and unlike `/v1/models` this takes no model lock, so it answers during a long generation."""
+
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.add_api_route("/healthz", health, methods=["GET"], include_in_schema=False)
+
+
 def main() -> None:
     plain_cpu_buffers()
     parser = argparse.ArgumentParser(description=__doc__)
@@ -135,6 +145,7 @@ def main() -> None:
     # create_app builds its model proxy through this module function: ours serves the adapters too
     server_app.set_llama_proxy = install_proxy
     app = server_app.create_app(server_settings=server_settings, model_settings=model_settings)
+    add_health_route(app)
     uvicorn.run(
         app, host=os.getenv("HOST", server_settings.host), port=int(os.getenv("PORT", server_settings.port))
     )

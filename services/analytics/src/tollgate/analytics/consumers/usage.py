@@ -67,7 +67,7 @@ MAX_NAME_CHARS = 512
 
 
 def _oversized(ev: events_pb2.UsageRecorded) -> bool:
-    ids = (ev.event_id, ev.org_id, ev.user_id, ev.status)
+    ids = (ev.event_id, ev.org_id, ev.user_id, ev.status, ev.operation)
     return any(len(v) > MAX_ID_CHARS for v in ids) or any(
         len(v) > MAX_NAME_CHARS for v in (ev.model, ev.provider)
     )
@@ -101,6 +101,8 @@ def decode_usage(value: bytes | None, fallback_ts_ms: int) -> UsageFact | None:
         tokens_cached_in=ev.tokens_cached_in,
         tokens_cache_write=ev.tokens_cache_write,
         tokens_reasoning=ev.tokens_reasoning,
+        operation=ev.operation or "chat",
+        endpoint=ev.endpoint,
     )
 
 

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 USAGE_EVENTS = "public.usage_events"
 USAGE_HOURLY = "public.usage_hourly"
+USAGE_KEY_HOURLY = "public.usage_key_hourly"  # migration 0005: kept as long as usage_hourly
 
 _SET_RETENTION = text(
     "UPDATE partman.part_config SET retention = CAST(:days AS text) || ' days', retention_keep_table = false"
@@ -69,6 +70,7 @@ class PartitionMaintenance:
             for parent, days in (
                 (USAGE_EVENTS, self._retention.facts_days),
                 (USAGE_HOURLY, self._retention.hourly_days),
+                (USAGE_KEY_HOURLY, self._retention.hourly_days),
             ):
                 await session.execute(_SET_RETENTION, {"parent": parent, "days": days})
                 await session.execute(_MOVE_DEFAULT, {"parent": parent})

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ColumnElement, TextClause, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.analytics.usage.key_rollup import KeyRollupRepository
 from tollgate.analytics.usage.models import UsageDaily, UsageHourly
 from tollgate.analytics.usage.schemas import DailyDelta, HourlyDelta, UsageFact, UsageTotals
 
@@ -19,14 +20,15 @@ _INSERT_NEW_EVENTS = text(
     """
     INSERT INTO usage_events (event_id, org_id, key_id, user_id, model, provider, tokens_in,
                               tokens_out, cost_micros, latency_ms, status, stream, created_at,
-                              tokens_cached_in, tokens_cache_write, tokens_reasoning)
+                              tokens_cached_in, tokens_cache_write, tokens_reasoning, operation,
+                              endpoint)
     SELECT * FROM unnest(
         CAST(:event_ids AS text[]), CAST(:org_ids AS text[]), CAST(:key_ids AS bigint[]),
         CAST(:user_ids AS text[]), CAST(:models AS text[]), CAST(:providers AS text[]),
         CAST(:tokens_in AS bigint[]), CAST(:tokens_out AS bigint[]), CAST(:costs AS bigint[]),
         CAST(:latencies AS bigint[]), CAST(:statuses AS text[]), CAST(:streams AS boolean[]),
         CAST(:created AS timestamptz[]), CAST(:cached AS bigint[]), CAST(:written AS bigint[]),
-        CAST(:reasoning AS bigint[])
+        CAST(:reasoning AS bigint[]), CAST(:operations AS text[]), CAST(:endpoints AS text[])
     )
     ON CONFLICT (event_id, created_at) DO NOTHING
     RETURNING event_id
@@ -64,7 +66,9 @@ def _key(k: object) -> str:
     return k.isoformat() if isinstance(k, dt.date) else str(k)
 
 
-class UsageRepository:
+class UsageRepository(KeyRollupRepository):
+    """Facts and the per-model rollups here; the rollup by key and operation in key_rollup."""
+
     async def insert_new_events(self, session: AsyncSession, facts: Sequence[UsageFact]) -> set[str]:
         """Inserts the facts not already stored; returns the event ids that were actually new."""
         if not facts:
@@ -88,6 +92,8 @@ class UsageRepository:
                 "cached": [f.tokens_cached_in for f in facts],
                 "written": [f.tokens_cache_write for f in facts],
                 "reasoning": [f.tokens_reasoning for f in facts],
+                "operations": [f.operation for f in facts],
+                "endpoints": [f.endpoint for f in facts],
             },
         )
         return set(result.scalars())

@@ -1,4 +1,6 @@
-"""`GET /analytics/usage` (SloughGPT): the caller's org usage between two dates, grouped."""
+"""`GET /analytics/usage` (SloughGPT): the caller's org usage between two dates, grouped, optionally
+for one key or operation; `GET /analytics/latency` and `GET /analytics/errors` (ours): latency
+percentiles and the most recent failed requests. Every route reads the caller's own org only."""
 
 from __future__ import annotations
 
@@ -7,6 +9,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tollgate.analytics.dependencies import PrincipalDep, SessionDep
+from tollgate.analytics.usage.insights import (
+    InsightsService,
+    LatencyQuery,
+    parse_error_query,
+    parse_filters,
+    parse_latency_group,
+)
 from tollgate.analytics.usage.service import UsageService, parse_usage_query
 
 router = APIRouter()
@@ -20,6 +29,8 @@ async def get_usage(
     start_date: str | None = None,
     end_date: str | None = None,
     group_by: str | None = None,
+    key_id: str | None = None,
+    operation: str | None = None,
 ) -> dict[str, Any]:
     state = request.app.state
     query = parse_usage_query(
@@ -29,7 +40,50 @@ async def get_usage(
         today=state.clock().date(),
         default_days=state.settings.default_window_days,
         max_days=state.settings.max_window_days,
+        filters=parse_filters(key_id, operation),
     )
     service: UsageService = state.usage_service
     report = await service.report(session, principal.org_id, query)
     return report.model_dump()
+
+
+@router.get("/analytics/latency")
+async def get_latency(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    group_by: str | None = None,
+    model: str | None = None,
+    key_id: str | None = None,
+    operation: str | None = None,
+) -> dict[str, Any]:
+    state = request.app.state
+    grouping = parse_latency_group(group_by)
+    dates = parse_usage_query(
+        start_date,
+        end_date,
+        None,
+        today=state.clock().date(),
+        default_days=state.settings.default_window_days,
+        max_days=state.settings.max_window_days,
+        filters=parse_filters(key_id, operation, model),
+    )
+    service: InsightsService = state.insights_service
+    report = await service.latency(session, principal.org_id, LatencyQuery(dates, grouping))
+    return report.model_dump()
+
+
+@router.get("/analytics/errors")
+async def get_errors(
+    request: Request,
+    principal: PrincipalDep,
+    session: SessionDep,
+    limit: str | None = None,
+    before: str | None = None,
+) -> dict[str, Any]:
+    count, cursor = parse_error_query(limit, before)
+    service: InsightsService = request.app.state.insights_service
+    page = await service.errors(session, principal.org_id, count, cursor)
+    return page.model_dump()

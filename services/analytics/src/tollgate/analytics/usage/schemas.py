@@ -8,6 +8,9 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
+# A disconnecting client was still served (and billed); only failures on our side count as errors.
+SUCCESS_STATUSES = frozenset({"ok", "client_disconnected"})
+
 
 class GroupBy(enum.StrEnum):
     MODEL = "model"
@@ -16,10 +19,24 @@ class GroupBy(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class UsageFilter:
+    """Optional filters of a usage or latency report; set ones are read from `usage_key_hourly`."""
+
+    key_id: int | None = None
+    operation: str | None = None
+    model: str | None = None
+
+    @property
+    def any(self) -> bool:
+        return self.key_id is not None or self.operation is not None or self.model is not None
+
+
+@dataclass(frozen=True, slots=True)
 class UsageQuery:
     start: dt.date
     end: dt.date  # inclusive
     group_by: GroupBy
+    filters: UsageFilter = UsageFilter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +59,8 @@ class UsageFact:
     tokens_cached_in: int = 0
     tokens_cache_write: int = 0
     tokens_reasoning: int = 0
+    operation: str = "chat"
+    endpoint: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +97,40 @@ class HourlyDelta:
     tokens_cached_in: int = 0
     tokens_cache_write: int = 0
     tokens_reasoning: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeyHourlyDelta:
+    """What a batch adds to one `usage_key_hourly` row: the sums, and a latency histogram of the
+    answered requests (usage.histogram buckets) with their largest latency."""
+
+    hour: dt.datetime
+    org_id: str
+    key_id: int
+    operation: str
+    model: str
+    requests: int
+    errors: int
+    tokens_in: int
+    tokens_out: int
+    cost_micros: int
+    latency_ms_sum: int
+    tokens_cached_in: int
+    tokens_cache_write: int
+    tokens_reasoning: int
+    latency_buckets: tuple[int, ...]
+    latency_ms_max: int
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyDailyDelta:
+    """What a batch adds to one `usage_latency_daily` row (answered requests only)."""
+
+    day: dt.date
+    org_id: str
+    model: str
+    latency_buckets: tuple[int, ...]
+    latency_ms_max: int
 
 
 @dataclass(frozen=True, slots=True)

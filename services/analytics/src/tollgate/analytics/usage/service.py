@@ -14,23 +14,25 @@ from typing import Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.analytics.errors import InvalidParameter
+from tollgate.analytics.usage.insights import key_hourly_deltas, latency_daily_deltas
 from tollgate.analytics.usage.schemas import (
+    SUCCESS_STATUSES,
     DailyDelta,
     DayBreakdown,
     GroupBy,
     HourBreakdown,
     HourlyDelta,
+    KeyHourlyDelta,
+    LatencyDailyDelta,
     ModelBreakdown,
     StoreResult,
     UsageFact,
+    UsageFilter,
     UsageQuery,
     UsageReport,
     UsageTotals,
 )
 from tollgate.common.money import micros_to_credits
-
-# A disconnecting client was still served (and billed); only failures on our side count as errors.
-SUCCESS_STATUSES = frozenset({"ok", "client_disconnected"})
 
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _B = TypeVar("_B", dt.date, dt.datetime)
@@ -42,6 +44,22 @@ class UsageStore(Protocol):
     async def add_to_daily(self, session: AsyncSession, deltas: Sequence[DailyDelta]) -> None: ...
 
     async def add_to_hourly(self, session: AsyncSession, deltas: Sequence[HourlyDelta]) -> None: ...
+
+    async def add_to_key_hourly(self, session: AsyncSession, deltas: Sequence[KeyHourlyDelta]) -> None: ...
+
+    async def add_to_latency_daily(
+        self, session: AsyncSession, deltas: Sequence[LatencyDailyDelta]
+    ) -> None: ...
+
+    async def totals_filtered(
+        self,
+        session: AsyncSession,
+        org_id: str,
+        start: dt.date,
+        end: dt.date,
+        group_by: GroupBy,
+        filters: UsageFilter,
+    ) -> list[UsageTotals]: ...
 
     async def totals_by_model(
         self, session: AsyncSession, org_id: str, start: dt.date, end: dt.date
@@ -125,6 +143,7 @@ def parse_usage_query(
     today: dt.date,
     default_days: int,
     max_days: int,
+    filters: UsageFilter = UsageFilter(),
 ) -> UsageQuery:
     """Validates the query string; missing dates mean the last `default_days` days up to today (UTC)."""
     end = _parse_date("end_date", end_date) if end_date else None
@@ -157,7 +176,7 @@ def parse_usage_query(
             value=raw_group,
             allowed_values=[g.value for g in GroupBy],
         ) from None
-    return UsageQuery(start=start, end=end, group_by=grouping)
+    return UsageQuery(start=start, end=end, group_by=grouping, filters=filters)
 
 
 def _parse_date(name: str, raw: str) -> dt.date:
@@ -212,10 +231,17 @@ class UsageService:
         if fresh:
             await self._store.add_to_daily(session, daily_deltas(fresh.values()))
             await self._store.add_to_hourly(session, hourly_deltas(fresh.values()))
+            by_key = key_hourly_deltas(fresh.values())
+            await self._store.add_to_key_hourly(session, by_key)
+            await self._store.add_to_latency_daily(session, latency_daily_deltas(by_key))
         return StoreResult(inserted=len(fresh), duplicates=len(facts) - len(fresh), out_of_window=skipped)
 
     async def report(self, session: AsyncSession, org_id: str, query: UsageQuery) -> UsageReport:
-        if query.group_by is GroupBy.DAY:
+        if query.filters.any:  # by key / operation: the rollup that has them
+            rows = await self._store.totals_filtered(
+                session, org_id, query.start, query.end, query.group_by, query.filters
+            )
+        elif query.group_by is GroupBy.DAY:
             rows = await self._store.totals_by_day(session, org_id, query.start, query.end)
         elif query.group_by is GroupBy.HOUR:
             rows = await self._store.totals_by_hour(session, org_id, query.start, query.end)

@@ -16,6 +16,7 @@ from tollgate.auth.sessions.schemas import (
     LoggedOut,
     LoginRequest,
     Me,
+    MeKey,
     OrganizationOut,
     RefreshRequest,
     Registered,
@@ -89,7 +90,13 @@ async def me(
         if found.org
         else None
     )
-    return Me(user=user, organization=org, auth=caller.via)
+    key = caller.key
+    shown = (
+        MeKey(id=key.key_id, key_prefix=key.key_prefix, role=key.role, permissions=list(key.permissions))
+        if key
+        else None
+    )
+    return Me(user=user, organization=org, auth=caller.via, key=shown)
 
 
 def _pair(tokens: Tokens) -> TokenPair:

@@ -94,10 +94,21 @@ class OrganizationOut(BaseModel):
     role: str | None = Field(description="the caller's role in it: owner, admin, member")
 
 
+class MeKey(BaseModel):
+    """The API key the caller presented (not its secret): what it may do, so a client can tell an
+    admin key from a user's key without probing routes that would refuse it."""
+
+    id: int
+    key_prefix: str
+    role: str  # user | admin (a platform admin key)
+    permissions: list[str]
+
+
 class Me(BaseModel):
     user: UserOut | None  # None for an organisation's service key (the bootstrap admin key)
     organization: OrganizationOut | None
     auth: Literal["access_token", "api_key"]
+    key: MeKey | None = None  # set when the caller is an API key
 
 
 class LoggedOut(BaseModel):

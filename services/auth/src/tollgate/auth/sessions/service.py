@@ -37,6 +37,7 @@ from tollgate.auth.sessions.tokens import (
     looks_like_jwt,
     new_refresh_token,
 )
+from tollgate.common.auth_client import Principal
 from tollgate.common.errors import Forbidden
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Caller:
     org_id: str
     session_id: str | None  # set for access tokens: the refresh family they came from
     via: Literal["access_token", "api_key"]
+    key: Principal | None = None  # the key itself, for an API key (its role and permissions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +166,8 @@ class SessionService:
         result = await self._keys.authenticate(session, credential)
         if result.principal is None:
             raise InvalidToken("Invalid credentials.", code=result.reason or "invalid_api_key")
-        return Caller(result.principal.user_id or None, result.principal.org_id, None, "api_key")
+        principal = result.principal
+        return Caller(principal.user_id or None, principal.org_id, None, "api_key", principal)
 
     async def identify(
         self, session: AsyncSession, caller: Caller, requested_org: str | None = None

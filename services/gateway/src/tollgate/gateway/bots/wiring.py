@@ -70,7 +70,7 @@ def build_bots(
         metrics,
         WorkerTiming(
             poll_s=settings.feishu_poll_s,
-            call_deadline_s=call_timeout + 30,
+            call_deadline_s=call_timeout + settings.feishu_call_grace_s,
             reply_lease_s=2 * settings.feishu_http_timeout_s + 5,
             retention_s=settings.feishu_event_retention_s,
             reply_max_attempts=settings.feishu_reply_max_attempts,

@@ -68,6 +68,10 @@ class ModelOut(BaseModel):
     has_api_key: bool
     max_tokens_default: int
     fallbacks: list[str] = []  # config.fallbacks: models tried in order when this one fails
+    # config.rpm / tpm / tpd: the model's own rate limits across keys (docs/limits.md); null: none
+    rpm: int | None = None
+    tpm: int | None = None
+    tpd: int | None = None
     # The top-level upstream is the model's first deployment ("default"); config.deployments the others.
     weight: int = 1
     priority: int = 0

@@ -144,12 +144,22 @@ def to_out(model: Model) -> ModelOut:
         has_api_key=model.api_key_encrypted is not None,
         max_tokens_default=model.max_tokens_default,
         fallbacks=list(configured_fallbacks(model.extra_config)),
+        **_limits_out(model.extra_config or {}),
         weight=weight,
         priority=priority,
         deployments=[_deployment_out(d) for d in stored_deployments(model.extra_config)],
         created_at=model.created_at,
         updated_at=model.updated_at,
     )
+
+
+def _limits_out(extra: dict[str, Any]) -> dict[str, int | None]:
+    """config.rpm / tpm / tpd as saved (parse_config checked them), so an editor can keep them."""
+    out: dict[str, int | None] = {}
+    for measure in LIMIT_MEASURES:
+        value = extra.get(measure)
+        out[measure] = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    return out
 
 
 def _deployment_out(stored: dict[str, Any]) -> DeploymentOut:

@@ -52,6 +52,11 @@ class AnnIndex:
     def __len__(self) -> int:
         return len(self.index)
 
+    def tombstones(self) -> int:
+        """Slots of removed vectors the graph still holds (usearch keeps them as pass-through nodes
+        and reuses them for later adds; searches still walk them). Cheap: reads usearch's counters."""
+        return max(0, int(self.index.stats.nodes) - len(self.index))
+
     def upsert(self, keys: np.ndarray, vectors: np.ndarray, threads: int = 0) -> None:
         keys = np.asarray(keys, dtype=np.uint64)
         if not len(keys):

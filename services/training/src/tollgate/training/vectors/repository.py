@@ -149,6 +149,16 @@ class VectorRepository:
         return len((await self.session.execute(stmt)).scalars().all())
 
     # ---- reads ----------------------------------------------------------------------
+    async def revision(self, collection_id: str) -> int | None:
+        """The collection's revision; None once it is deleted."""
+        stmt = select(VectorCollection.revision).where(VectorCollection.id == collection_id)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def all_collections(self) -> list[tuple[str, int]]:
+        """(id, dimension) of every collection of every organisation (indexes opened at startup)."""
+        stmt = select(VectorCollection.id, VectorCollection.dimension).order_by(VectorCollection.created_at)
+        return [(cid, dim) for cid, dim in (await self.session.execute(stmt)).all()]
+
     async def changes(
         self, collection_id: str, after: int, upto: int, page: int = 5000
     ) -> AsyncIterator[list[Change]]:

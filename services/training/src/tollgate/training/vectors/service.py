@@ -70,6 +70,7 @@ class VectorService:
         )
         if not await repo.add_collection(collection):
             raise Conflict(f"A collection named '{body.name}' already exists.", param="name")
+        self.indexes.created(collection.id, collection.dimension)  # empty: ready without opening
         return await self.get(repo, org_id, body.name)
 
     async def get(
@@ -146,7 +147,10 @@ class VectorService:
         conditions: list[Condition],
     ) -> tuple[Hits, str]:
         if not conditions:
-            return await self._ann(repo, collection, query, top_k), "ann"
+            hits = await self._ann(repo, collection, query, top_k)
+            if hits is None:  # the index is still opening: exact over PostgreSQL
+                return await self._exact(repo, collection, query, top_k, conditions), "exact"
+            return hits, "ann"
         matching = await repo.count_matching(collection.id, conditions, self.exact_limit)
         if matching <= self.exact_limit:
             return await self._exact(repo, collection, query, top_k, conditions), "exact"
@@ -154,7 +158,10 @@ class VectorService:
         total = max(collection.vector_count, matching)
         wanted = min(self.max_candidates, max(4 * top_k, math.ceil(2 * top_k * total / matching)))
         while True:
-            hits = await self._ann(repo, collection, query, wanted)
+            found = await self._ann(repo, collection, query, wanted)
+            if found is None:
+                return await self._exact(repo, collection, query, top_k, conditions), "exact"
+            hits = found
             passing = await repo.keys_matching(collection.id, [int(k) for k in hits.keys], conditions)
             mask = np.asarray([int(k) in passing for k in hits.keys], dtype=bool)
             if mask.sum() >= top_k or wanted >= min(self.max_candidates, total):
@@ -166,7 +173,7 @@ class VectorService:
 
     async def _ann(
         self, repo: VectorRepository, collection: VectorCollection, query: np.ndarray, count: int
-    ) -> Hits:
+    ) -> Hits | None:
         def run(ann: AnnIndex) -> Hits:
             return ann.search(query, count)
 

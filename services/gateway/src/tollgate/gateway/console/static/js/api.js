@@ -5,10 +5,11 @@
 const STORE = "tollgate.console.session";
 
 export class ApiError extends Error {
-  constructor(status, message, code) {
+  constructor(status, message, code, param) {
     super(message);
     this.status = status;
     this.code = code;
+    this.param = param || null; // the field a route named (OpenAI's `param`, SloughGPT's `details.parameter`)
   }
 }
 
@@ -36,7 +37,11 @@ export const currentSession = () => session;
 // chat API's {error: "..."}, FastAPI's {detail}.
 function errorFrom(status, body) {
   const err = body && body.error;
-  if (err && typeof err === "object") return new ApiError(status, err.message || `HTTP ${status}`, err.code);
+  if (err && typeof err === "object") {
+    const made = new ApiError(status, err.message || `HTTP ${status}`, err.code, err.param || (err.details && err.details.parameter));
+    made.reason = (err.details && err.details.reason) || err.code; // SloughGPT's stable code, or OpenAI's
+    return made;
+  }
   if (typeof err === "string") return new ApiError(status, err);
   if (body && typeof body.detail === "string") return new ApiError(status, body.detail);
   return new ApiError(status, status === 0 ? "The gateway could not be reached." : `HTTP ${status}`);
@@ -45,10 +50,11 @@ function errorFrom(status, body) {
 async function raw(path, { method = "GET", body, headers = {}, credential } = {}) {
   const h = { ...headers };
   if (credential) h.Authorization = `Bearer ${credential}`;
-  if (body !== undefined) h["Content-Type"] = "application/json";
+  const form = body instanceof FormData; // multipart (file uploads): the browser sets its boundary
+  if (body !== undefined && !form) h["Content-Type"] = "application/json";
   let resp;
   try {
-    resp = await fetch(path, { method, headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
+    resp = await fetch(path, { method, headers: h, body: body === undefined || form ? body : JSON.stringify(body) });
   } catch {
     throw new ApiError(0, "The gateway could not be reached. Is the platform running?");
   }
@@ -157,4 +163,10 @@ export async function probe(path) {
     if (err instanceof ApiError && (err.status === 403 || err.status === 404)) return null;
     throw err;
   }
+}
+
+// A call made with another API key than the session's (e.g. the organisation admin's key that
+// GET /admin/audit/list needs when the person signed in with a password); nothing is stored.
+export async function withKey(apiKey, path, options = {}) {
+  return parse(await raw(path, { ...options, credential: apiKey }));
 }

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the role-aware navigation and a hash router (#/keys), so the gateway
 // serves one static index.html and every page works after a reload.
-import { api, currentSession, onSignedOut, probe, signOut } from "./api.js";
+import { api, currentSession, onSignedOut, signOut } from "./api.js";
 import { h, loading, notice } from "./ui.js";
 import * as signin from "./pages/signin.js";
 import * as overview from "./pages/overview.js";
@@ -9,31 +9,39 @@ import * as playground from "./pages/playground.js";
 import * as credits from "./pages/credits.js";
 import * as usage from "./pages/usage.js";
 import * as models from "./pages/models.js";
+import * as finetune from "./pages/finetune.js";
+import * as records from "./pages/records.js";
+import * as orgs from "./pages/orgs.js";
 
-const PAGES = { overview, keys, playground, credits, usage, models };
+const PAGES = { overview, keys, playground, credits, usage, models, orgs, finetune, records };
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const topbar = document.getElementById("topbar");
 let ctx = null;
 let flash = null;
 
-// What the signed-in person may do, from /auth/me and two probes of routes that refuse without rights.
+// What the signed-in person may do, decided from /auth/me alone (the organisation, the person's role
+// in it and, for an API key, the key's own role and permissions): no probe of a route that would
+// refuse, so a normal sign-in logs no failed request. The routes still decide; this only hides
+// what they would refuse.
 async function loadContext() {
   const session = currentSession();
   const me = await api("/auth/me");
-  const [payments, platform, adminKeys] = await Promise.all([
-    probe("/admin/payment/list?limit=1"),
-    session.kind === "key" ? probe("/admin/payment/package/list") : null,
-    session.kind === "key" ? probe("/admin/api-key/list?limit=1") : null,
-  ]);
+  const org = me.organization || null;
+  const key = session.kind === "key" ? me.key || null : null;
+  const platform = !!key && key.role === "admin";
+  const orgAdmin = !!org && (org.role === "owner" || org.role === "admin");
+  const mayRead = !key || key.permissions.includes("read");
   return {
     me,
     kind: session.kind,
-    orgId: me.organization ? me.organization.id : null,
-    orgRole: me.organization ? me.organization.role : null,
-    canSeePayments: payments !== null,
-    isPlatformAdmin: platform !== null,
-    managesOrgKeys: adminKeys !== null, // an admin key: keys of the organisation (or all, platform admin)
+    orgId: org ? org.id : null,
+    orgRole: org ? org.role : null,
+    // billing's /admin/payment/list: a platform admin key, or the organisation's owner or admin
+    canSeePayments: mayRead && (platform || orgAdmin),
+    isPlatformAdmin: platform,
+    // auth's /admin/*: a platform admin key, or the key of a team organisation's owner or admin
+    managesOrgKeys: !!key && (platform || (orgAdmin && !org.personal)),
     hasUser: !!me.user,
   };
 }

@@ -1,7 +1,10 @@
-// Credits: the balance, buying a package through the configured payment provider, and the payment
-// history (organisation owners and admins, platform admins).
+// Credits: the balance, buying a package through the configured payment provider, the payment
+// history (organisation owners and admins, platform admins), refunds and adjustments (platform
+// admins), budgets, the low-balance alert, alert webhooks and deliveries (credits_alerts.js).
 import { api } from "../api.js";
 import { busy, card, credits, empty, h, microsToCredits, notice, table, when } from "../ui.js";
+import { adjustForm, refundForm } from "./credits_admin.js";
+import { costSettings } from "./credits_alerts.js";
 
 export const title = "Credits";
 
@@ -15,12 +18,52 @@ export async function render(root, ctx) {
   const history = h("div");
   root.replaceChildren(balance, h("h2", {}, "Buy credits"), status, packageGrid(packages.data));
   showBalance(wallet);
-  if (ctx.isPlatformAdmin) root.append(h("h2", {}, "Recharge a key (platform admin)"), rechargeForm());
+  const afterMoney = async () => {
+    showBalance(await api("/v1/credits"));
+    await refreshHistory();
+  };
+  const refunds = ctx.isPlatformAdmin ? refundForm(afterMoney) : null;
+  if (ctx.isPlatformAdmin) {
+    root.append(h("h2", {}, "Recharge a key (platform admin)"), rechargeForm(),
+      h("h2", {}, "Refund a payment (platform admin)"),
+      h("p", { class: "muted" }, "Returns money of a succeeded payment (all that is left when no amount is given) and takes back its credits in proportion, bonus included. Returning the money at the provider is yours to do."),
+      refunds.element,
+      h("h2", {}, "Adjust a balance (platform admin)"),
+      h("p", { class: "muted" }, "Adds or takes away credits with a reason kept in the ledger. Sending the same form twice moves the balance once."),
+      adjustForm(afterMoney).element);
+  }
   if (ctx.canSeePayments) {
     root.append(h("h2", {}, "Payment history"), history);
     await refreshHistory();
   } else {
     root.append(h("p", { class: "muted" }, "Payment history is shown to the organisation's owners and admins."));
+  }
+  if (ctx.orgId || ctx.isPlatformAdmin) await appendCostSettings();
+
+  // budgets and alerts of the person's organisation; a platform admin may open any organisation's
+  async function appendCostSettings() {
+    const holder = h("div");
+    let settings = costSettings(ctx, ctx.orgId);
+    holder.append(settings);
+    if (ctx.isPlatformAdmin) {
+      const org = h("input", { name: "org_id", value: ctx.orgId || "", required: true, placeholder: "org_…" });
+      const open = h("button", { type: "submit", class: "secondary" }, "Open");
+      const failed = h("div", { "aria-live": "polite" });
+      root.append(h("h2", {}, "Budgets and alerts"), h("form", { class: "row", id: "cost-org-form", onsubmit: async (e) => {
+        e.preventDefault();
+        failed.replaceChildren();
+        const next = costSettings(ctx, org.value.trim());
+        try {
+          await busy(open, "Opening…", () => next.load());
+          settings.replaceWith(next);
+          settings = next;
+        } catch (err) {
+          failed.replaceChildren(notice("error", err.message));
+        }
+      } }, h("label", {}, "Organisation", org), open), failed);
+    }
+    root.append(holder);
+    await settings.load();
   }
 
   function showBalance(w) {
@@ -102,6 +145,8 @@ export async function render(root, ctx) {
       { label: "Credits", value: (p) => credits(microsToCredits(p.amount_micros + p.bonus_micros), 2), num: true },
       { label: "Refunded", value: (p) => (p.refunded_micros ? credits(microsToCredits(p.refunded_micros), 2) : "—"), num: true },
       { label: "Status", value: (p) => h("span", { class: `badge ${STATUS_CLASS[p.status] || ""}`, "data-status": p.status }, p.status) },
+      refunds ? { label: "", value: (p) => (p.status === "succeeded" ? h("button", { type: "button", class: "secondary",
+        "data-refund": p.id, "aria-label": `Refund payment ${p.id}`, onclick: () => refunds.prefill(p.id) }, "Refund…") : "") } : null,
     ].filter(Boolean), rows));
   }
 }

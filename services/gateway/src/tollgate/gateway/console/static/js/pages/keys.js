@@ -4,20 +4,32 @@
 import { api, currentSession } from "../api.js";
 import { busy, credits, empty, h, notice, table, when } from "../ui.js";
 import { rechargeForm } from "./credits.js";
+import { groupSelect, groupsSection, keyEditPanel, keyModelsPanel, listGroups } from "./keys_admin.js";
 
 export const title = "Keys";
 export const allowed = (ctx) => ctx.hasUser || ctx.managesOrgKeys;
 
 export async function render(root, ctx) {
   const admin = ctx.managesOrgKeys;
-  const status = h("div", { "aria-live": "polite" });
+  const status = h("div", { "aria-live": "polite", id: "keys-status" });
   const list = h("div");
+  const slot = h("div", { id: "key-panel-slot" }); // a key's models or settings, opened from its row
+  const say = (kind, text) => status.replaceChildren(notice(kind, text));
+  let groups = admin ? await listGroups().catch(() => []) : [];
+  let createGroup = null; // the create form's group choice, refilled when groups change
   root.replaceChildren(
     h("p", { class: "muted" }, admin
       ? (ctx.isPlatformAdmin ? "Every organisation's keys (platform admin)." : "Your organisation's keys.")
       : "Your keys in this organisation. A key is shown once, when it is created: store it then."),
-    admin ? adminForm() : ownForm(), status, h("h2", {}, "Keys"), list);
+    admin ? adminForm() : ownForm(), status, h("h2", {}, "Keys"), list, slot);
   await refresh();
+  if (admin) {
+    root.append(await groupsSection(ctx, say, async () => {
+      groups = await listGroups();
+      if (createGroup) createGroup.replaceChildren(...Array.from(groupSelect(groups, null).childNodes));
+      await refresh();
+    }));
+  }
 
   async function refresh() {
     const rows = admin ? (await api("/admin/api-key/list?limit=100")).data : (await api("/auth/api-keys")).data;
@@ -31,13 +43,39 @@ export async function render(root, ctx) {
       { label: "Permissions", value: (k) => k.permissions.join(", ") },
       admin ? { label: "Role", value: (k) => k.role } : null,
       admin ? { label: "Month quota", value: (k) => (k.month_quota ? credits(k.month_quota) : "none"), num: true } : null,
+      admin ? { label: "Group", value: (k) => groupName(k.group_id) } : null,
       { label: "Created", value: (k) => when(k.created_at) },
       { label: "Last used", value: (k) => when(k.last_used_at) },
       { label: "Expires", value: (k) => when(k.expires_at) },
       { label: "Status", value: (k) => (k.revoked ? h("span", { class: "badge bad" }, "revoked") : h("span", { class: "badge ok" }, "active")) },
-      { label: "", value: (k) => (k.revoked ? "" : isMine(k) ? h("span", { class: "muted" }, "signed in with it") : revokeButton(k)) },
+      { label: "", value: (k) => (k.revoked ? "" : h("span", { class: "org-actions" }, admin ? adminButtons(k) : null,
+        isMine(k) ? h("span", { class: "muted" }, "signed in with it") : revokeButton(k))) },
     ].filter(Boolean);
     list.replaceChildren(table(columns, rows));
+  }
+
+  function groupName(id) {
+    if (!id) return "—";
+    const group = groups.find((g) => g.id === id);
+    return group ? group.name : `#${id}`;
+  }
+
+  // an admin key's row: its model grants, and its settings (name, quota; role and group for a platform admin)
+  function adminButtons(key) {
+    const models = h("button", { type: "button", class: "secondary", "data-models": key.name, "aria-label": `Models of ${key.name}` }, "Models");
+    models.addEventListener("click", async () => {
+      slot.replaceChildren(await keyModelsPanel(key, say));
+      slot.scrollIntoView({ block: "nearest" });
+    });
+    const edit = h("button", { type: "button", class: "secondary", "data-edit": key.name, "aria-label": `Edit ${key.name}` }, "Edit");
+    edit.addEventListener("click", () => {
+      slot.replaceChildren(keyEditPanel(key, ctx, groups, say, async () => {
+        slot.replaceChildren();
+        await refresh();
+      }));
+      slot.scrollIntoView({ block: "nearest" });
+    });
+    return [models, edit];
   }
 
   // the key this console is signed in with: revoking it here would lock the person out mid-session
@@ -114,11 +152,14 @@ export async function render(root, ctx) {
     const quota = h("input", { name: "month_quota", type: "number", min: 0, step: "0.01", placeholder: "none" });
     const role = h("select", { name: "role" }, h("option", { value: "user" }, "user"),
       ctx.isPlatformAdmin ? h("option", { value: "admin" }, "admin") : null);
+    const group = ctx.isPlatformAdmin ? groupSelect(groups, null) : null; // an org admin's keys take its own group
+    createGroup = group;
     const submit = h("button", { type: "submit" }, "Create key");
     return h("form", { class: "row", id: "create-key", onsubmit: async (e) => {
       e.preventDefault();
       const body = { name: name.value, role: role.value, email: email.value || "" };
       if (quota.value) body.month_quota = Number(quota.value);
+      if (group && group.value) body.group_id = Number(group.value);
       try {
         const made = await busy(submit, "Creating…", () => api("/admin/api-key/apply", { method: "POST", body }));
         name.value = "";
@@ -128,6 +169,6 @@ export async function render(root, ctx) {
         status.replaceChildren(notice("error", err.message));
       }
     } }, h("label", {}, "Name", name), h("label", {}, "Role", role), h("label", {}, "Email", email),
-    h("label", {}, "Month quota (credits)", quota), submit);
+    h("label", {}, "Month quota (credits)", quota), group ? h("label", {}, "Group", group) : null, submit);
   }
 }

@@ -38,6 +38,10 @@ export async function render(root) {
   } }, h("div", { class: "row" }, h("label", {}, "Model", model), h("label", {}, "Max tokens", maxTokens)),
   h("label", {}, "Message", prompt), h("div", { class: "row" }, submit, clear));
   root.replaceChildren(h("p", {}, "Balance: ", h("strong", {}, balance), " credits"), form, status, chat);
+  // #/playground?model=<id> (the Fine-tuning page's "Try it") chooses that model
+  const wanted = new URLSearchParams(location.hash.split("?")[1] || "").get("model");
+  if (wanted && models.data.some((m) => m.id === wanted)) model.value = wanted;
+  else if (wanted) status.replaceChildren(notice("warn", `The model ${wanted} is not available to you (yet): the gateway lists a new fine-tuned model within seconds; reload in a moment.`));
 
   async function ask(text) {
     const option = model.selectedOptions[0];

@@ -1,0 +1,170 @@
+// The form that adds or edits a catalog model (POST /admin/model/save, platform admins): provider and
+// upstream, prices, the model's own rate limits, fallbacks and deployments. The route is the judge of
+// every value: its refusal is shown in plain words next to the form, at the field it names.
+import { api } from "../api.js";
+import { busy, h, notice } from "../ui.js";
+
+export const PROVIDERS = ["openai-compatible", "openai", "anthropic", "bedrock-converse"];
+const PRICES = [
+  ["price_in", "Input, per 1M tokens"], ["price_out", "Output, per 1M tokens"],
+  ["price_cached_in", "Cached input, per 1M (empty: input price)"],
+  ["price_cache_write", "Cache write, per 1M (empty: input price)"],
+  ["price_reasoning", "Reasoning, per 1M (empty: output price)"],
+  ["price_embedding", "Embedding, per 1M (empty: input price)"],
+  ["price_request", "Per request"], ["price_image", "Per image"],
+];
+const LIMITS = [["rpm", "Requests per minute"], ["tpm", "Tokens per minute"], ["tpd", "Tokens per day"]];
+
+// An integer stays a number; anything else goes as typed, so the route refuses it in its own words.
+const number = (text) => (/^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text.trim());
+const value = (v) => (v === null || v === undefined ? "" : String(v));
+
+function field(label, name, attrs = {}) {
+  const input = h("input", { name, ...attrs });
+  return { input, label: h("label", { "data-field": name }, label, input) };
+}
+
+function providerSelect(name, selected, blankLabel) {
+  return h("select", { name },
+    blankLabel ? h("option", { value: "" }, blankLabel) : null,
+    PROVIDERS.map((p) => h("option", { value: p, selected: p === selected }, p)));
+}
+
+// One of config.deployments: its label, dialect, upstream, key (kept when left empty) and share.
+function deploymentRow(d, onRemove) {
+  const f = {
+    name: field("Name", "dep_name", { value: value(d && d.name), maxlength: 64, placeholder: "e.g. b" }),
+    base_url: field("Base URL", "dep_base_url", { value: value(d && d.base_url), placeholder: "e.g. https://b.example/v1" }),
+    model: field("Upstream model", "dep_model", { value: value(d && d.model), placeholder: "the model's" }),
+    api_key: field("API key", "dep_api_key", { type: "password", autocomplete: "off",
+      placeholder: d && d.has_api_key ? "stored: leave empty to keep" : "none" }),
+    weight: field("Weight", "dep_weight", { inputmode: "numeric", value: value(d ? d.weight : 1) }),
+    priority: field("Priority", "dep_priority", { inputmode: "numeric", value: value(d ? d.priority : 0) }),
+  };
+  const provider = providerSelect("dep_provider", d && d.provider, "the model's provider");
+  const remove = h("button", { type: "button", class: "danger" }, "Remove");
+  const row = h("fieldset", { class: "deployment" }, h("legend", {}, "Deployment"),
+    h("div", { class: "row" }, f.name.label, h("label", { "data-field": "dep_provider" }, "Provider", provider),
+      f.base_url.label, f.model.label, f.api_key.label, f.weight.label, f.priority.label, remove));
+  remove.addEventListener("click", () => onRemove(row));
+  row.read = () => {
+    const out = { name: f.name.input.value.trim() || undefined, base_url: f.base_url.input.value.trim() };
+    if (provider.value) out.provider = provider.value;
+    if (f.model.input.value.trim()) out.model = f.model.input.value.trim();
+    if (f.api_key.input.value) out.api_key = f.api_key.input.value;
+    if (f.weight.input.value.trim()) out.weight = number(f.weight.input.value);
+    if (f.priority.input.value.trim()) out.priority = number(f.priority.input.value);
+    return out;
+  };
+  return row;
+}
+
+// model: a row of /admin/model/list to edit, or null to add one. onSaved(saved) after the route agreed.
+export function modelForm(model, onSaved, onCancel) {
+  const m = model || {};
+  const top = {
+    name: field("Name (what clients call)", "name", { value: value(m.name), maxlength: 200, required: true }),
+    base_url: field("Base URL", "base_url", { value: value(m.base_url), placeholder: "e.g. https://api.example.com/v1" }),
+    model: field("Upstream model", "model", { value: value(m.model), placeholder: "default: the name" }),
+    api_key: field("API key", "api_key", { type: "password", autocomplete: "off",
+      placeholder: m.has_api_key ? "stored: leave empty to keep" : "none" }),
+    max_tokens: field("Default max tokens", "max_tokens", { inputmode: "numeric", value: value(m.max_tokens_default), placeholder: "the gateway's default" }),
+    fallbacks: field("Fallbacks (model names, in order, comma-separated)", "fallbacks",
+      { value: (m.fallbacks || []).join(", "), placeholder: "none" }),
+    weight: field("Weight of this upstream", "weight", { inputmode: "numeric", value: value(model ? m.weight : 1) }),
+    priority: field("Priority of this upstream", "priority", { inputmode: "numeric", value: value(model ? m.priority : 0) }),
+  };
+  const provider = providerSelect("provider", m.provider || "openai-compatible");
+  const prices = PRICES.map(([name, label]) => field(label, name, { inputmode: "decimal", value: value(m[name]) }));
+  const limits = LIMITS.map(([name, label]) => field(label, name, { inputmode: "numeric", value: value(m[name]), placeholder: "not limited" }));
+  const rows = h("div", { class: "deployments" });
+  const addRow = (d) => rows.append(deploymentRow(d, (row) => row.remove()));
+  (m.deployments || []).forEach(addRow);
+  const addDeployment = h("button", { type: "button", class: "secondary", id: "add-deployment" }, "Add a deployment");
+  addDeployment.addEventListener("click", () => {
+    addRow(null);
+    rows.lastElementChild.querySelector("input").focus();
+  });
+  const error = h("div", { class: "form-error", "aria-live": "assertive" });
+  const submit = h("button", { type: "submit" }, model ? "Save changes" : "Add model");
+  const cancel = h("button", { type: "button", class: "secondary", onclick: onCancel }, "Cancel");
+
+  function body() {
+    const config = { base_url: top.base_url.input.value.trim() };
+    if (top.model.input.value.trim()) config.model = top.model.input.value.trim();
+    if (top.api_key.input.value) config.api_key = top.api_key.input.value;
+    if (top.max_tokens.input.value.trim()) config.max_tokens = number(top.max_tokens.input.value);
+    const fallbacks = top.fallbacks.input.value.split(",").map((s) => s.trim()).filter(Boolean);
+    if (fallbacks.length) config.fallbacks = fallbacks;
+    for (const key of ["weight", "priority"]) {
+      if (top[key].input.value.trim()) config[key] = number(top[key].input.value);
+    }
+    LIMITS.forEach(([name], i) => {
+      if (limits[i].input.value.trim()) config[name] = number(limits[i].input.value);
+    });
+    const deployments = [...rows.children].map((row) => row.read());
+    if (deployments.length) config.deployments = deployments;
+    const out = { name: top.name.input.value.trim(), provider: provider.value, config };
+    if (model) out.id = model.id;
+    PRICES.forEach(([name], i) => {
+      if (prices[i].input.value.trim()) out[name] = prices[i].input.value.trim();
+    });
+    return out;
+  }
+
+  // "config.deployments[1].weight" → the weight input of the second deployment row
+  function inputFor(param) {
+    if (!param) return null;
+    const path = param.replace(/^config\./, "");
+    const dep = /^deployments\[(\d+)\](?:\.(\w+))?/.exec(path);
+    if (dep) {
+      const row = rows.children[Number(dep[1])];
+      const name = { baseUrl: "base_url", apiKey: "api_key", modelId: "model", upstream_model: "model" }[dep[2]] || dep[2];
+      return row ? row.querySelector(`[name="dep_${name}"]`) || row.querySelector("input") : null;
+    }
+    const name = { baseUrl: "base_url", apiKey: "api_key", modelId: "model", upstream_model: "model" }[path] || path;
+    return form.querySelector(`[name="${name}"]`);
+  }
+
+  function clearErrors() {
+    error.replaceChildren();
+    form.querySelectorAll(".field-error").forEach((e) => e.remove());
+    form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+  }
+
+  function showError(err) {
+    const input = inputFor(err.param);
+    const where = input ? input.closest("label") : null;
+    const label = where ? where.firstChild.textContent : null;
+    error.replaceChildren(notice("error", label ? `${label}: ${err.message}` : err.message));
+    if (input) {
+      const id = `err-${Math.random().toString(36).slice(2)}`;
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-describedby", id);
+      where.append(h("span", { class: "field-error", id }, err.message));
+      input.focus();
+    }
+  }
+
+  const form = h("form", { class: "model-form", id: "model-form", novalidate: true, onsubmit: async (e) => {
+    e.preventDefault();
+    clearErrors();
+    try {
+      const saved = await busy(submit, "Saving…", () => api("/admin/model/save", { method: "POST", body: body() }));
+      onSaved(saved);
+    } catch (err) {
+      showError(err);
+    }
+  } },
+  h("fieldset", {}, h("legend", {}, "Model and upstream"), h("div", { class: "row" },
+    top.name.label, h("label", { "data-field": "provider" }, "Provider", provider),
+    top.base_url.label, top.model.label, top.api_key.label, top.max_tokens.label)),
+  h("fieldset", {}, h("legend", {}, "Prices (credits)"), h("div", { class: "row" }, prices.map((p) => p.label))),
+  h("fieldset", {}, h("legend", {}, "The model's own rate limits (all keys together)"),
+    h("div", { class: "row" }, limits.map((l) => l.label))),
+  h("fieldset", {}, h("legend", {}, "Routing"), h("div", { class: "row" }, top.fallbacks.label, top.weight.label, top.priority.label),
+    h("p", { class: "muted" }, "Deployments serve the same model name from other upstreams: a higher weight takes a larger share, a lower priority goes first. A deployment renamed here loses its stored key."),
+    rows, addDeployment),
+  error, h("div", { class: "row" }, submit, cancel));
+  return form;
+}
