@@ -198,6 +198,7 @@ async def test_bad_group_by_is_400(client: httpx.AsyncClient) -> None:
     [
         ("/analytics/usage", {"key_id": "abc"}, "key_id"),
         ("/analytics/usage", {"operation": "Chat; drop"}, "operation"),
+        ("/analytics/usage", {"model": "m" * 513}, "model"),
         ("/analytics/latency", {"key_id": "-1"}, "key_id"),
         ("/analytics/latency", {"group_by": "user"}, "group_by"),
         ("/analytics/latency", {"start_date": "2024-02-01", "end_date": "2024-01-01"}, "start_date"),

@@ -31,6 +31,7 @@ async def get_usage(
     group_by: str | None = None,
     key_id: str | None = None,
     operation: str | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     state = request.app.state
     query = parse_usage_query(
@@ -40,7 +41,7 @@ async def get_usage(
         today=state.clock().date(),
         default_days=state.settings.default_window_days,
         max_days=state.settings.max_window_days,
-        filters=parse_filters(key_id, operation),
+        filters=parse_filters(key_id, operation, model),
     )
     service: UsageService = state.usage_service
     report = await service.report(session, principal.org_id, query)

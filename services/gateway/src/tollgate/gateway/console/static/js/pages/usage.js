@@ -25,6 +25,9 @@ export async function render(root, ctx) {
     keys.map((k) => h("option", { value: k.id }, `${k.name || "key"} (${k.key_prefix || `#${k.id}`})`)));
   const opSelect = h("select", { name: "operation" }, h("option", { value: "" }, "all operations"),
     OPERATIONS.map((op) => h("option", { value: op }, op.replace("_", "-"))));
+  const models = await api("/v1/models").then((r) => r.data.map((m) => m.id)).catch(() => []);
+  const modelSelect = h("select", { name: "model" }, h("option", { value: "" }, "all models"),
+    models.map((id) => h("option", { value: id }, id)));
   const show = h("button", { type: "submit" }, "Show");
   const out = h("div");
   let report = null;
@@ -33,7 +36,7 @@ export async function render(root, ctx) {
     e.preventDefault();
     busy(show, "Loading…", load);
   } }, h("label", {}, "From", start), h("label", {}, "To", end), h("label", {}, "Group by", group),
-  h("label", {}, "Key", keySelect), h("label", {}, "Operation", opSelect), show, download);
+  h("label", {}, "Key", keySelect), h("label", {}, "Model", modelSelect), h("label", {}, "Operation", opSelect), show, download);
   root.replaceChildren(form, out);
   await load();
 
@@ -42,6 +45,7 @@ export async function render(root, ctx) {
       const filters = new URLSearchParams({ start_date: start.value, end_date: end.value, group_by: group.value });
       if (keySelect.value) filters.set("key_id", keySelect.value);
       if (opSelect.value) filters.set("operation", opSelect.value);
+      if (modelSelect.value) filters.set("model", modelSelect.value);
       report = await api(`/analytics/usage?${filters}`);
     } catch (err) {
       report = null;
@@ -56,7 +60,7 @@ export async function render(root, ctx) {
       `${int(report.total_requests)} requests, ${int(report.total_tokens)} tokens, `,
       `success rate ${(report.success_rate * 100).toFixed(1)}%, average latency ${Math.round(report.average_response_time_ms)} ms.`));
     if (!rows.length || report.total_requests === 0) {
-      out.append(empty(keySelect.value || opSelect.value ? "No usage in this range for these filters." : "No usage in this range."));
+      out.append(empty(keySelect.value || opSelect.value || modelSelect.value ? "No usage in this range for these filters." : "No usage in this range."));
       return;
     }
     out.append(h("div", { class: "charts" },
@@ -79,7 +83,7 @@ export async function render(root, ctx) {
     const quote = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replaceAll('"', '""')}"` : String(v));
     const lines = [fields.join(","), ...report.breakdown.map((r) => fields.map((f) => quote(r[f] ?? "")).join(","))];
     const url = URL.createObjectURL(new Blob([`${lines.join("\n")}\n`], { type: "text/csv" }));
-    const only = [keySelect.value && `key-${keySelect.value}`, opSelect.value].filter(Boolean).map((f) => `-${f}`).join("");
+    const only = [keySelect.value && `key-${keySelect.value}`, modelSelect.value.replace(/[^A-Za-z0-9._-]+/g, "_"), opSelect.value].filter(Boolean).map((f) => `-${f}`).join("");
     const a = h("a", { href: url, download: `tollgate-usage-${start.value}-${end.value}-by-${group.value}${only}.csv` });
     document.body.append(a);
     a.click();
