@@ -32,9 +32,11 @@ from tollgate.auth.orgs.errors import (
 from tollgate.auth.orgs.models import Invitation
 from tollgate.auth.orgs.repository import OrgRepository
 from tollgate.auth.sessions.errors import InvalidToken
+from tollgate.auth.sessions.repository import SessionRepository
 from tollgate.common.errors import Forbidden
 
 INVITATION_PREFIX = "inv_"
+MEMBER_REMOVED = "member_removed"  # a session's revoked_reason when its user left its organisation
 MAX_INVITATION_LENGTH = 128
 
 
@@ -195,7 +197,8 @@ class OrgService:
 
     async def remove(self, session: AsyncSession, owner: KeyOwner, org_id: str, user_id: str) -> Member:
         """Removing someone (owners/admins) or leaving (anyone): the member's keys in the
-        organisation are revoked with the membership, so none keeps spending its credits."""
+        organisation are revoked with the membership, so none keeps spending its credits, and their
+        sessions switched into it end (POST /auth/switch-organization)."""
         _, actor = await self._locked(session, owner, org_id, "delete")
         repo = OrgRepository(session)
         target = await self._target(repo, org_id, user_id)
@@ -207,6 +210,7 @@ class OrgService:
         for key in await KeyRepository(session).active_of_member(user_id, org_id):
             key.revoked_at = now
             changes.append(KeyChange(key.id, key.key_hash, "revoked", now))
+        await SessionRepository(session).revoke_member_sessions(user_id, org_id, now, MEMBER_REMOVED)
         await repo.remove(target)
         return Member(target, user, changes)
 

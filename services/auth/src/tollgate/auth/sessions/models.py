@@ -21,7 +21,8 @@ class LoginSession(Base):
     org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    revoked_reason: Mapped[str | None] = mapped_column(Text)  # "logout" | "refresh_token_reused"
+    # "logout" | "refresh_token_reused" | "switched_organization" | "member_removed"
+    revoked_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class RefreshToken(Base):

@@ -60,6 +60,19 @@ class SessionRepository:
         )
         await self.session.execute(stmt)
 
+    async def revoke_member_sessions(self, user_id: str, org_id: str, now: datetime, reason: str) -> None:
+        """Ends every live session of the user acting in the organisation (they left it)."""
+        stmt = (
+            update(LoginSession)
+            .where(
+                LoginSession.user_id == user_id,
+                LoginSession.org_id == org_id,
+                LoginSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        await self.session.execute(stmt)
+
     async def is_active(self, session_id: str) -> bool:
         stmt = select(LoginSession.revoked_at).where(LoginSession.id == session_id)
         row = (await self.session.execute(stmt)).first()

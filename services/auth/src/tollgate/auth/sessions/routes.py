@@ -21,6 +21,7 @@ from tollgate.auth.sessions.schemas import (
     RefreshRequest,
     Registered,
     RegisterRequest,
+    SwitchOrganizationRequest,
     TokenPair,
     TokenRequest,
     UserOut,
@@ -72,6 +73,14 @@ async def refresh(
 async def logout(caller: CurrentCaller, tx: Tx, rt: Runtime) -> LoggedOut:
     await rt.identity.logout(tx.session, caller)
     return LoggedOut()
+
+
+@router.post("/switch-organization", response_model=TokenPair)
+async def switch_organization(request: Request, caller: CurrentCaller, tx: Tx, rt: Runtime) -> TokenPair:
+    """The signed-in user's session moved to another organisation of theirs: a new token pair whose
+    access token names it; the presented session ends. An API key cannot switch."""
+    body = await _parse(request, SwitchOrganizationRequest, allow_empty=False)
+    return _pair(await rt.identity.switch_organization(tx.session, caller, body.organization_id))
 
 
 @router.get("/me", response_model=Me)

@@ -53,6 +53,13 @@ class RefreshRequest(_Body):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512, strict=True)] | None = None
 
 
+OrgId = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, strict=True)]
+
+
+class SwitchOrganizationRequest(_Body):
+    organization_id: OrgId
+
+
 class TokenRequest(BaseModel):
     """OAuth2's password grant as IndoxRouter shows it; clients also send client_id, scope and the
     like, which are ignored."""

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 LOGOUT = "logout"
 REUSED = "refresh_token_reused"
+SWITCHED = "switched_organization"
 _LOGIN_EMAIL_INDEX = "uq_users_login_email"
 _MAX_REFRESH_TOKEN_LENGTH = 128
 
@@ -155,6 +156,29 @@ class SessionService:
             raise InvalidToken("Logging out needs the access token of a session, not an API key.")
         await SessionRepository(session).revoke(caller.session_id, self._now(), LOGOUT)
 
+    async def switch_organization(self, session: AsyncSession, caller: Caller, org_id: str) -> Tokens:
+        """A new session of the same user in another organisation they belong to (the console's
+        organisation switch); the caller's session ends, so one sign-in holds one live session."""
+        if caller.via != "access_token" or caller.session_id is None or caller.user_id is None:
+            raise Forbidden(
+                "An API key acts only in its own organisation; switching needs a signed-in session.",
+                code="organization_mismatch",
+            )
+        accounts = AccountRepository(session)
+        # One answer whether the organisation exists or not: ids are not probed through this.
+        if await accounts.role_in(org_id, caller.user_id) is None:
+            raise Forbidden("You are not a member of this organisation.", code="not_a_member")
+        user = await accounts.get_user(caller.user_id)
+        if user is None:
+            raise InvalidToken("This account no longer exists.", code="unknown_user")
+        await SessionRepository(session).revoke(caller.session_id, self._now(), SWITCHED)
+        tokens = await self._start(session, user, with_refresh=True, org_id=org_id)
+        log.info(
+            "session switched organisation",
+            extra={"user_id": user.id, "from_org_id": caller.org_id, "org_id": org_id},
+        )
+        return tokens
+
     async def authenticate(self, session: AsyncSession, credential: str) -> Caller:
         """An access token of a live session, or an API key: both stand for a user here."""
         if looks_like_jwt(credential):
@@ -185,13 +209,17 @@ class SessionService:
         org = await accounts.get_organization(org_id)
         return Identity(user, org, role)
 
-    async def _start(self, session: AsyncSession, user: User, *, with_refresh: bool) -> Tokens:
+    async def _start(
+        self, session: AsyncSession, user: User, *, with_refresh: bool, org_id: str | None = None
+    ) -> Tokens:
+        """A new session (refresh family) acting in `org_id`, by default the user's personal one."""
         now = self._now()
         repo = SessionRepository(session)
-        family = LoginSession(id=new_id("ses"), user_id=user.id, org_id=user.org_id)
+        acting = org_id or user.org_id
+        family = LoginSession(id=new_id("ses"), user_id=user.id, org_id=acting)
         await repo.add(family)
         refresh = await self._issue_refresh(repo, family.id, now) if with_refresh else None
-        access = self._tokens.access_token(user_id=user.id, org_id=user.org_id, session_id=family.id, now=now)
+        access = self._tokens.access_token(user_id=user.id, org_id=acting, session_id=family.id, now=now)
         return Tokens(access, refresh, self._tokens.access_ttl_s)
 
     async def _issue_refresh(self, repo: SessionRepository, session_id: str, now: datetime) -> str:

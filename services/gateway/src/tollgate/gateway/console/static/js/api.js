@@ -127,6 +127,15 @@ async function refresh() {
   return refreshing;
 }
 
+// The organisation switch: a new session of the same person in another organisation of theirs
+// (POST /auth/switch-organization); the old session ends server-side. A rotation in flight is
+// waited for first, so the switch presents the newest access token.
+export async function switchOrganization(orgId) {
+  if (refreshing) await refreshing.catch(() => {});
+  const tokens = await api("/auth/switch-organization", { method: "POST", body: { organization_id: orgId } });
+  setTokens(tokens);
+}
+
 function credential() {
   if (!session) return null;
   return session.kind === "key" ? session.apiKey : session.access;

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the role-aware navigation and a hash router (#/keys), so the gateway
 // serves one static index.html and every page works after a reload.
-import { api, currentSession, onSignedOut, signOut } from "./api.js";
+import { api, currentSession, onSignedOut, signOut, switchOrganization } from "./api.js";
 import { h, loading, notice } from "./ui.js";
 import * as signin from "./pages/signin.js";
 import * as overview from "./pages/overview.js";
@@ -43,8 +43,55 @@ async function loadContext() {
     // auth's /admin/*: a platform admin key, or the key of a team organisation's owner or admin
     managesOrgKeys: !!key && (platform || (orgAdmin && !org.personal)),
     hasUser: !!me.user,
+    // a signed-in person's organisations, for the switch (an API key stays in its own)
+    orgs: session.kind === "token" ? (await api("/auth/orgs")).data : [],
   };
 }
+
+// The organisation switch in the top bar, shown to a person in more than one organisation.
+const orgSwitch = document.getElementById("org-switch");
+const orgSelect = document.getElementById("org-select");
+
+function renderOrgSwitch(c) {
+  orgSwitch.hidden = c.orgs.length < 2;
+  orgSelect.replaceChildren(...c.orgs.map((o) =>
+    h("option", { value: o.id, selected: o.id === c.orgId }, `${o.name}${o.personal ? " (personal)" : ""}`)));
+}
+
+// Organisations come and go on the Organisations page (created, joined, left): the list is read
+// again on each navigation, in the background.
+async function refreshOrgs() {
+  const c = ctx;
+  if (!c || c.kind !== "token") return;
+  try {
+    c.orgs = (await api("/auth/orgs")).data;
+    if (ctx === c) renderOrgSwitch(c);
+  } catch {
+    // the switch keeps the list it has; the page itself reports what fails
+  }
+}
+
+orgSwitch.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!ctx || orgSelect.value === ctx.orgId) return;
+  const button = document.getElementById("org-switch-button");
+  button.disabled = true;
+  button.textContent = "Switching…";
+  try {
+    await switchOrganization(orgSelect.value);
+    ctx = null; // the role context is the new organisation's, from /auth/me
+    const page = (location.hash.replace(/^#\/?/, "") || "overview").split("?")[0];
+    // a page's state (a job, a session) belongs to the old organisation: keep only the page
+    if (location.hash.includes("?")) location.hash = `#/${page}`;
+    else await route();
+  } catch (err) {
+    orgSelect.value = ctx ? ctx.orgId : orgSelect.value;
+    main.prepend(notice("error", `Could not switch the organisation: ${err.message}`));
+  } finally {
+    button.disabled = false;
+    button.textContent = "Switch";
+  }
+});
 
 function who(c) {
   const name = c.me.user ? c.me.user.email || c.me.user.name : "API key";
@@ -67,6 +114,7 @@ async function route() {
   if (!session) {
     topbar.hidden = true;
     nav.hidden = true;
+    orgSwitch.hidden = true;
     ctx = null;
     main.replaceChildren();
     if (flash) main.append(notice("warn", flash));
@@ -83,10 +131,13 @@ async function route() {
       await signOut(flash);
       return;
     }
+  } else {
+    refreshOrgs();
   }
   topbar.hidden = false;
   nav.hidden = false;
   document.getElementById("who").textContent = who(ctx);
+  renderOrgSwitch(ctx);
   const entry = allowedPages(ctx).find(([pageId]) => pageId === id);
   renderNav(entry ? id : null);
   closeMenu();
