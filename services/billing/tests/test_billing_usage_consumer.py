@@ -159,8 +159,9 @@ def test_failpoint_exits_after_the_db_commit_before_any_offset_commit(database_u
     )
     assert proc.returncode == 70, proc.stderr
     assert "COMMITTED" not in proc.stdout and "SURVIVED" not in proc.stdout
+    # the scratch database's own URL (BILLING_TEST_PG_URL_TEMPLATE), not a fixed port
     check = subprocess.run(
-        ["psql", "-h", "127.0.0.1", "-p", "25532", "-U", "tollgate", "-d", database_url.rsplit("/", 1)[1],
+        ["psql", database_url.replace("postgresql+psycopg://", "postgresql://"),
          "-tAc", f"SELECT balance_micros FROM wallets WHERE org_id = '{org}'"],
         capture_output=True, text=True, timeout=30,
     )  # fmt: skip

@@ -4,6 +4,7 @@ and calls them; the training routes are forwarded to the training service."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
 
@@ -29,7 +30,7 @@ from tollgate.gateway.principals.grants import (
 )
 from tollgate.gateway.proxy.forwarder import route_for
 
-SERVER = "postgresql://tollgate@127.0.0.1:25532/postgres"
+SERVER = os.environ.get("GATEWAY_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 NAME = "ft:base-m:org-1:bot:ftjob-0123456789abcdef01234567"
 
 
@@ -83,7 +84,7 @@ async def catalog() -> AsyncIterator[tuple[DeploymentConsumer, CatalogSnapshot, 
     name = f"scratch_gateway_ft_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(SERVER, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://tollgate@127.0.0.1:25532/{name}"
+    url = SERVER.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
     upgrade_to_head(alembic_ini(), url)
     engine = make_engine(url, pool_size=2)
     sessions = make_sessionmaker(engine)
