@@ -1,5 +1,4 @@
-"""One row per usage event settled (within the retention): its primary key is what makes
-settlement exactly-once."""
+"""One row per usage event ever settled: its primary key is what makes settlement exactly-once."""
 
 from __future__ import annotations
 
@@ -12,17 +11,9 @@ from tollgate.billing.db import Base
 
 
 class UsageSettlement(Base):
-    """Partitioned by range of `occurred_at`, one partition per UTC day (migration 0007, pg_partman).
-    `occurred_at` is the event's own time, the same in every copy, so the primary key (event_id,
-    occurred_at) catches a copy in its first copy's partition; the epoch when the event has no
-    usable time (those rows, and the ones migrated from before partitioning, sit in the default
-    partition, which settlement also checks by event id alone)."""
-
     __tablename__ = "usage_settlements"
-    __table_args__ = ({"postgresql_partition_by": "RANGE (occurred_at)"},)
 
     event_id: Mapped[str] = mapped_column(Text, primary_key=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     org_id: Mapped[str] = mapped_column(Text, nullable=False)
     key_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     hold_id: Mapped[str | None] = mapped_column(Text, nullable=True)

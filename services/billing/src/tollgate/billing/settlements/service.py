@@ -41,11 +41,9 @@ def dedupe(charges: Sequence[UsageCharge]) -> tuple[list[UsageCharge], int]:
 async def settle_batch(
     session: AsyncSession, charges: Sequence[UsageCharge], *, now: datetime | None = None
 ) -> BatchOutcome:
-    """`now` dates events that carry no timestamp of their own (budgets use the event's time) and
-    bounds how far ahead an event's own time is believed (settlements.repository.AHEAD)."""
+    """`now` dates events that carry no timestamp of their own (budgets use the event's time)."""
     unique, repeats = dedupe(charges)
-    now = now or datetime.now(UTC)
-    new_ids = await repository.insert_new(session, unique, now)
+    new_ids = await repository.insert_new(session, unique)
     fresh = [c for c in unique if c.event_id in new_ids]
     outcome = BatchOutcome(settled=len(fresh), duplicates=repeats + len(unique) - len(fresh))
 
@@ -64,7 +62,7 @@ async def settle_batch(
         session,
         fresh,
         {org: st.balance_micros for org, st in states.items()},
-        now,
+        now or datetime.now(UTC),
         repeated=[c for c in unique if c.event_id not in new_ids],
         wallets=states,
     )
