@@ -33,13 +33,14 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
-from pg_cpu import backend_cpu_s
+from pg_cpu import cpu_per_event
 from pg_cpu import dsn as pg_dsn
-from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.billing.settlements import service as settlements
 from tollgate.billing.settlements.schemas import UsageCharge
@@ -56,14 +57,14 @@ INSERT INTO usage_settlements (event_id, org_id, key_id, hold_id, model, cost_mi
 SELECT 'bench_' || lpad(g::text, 10, '0'), 'bench_org_' || (g %% %(orgs)s), g %% 5000, NULL,
        'bench-model-' || (g %% 5), 150, 'ok',
        now() - make_interval(secs => (g %% (30 * 86400))::double precision)
-FROM generate_series(%(first)s, %(last)s) AS g
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 _LOAD_LEDGER = """
 INSERT INTO ledger_entries
     (org_id, amount_micros, kind, ref, key_id, balance_after, wallet_version, created_at)
 SELECT 'bench_org_' || (g %% %(orgs)s), -150, 'usage', 'bench_' || lpad(g::text, 10, '0'), g %% 5000,
        0, g, now() - make_interval(secs => (g %% (30 * 86400))::double precision)
-FROM generate_series(%(first)s, %(last)s) AS g
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 
 
@@ -102,34 +103,18 @@ async def settle_cpu(cfg: StackConfig, events: int, id_space: int, batch: int = 
         ).SerializeToString()
         for i in range(events)
     ]
+
+    async def settle(session: AsyncSession, chunk: Sequence[bytes]) -> None:
+        charges = [UsageCharge.from_event(events_pb2.UsageRecorded.FromString(p)) for p in chunk]
+        async with session.begin():
+            outcome = await settlements.settle_batch(session, charges)
+        assert outcome.settled == len(chunk), outcome
+
     try:
         async with sessions() as session:
-            pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-            await session.commit()
-
-            async def settle(chunk: list[bytes]) -> None:
-                charges = [UsageCharge.from_event(events_pb2.UsageRecorded.FromString(p)) for p in chunk]
-                async with session.begin():
-                    outcome = await settlements.settle_batch(session, charges)
-                assert outcome.settled == len(chunk), outcome
-
-            await settle(payloads[:batch])  # warm-up: statements prepared, caches loaded
-            py0, db0, wall0 = time.process_time(), backend_cpu_s(pid), time.perf_counter()
-            for start in range(batch, events, batch):
-                await settle(payloads[start : start + batch])
-            py, db, wall = time.process_time() - py0, backend_cpu_s(pid) - db0, time.perf_counter() - wall0
-            assert (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one() == pid
+            return await cpu_per_event(session, payloads, settle, batch)
     finally:
         await engine.dispose()
-    stored = events - batch
-    return {
-        "events": stored,
-        "batch": batch,
-        "python_cpu_ms_per_event": round(py * 1000 / stored, 4),
-        "postgres_cpu_ms_per_event": round(db * 1000 / stored, 4),
-        "total_cpu_ms_per_event": round((py + db) * 1000 / stored, 4),
-        "wall_ms_per_event": round(wall * 1000 / stored, 4),
-    }
 
 
 def table_sizes(cfg: StackConfig) -> dict[str, Any]:

@@ -30,12 +30,14 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
-from pg_cpu import backend_cpu_s, dsn
+from pg_cpu import cpu_per_event, dsn
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.analytics.consumers.usage import decode_usage
 from tollgate.analytics.usage.repository import UsageRepository
@@ -79,32 +81,17 @@ async def consumer_cpu(cfg: StackConfig, org_ids: list[str], events: int, batch:
         ).SerializeToString()
         for i in range(events)
     ]
+
+    async def record(session: AsyncSession, chunk: Sequence[bytes]) -> None:
+        facts = [f for p in chunk if (f := decode_usage(p, now_ms))]
+        async with session.begin():
+            await service.record(session, facts)
+
     try:
         async with sessions() as session:
-            # one connection (pool of 1, used by one task): the same backend serves every batch
-            pid = (await session.execute(_sql("SELECT pg_backend_pid()"))).scalar_one()
-            await session.commit()
-            # warm-up: statements prepared, caches loaded
-            async with session.begin():
-                await service.record(session, [f for p in payloads[:batch] if (f := decode_usage(p, now_ms))])
-            py0, db0, wall0 = time.process_time(), backend_cpu_s(pid), time.perf_counter()
-            for start in range(batch, events, batch):
-                facts = [f for p in payloads[start : start + batch] if (f := decode_usage(p, now_ms))]
-                async with session.begin():
-                    await service.record(session, facts)
-            py, db, wall = time.process_time() - py0, backend_cpu_s(pid) - db0, time.perf_counter() - wall0
-            assert (await session.execute(_sql("SELECT pg_backend_pid()"))).scalar_one() == pid
+            return await cpu_per_event(session, payloads, record, batch)
     finally:
         await engine.dispose()
-    stored = events - batch
-    return {
-        "events": stored,
-        "batch": batch,
-        "python_cpu_ms_per_event": round(py * 1000 / stored, 4),
-        "postgres_cpu_ms_per_event": round(db * 1000 / stored, 4),
-        "total_cpu_ms_per_event": round((py + db) * 1000 / stored, 4),
-        "wall_ms_per_event": round(wall * 1000 / stored, 4),
-    }
 
 
 def _sql(statement: str) -> Any:

@@ -60,6 +60,22 @@ class InsightsStore(Protocol):
     ) -> list[Any]: ...
 
 
+COUNTS = 9  # requests, errors, tokens in/out, cost, latency sum, cached, cache-write, reasoning tokens
+
+
+def add_counts(acc: list[Any], f: UsageFact) -> None:
+    """Adds one fact to the first COUNTS fields of a rollup accumulator (every rollup sums these)."""
+    acc[0] += 1
+    acc[1] += f.status not in SUCCESS_STATUSES
+    acc[2] += f.tokens_in
+    acc[3] += f.tokens_out
+    acc[4] += f.cost_micros
+    acc[5] += f.latency_ms
+    acc[6] += f.tokens_cached_in
+    acc[7] += f.tokens_cache_write
+    acc[8] += f.tokens_reasoning
+
+
 def key_hourly_deltas(facts: Iterable[UsageFact]) -> list[KeyHourlyDelta]:
     """Sums facts per (org, UTC hour, key, operation, model), in key order; the latency histogram
     counts answered requests only (failures have their own feed, and a timeout is not a latency)."""
@@ -67,18 +83,9 @@ def key_hourly_deltas(facts: Iterable[UsageFact]) -> list[KeyHourlyDelta]:
     for f in facts:
         hour = f.created_at.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
         key = (f.org_id, hour, f.key_id, f.operation, f.model)
-        acc = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0, 0, empty_histogram(), 0])
-        answered = f.status in SUCCESS_STATUSES
-        acc[0] += 1
-        acc[1] += not answered
-        acc[2] += f.tokens_in
-        acc[3] += f.tokens_out
-        acc[4] += f.cost_micros
-        acc[5] += f.latency_ms
-        acc[6] += f.tokens_cached_in
-        acc[7] += f.tokens_cache_write
-        acc[8] += f.tokens_reasoning
-        if answered:
+        acc = sums.setdefault(key, [0] * COUNTS + [empty_histogram(), 0])
+        add_counts(acc, f)
+        if f.status in SUCCESS_STATUSES:
             acc[9][bucket_of(f.latency_ms)] += 1
             acc[10] = max(acc[10], f.latency_ms)
     return [

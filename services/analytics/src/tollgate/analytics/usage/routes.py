@@ -16,9 +16,25 @@ from tollgate.analytics.usage.insights import (
     parse_filters,
     parse_latency_group,
 )
+from tollgate.analytics.usage.schemas import UsageFilter, UsageQuery
 from tollgate.analytics.usage.service import UsageService, parse_usage_query
 
 router = APIRouter()
+
+
+def _window(
+    state: Any, start: str | None, end: str | None, group_by: str | None, filters: UsageFilter
+) -> UsageQuery:
+    """The date window both reports read, bounded by the service's settings."""
+    return parse_usage_query(
+        start,
+        end,
+        group_by,
+        today=state.clock().date(),
+        default_days=state.settings.default_window_days,
+        max_days=state.settings.max_window_days,
+        filters=filters,
+    )
 
 
 @router.get("/analytics/usage")
@@ -34,15 +50,7 @@ async def get_usage(
     model: str | None = None,
 ) -> dict[str, Any]:
     state = request.app.state
-    query = parse_usage_query(
-        start_date,
-        end_date,
-        group_by,
-        today=state.clock().date(),
-        default_days=state.settings.default_window_days,
-        max_days=state.settings.max_window_days,
-        filters=parse_filters(key_id, operation, model),
-    )
+    query = _window(state, start_date, end_date, group_by, parse_filters(key_id, operation, model))
     service: UsageService = state.usage_service
     report = await service.report(session, principal.org_id, query)
     return report.model_dump()
@@ -62,15 +70,7 @@ async def get_latency(
 ) -> dict[str, Any]:
     state = request.app.state
     grouping = parse_latency_group(group_by)
-    dates = parse_usage_query(
-        start_date,
-        end_date,
-        None,
-        today=state.clock().date(),
-        default_days=state.settings.default_window_days,
-        max_days=state.settings.max_window_days,
-        filters=parse_filters(key_id, operation, model),
-    )
+    dates = _window(state, start_date, end_date, None, parse_filters(key_id, operation, model))
     service: InsightsService = state.insights_service
     report = await service.latency(session, principal.org_id, LatencyQuery(dates, grouping))
     return report.model_dump()

@@ -14,9 +14,8 @@ from typing import Protocol, TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tollgate.analytics.errors import InvalidParameter
-from tollgate.analytics.usage.insights import key_hourly_deltas, latency_daily_deltas
+from tollgate.analytics.usage.insights import COUNTS, add_counts, key_hourly_deltas, latency_daily_deltas
 from tollgate.analytics.usage.schemas import (
-    SUCCESS_STATUSES,
     DailyDelta,
     DayBreakdown,
     GroupBy,
@@ -81,16 +80,7 @@ def _sums(
     sums: dict[tuple[str, _B, str], list[int]] = {}
     for f in facts:
         key = (f.org_id, bucket(f.created_at), f.model)
-        acc = sums.setdefault(key, [0, 0, 0, 0, 0, 0, 0, 0, 0])
-        acc[0] += 1
-        acc[1] += f.status not in SUCCESS_STATUSES
-        acc[2] += f.tokens_in
-        acc[3] += f.tokens_out
-        acc[4] += f.cost_micros
-        acc[5] += f.latency_ms
-        acc[6] += f.tokens_cached_in
-        acc[7] += f.tokens_cache_write
-        acc[8] += f.tokens_reasoning
+        add_counts(sums.setdefault(key, [0] * COUNTS), f)
     return [(org, b, model, a) for (org, b, model), a in sorted(sums.items())]
 
 
