@@ -1,17 +1,19 @@
 """`make bench-billing-scale`: billing's per-event tables at tens of millions of rows (docs/benchmarks.md,
 "Billing's tables at scale").
 
-Billing keeps one `usage_settlements` row (the exactly-once key, event id) and one `ledger_entries`
-row (the money record, unique on kind + ref) per paid request, forever. This bench asks whether
-settling an event gets dearer as those tables grow. On a stack (the `test` profile unless
-TOLLGATE_PROFILE says otherwise; TOLLGATE_PORT_OFFSET moves a private one) it:
+Billing keeps one `usage_settlements` row (the exactly-once key: event id and the UTC day of the
+event's own time; one partition per day, kept 35 days) and one `ledger_entries` row (the money
+record, kept for ever; its unique (kind, ref) index leaves usage entries out) per paid request.
+This bench asks whether settling an event gets dearer as those tables grow. On a stack (the `test`
+profile unless TOLLGATE_PROFILE says otherwise; TOLLGATE_PORT_OFFSET moves a private one) it:
 1. measures the billing worker's CPU per event with the tables as they are: the real decode
    (`UsageCharge.from_event`) and `settlements.settle_batch` (settlement rows, wallets, ledger,
    budget counters, `cost_daily`) in batches of 500 in one transaction each, as `UsageConsumer`
    settles them, for 50 funded organisations. CPU = this process (`time.process_time`) plus the
    PostgreSQL backend serving its connection (/proc/<pid>/stat), so index maintenance is counted;
 2. loads `--rows` settlements and as many ledger entries (default 20M each) for 1,000 other
-   organisations over 30 days, with `INSERT ... SELECT generate_series` in chunks. The loaded ids
+   organisations over the last 30 days (their day partitions made first, as a running system has
+   them), with `INSERT ... SELECT generate_series` in chunks. The loaded ids
    are `bench_` + a zero-padded counter, so the load appends to the unique indexes' right edge
    (a random-order load of 20M rows takes hours here, and only the finished index matters); the
    measured events' ids start with a random counter value below `--rows`, so each lands at a random
@@ -53,11 +55,12 @@ CPU_ORGS = [f"bench_cpu_org_{i}" for i in range(50)]
 FUNDS = 10**15  # the bench organisations never run dry, whatever the run length
 
 _LOAD_SETTLEMENTS = """
-INSERT INTO usage_settlements (event_id, org_id, key_id, hold_id, model, cost_micros, status, created_at)
+INSERT INTO usage_settlements
+    (event_id, org_id, key_id, hold_id, model, cost_micros, status, created_at, event_day)
 SELECT 'bench_' || lpad(g::text, 10, '0'), 'bench_org_' || (g %% %(orgs)s), g %% 5000, NULL,
-       'bench-model-' || (g %% 5), 150, 'ok',
-       now() - make_interval(secs => (g %% (30 * 86400))::double precision)
-FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
+       'bench-model-' || (g %% 5), 150, 'ok', t, date_trunc('day', t - interval '2 seconds', 'UTC')
+FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g,
+     LATERAL (SELECT now() - make_interval(secs => (g %% (30 * 86400))::double precision) AS t) AS at
 """
 _LOAD_LEDGER = """
 INSERT INTO ledger_entries
@@ -122,15 +125,30 @@ def table_sizes(cfg: StackConfig) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for table in ("usage_settlements", "ledger_entries"):
             rows = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-            size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size(%s))", (table,)).fetchone()
+            # a partitioned table's own size is 0: sum its partitions (none listed for a plain table)
+            size = conn.execute(
+                "SELECT pg_size_pretty(coalesce(sum(pg_total_relation_size(relid)),"
+                " pg_total_relation_size(%s))) FROM pg_partition_tree(%s)",
+                (table, table),
+            ).fetchone()
             out[f"{table}_rows"] = rows[0] if rows else 0
             out[f"{table}_size"] = size[0] if size else "?"
         return out
 
 
+# the day partitions of the last 30 days (a fresh database has them from a week back)
+_PAST_PARTITIONS = """
+SELECT partman.create_partition_time('public.usage_settlements',
+    ARRAY(SELECT generate_series(date_trunc('day', now()) - interval '31 days', now(), interval '1 day')))
+"""
+
+
 def load(cfg: StackConfig, rows: int, orgs: int, chunk: int) -> dict[str, Any]:
     spent = {"usage_settlements_s": 0.0, "ledger_entries_s": 0.0}
     with psycopg.connect(dsn(cfg), autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute("SET LOCAL timezone = 'UTC'")  # partition bounds follow the session's zone
+            conn.execute(_PAST_PARTITIONS)
         for first in range(0, rows, chunk):
             params = {"orgs": orgs, "first": first, "last": min(first + chunk, rows) - 1}
             t0 = time.perf_counter()

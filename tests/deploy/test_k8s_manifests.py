@@ -259,3 +259,21 @@ def test_no_service_or_ingress_routes_to_a_metrics_port(manifests: list[dict[str
             for path in rule.get("http", {}).get("paths", []):
                 port = path["backend"]["service"]["port"]
                 assert port.get("name") != "metrics" and port.get("number") not in metrics_numbers, name
+
+
+def test_deletion_patches_stand_alone_so_kubectl_apply_k_renders_them() -> None:
+    """docs/operations.md deploys with `kubectl apply -k`: kubectl 1.32's embedded kustomize (v5.5)
+    panics on a patch file that holds `$patch: delete` among other documents (v5.7 does not), so
+    each deletion is its own patch file."""
+    k8s = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+    checked = 0
+    for kustomization in k8s.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(kustomization.read_text())
+        for patch in spec.get("patches", []):
+            if "path" not in patch:
+                continue
+            docs = [d for d in yaml.safe_load_all((kustomization.parent / patch["path"]).read_text()) if d]
+            if any(d.get("$patch") == "delete" for d in docs):
+                checked += 1
+                assert len(docs) == 1, f"{kustomization.parent.name}/{patch['path']}: split the deletion out"
+    assert checked >= 2, "the production overlay deletes base's postgres and kafka Services"

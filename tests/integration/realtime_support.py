@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from google.protobuf.message import Message
 from websockets.asyncio.client import ClientConnection, connect
 
-from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_TRAINING, make_producer
+from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_TRAINING, make_admin, make_producer
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.procs import wait_http
 
@@ -71,20 +72,46 @@ async def until(
             seen.append(frame)
 
 
-async def publish_training(config: StackConfig, messages: Sequence[Message]) -> None:
+async def publish_training(
+    config: StackConfig, messages: Sequence[Message], partitions: Sequence[int] | None = None
+) -> None:
     """To training.v1 keyed by job id with the message name in `event-type`, as training's outbox
-    relay publishes them (the real path is a training job: minutes, not what these tests are about)."""
+    relay publishes them (the real path is a training job: minutes, not what these tests are about).
+    `partitions`: the i-th message goes to that partition instead of its key's."""
     producer = make_producer(config.kafka_bootstrap, "realtime-test")
     await producer.start()
     try:
-        for message in messages:
+        for i, message in enumerate(messages):
             key = str(getattr(message, "job_id", "") or getattr(message, "name", ""))
             headers = [(EVENT_TYPE_HEADER, type(message).__name__.encode())]
             await producer.send_and_wait(
-                TOPIC_TRAINING, message.SerializeToString(), key=key.encode(), headers=headers
+                TOPIC_TRAINING,
+                message.SerializeToString(),
+                key=key.encode(),
+                headers=headers,
+                partition=None if partitions is None else partitions[i],
             )
     finally:
         await producer.stop()
+
+
+async def group_assignment(config: StackConfig, group_id: str) -> tuple[str, list[int]]:
+    """The consumer group's state as the broker describes it, and how many partitions each member
+    holds: ("Stable", [6, 6]) once every member has its share."""
+    admin = make_admin(config.kafka_bootstrap, "realtime-test-admin")
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group_id])
+        group = response.groups[0]
+        state, members = group[2], group[5]
+        counts = []
+        for member in members:
+            raw = member[-1]
+            assigned = ConsumerProtocolMemberAssignment.decode(raw).assignment if raw else []
+            counts.append(sum(len(partitions) for _, partitions in assigned))
+        return state, counts
+    finally:
+        await admin.close()
 
 
 def free_port() -> int:
@@ -147,8 +174,8 @@ def replica(config: StackConfig, **settings: str) -> Iterator[Replica]:
         **settings,
     }
     gateway = Replica(config, env, port)
-    gateway.start()
     try:
+        gateway.start()  # one that never got healthy is stopped too
         yield gateway
     finally:
         gateway.stop()

@@ -1,7 +1,8 @@
 """The console's admin pages in a real browser (Debian's Chromium under Playwright) against the real
-stack: a platform admin key adds a model with prices, its own limits, a fallback and a second
-deployment on the Models page (a refusal of the route shown at the field it names), edits its price
-and deletes it, each change checked over HTTP; on the Credits page it refunds part of a payment and
+stack: a platform admin key adds a model with prices, its own limits, a fallback, a config key the
+form has no field for and a second deployment on the Models page (a refusal of the route shown at the
+field it names), edits its price (every other config key kept) and deletes it, each change checked
+over HTTP; on the Credits page it refunds part of a payment and
 adjusts a key's balance, each form sent twice and the balance moving once by exactly its amount;
 sets a budget and a low-balance threshold for another organisation, and sees the low-balance alert
 that threshold fires, with its Kafka delivery. A key without admin rights keeps the read-only views.
@@ -69,6 +70,8 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     await form.locator("input[name=price_request]").fill("0.01")
     await form.locator("input[name=rpm]").fill("600")
     await form.locator("input[name=fallbacks]").fill("sim-chat")
+    # a config key the form has no field for: kept as typed, and by every later edit
+    await form.locator("textarea[name=other_config]").fill('{"route_tag": {"tier": "gold"}}')
     await page.locator("#add-deployment").click()
     deployment = form.locator("fieldset.deployment").first
     await deployment.locator("input[name=dep_name]").fill("b")
@@ -95,6 +98,7 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     assert (saved["price_in"], saved["price_out"], saved["price_request"]) == (2, 4, 0.01), saved
     assert (saved["rpm"], saved["fallbacks"], saved["has_api_key"]) == (600, ["sim-chat"], True), saved
     assert [(d["name"], d["weight"], d["priority"]) for d in saved["deployments"]] == [("b", 3, 1)]
+    assert saved["config"]["route_tag"] == {"tier": "gold"}, saved
     callable_ = (await http.get("/v1/models", headers=admin)).json()["data"]
     assert name in [m["id"] for m in callable_]
     watch.check("Models (added)")
@@ -103,6 +107,7 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     await row.locator(f"button[data-edit='{name}']").click()
     await expect(form.locator("input[name=price_in]")).to_have_value("2")
     await expect(form.locator("input[name=dep_weight]")).to_have_value("3")
+    await expect(form.locator("textarea[name=other_config]")).to_contain_text('"tier": "gold"')
     await form.locator("input[name=price_in]").fill("2.5")
     await form.locator("button[type=submit]").click()
     await expect(page.locator("main .notice.ok")).to_contain_text(f"Saved {name}")
@@ -110,6 +115,7 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     edited = (await http.get(f"/admin/model/list?q={name}", headers=admin)).json()["data"][0]
     assert (edited["price_in"], edited["price_out"], edited["rpm"]) == (2.5, 4, 600), edited
     assert edited["has_api_key"] and edited["deployments"][0]["weight"] == 3, edited
+    assert edited["config"] == {**saved["config"]}, edited  # nothing but the price changed
     info = (await http.get(f"/models/openai-compatible/{name}", headers=admin)).json()
     assert info["pricing"]["input"] == 0.0025, info  # per 1K tokens, as IndoxRouter shows
     assert await fits_a_phone(page)

@@ -146,10 +146,16 @@ async def test_a_person_fine_tunes_a_model_follows_it_live_and_tries_it(
     )
     await expect(page.locator("#ft-step")).to_contain_text(f"/ {STEPS}")
     await expect(page.locator("#ft-cancel")).to_be_visible()
+    # followed over the gateway's /ws (the CSP lets the same origin's ws:// through), not by polling
+    await expect(page.locator("#ft-live")).to_have_attribute("data-live", "ws")
     await shot(page, "32-finetune-running")
     watch.check("Fine-tuning job (running)")
 
     await expect(page.locator('#ft-status [data-status="succeeded"]')).to_be_visible(timeout=JOB_MS)
+    # while /ws is up the running job is read again only when a training event says it changed:
+    # `succeeded` came from /ws's training_completed
+    await expect(page.locator("#ft-live")).to_have_attribute("data-live", "ws")
+    await expect(page.locator("#ft-live")).to_contain_text("followed over /ws")
     await expect(page.locator("#ft-curve")).to_have_attribute("data-points", str(STEPS), timeout=SETTLE_MS)
     await expect(page.locator("#ft-step")).to_have_text(f"{STEPS} / {STEPS}")
     await expect(page.locator("#ft-cancel")).to_have_count(0)

@@ -108,7 +108,16 @@ def test_facts_land_in_day_partitions_and_reports_equal_the_raw_facts(
         settled = conn.execute(
             "SELECT count(*), sum(cost_micros) FROM usage_settlements WHERE org_id = %s", (account.org_id,)
         ).fetchone()
+        # billing's settlement rows sit in their events' UTC day partitions too (billing migration 0007)
+        partitions = conn.execute(
+            "SELECT DISTINCT tableoid::regclass::text FROM usage_settlements WHERE org_id = %s",
+            (account.org_id,),
+        ).fetchall()
     assert settled == (30, cost)
+    assert {p for (p,) in partitions} == {
+        f"usage_settlements_p{two_days_ago:%Y_%m_%d}",
+        f"usage_settlements_p{now:%Y_%m_%d}",
+    }
     assert stats.json()["total_cost_micros"] == cost
     assert sum(d["requests"] for d in stats.json()["daily_stats"]) == 30
     by_day = {d["date"]: d["cost_micros"] for d in stats.json()["daily_stats"] if d["requests"]}

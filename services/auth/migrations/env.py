@@ -4,6 +4,7 @@ import tollgate.auth.accounts.models
 import tollgate.auth.audit.models
 import tollgate.auth.grants.models
 import tollgate.auth.groups.models
+import tollgate.auth.guard.models
 import tollgate.auth.keys.models
 import tollgate.auth.limits.models
 import tollgate.auth.orgs.models

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -14,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tollgate.auth.app import build_app
+from tollgate.auth.guard.retention import GuardReportRetention
 from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
 from tollgate.auth.keys.keygen import KeyHasher
 from tollgate.auth.keys.service import KeyService, utcnow
@@ -49,6 +52,21 @@ def sender() -> FakeSender:
     return FakeSender()
 
 
+class Clock:
+    """The guard's clock: the real time unless a test moves it."""
+
+    def __init__(self) -> None:
+        self.at: datetime | None = None
+
+    def __call__(self) -> datetime:
+        return self.at or utcnow()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
 @pytest.fixture
 async def admin(
     engine: AsyncEngine,
@@ -57,11 +75,12 @@ async def admin(
     hasher: KeyHasher,
     identity: SessionService,
     sender: FakeSender,
+    clock: Clock,
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with sessions.begin() as session:
         await ensure_bootstrap_admin(session, hasher, ADMIN_KEY, utcnow())
     rt = AuthRuntime(sessions, key_service, RecordingEvents(), identity)
-    app = build_app(rt, engine, CollectorRegistry(), usage_sender=sender)
+    app = build_app(rt, engine, CollectorRegistry(), usage_sender=sender, guard_clock=clock)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://auth") as client:
         client.headers["Authorization"] = f"Bearer {ADMIN_KEY}"
         yield client
@@ -199,6 +218,93 @@ async def test_idempotency_key_gives_one_event_id_per_key(
     fresh = await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=_pair(key))
     assert len(ids) == 1 and "abc" not in next(iter(ids))
     assert theirs.json()["event_id"] not in ids and fresh.json()["event_id"] not in ids
+
+
+async def test_a_retry_re_sends_the_first_attempt_s_event_whatever_the_clock_says(
+    admin: httpx.AsyncClient, sender: FakeSender, clock: Clock
+) -> None:
+    """Billing partitions settlement rows by the event's UTC day and analytics its facts by the
+    event's time: every copy of one event must carry the first attempt's time. Retries an hour, a
+    day (across UTC midnight) and a second later, and one racing the others, publish the first
+    attempt's bytes."""
+    key = await _key_with_secret(admin)
+    headers = {**_pair(key), "Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+    first_at = datetime(2026, 12, 6, 23, 59, 30, tzinfo=UTC)
+    clock.at = first_at
+    first = await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers)
+    assert first.status_code == 202, first.text
+    for later in (timedelta(hours=1), timedelta(days=1), timedelta(seconds=1)):
+        clock.at = first_at + later
+        retry = await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers)
+        assert retry.status_code == 202, retry.text
+        assert retry.json()["event_id"] == first.json()["event_id"]
+    clock.at = first_at + timedelta(minutes=5)
+    racing = await asyncio.gather(
+        *(admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers) for _ in range(4))
+    )
+    assert [r.status_code for r in racing] == [202] * 4
+    values = [value for _, value, _, _ in sender.records]
+    assert len(values) == 8 and len(set(values)) == 1  # byte-identical copies
+    first_ms = int(first_at.timestamp() * 1000)
+    assert {(e.started_at_unix_ms, e.finished_at_unix_ms) for e in sender.events()} == {(first_ms, first_ms)}
+
+    # without an Idempotency-Key every call is a new event, stamped now
+    fresh = await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=_pair(key))
+    assert sender.events()[-1].event_id == fresh.json()["event_id"] != first.json()["event_id"]
+    assert sender.events()[-1].finished_at_unix_ms == int(clock.at.timestamp() * 1000)
+
+
+async def test_a_retry_that_reports_something_else_is_refused_and_not_published(
+    admin: httpx.AsyncClient, sender: FakeSender
+) -> None:
+    key = await _key_with_secret(admin)
+    headers = {**_pair(key), "Idempotency-Key": "same-key"}
+    assert (await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers)).status_code == 202
+    for changed in ({"total_cost": 0.9}, {"input_tokens": 101}, {"model": "other-model"}):
+        resp = await admin.post("/api/guard/log-usage", json={**USAGE_BODY, **changed}, headers=headers)
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(sender.records) == 1
+
+
+async def test_a_report_kept_while_kafka_refused_is_the_one_the_retry_publishes(
+    admin: httpx.AsyncClient, sender: FakeSender, clock: Clock
+) -> None:
+    key = await _key_with_secret(admin)
+    headers = {**_pair(key), "Idempotency-Key": "after-a-503"}
+    sender.up = False
+    clock.at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    refused = await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers)
+    assert refused.status_code == 503
+    sender.up, clock.at = True, datetime(2026, 12, 2, 12, tzinfo=UTC)
+    retry = await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers)
+    assert retry.status_code == 202, retry.text
+    [event] = sender.events()
+    assert event.finished_at_unix_ms == int(datetime(2026, 12, 1, 12, tzinfo=UTC).timestamp() * 1000)
+
+
+async def test_kept_reports_are_deleted_past_their_retention(
+    admin: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    key = await _key_with_secret(admin)
+    for idem in ("old", "new"):
+        headers = {**_pair(key), "Idempotency-Key": idem}
+        assert (await admin.post("/api/guard/log-usage", json=USAGE_BODY, headers=headers)).status_code == 202
+    async with sessions.begin() as session:
+        await session.execute(
+            text(
+                "UPDATE guard_usage_reports SET created_at = now() - interval '41 days' WHERE event_id ="
+                " (SELECT min(event_id) FROM guard_usage_reports WHERE key_id = :k)"
+            ),
+            {"k": key["id"]},
+        )
+    retention = GuardReportRetention(sessions, CollectorRegistry(), retention_days=40, batch=1)
+    assert await retention.run_once() >= 1
+    async with sessions() as session:
+        left = await session.scalar(
+            text("SELECT count(*) FROM guard_usage_reports WHERE key_id = :k"), {"k": key["id"]}
+        )
+    assert left == 1
 
 
 @pytest.mark.parametrize(

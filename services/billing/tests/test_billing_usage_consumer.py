@@ -224,3 +224,42 @@ async def test_a_consumer_whose_coordination_broke_is_replaced_and_the_usage_sti
     alone = UsageConsumer(ConsumingKafka([], broken=True), sessions, store, metrics)  # type: ignore[arg-type]
     with pytest.raises(KafkaError):  # nothing to renew with: the failure ends run (and the process)
         await alone.run()
+
+
+class HungCommitKafka(ConsumingKafka):
+    """aiokafka after a broker restart in test_faults.py: the batch is fetched, its commit never
+    returns (the coordinator lookup waits forever). A hung stop: libs/common's test_kafka_stalls."""
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        await asyncio.sleep(3600)
+
+
+async def test_a_hung_offset_commit_renews_the_consumer_and_the_redelivery_is_not_charged_again(
+    sessions: async_sessionmaker[AsyncSession], store: HoldStore, metrics: BillingMetrics
+) -> None:
+    org = new_org()
+    await store.sync_wallet(org, 1_000, 0)
+    batch = {TP: [record(8, usage("hung-commit-1", org, 40))]}
+    hung = HungCommitKafka([batch])
+    fresh = ConsumingKafka([batch])  # the new member re-reads from the last committed offset
+    consumer = UsageConsumer(
+        hung,  # type: ignore[arg-type]
+        sessions,
+        store,
+        metrics,
+        retry_backoff_s=0.01,
+        renew=lambda: fresh,  # type: ignore[arg-type, return-value]
+        commit_timeout_s=0.1,
+    )
+    renewals = value(metrics.consumer_renewals)
+    task = asyncio.create_task(consumer.run())
+    for _ in range(3000):
+        if fresh.commits:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert hung.stopped and fresh.started
+    assert fresh.commits == [{TP: 9}]
+    assert await balance(sessions, org) == -40  # settled once, the redelivery skipped as a duplicate
+    assert value(metrics.consumer_renewals) == renewals + 1

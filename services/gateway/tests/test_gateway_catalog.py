@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 from collections.abc import AsyncIterator
 
 import httpx
@@ -22,8 +24,10 @@ from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.dependencies import principal_dependency
 
-SERVER = "postgresql://tollgate@127.0.0.1:25532/postgres"
-DB_URL = "postgresql+psycopg://tollgate@127.0.0.1:25532/scratch_gateway_unit"
+SERVER = os.environ.get("GATEWAY_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
+DB_URL = SERVER.replace("postgresql://", "postgresql+psycopg://").replace(
+    "/postgres", "/scratch_gateway_unit"
+)
 
 
 def test_config_string_is_parsed_and_the_secret_split_out() -> None:
@@ -227,3 +231,88 @@ async def test_a_models_own_limits_are_listed_so_an_editor_can_keep_them(
     assert (listed["rpm"], listed["tpm"], listed["tpd"]) == (500, None, 90_000)
     plain = await client.post("/admin/model/save", json={**save, "config": CONFIG}, headers=ADMIN)
     assert (plain.json()["rpm"], plain.json()["tpm"], plain.json()["tpd"]) == (None, None, None)
+
+
+async def test_an_edit_of_only_the_price_keeps_every_other_config_key(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    """What the console does: the list's `config` sent back with the model's other fields and a new
+    price. Nothing of the Bedrock model's config is lost, no secret is ever listed, the stored ones
+    are kept, and a new region alone re-signs the kept credentials."""
+    client, snapshot = admin_client
+    guardrail = {"guardrailIdentifier": "gr-1", "guardrailVersion": "2", "trace": "enabled"}
+    config = {
+        "modelId": "anthropic.claude-3:0",
+        "region": "eu-west-1",
+        "endpoint": "http://sim:8090",
+        "accessKeyId": "AKID",
+        "secretAccessKey": "aws-secret-value",
+        "guardrailConfig": guardrail,
+        "fallbacks": ["sim-other"],
+        "rpm": 100,
+        "weight": 2,
+        "max_tokens": 1000,
+        "deployments": [{"name": "b", "provider": "openai-compatible", "base_url": "http://b:1/v1",
+                         "api_key": "sk-deployment"}],
+    }  # fmt: skip
+    save = {"name": "br-edit", "provider": "bedrock-converse", "config": json.dumps(config),
+            "group_id": 3, "multiple": True, "price_in": 1, "price_out": 3}  # fmt: skip
+    r = await client.post("/admin/model/save", json=save, headers=ADMIN)
+    assert r.status_code == 200, r.text
+    listed = (await client.get("/admin/model/list?q=br-edit", headers=ADMIN)).json()["data"][0]
+    for secret in ("AKID", "aws-secret-value", "sk-deployment", "api_key_encrypted"):
+        assert secret not in json.dumps(listed)
+    expected = {
+        "modelId": "anthropic.claude-3:0",
+        "region": "eu-west-1",
+        "endpoint": "http://sim:8090",
+        "max_tokens": 1000,
+        "guardrailConfig": guardrail,
+        "fallbacks": ["sim-other"],
+        "rpm": 100,
+        "weight": 2,
+        "deployments": [{"name": "b", "provider": "openai-compatible", "base_url": "http://b:1/v1",
+                         "model": "anthropic.claude-3:0", "weight": 1, "priority": 0}],
+    }  # fmt: skip
+    assert listed["config"] == expected
+    kept = {k: listed[k] for k in ("id", "name", "provider", "group_id", "multiple", "config")}
+    edited = await client.post(
+        "/admin/model/save", json={**kept, "price_in": 2, "price_out": 3}, headers=ADMIN
+    )
+    assert edited.status_code == 200, edited.text
+    after = (await client.get("/admin/model/list?q=br-edit", headers=ADMIN)).json()["data"][0]
+    assert after["config"] == expected and after["price_in"] == 2
+    assert (after["group_id"], after["multiple"], after["has_api_key"]) == (3, True, True)
+    assert after["deployments"][0]["has_api_key"]
+    entry = snapshot.get("br-edit")
+    assert entry is not None and entry.api_base == "http://sim:8090" and entry.price_in_micros == 2_000_000
+    assert entry.api_key is not None and json.loads(entry.api_key) == {
+        "region": "eu-west-1", "accessKeyId": "AKID", "secretAccessKey": "aws-secret-value"
+    }  # fmt: skip
+    assert entry.deployments[0].api_key == "sk-deployment"
+    # the region alone changed: the endpoint follows it, the kept credentials sign for it
+    moved = {**kept, "config": {**after["config"], "region": "us-west-2"}}
+    moved["config"].pop("endpoint")
+    assert (await client.post("/admin/model/save", json=moved, headers=ADMIN)).status_code == 200
+    entry = snapshot.get("br-edit")
+    assert entry is not None and entry.api_base == "https://bedrock-runtime.us-west-2.amazonaws.com"
+    assert entry.api_key is not None and json.loads(entry.api_key)["region"] == "us-west-2"
+    assert json.loads(entry.api_key)["secretAccessKey"] == "aws-secret-value"
+
+
+async def test_a_credential_outside_the_secret_fields_is_refused(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    """The extra config is kept in clear and listed: a key named like a credential is refused."""
+    client, _ = admin_client
+    base = {"base_url": "http://sim:8090/v1", "model": "m"}
+    for extra, param in (
+        ({"client_secret": "x"}, "config.client_secret"),
+        ({"guardrail": {"authToken": "x"}}, "config.guardrail.authToken"),
+        ({"accessKeyId": "AKID"}, "config.accessKeyId"),  # Bedrock's only for bedrock-converse
+    ):
+        save = {"name": "leaky", "provider": "openai-compatible", "config": {**base, **extra}}
+        r = await client.post("/admin/model/save", json=save, headers=ADMIN)
+        assert (r.status_code, r.json()["error"]["param"]) == (400, param), r.text
+    listed = await client.get("/admin/model/list?q=leaky", headers=ADMIN)
+    assert listed.json()["total"] == 0

@@ -10,7 +10,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_BILLING_ALERTS, TOPIC_TRAINING, TOPIC_USAGE
 from tollgate.contracts.v1 import events_pb2, training_pb2
 from tollgate.gateway.realtime.events import Cursor, RealtimeEvent, Viewer, maintenance_event, shape
-from tollgate.gateway.realtime.fanin import UsageWatch, select
+from tollgate.gateway.realtime.fanin import RealtimeFanIn, UsageWatch, select
 
 
 def usage(org: str = "org_a", key_id: int = 7, user_id: str = "u1") -> events_pb2.UsageRecorded:
@@ -176,3 +176,42 @@ async def test_the_usage_watch_keeps_the_last_set_while_redis_is_away() -> None:
     assert await watch.orgs() == {"org_a"}  # Redis down: the last set known
     now[0] = 2.0
     assert await watch.orgs() == {"org_b"}
+
+
+@dataclass
+class PinningConsumer:
+    """What _pin_new_partitions asks of the consumer: its assignment, committed offsets, positions."""
+
+    assigned: set[str]
+    committed_at: dict[str, int]
+    positions: dict[str, int]
+    commits: list[dict[str, int]] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)
+
+    def assignment(self) -> set[str]:
+        return set(self.assigned)
+
+    async def committed(self, tp: str) -> int | None:
+        self.asked.append(tp)
+        return self.committed_at.get(tp)
+
+    async def position(self, tp: str) -> int:
+        return self.positions[tp]
+
+    async def commit(self, offsets: dict[str, int]) -> None:
+        self.commits.append(offsets)
+
+
+async def test_a_partition_the_group_never_committed_is_pinned_where_this_replica_starts() -> None:
+    """Its "latest" start is committed when it is assigned, so the next owner after a crash starts
+    there and not at its own "latest" (which would skip what was published in between)."""
+    consumer = PinningConsumer({"t-0", "t-1"}, committed_at={"t-1": 5}, positions={"t-0": 42, "t-1": 5})
+    fanin = RealtimeFanIn(lambda: consumer, None, None, None)  # type: ignore[arg-type]
+    await fanin._pin_new_partitions()
+    assert consumer.commits == [{"t-0": 42}]
+    await fanin._pin_new_partitions()  # the same assignment: nothing asked again
+    assert consumer.commits == [{"t-0": 42}] and sorted(consumer.asked) == ["t-0", "t-1"]
+    consumer.assigned = {"t-1", "t-2"}  # a rebalance: only the new partition is looked at
+    consumer.positions["t-2"] = 7
+    await fanin._pin_new_partitions()
+    assert consumer.commits == [{"t-0": 42}, {"t-2": 7}] and consumer.asked[-1] == "t-2"

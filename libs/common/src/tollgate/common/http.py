@@ -60,6 +60,8 @@ class ObservabilityMiddleware:
         self.app = app
         self.metrics = metrics
         self.tracer = trace.get_tracer(tracer_name)
+        # labelled children by (method, route, status): a labels() lookup costs a few µs a request
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,9 +96,22 @@ class ObservabilityMiddleware:
         finally:
             route = scope.get("route")
             route_name = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(method, route_name, str(status_holder[0])).inc()
-            self.metrics.latency.labels(method, route_name).observe(time.perf_counter() - started)
+            requests, latency = self._metric_children(method, route_name, status_holder[0])
+            requests.inc()
+            latency.observe(time.perf_counter() - started)
             request_id_var.reset(token)
+
+    def _metric_children(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        index = (method, route, status)
+        children = self._children.get(index)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            if len(self._children) < 10_000:  # routes are templates; an odd method is not kept
+                self._children[index] = children
+        return children
 
 
 ErrorRenderer = Callable[[Request, TollgateError], dict[str, Any]]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -21,6 +22,7 @@ from tollgate.auth.guard.usage import NoSender, RecordSender
 from tollgate.auth.keys.credit_chat_routes import router as credit_chat_keys_router
 from tollgate.auth.keys.credit_chat_routes import with_credit_chat_errors
 from tollgate.auth.keys.routes import router as keys_router
+from tollgate.auth.keys.service import utcnow
 from tollgate.auth.keys.user_routes import router as user_keys_router
 from tollgate.auth.limits.routes import router as limits_router
 from tollgate.auth.limits.service import LimitService
@@ -46,6 +48,7 @@ def build_app(
     model_grants: ModelGrants | None = None,
     usage_sender: RecordSender | None = None,
     invitation_ttl: timedelta = DEFAULT_INVITATION_TTL,
+    guard_clock: Callable[[], datetime] | None = None,
 ) -> FastAPI:
     # /auth/* answers in SloughGPT's envelope, /api/keys in the credit chat API's, /api/guard/* in the guard's
     # own; the admin routes keep OpenAI's.
@@ -58,7 +61,9 @@ def build_app(
     app.state.model_grants = model_grants or ModelGrants()
     app.state.audit = AuditLog()
     # Without a sender (apps built for other tests) log-usage answers 503, never a silent drop.
-    app.state.guard = GuardService(rt.keys, app.state.model_grants, usage_sender or NoSender())
+    app.state.guard = GuardService(
+        rt.keys, app.state.model_grants, usage_sender or NoSender(), clock=guard_clock or utcnow
+    )
     app.state.orgs = OrgService(rt.keys, invitation_ttl)
     app.state.org_changes = org_change_counter(registry)
     # The same default tier as Authenticate's (AUTH_DEFAULT_RATE_TIER), so answers match the principal.

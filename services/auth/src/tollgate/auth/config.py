@@ -75,6 +75,11 @@ class AuthSettings(ServiceSettings):
     password_hash_concurrency: int = 4
     # How long an invitation into an organisation may be accepted (AUTH_INVITATION_TTL_S).
     invitation_ttl_s: int = 7 * 24 * 3600
+    # The guard API keeps the first report of each log-usage sent with an Idempotency-Key this many
+    # days (its retries re-send it). Must exceed billing's BILLING_SETTLEMENT_RETENTION_DAYS (35) by
+    # at least a day; see docs/identity.md, "Idempotency".
+    guard_report_retention_days: int = Field(default=40, ge=9, le=3660)
+    guard_report_retention_interval_s: float = Field(default=3600.0, gt=0)
 
 
 def key_peppers(settings: AuthSettings) -> Keyring:

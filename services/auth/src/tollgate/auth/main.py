@@ -11,6 +11,7 @@ from tollgate.auth.app import build_app
 from tollgate.auth.config import AuthSettings, checked_secrets, jwt_keys, key_peppers
 from tollgate.auth.grants.service import ModelGrants
 from tollgate.auth.grpc_server import AuthMetrics, AuthServicer
+from tollgate.auth.guard.retention import GuardReportRetention
 from tollgate.auth.keys.bootstrap import ensure_bootstrap_admin
 from tollgate.auth.keys.events import KafkaKeyEvents
 from tollgate.auth.keys.keygen import KeyHasher
@@ -127,6 +128,12 @@ async def main(settings: AuthSettings | None = None) -> None:
         usage_sender=events,
         invitation_ttl=timedelta(seconds=settings.invitation_ttl_s),
     )
+    guard_reports = GuardReportRetention(
+        sessions,
+        registry,
+        retention_days=settings.guard_report_retention_days,
+        interval_s=settings.guard_report_retention_interval_s,
+    )
     grpc_server = make_server("auth")
     auth_pb2_grpc.add_AuthServiceServicer_to_server(
         AuthServicer(read_sessions, keys, AuthMetrics(registry), model_grants, TokenPrincipals(token_issuer)),
@@ -146,7 +153,7 @@ async def main(settings: AuthSettings | None = None) -> None:
         settings.http_host,
         settings.http_port,
         grpc_server=grpc_server,
-        background=[last_used.run],
+        background=[last_used.run, guard_reports.run],
         on_shutdown=[shutdown],
         metrics=MetricsEndpoint(registry, settings.metrics_port),
     )

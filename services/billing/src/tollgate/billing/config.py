@@ -46,6 +46,12 @@ class BillingSettings(ServiceSettings):
     # Redis connections per process; callers beyond it wait (up to 5 s) for a free one.
     redis_max_connections: int = 100
 
+    # usage_settlements rows (the exactly-once record of settled events) are kept this many days
+    # after the event (day partitions dropped whole), default-partition rows this many days after
+    # settling: far beyond any redelivery (Kafka keeps usage.v1 7 days). See docs/billing.md.
+    settlement_retention_days: int = Field(default=35, ge=8, le=3660)
+    settlement_maintenance_interval_s: float = Field(default=3600.0, gt=0)
+
     consumer_group: str = "billing-usage"
     consumer_max_records: int = 1000
     # Only the crash test sets this ("crash_after_db_commit").

@@ -41,6 +41,7 @@ from tollgate.billing.payments.admin_routes import router as payment_admin_route
 from tollgate.billing.payments.providers import PaymentProvider, PaymentProviders, TestProvider
 from tollgate.billing.payments.purchase_routes import router as purchase_router
 from tollgate.billing.payments.routes import router as payments_router
+from tollgate.billing.settlements.partitions import SettlementPartitions
 from tollgate.billing.wallets import repository as wallet_repository
 from tollgate.billing.wallets.reconcile import Reconciler
 from tollgate.billing.wallets.repository import WalletState
@@ -241,12 +242,18 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
         "billing-worker", shared.registry, health_check=health_check(shared.engine, shared.redis)
     )
     dispatcher, close_dispatcher = build_dispatcher(settings, shared.sessions, shared.registry)
+    partitions = SettlementPartitions(
+        shared.sessions,
+        shared.metrics,
+        retention_days=settings.settlement_retention_days,
+        interval_s=settings.settlement_maintenance_interval_s,
+    )
     log.info("billing worker starting", extra={"http_port": settings.worker_http_port})
     await serve(
         app,
         settings.http_host,
         settings.worker_http_port,
-        background=[consumer.run, dispatcher.run],
+        background=[consumer.run, dispatcher.run, partitions.run],
         on_shutdown=[close_dispatcher, shared.close],
         metrics=MetricsEndpoint(shared.registry, settings.worker_metrics_port),
     )

@@ -102,6 +102,23 @@ class BillingMetrics:
             ["partition"],
             registry=registry,
         )
+        # usage_settlements' day partitions (pg_partman, settlements/partitions.py)
+        self.settlement_maintenance = Counter(
+            "billing_settlement_partition_maintenance_total",
+            "Runs of usage_settlements' partition maintenance (pg_partman), by outcome",
+            ["outcome"],
+            registry=registry,
+        )
+        self.settlement_maintenance_last_success = Gauge(
+            "billing_settlement_partition_maintenance_last_success_timestamp_seconds",
+            "When usage_settlements' partition maintenance last succeeded",
+            registry=registry,
+        )
+        self.settlement_partitions = Gauge(
+            "billing_settlement_partitions",
+            "Day partitions of usage_settlements (the default one not counted)",
+            registry=registry,
+        )
         self.recharges = Counter("billing_recharges_total", "Recharges applied", registry=registry)
         # payments (package purchases, provider webhooks, refunds, adjustments, reconciliation)
         self.payment_webhooks = Counter(

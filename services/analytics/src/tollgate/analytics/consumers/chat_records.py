@@ -22,7 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tollgate.analytics.records.metrics import ChatRecordMetrics
 from tollgate.analytics.records.repository import NewEntry
 from tollgate.analytics.records.service import ChatRecordService, prepare
-from tollgate.common.kafka import consume_with_renewal, renewed_consumer, start_when_available
+from tollgate.common.kafka import (
+    commit_within,
+    consume_with_renewal,
+    renewed_consumer,
+    start_when_available,
+)
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -125,7 +130,7 @@ class ChatRecordConsumer:
     async def _commit(self, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
         try:
-            await self._consumer.commit(offsets)
+            await commit_within(self._consumer, offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             log.warning("chat records offset commit refused after rebalance", extra={"error": repr(exc)})
 

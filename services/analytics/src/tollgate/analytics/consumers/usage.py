@@ -27,6 +27,7 @@ from tollgate.analytics.usage.schemas import StoreResult, UsageFact
 from tollgate.common.consumer_lag import ConsumerLag
 from tollgate.common.kafka import (
     EVENT_TYPE_HEADER,
+    commit_within,
     consume_with_renewal,
     renewed_consumer,
     start_when_available,
@@ -239,7 +240,7 @@ class UsageConsumer:
     async def _commit(self, batches: Mapping[TopicPartition, Sequence[Any]]) -> None:
         offsets = {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
         try:
-            await self._consumer.commit(offsets)
+            await commit_within(self._consumer, offsets)
         except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance took the partitions: their new owner replays these records, deduped by id.
             log.warning("offset commit refused after rebalance", extra={"error": repr(exc)})

@@ -1,10 +1,12 @@
-"""The guard's queries on api_keys (the secret column)."""
+"""The guard's queries: api_keys' secret column, and the first report of each idempotent log-usage."""
 
 from __future__ import annotations
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from tollgate.auth.guard.models import GuardUsageReport
 from tollgate.auth.keys.models import ApiKey
 
 
@@ -31,3 +33,19 @@ class GuardRepository:
     async def active_key_for_update(self, key_id: int) -> ApiKey | None:
         stmt = select(ApiKey).where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None)).with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def first_report(self, event_id: str, key_id: int, usage_event: bytes) -> bytes:
+        """Keeps `usage_event` as this event id's report unless one is kept already; returns the
+        kept one (the first attempt's). A concurrent first attempt is waited for: the insert blocks
+        on its uncommitted row, and the select after it (a new snapshot) sees it committed."""
+        stmt = (
+            insert(GuardUsageReport)
+            .values(event_id=event_id, key_id=key_id, usage_event=usage_event)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(GuardUsageReport.usage_event)
+        )
+        inserted = (await self.session.execute(stmt)).scalar_one_or_none()
+        if inserted is not None:
+            return inserted
+        kept = select(GuardUsageReport.usage_event).where(GuardUsageReport.event_id == event_id)
+        return (await self.session.execute(kept)).scalar_one()

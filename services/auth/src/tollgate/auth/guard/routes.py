@@ -67,9 +67,14 @@ async def log_usage(
     body: LogUsageRequest,
     principal: GuardPrincipal,
     guard: Guard,
+    rt: Runtime,
     idempotency_key: Annotated[str | None, Header()] = None,
 ) -> LogUsageResponse:
-    event_id = await guard.log_usage(principal, body, idempotency_key)
+    # the first report of an Idempotency-Key is committed before it is published (a retry re-sends
+    # it); the Kafka wait holds no database connection
+    async with rt.sessions.begin() as session:
+        event_id, event = await guard.usage_report(session, principal, body, idempotency_key)
+    await guard.publish_usage(principal, event)
     return LogUsageResponse(event_id=event_id)
 
 

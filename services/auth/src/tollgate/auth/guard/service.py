@@ -18,14 +18,22 @@ from tollgate.auth.guard.usage import (
     MAX_IDEMPOTENCY_KEY,
     RecordSender,
     event_id_for,
+    same_report,
     usage_headers,
     usage_recorded,
 )
 from tollgate.auth.keys.keygen import MAX_KEY_LENGTH
 from tollgate.auth.keys.service import KeyNotFound, KeyService
 from tollgate.common.auth_client import Principal
-from tollgate.common.errors import Forbidden, InvalidRequest, ServiceUnavailable, Unauthenticated
+from tollgate.common.errors import (
+    Forbidden,
+    InvalidRequest,
+    ServiceUnavailable,
+    TollgateError,
+    Unauthenticated,
+)
 from tollgate.common.kafka import TOPIC_USAGE
+from tollgate.contracts.v1 import events_pb2
 
 SECRET_SCHEME = "tgs_"  # tells a secret from a key at a glance (and to secret scanners)
 SECRET_RANDOM_BYTES = 30  # 240 bits, like keys: a keyed fast hash is safe to store
@@ -55,6 +63,12 @@ class BadPair(Unauthenticated):
 
 class ModelNotAllowed(Forbidden):
     code = "model_not_allowed"
+
+
+class IdempotencyKeyReused(TollgateError):
+    status_code = 409
+    error_type = "invalid_request_error"
+    code = "idempotency_key_reused"
 
 
 class GuardService:
@@ -120,11 +134,19 @@ class GuardService:
         if not principal.may_use(model):
             raise ModelNotAllowed(f"This API key may not use the model {model!r}.", param="model")
 
-    async def log_usage(
-        self, principal: Principal, body: LogUsageRequest, idempotency_key: str | None
-    ) -> str:
-        """Publishes the UsageRecorded and returns its event id; raises 503 when Kafka did not
-        acknowledge it, so the client retries (with the same Idempotency-Key: charged once)."""
+    async def usage_report(
+        self,
+        session: AsyncSession,
+        principal: Principal,
+        body: LogUsageRequest,
+        idempotency_key: str | None,
+    ) -> tuple[str, bytes]:
+        """The event id and the serialized UsageRecorded that log-usage publishes. With an
+        Idempotency-Key, the first attempt's report is kept (`guard_usage_reports`, written in the
+        caller's transaction, which must commit before publishing) and every retry gets its bytes
+        back, its time included: all copies of the event are the same, so billing settles it once
+        in one day partition and analytics counts it once (docs/identity.md, "Idempotency"). A retry
+        whose report differs from the first one is refused (409)."""
         idem = (idempotency_key or "").strip() or None
         if idem is not None and len(idem) > MAX_IDEMPOTENCY_KEY:
             raise InvalidRequest("Idempotency-Key is too long.", param="Idempotency-Key")
@@ -139,9 +161,22 @@ class GuardService:
             total_cost=body.total_cost,
             now=self._now(),
         )
+        value = event.SerializeToString()
+        if idem is None:
+            return event_id, value  # a new event every call: nothing to keep
+        kept = await GuardRepository(session).first_report(event_id, principal.key_id, value)
+        if kept != value and not same_report(events_pb2.UsageRecorded.FromString(kept), event):
+            raise IdempotencyKeyReused(
+                "This Idempotency-Key was used for a different usage report.", param="Idempotency-Key"
+            )
+        return event_id, kept
+
+    async def publish_usage(self, principal: Principal, value: bytes) -> None:
+        """Publishes a report from `usage_report`; raises 503 when Kafka did not acknowledge it, so
+        the client retries (with the same Idempotency-Key: the same event, charged once)."""
         sent = await self._sender.send_record(
             TOPIC_USAGE,
-            event.SerializeToString(),
+            value,
             key=principal.org_id.encode(),  # usage.v1 is keyed by organisation
             headers=usage_headers(),
         )
@@ -150,4 +185,3 @@ class GuardService:
                 "Usage could not be recorded right now; retry with the same Idempotency-Key.",
                 code="usage_unavailable",
             )
-        return event_id

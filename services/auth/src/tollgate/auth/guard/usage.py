@@ -76,5 +76,11 @@ def usage_recorded(
     )
 
 
+def same_report(kept: events_pb2.UsageRecorded, retry: events_pb2.UsageRecorded) -> bool:
+    """Whether a retry reports what the kept first attempt did (its time aside)."""
+    fields = ("org_id", "key_id", "model", "tokens_in", "tokens_out", "cost_micros")
+    return all(getattr(kept, f) == getattr(retry, f) for f in fields)
+
+
 def usage_headers() -> list[tuple[str, bytes]]:
     return [(EVENT_TYPE_HEADER, b"UsageRecorded"), *kafka_headers_from_context()]

@@ -26,7 +26,13 @@ from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.settlements import service as settlements
 from tollgate.billing.settlements.schemas import InvalidUsageEvent, UsageCharge
 from tollgate.common.consumer_lag import ConsumerLag
-from tollgate.common.kafka import consume_with_renewal, renewed_consumer, start_when_available
+from tollgate.common.kafka import (
+    COMMIT_STALL_S,
+    commit_within,
+    consume_with_renewal,
+    renewed_consumer,
+    start_when_available,
+)
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -65,9 +71,10 @@ class UsageConsumer:
         failpoint: str = "",
         retry_backoff_s: float = 1.0,
         renew: Callable[[], AIOKafkaConsumer] | None = None,
+        commit_timeout_s: float = COMMIT_STALL_S,
     ) -> None:
         """`renew`: a new consumer of the same group, to replace one whose group coordination broke
-        (without it such a failure ends `run`)."""
+        or whose offset commit hung for commit_timeout_s (without it such a failure ends `run`)."""
         self._consumer = consumer
         self._renew = renew
         self._sessions = sessions
@@ -76,6 +83,7 @@ class UsageConsumer:
         self._max_records = max_records
         self._crash_after_db_commit = failpoint == FAILPOINT_CRASH_AFTER_DB_COMMIT
         self._retry_backoff_s = retry_backoff_s
+        self._commit_timeout_s = commit_timeout_s
         self._tracer = trace.get_tracer("tollgate.billing.consumer")
 
     async def run(self) -> None:
@@ -171,7 +179,7 @@ class UsageConsumer:
     async def _commit(self, batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]]) -> None:
         offsets = {tp: part[-1].offset + 1 for tp, part in batches.items() if part}
         try:
-            await self._consumer.commit(offsets)
+            await commit_within(self._consumer, offsets, timeout_s=self._commit_timeout_s)
         except (CommitFailedError, IllegalStateError):
             # A rebalance took the partitions: their new owner re-reads them and dedupes.
             log.warning("offset commit lost to a rebalance; records will be redelivered")

@@ -41,9 +41,11 @@ def dedupe(charges: Sequence[UsageCharge]) -> tuple[list[UsageCharge], int]:
 async def settle_batch(
     session: AsyncSession, charges: Sequence[UsageCharge], *, now: datetime | None = None
 ) -> BatchOutcome:
-    """`now` dates events that carry no timestamp of their own (budgets use the event's time)."""
+    """`now` dates events that carry no timestamp of their own (budgets use the event's time) and
+    bounds how far ahead an event's own time is believed (settlements.repository.AHEAD)."""
     unique, repeats = dedupe(charges)
-    new_ids = await repository.insert_new(session, unique)
+    now = now or datetime.now(UTC)
+    new_ids = await repository.insert_new(session, unique, now)
     fresh = [c for c in unique if c.event_id in new_ids]
     outcome = BatchOutcome(settled=len(fresh), duplicates=repeats + len(unique) - len(fresh))
 
@@ -62,7 +64,7 @@ async def settle_batch(
         session,
         fresh,
         {org: st.balance_micros for org, st in states.items()},
-        now or datetime.now(UTC),
+        now,
         repeated=[c for c in unique if c.event_id not in new_ids],
         wallets=states,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Text, UniqueConstraint, func
+from sqlalchemy import BigInteger, CheckConstraint, DateTime, Index, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tollgate.billing.db import Base
@@ -28,7 +28,16 @@ class Wallet(Base):
 class LedgerEntry(Base):
     __tablename__ = "ledger_entries"
     __table_args__ = (
-        UniqueConstraint("kind", "ref", name="uq_ledger_entries_kind_ref"),
+        # Unique for every kind but usage (migration 0007): a usage entry is made exactly once by its
+        # usage_settlements row, and a global index on random event ids costs every settlement a
+        # page far beyond memory once the ledger is large. Lookups must say `kind <> 'usage'`.
+        Index(
+            "uq_ledger_entries_kind_ref_not_usage",
+            "kind",
+            "ref",
+            unique=True,
+            postgresql_where=text("kind <> 'usage'"),
+        ),
         CheckConstraint(
             "kind IN ('recharge', 'usage', 'refund', 'adjustment', 'bonus')", name="ck_ledger_entries_kind"
         ),

@@ -72,8 +72,12 @@ _INSERT_LEDGER = text(
     """
 )
 
+# `kind <> 'usage'` is the predicate of the partial unique index on (kind, ref) (migration 0007):
+# written out, it lets the planner use that index whatever the bound kind (a generic plan cannot
+# prove it from `kind = $1`). Usage entries have no index by ref: find them via usage_settlements.
 _LEDGER_BY_REF = text(
-    "SELECT balance_after, wallet_version FROM ledger_entries WHERE kind = :kind AND ref = :ref"
+    "SELECT balance_after, wallet_version FROM ledger_entries"
+    " WHERE kind = :kind AND ref = :ref AND kind <> 'usage'"
 )
 
 
@@ -123,6 +127,9 @@ async def insert_ledger_entries(session: AsyncSession, entries: Sequence[NewLedg
 
 
 async def ledger_entry_state(session: AsyncSession, kind: str, ref: str) -> tuple[int, int] | None:
-    """(balance_after, wallet_version) of the entry with this natural key, if any."""
+    """(balance_after, wallet_version) of the entry with this natural key, if any. Not for usage
+    entries (unique per event through usage_settlements, not by ref)."""
+    if kind == "usage":
+        raise ValueError("usage ledger entries are not looked up by ref")
     row = (await session.execute(_LEDGER_BY_REF, {"kind": kind, "ref": ref})).one_or_none()
     return None if row is None else (row.balance_after, row.wallet_version)

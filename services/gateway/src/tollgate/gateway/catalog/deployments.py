@@ -16,7 +16,14 @@ from aiokafka import AIOKafkaConsumer
 from google.protobuf.message import DecodeError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_TRAINING, Brokers, make_consumer
+from tollgate.common.kafka import (
+    EVENT_TYPE_HEADER,
+    STOP_STALL_S,
+    TOPIC_TRAINING,
+    Brokers,
+    commit_within,
+    make_consumer,
+)
 from tollgate.common.telemetry import header_value
 from tollgate.contracts.v1 import training_pb2
 from tollgate.gateway.catalog.repository import ModelRepository
@@ -119,8 +126,8 @@ class DeploymentConsumer:
                     if changed:
                         await self._snapshot.reload()
                     if batches:
-                        await consumer.commit(
-                            {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+                        await commit_within(
+                            consumer, {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
                         )
             except asyncio.CancelledError:
                 raise
@@ -128,7 +135,8 @@ class DeploymentConsumer:
                 log.warning("training.v1 consumer failed; retrying", exc_info=True)
             finally:
                 try:
-                    await consumer.stop()
+                    async with asyncio.timeout(STOP_STALL_S):
+                        await consumer.stop()
                 except Exception:
                     log.debug("consumer stop failed", exc_info=True)
             await asyncio.sleep(self._retry_s)

@@ -76,6 +76,9 @@ class ModelOut(BaseModel):
     weight: int = 1
     priority: int = 0
     deployments: list[DeploymentOut] = []
+    # Every non-secret key of the model's config, in the form save takes back (catalog/saved_config.py):
+    # save replaces the whole config, so an editor sends this back with its changes.
+    config: dict[str, Any] = {}
     created_at: datetime
     updated_at: datetime
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -37,15 +38,22 @@ class ChatCompletions:
         self._pipeline = pipeline
         self._metrics = metrics
         self._recorder = recorder  # chat records (docs/chat-records.md); None: never recorded
+        self._answered: dict[int, Any] = {}  # gateway_chat_requests_total's child by status
 
     async def handle(self, request: Request) -> Response:
         try:
             response = await self._handle(request)
         except TollgateError as exc:
-            self._metrics.chat_requests.labels(str(exc.status_code)).inc()
+            self._count(exc.status_code)
             raise
-        self._metrics.chat_requests.labels(str(response.status_code)).inc()
+        self._count(response.status_code)
         return response
+
+    def _count(self, status: int) -> None:
+        counter = self._answered.get(status)
+        if counter is None:
+            counter = self._answered[status] = self._metrics.chat_requests.labels(str(status))
+        counter.inc()
 
     async def _handle(self, request: Request) -> Response:
         started = time.perf_counter()

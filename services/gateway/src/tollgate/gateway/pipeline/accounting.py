@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 from tollgate.gateway.completions.streaming import StreamOutcome
 from tollgate.gateway.limits.gate import RateGate
@@ -32,6 +33,7 @@ class Accounts:
         self._metrics = metrics
         self._pricing = pricing
         self._tasks = TaskSet()
+        self._charged: dict[tuple[str, bool], Any] = {}  # gateway_charged_micros_total's children
 
     def charge(self, call: Call, status: str, usage: Usage, estimated: bool) -> Awaitable[None] | None:
         """Prices what the call used and emits its event; the hold's mark is sent with it (await
@@ -83,7 +85,12 @@ class Accounts:
         if call.family:  # /v1/chat/completions counts its answers by HTTP status instead
             self._metrics.operations.labels(call.family, operation.value, status).inc()
         if cost:  # every priced answer, chat's too (it is most of what is charged)
-            self._metrics.charged_micros.labels(operation.value, str(call.batch).lower()).inc(cost)
+            charged = self._charged.get((operation.value, call.batch))
+            if charged is None:
+                charged = self._charged[(operation.value, call.batch)] = self._metrics.charged_micros.labels(
+                    operation.value, str(call.batch).lower()
+                )
+            charged.inc(cost)
         usage, chain = call.usage, call.chain
         # the model the request named, when another one of its chain served it
         requested = "" if chain is None or chain[0].entry.name == entry.name else chain[0].entry.name

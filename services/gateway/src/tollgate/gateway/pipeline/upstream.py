@@ -6,6 +6,7 @@ routing retries) or UpstreamRejected (the caller's fault); it never touches the 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 from opentelemetry import propagate, trace
@@ -24,6 +25,7 @@ class Upstream:
         self.timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s)
         self._tracer = trace.get_tracer("tollgate.gateway")
+        self._latency: dict[str, Any] = {}  # gateway_upstream_latency_seconds' child by provider
 
     async def open(self, call: Call, timeout_s: float | None = None) -> httpx.Response:
         """The upstream's 200 response, its body still to be read (a stream)."""
@@ -66,7 +68,12 @@ class Upstream:
                 raise timed_out() from None
             except UpstreamConnectionError:
                 raise unreachable() from None
-            self._metrics.upstream_latency.labels(entry.provider).observe(time.perf_counter() - began)
+            latency = self._latency.get(entry.provider)
+            if latency is None:
+                latency = self._latency[entry.provider] = self._metrics.upstream_latency.labels(
+                    entry.provider
+                )
+            latency.observe(time.perf_counter() - began)
         if response.status_code != 200:
             raise refused(response.status_code, response.content)
         return response.content

@@ -53,13 +53,14 @@ class PrincipalCache:
         self._inflight: dict[str, asyncio.Future[Principal]] = {}
         # Bumped on every invalidation: a lookup that started before one must not cache its answer.
         self._generation = 0
+        self._hits = metrics.principal_cache.labels("hit")  # resolved once: counted every request
 
     async def get(self, api_key: str) -> Principal:
         digest = key_digest(api_key)
         now = self._clock()
         hit = self._entries.get(digest)
         if hit is not None and hit[1] > now:
-            self._metrics.principal_cache.labels("hit").inc()
+            self._hits.inc()
             return hit[0]
         refused = self._negative.get(digest)
         if refused is not None and refused[1] > now:

@@ -26,6 +26,7 @@ from tollgate.common.kafka import (
     TOPIC_TRAINING,
     TOPIC_USAGE,
     Brokers,
+    commit_within,
     consume_with_renewal,
     make_consumer,
     renewed_consumer,
@@ -45,10 +46,11 @@ TOPICS = (TOPIC_TRAINING, TOPIC_BILLING_ALERTS, TOPIC_USAGE)
 def default_factory(brokers: Brokers) -> Callable[[], AIOKafkaConsumer]:
     def make() -> AIOKafkaConsumer:
         # latest: a new group starts at now (there is nobody to replay history to); after that the
-        # committed offsets carry it across restarts
-        return make_consumer(
-            brokers, GROUP_ID, *TOPICS, auto_offset_reset="latest", fetch_min_bytes=1, fetch_max_wait_ms=100
-        )
+        # committed offsets carry it across restarts. The broker gathers up to 64 KiB for at most
+        # 100 ms per fetch (make_consumer's defaults): usage.v1 carries every request of the
+        # platform, and a fetch (then a commit) per producer batch cost the gateway more CPU per
+        # request than anything else the fan-in does (docs/benchmarks.md, "Gateway CPU per request")
+        return make_consumer(brokers, GROUP_ID, *TOPICS, auto_offset_reset="latest")
 
     return make
 
@@ -110,6 +112,7 @@ class RealtimeFanIn:
         self._watch = watch
         self._metrics = metrics
         self._retry_s = retry_s
+        self._assigned: set[Any] = set()
 
     async def run(self) -> None:
         try:
@@ -122,6 +125,7 @@ class RealtimeFanIn:
 
     async def _replace(self) -> None:
         self._consumer = await renewed_consumer(self._consumer, self._factory)
+        self._assigned = set()
 
     async def _consume(self) -> None:
         await start_when_available(
@@ -131,6 +135,7 @@ class RealtimeFanIn:
             await self.poll_once()
 
     async def poll_once(self) -> int:
+        await self._pin_new_partitions()
         batches = await self._consumer.getmany(timeout_ms=1000, max_records=500)
         records = [r for recs in batches.values() for r in recs]
         if not records:
@@ -139,11 +144,35 @@ class RealtimeFanIn:
         await self._append(events)
         self._metrics.records.inc(len(records))
         try:
-            await self._consumer.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs})
+            await commit_within(
+                self._consumer, {tp: recs[-1].offset + 1 for tp, recs in batches.items() if recs}
+            )
         except (CommitFailedError, IllegalStateError) as exc:
             # the partitions' new owner replays these records; the append dedupes them
             log.warning("realtime offset commit refused after rebalance", extra={"error": repr(exc)})
         return len(records)
+
+    async def _pin_new_partitions(self) -> None:
+        """A partition just given to this replica that the group never committed starts at "latest"
+        (auto_offset_reset): that start is committed at once. Otherwise, if this replica died before
+        anything arrived there, the partition's next owner would start at *its* "latest" and skip
+        every fact published since — lost events after a failover."""
+        assigned = self._consumer.assignment()
+        if assigned == self._assigned:
+            return
+        fresh, self._assigned = assigned - self._assigned, set(assigned)
+        try:
+            starts = {
+                tp: await self._consumer.position(tp)
+                for tp in fresh
+                if await self._consumer.committed(tp) is None
+            }
+            if starts:
+                await commit_within(self._consumer, starts)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # reassigned meanwhile: the partitions' next owner pins them
+            log.warning("realtime start commit refused after rebalance", extra={"error": repr(exc)})
+            self._assigned = set()
 
     async def _append(self, events: list[RealtimeEvent]) -> None:
         """Retries until Redis takes the batch: committing without it would lose the events."""

@@ -141,6 +141,13 @@ function credential() {
   return session.kind === "key" ? session.apiKey : session.access;
 }
 
+// The credential for a WebSocket's first message (the gateway's /ws): a session's access token is
+// refreshed first when it is about to expire.
+export async function freshCredential() {
+  if (session && session.kind === "token" && Date.now() > session.expiresAt - 60_000) await refresh().catch(() => {});
+  return credential();
+}
+
 // fetch with the session's credential; one refresh and retry on a 401 or an expiring token
 export async function send(path, options = {}) {
   if (!session) throw new ApiError(401, "Not signed in.");

@@ -12,8 +12,9 @@ import * as models from "./pages/models.js";
 import * as finetune from "./pages/finetune.js";
 import * as records from "./pages/records.js";
 import * as orgs from "./pages/orgs.js";
+import * as limits from "./pages/limits.js";
 
-const PAGES = { overview, keys, playground, credits, usage, models, orgs, finetune, records };
+const PAGES = { overview, keys, playground, credits, usage, models, orgs, finetune, records, limits };
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const topbar = document.getElementById("topbar");

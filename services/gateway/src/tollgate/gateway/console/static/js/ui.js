@@ -67,6 +67,15 @@ export function chart(title, type, labels, datasets, yLabel) {
 }
 
 // Runs `work` with `button` disabled and its label swapped, so slow actions show progress.
+// Two presses instead of a dialog: the first arms the button and says what the next press does;
+// true on the second press, when the caller acts.
+export function secondPress(button, armedText) {
+  if (button.dataset.armed === "1") return true;
+  button.dataset.armed = "1";
+  button.textContent = armedText;
+  return false;
+}
+
 export async function busy(button, label, work) {
   const before = button.textContent;
   button.disabled = true;

@@ -1,13 +1,20 @@
 // Fine-tuning: upload a JSONL training file, start a LoRA job of a base model, and follow a job live
-// (status, step, epoch and a loss curve fed by its events, polled every 2 s while the page is open
-// and the job has not ended), cancel it, and try the fine-tuned model in the Playground once it is
-// deployed (docs/training.md). #/finetune lists; #/finetune?job=<id> follows one job.
+// (status, step, epoch and a loss curve fed by its events), cancel it, and try the fine-tuned model in
+// the Playground once it is deployed (docs/training.md). A job is followed over the gateway's /ws
+// `training` channel (live.js); only when the socket fails is it polled every 2 s.
+// #/finetune lists; #/finetune?job=<id> follows one job.
 import { api, ApiError } from "../api.js";
-import { busy, card, credits, empty, h, int, notice, table, when } from "../ui.js";
+import { followTraining } from "./live.js";
+import { busy, card, credits, empty, h, int, notice, secondPress, table, when } from "../ui.js";
 
 export const title = "Fine-tuning";
 
 const POLL_MS = 2000;
+// /ws carries a job's start, end and deployment, not its steps (seed 001's training events): while it
+// runs, its loss points are read from the events route at this pace (the job itself is read again
+// only when /ws says it changed); while it waits, a slow re-read is only a safety net.
+const LIVE_RUNNING_MS = 3000;
+const LIVE_WAITING_MS = 60000;
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const eventNumber = (id) => Number(String(id).replace("ftevent-", "")) || 0;
@@ -138,6 +145,7 @@ async function renderJob(root, jobId) {
   const loss = h("span", { id: "ft-loss" }, "—");
   const progress = h("progress", { id: "ft-progress", max: 1, value: 0, "aria-label": "Training progress" });
   const notes = h("div", { id: "ft-notes", "aria-live": "polite" });
+  const liveNote = h("p", { class: "live-note", id: "ft-live", "data-live": "connecting" }, "Connecting for live updates…");
   const result = h("div", { id: "ft-result" });
   const log = h("ol", { class: "ft-log", id: "ft-log", reversed: true });
   const actions = h("div", { class: "row" });
@@ -151,22 +159,19 @@ async function renderJob(root, jobId) {
     h("h2", {}, "Job ", h("code", {}, job.id)),
     h("div", { class: "cards" }, card("Status", status, null, "status"), card("Step", step, null, "step"),
       card("Epoch", epoch, null, "epoch"), card("Training loss", loss, null, "loss")),
-    progress,
+    progress, liveNote,
     h("p", { class: "muted" }, `Base ${job.model} · file ${job.training_file} · ${job.hyperparameters.n_epochs} epoch(s), batch ${job.hyperparameters.batch_size}, learning rate × ${job.hyperparameters.learning_rate_multiplier}`),
     actions, notes, result, curve.box,
     h("h2", {}, "Events"), log);
 
   const cancel = h("button", { class: "danger", id: "ft-cancel" }, "Cancel job");
   cancel.addEventListener("click", async () => {
-    if (cancel.dataset.armed !== "1") {
-      cancel.dataset.armed = "1";
-      cancel.textContent = "Confirm cancel";
-      return;
-    }
+    if (!secondPress(cancel, "Confirm cancel")) return;
     try {
       current = await busy(cancel, "Cancelling…", () => api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}/cancel`, { method: "POST" }));
       notes.replaceChildren(notice("ok", "Cancelled. You pay only for the tokens already trained; the rest of the hold is released."));
       show();
+      nudge();
     } catch (err) {
       notes.replaceChildren(notice("error", err.message));
     }
@@ -214,22 +219,59 @@ async function renderJob(root, jobId) {
     curve.update(points);
   }
 
-  // Polls until the job ends or the person leaves the page (the router detaches this page's root).
+  // A wait that a /ws event for this job (or a cancel) cuts short.
+  // (one that came while the page was reading is kept, so the next wait ends at once)
+  let wake = null;
+  let poked = false;
+  const nudge = () => { if (wake) wake(); else poked = true; };
+  const nap = (ms) => new Promise((resolve) => {
+    if (poked) { poked = false; resolve(); return; }
+    const timer = setTimeout(() => { wake = null; resolve(); }, ms);
+    wake = () => { clearTimeout(timer); wake = null; resolve(); };
+  });
+  let stale = false; // /ws said the job changed (or the socket just came up): read it again
+  const live = ENDED.has(job.status) ? null : followTraining(jobId, {
+    onEvent() {
+      stale = true;
+      nudge();
+    },
+    onState(ok, why) {
+      stale = true;
+      liveNote.dataset.live = ok ? "ws" : "polling";
+      liveNote.textContent = ok
+        ? "Live: the job's status changes arrive over the gateway's WebSocket (/ws)."
+        : `Live updates are unavailable (${why}): checking every ${POLL_MS / 1000} s instead.`;
+      nudge();
+    },
+  });
+  if (!live) liveNote.remove();
+  window.addEventListener("hashchange", nudge, { once: true }); // leaving the page ends a long wait (and the socket)
+  const pace = () => (!live || !live.ok() ? POLL_MS : current.status === "running" ? LIVE_RUNNING_MS : LIVE_WAITING_MS);
+
+  // Follows the job until it ends or the person leaves the page (the router detaches this page's root).
   show();
-  for (;;) {
-    try {
-      take(await newEvents());
-      if (ENDED.has(current.status)) break;
-      await sleep(POLL_MS);
-      if (!root.isConnected) return;
-      current = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
-      show();
-    } catch (err) {
-      notes.replaceChildren(notice("error", `Could not follow the job: ${err.message} Retrying…`));
-      await sleep(POLL_MS * 2);
-      if (!root.isConnected) return;
+  try {
+    for (;;) {
+      try {
+        take(await newEvents());
+        if (ENDED.has(current.status)) break;
+        await nap(pace());
+        if (!root.isConnected) return;
+        if (stale || !live || !live.ok() || current.status !== "running") {
+          stale = false;
+          current = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
+          show();
+        }
+      } catch (err) {
+        notes.replaceChildren(notice("error", `Could not follow the job: ${err.message} Retrying…`));
+        await sleep(POLL_MS * 2);
+        if (!root.isConnected) return;
+      }
     }
+  } finally {
+    if (live) live.close();
   }
+  if (live) liveNote.textContent = `The job ${current.status}; ${liveNote.dataset.live === "ws" ? "followed over /ws" : "followed by polling"}.`;
   if (current.status === "succeeded") {
     progress.value = 1;
     await showResult(current, result);

@@ -2,9 +2,10 @@
 // (/auth/api-keys); an admin key manages its organisation's keys, or every key for a platform admin
 // (/admin/api-key/*).
 import { api, currentSession } from "../api.js";
-import { busy, credits, empty, h, notice, table, when } from "../ui.js";
+import { busy, credits, empty, h, notice, secondPress, table, when } from "../ui.js";
 import { rechargeForm } from "./credits.js";
 import { groupSelect, groupsSection, keyEditPanel, keyModelsPanel, listGroups } from "./keys_admin.js";
+import { keyLimitsPanel } from "./keys_limits.js";
 
 export const title = "Keys";
 export const allowed = (ctx) => ctx.hasUser || ctx.managesOrgKeys;
@@ -75,7 +76,13 @@ export async function render(root, ctx) {
       }));
       slot.scrollIntoView({ block: "nearest" });
     });
-    return [models, edit];
+    // its rate limits (docs/limits.md): a platform admin sets them, an organisation admin reads them
+    const limits = h("button", { type: "button", class: "secondary", "data-limits": key.name, "aria-label": `Rate limits of ${key.name}` }, "Limits");
+    limits.addEventListener("click", async () => {
+      slot.replaceChildren(await keyLimitsPanel(key, ctx));
+      slot.scrollIntoView({ block: "nearest" });
+    });
+    return [models, edit, limits];
   }
 
   // the key this console is signed in with: revoking it here would lock the person out mid-session
@@ -88,11 +95,7 @@ export async function render(root, ctx) {
   function revokeButton(key) {
     const button = h("button", { class: "danger", "data-revoke": key.name, "aria-label": `Revoke ${key.name}` }, "Revoke");
     button.addEventListener("click", async () => {
-      if (button.dataset.armed !== "1") {
-        button.dataset.armed = "1";
-        button.textContent = "Confirm revoke";
-        return;
-      }
+      if (!secondPress(button, "Confirm revoke")) return;
       try {
         await busy(button, "Revoking…", () => (admin
           ? api("/admin/api-key/delete", { method: "POST", body: { id: key.id } })

@@ -2,7 +2,7 @@
 // a key's model grants and settings, and groups with their models. Only auth's /admin/* routes
 // (docs/identity.md, "Groups and model authorisation"); what they refuse is shown in plain words.
 import { api } from "../api.js";
-import { busy, empty, h, notice, table, when } from "../ui.js";
+import { busy, empty, h, notice, secondPress, table, when } from "../ui.js";
 
 const PLAIN = {
   grant_would_widen: "An organisation admin may only narrow what a key may call; widening it needs a platform admin key.",
@@ -146,11 +146,7 @@ export async function groupsSection(ctx, say, onChanged) {
   const deleteButton = (g) => {
     const button = h("button", { type: "button", class: "danger", "data-delete-group": g.name, "aria-label": `Delete group ${g.name}` }, "Delete");
     button.addEventListener("click", async () => {
-      if (button.dataset.armed !== "1") {
-        button.dataset.armed = "1";
-        button.textContent = "Confirm delete";
-        return;
-      }
+      if (!secondPress(button, "Confirm delete")) return;
       try {
         await busy(button, "Deleting…", () => api("/admin/group/delete", { method: "POST", body: { id: g.id } }));
         say("ok", `Group “${g.name}” was deleted.`);

@@ -1,6 +1,9 @@
 // The form that adds or edits a catalog model (POST /admin/model/save, platform admins): provider and
-// upstream, prices, the model's own rate limits, fallbacks and deployments. The route is the judge of
-// every value: its refusal is shown in plain words next to the form, at the field it names.
+// upstream (Bedrock's region, endpoint and credentials), prices, the model's own rate limits, fallbacks
+// and deployments. Save replaces the model's whole config, so an edit starts from the config the list
+// returned (`config`: every non-secret key) and sends back every key this form does not show untouched
+// (the "Other config keys" JSON); secrets are write-only (empty: the stored one is kept). The route is
+// the judge of every value: its refusal is shown in plain words next to the form, at the field it names.
 import { api } from "../api.js";
 import { busy, h, notice } from "../ui.js";
 
@@ -14,6 +17,17 @@ const PRICES = [
   ["price_request", "Per request"], ["price_image", "Per image"],
 ];
 const LIMITS = [["rpm", "Requests per minute"], ["tpm", "Tokens per minute"], ["tpd", "Tokens per day"]];
+const BEDROCK = "bedrock-converse";
+// config keys this form edits itself (with the aliases save accepts); every other key is shown as JSON
+const MANAGED = new Set(["base_url", "baseUrl", "model", "modelId", "upstream_model", "api_key", "apiKey",
+  "max_tokens", "fallbacks", "weight", "priority", "rpm", "tpm", "tpd", "deployments",
+  "region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken"]);
+const HINTS = {
+  "openai-compatible": "Calls go to {base URL}/chat/completions with the upstream model's name and the key as a Bearer token.",
+  openai: "Calls go to {base URL}/chat/completions with the upstream model's name and the key as a Bearer token.",
+  anthropic: "Anthropic's Messages API at {base URL}/messages (e.g. https://api.anthropic.com/v1), key sent as x-api-key, anthropic-version 2023-06-01. Anthropic needs a max tokens on every request: the default max tokens is sent when the caller gives none.",
+  [BEDROCK]: "Amazon Bedrock's Converse API, signed with SigV4: the upstream model is the Bedrock modelId. The credentials and the region are stored encrypted and never shown; leave them empty to keep the stored ones (a new region re-signs them).",
+};
 
 // An integer stays a number; anything else goes as typed, so the route refuses it in its own words.
 const number = (text) => (/^-?\d+$/.test(text.trim()) ? Number(text.trim()) : text.trim());
@@ -75,6 +89,32 @@ export function modelForm(model, onSaved, onCancel) {
     priority: field("Priority of this upstream", "priority", { inputmode: "numeric", value: value(model ? m.priority : 0) }),
   };
   const provider = providerSelect("provider", m.provider || "openai-compatible");
+  const saved = m.config || {};
+  const bedrock = {
+    region: field("Region", "region", { value: value(saved.region), placeholder: "us-east-1" }),
+    endpoint: field("Endpoint", "endpoint", { value: value(saved.endpoint), placeholder: "the region's bedrock-runtime" }),
+    accessKeyId: field("Access key ID", "accessKeyId", { type: "password", autocomplete: "off",
+      placeholder: m.has_api_key ? "stored: leave empty to keep" : "none" }),
+    secretAccessKey: field("Secret access key", "secretAccessKey", { type: "password", autocomplete: "off",
+      placeholder: m.has_api_key ? "stored: leave empty to keep" : "none" }),
+    sessionToken: field("Session token (optional)", "sessionToken", { type: "password", autocomplete: "off", placeholder: "none" }),
+  };
+  const bedrockSet = h("fieldset", { class: "bedrock" }, h("legend", {}, "Amazon Bedrock"),
+    h("div", { class: "row" }, Object.values(bedrock).map((f) => f.label)));
+  const other = Object.fromEntries(Object.entries(saved).filter(([k]) => !MANAGED.has(k)));
+  const otherInput = h("textarea", { name: "other_config", rows: 3, spellcheck: "false", placeholder: "{}" },
+    Object.keys(other).length ? JSON.stringify(other, null, 2) : "");
+  const otherLabel = h("label", { "data-field": "other_config" },
+    "Other config keys (JSON object; kept as they are, e.g. provider-specific settings)", otherInput);
+  const hint = h("p", { class: "muted provider-hint" });
+  const showProvider = () => {
+    const isBedrock = provider.value === BEDROCK;
+    bedrockSet.hidden = !isBedrock;
+    top.base_url.label.hidden = isBedrock;
+    top.api_key.label.hidden = isBedrock;
+    hint.textContent = HINTS[provider.value] || "";
+  };
+  provider.addEventListener("change", showProvider);
   const prices = PRICES.map(([name, label]) => field(label, name, { inputmode: "decimal", value: value(m[name]) }));
   const limits = LIMITS.map(([name, label]) => field(label, name, { inputmode: "numeric", value: value(m[name]), placeholder: "not limited" }));
   const rows = h("div", { class: "deployments" });
@@ -89,10 +129,38 @@ export function modelForm(model, onSaved, onCancel) {
   const submit = h("button", { type: "submit" }, model ? "Save changes" : "Add model");
   const cancel = h("button", { type: "button", class: "secondary", onclick: onCancel }, "Cancel");
 
+  // the other keys as typed: a JSON object, or a refusal shown at the field (nothing is sent)
+  function otherKeys() {
+    const text = otherInput.value.trim();
+    let parsed;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      parsed = null;
+    }
+    if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) {
+      throw Object.assign(new Error("must be a JSON object, e.g. {\"key\": \"value\"}."), { param: "other_config" });
+    }
+    for (const key of Object.keys(parsed)) {
+      if (MANAGED.has(key)) {
+        throw Object.assign(new Error(`${key} has its own field in this form.`), { param: "other_config" });
+      }
+    }
+    return parsed;
+  }
+
   function body() {
-    const config = { base_url: top.base_url.input.value.trim() };
+    const config = otherKeys();
+    if (provider.value === BEDROCK) {
+      for (const key of ["region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken"]) {
+        const text = key === "region" || key === "endpoint" ? bedrock[key].input.value.trim() : bedrock[key].input.value;
+        if (text) config[key] = text;
+      }
+    } else {
+      config.base_url = top.base_url.input.value.trim();
+    }
     if (top.model.input.value.trim()) config.model = top.model.input.value.trim();
-    if (top.api_key.input.value) config.api_key = top.api_key.input.value;
+    if (provider.value !== BEDROCK && top.api_key.input.value) config.api_key = top.api_key.input.value;
     if (top.max_tokens.input.value.trim()) config.max_tokens = number(top.max_tokens.input.value);
     const fallbacks = top.fallbacks.input.value.split(",").map((s) => s.trim()).filter(Boolean);
     if (fallbacks.length) config.fallbacks = fallbacks;
@@ -105,7 +173,7 @@ export function modelForm(model, onSaved, onCancel) {
     const deployments = [...rows.children].map((row) => row.read());
     if (deployments.length) config.deployments = deployments;
     const out = { name: top.name.input.value.trim(), provider: provider.value, config };
-    if (model) out.id = model.id;
+    if (model) Object.assign(out, { id: model.id, group_id: model.group_id, multiple: model.multiple });
     PRICES.forEach(([name], i) => {
       if (prices[i].input.value.trim()) out[name] = prices[i].input.value.trim();
     });
@@ -123,7 +191,11 @@ export function modelForm(model, onSaved, onCancel) {
       return row ? row.querySelector(`[name="dep_${name}"]`) || row.querySelector("input") : null;
     }
     const name = { baseUrl: "base_url", apiKey: "api_key", modelId: "model", upstream_model: "model" }[path] || path;
-    return form.querySelector(`[name="${name}"]`);
+    if (name === "base_url" && provider.value === BEDROCK) return bedrock.endpoint.input;
+    const own = form.querySelector(`[name="${name}"]`);
+    // a config key without a field of its own (config.guardrail.x) → the JSON of the other keys
+    if (own || !param.startsWith("config.")) return own;
+    return MANAGED.has(path.split(/[.[]/)[0]) ? null : otherInput;
   }
 
   function clearErrors() {
@@ -150,21 +222,25 @@ export function modelForm(model, onSaved, onCancel) {
     e.preventDefault();
     clearErrors();
     try {
-      const saved = await busy(submit, "Saving…", () => api("/admin/model/save", { method: "POST", body: body() }));
-      onSaved(saved);
+      const request = body();
+      const stored = await busy(submit, "Saving…", () => api("/admin/model/save", { method: "POST", body: request }));
+      onSaved(stored);
     } catch (err) {
       showError(err);
     }
   } },
   h("fieldset", {}, h("legend", {}, "Model and upstream"), h("div", { class: "row" },
     top.name.label, h("label", { "data-field": "provider" }, "Provider", provider),
-    top.base_url.label, top.model.label, top.api_key.label, top.max_tokens.label)),
+    top.base_url.label, top.model.label, top.api_key.label, top.max_tokens.label), hint),
+  bedrockSet,
   h("fieldset", {}, h("legend", {}, "Prices (credits)"), h("div", { class: "row" }, prices.map((p) => p.label))),
   h("fieldset", {}, h("legend", {}, "The model's own rate limits (all keys together)"),
     h("div", { class: "row" }, limits.map((l) => l.label))),
   h("fieldset", {}, h("legend", {}, "Routing"), h("div", { class: "row" }, top.fallbacks.label, top.weight.label, top.priority.label),
     h("p", { class: "muted" }, "Deployments serve the same model name from other upstreams: a higher weight takes a larger share, a lower priority goes first. A deployment renamed here loses its stored key."),
     rows, addDeployment),
+  h("fieldset", {}, h("legend", {}, "Other settings"), otherLabel),
   error, h("div", { class: "row" }, submit, cancel));
+  showProvider();
   return form;
 }

@@ -2,7 +2,7 @@
 // route). Platform admins: the whole catalog (/admin/model/list) with providers, deployments,
 // fallbacks, prices and limits, and add / edit / delete (/admin/model/save, /admin/model/delete).
 import { api } from "../api.js";
-import { busy, credits, empty, h, notice, table } from "../ui.js";
+import { busy, credits, empty, h, notice, secondPress, table } from "../ui.js";
 import { modelForm } from "./model_form.js";
 
 export const title = "Models";
@@ -142,11 +142,7 @@ async function renderCatalog(root) {
   function deleteButton(m) {
     const button = h("button", { type: "button", class: "danger", "data-delete": m.name, "aria-label": `Delete ${m.name}` }, "Delete");
     button.addEventListener("click", async () => {
-      if (button.dataset.armed !== "1") {
-        button.dataset.armed = "1";
-        button.textContent = "Confirm delete";
-        return;
-      }
+      if (!secondPress(button, "Confirm delete")) return;
       try {
         await busy(button, "Deleting…", () => api("/admin/model/delete", { method: "POST", body: { id: m.id } }));
         status.replaceChildren(notice("ok", `${m.name} is deleted: clients can no longer call it.`));

@@ -2,7 +2,8 @@
 // team organisation they manage: members and their roles, invitations (the token shown once) and the
 // audit log. Only /auth/orgs/*, /auth/invitations/accept and /admin/audit/list (docs/identity.md).
 import { api, currentSession, withKey } from "../api.js";
-import { busy, empty, h, notice, table, when } from "../ui.js";
+import { busy, empty, h, notice, secondPress, table, when } from "../ui.js";
+import { limitsTable, plainLimit } from "./limits_view.js";
 
 export const title = "Organisations";
 export const allowed = (ctx) => ctx.hasUser; // organisations are people's: a user-less key has none
@@ -54,6 +55,7 @@ export async function render(root, ctx) {
       + "keys and usage with its members; owners and admins manage who is in it."),
     h("div", { class: "orgs-forms" }, createForm(), acceptForm()), status,
     h("h2", {}, "Your organisations"), list, detail);
+  let limitsBox = null; // the open organisation's rate limits, filled once a key for its admin routes is known
   let orgs = await loadOrgs();
   const wanted = hashParam("org");
   if (wanted && orgs.some((o) => o.id === wanted)) await open(orgs.find((o) => o.id === wanted));
@@ -119,7 +121,10 @@ export async function render(root, ctx) {
     if (manages) parts.push(addMemberForm(org, () => showMembers(org, members)));
     const invites = h("div", { id: "invitations" });
     if (manages) parts.push(h("h3", {}, "Invitations"), inviteForm(org, invites), invites);
-    if (manages) parts.push(h("h3", {}, "Audit log"), auditPanel(org));
+    // the organisation's rate limits (GET /admin/org/limits) are read with the audit log's key
+    limitsBox = h("div", { id: "org-limits-box" }, h("p", { class: "muted" },
+      "Read with the same key as the audit log: choose one above. A platform admin sets them."));
+    if (manages) parts.push(h("h3", {}, "Audit log"), auditPanel(org), h("h3", {}, "Rate limits"), limitsBox);
     try {
       await showMembers(org, members);
       if (manages) await showInvitations(org, invites);
@@ -179,11 +184,7 @@ export async function render(root, ctx) {
   function twoStep(aria, text, confirmText, dataAttr, work, dataValue = "1") {
     const button = h("button", { type: "button", class: "danger", "aria-label": aria, [dataAttr]: dataValue }, text);
     button.addEventListener("click", async () => {
-      if (button.dataset.armed !== "1") {
-        button.dataset.armed = "1";
-        button.textContent = confirmText;
-        return;
-      }
+      if (!secondPress(button, confirmText)) return;
       try {
         await busy(button, "Working…", work);
       } catch (err) {
@@ -287,9 +288,21 @@ export async function render(root, ctx) {
       } }, h("label", {}, "API key", pasted), use));
   }
 
+  async function showLimits(org, call) {
+    const into = limitsBox;
+    if (!into) return;
+    try {
+      const info = await call(`/admin/org/limits?org_id=${encodeURIComponent(org.id)}`);
+      into.replaceChildren(limitsTable(info), h("p", { class: "muted" }, "Only a platform admin key changes them."));
+    } catch (err) {
+      into.replaceChildren(notice("error", plainLimit(err)));
+    }
+  }
+
   function auditLog(org, box) {
     const key = auditKeys.get(org.id);
     const call = (path) => (key ? withKey(key, path) : api(path));
+    showLimits(org, call);
     const action = h("select", { name: "action", id: "audit-action" }, h("option", { value: "" }, "every action"),
       AUDIT_ACTIONS.map((a) => h("option", { value: a }, a)));
     const size = h("select", { name: "limit", id: "audit-limit" }, [5, 20, 50, 100].map((n) =>

@@ -3,11 +3,13 @@
 // (/user/*); an organisation's owner or admin, or a platform admin, the organisation's (/admin/*),
 // with a key filter; search (q), paging, a session's threads, a thread's entries, deletion; and the
 // recording setting for those who may change it. The state lives in the hash (#/records?view=…).
-import { api, ApiError } from "../api.js";
-import { busy, empty, h, int, notice, table, when } from "../ui.js";
+import { api, ApiError, withKey } from "../api.js";
+import { busy, empty, h, int, notice, secondPress, table, when } from "../ui.js";
 
 export const title = "Chat records";
 const LIMIT = 10;
+// A key a password session made to reach the recording setting (API keys only): this tab's memory only.
+const settingKeys = new Map();
 const MODES = [["off", "off: nothing is recorded"], ["metadata", "metadata: who, when, model, tokens"], ["full", "full: also the messages and answers"]];
 
 export async function render(root, ctx) {
@@ -33,7 +35,8 @@ export async function render(root, ctx) {
     h("p", { class: "muted" }, scope === "admin"
       ? (ctx.isPlatformAdmin ? "Every organisation's chat records (platform admin)." : "Your organisation's chat records.")
       : "Your own chat records: the chats your keys sent while your organisation recorded them."),
-    recording.node, status, body);
+    recording.node, status, body,
+    scope === "admin" ? purgePanel(ctx, params, status) : null);
   const base = `/${scope}`;
   const id = params.get("session") || params.get("thread");
   if (params.get("session")) await sessionView(body, base, id, go, status);
@@ -48,7 +51,13 @@ async function recordingPanel(ctx, params, go) {
   // or a team organisation's owner's or admin's (its own)
   const orgId = params.get("org") || "";
   const mayEdit = ctx.kind === "key" && (ctx.isPlatformAdmin || ctx.managesOrgKeys);
-  if (!mayEdit) {
+  const org0 = ctx.me.organization;
+  // a password session of a team organisation's owner or admin reaches it through a key of its own
+  const viaKey = ctx.kind === "token" && org0 && !org0.personal && (ctx.orgRole === "owner" || ctx.orgRole === "admin");
+  if (viaKey && !settingKeys.has(ctx.orgId)) return { setting: null, node: settingKeyOffer(ctx) };
+  const settingKey = viaKey ? settingKeys.get(ctx.orgId) : null;
+  const call = (path, options) => (settingKey ? withKey(settingKey, path, options) : api(path, options));
+  if (!mayEdit && !viaKey) {
     return { setting: null, node: h("p", { class: "muted", id: "rec-who-sets" },
       "Recording is set per organisation (off by default) by a platform admin or with the API key of a team organisation's owner or admin.") };
   }
@@ -56,7 +65,7 @@ async function recordingPanel(ctx, params, go) {
   let failed = null;
   if (!ctx.isPlatformAdmin || orgId) {
     try {
-      setting = await api(`/admin/org/chat-recording${orgId ? `?org_id=${encodeURIComponent(orgId)}` : ""}`);
+      setting = await call(`/admin/org/chat-recording${orgId ? `?org_id=${encodeURIComponent(orgId)}` : ""}`);
     } catch (err) {
       failed = err.message;
     }
@@ -78,7 +87,7 @@ async function recordingPanel(ctx, params, go) {
     const body = { mode: mode.value, retention_days: Number(days.value) };
     if (ctx.isPlatformAdmin) body.org_id = org.value.trim();
     try {
-      setting = await busy(save, "Saving…", () => api("/admin/org/chat-recording", { method: "POST", body }));
+      setting = await busy(save, "Saving…", () => call("/admin/org/chat-recording", { method: "POST", body }));
       showSetting(setting);
       said.replaceChildren(notice("ok", `Saved. Chats sent from now on are recorded as “${setting.mode}”; existing records stay until deleted or past retention.`));
     } catch (err) {
@@ -98,6 +107,63 @@ async function recordingPanel(ctx, params, go) {
     node.append(notice("error", failed));
   }
   return { setting, node };
+}
+
+// The setting's routes take API keys only: a password session is offered a key of the person in
+// this organisation (read and write, a day), made with POST /auth/api-keys as the Organisations page
+// does for the audit log; it is listed with their keys, where it can be revoked sooner.
+function settingKeyOffer(ctx) {
+  const make = h("button", { type: "button", id: "rec-make-key" }, "Create a key for a day to read and change it");
+  const said = h("div", { "aria-live": "polite" });
+  make.addEventListener("click", async () => {
+    try {
+      const made = await busy(make, "Creating…", () => api("/auth/api-keys", {
+        method: "POST", headers: { "Swarms-Organization": ctx.orgId },
+        body: { name: "chat recording setting (console)", permissions: ["read", "write"], expires_days: 1 } }));
+      settingKeys.set(ctx.orgId, made.api_key);
+      window.dispatchEvent(new HashChangeEvent("hashchange")); // the router renders the page again, with the setting
+    } catch (err) {
+      said.replaceChildren(notice("error", err.message));
+    }
+  });
+  return h("section", { class: "panel rec-setting", "aria-labelledby": "rec-setting-title" },
+    h("h2", { id: "rec-setting-title" }, "Recording setting"),
+    h("p", { class: "muted" }, "Recording is set per organisation (off by default). Its route, /admin/org/chat-recording, "
+      + "takes an API key, not a password sign-in: the console can create a key of yours in this organisation "
+      + "(read and write, expiring in a day, kept in this tab's memory only; revoke it sooner on the Keys page)."),
+    make, said);
+}
+
+// The whole organisation's records deleted at once (POST /admin/session/purge): an organisation's
+// owner or admin purges their own; a platform admin the organisation the setting panel names. Two
+// steps: the first press says what will go, the second deletes.
+function purgePanel(ctx, params, status) {
+  const orgId = ctx.isPlatformAdmin ? params.get("org") : ctx.orgId;
+  if (!orgId) return null;
+  const name = ctx.isPlatformAdmin ? orgId : (ctx.me.organization ? ctx.me.organization.name : orgId);
+  const start = h("button", { type: "button", class: "danger", id: "rec-purge" }, "Delete all of the organisation's chat records…");
+  const box = h("section", { class: "panel rec-purge", "aria-labelledby": "rec-purge-title" },
+    h("h2", { id: "rec-purge-title" }, "Delete every record"), start);
+  start.addEventListener("click", () => {
+    const confirm = h("button", { type: "button", class: "danger", id: "rec-purge-confirm" }, "Yes, delete them all");
+    const keep = h("button", { type: "button", class: "secondary", onclick: () => box.replaceChildren(box.firstChild, start) }, "Keep them");
+    confirm.addEventListener("click", async () => {
+      try {
+        const body = ctx.isPlatformAdmin ? { org_id: orgId } : {};
+        const done = await busy(confirm, "Deleting…", () => api("/admin/session/purge", { method: "POST", body }));
+        box.replaceChildren(box.firstChild, notice("ok", `Deleted ${int(done.sessions)} session(s) and ${int(done.entries)} entr${done.entries === 1 ? "y" : "ies"} of “${name}”.`));
+        status.replaceChildren(notice("ok", "Every chat record of the organisation is deleted. Reload to see the empty list."));
+      } catch (err) {
+        box.replaceChildren(box.firstChild, notice("error", err instanceof ApiError && err.status === 403 ? `Not allowed: ${err.message}` : err.message), start);
+      }
+    });
+    box.replaceChildren(box.firstChild, h("div", { class: "notice warn", role: "alert", id: "rec-purge-warning" },
+      h("p", {}, `This deletes every chat record of “${name}” — all sessions, threads and entries of every key — and cannot be undone. `
+        + "Recording stays as it is set: later chats are recorded again."),
+      h("div", { class: "row" }, confirm, keep)));
+    confirm.focus();
+  });
+  return box;
 }
 
 function pager(page, go) {
@@ -177,11 +243,7 @@ function noRecords(setting) {
 function deleteButton(base, session, status, after) {
   const button = h("button", { type: "button", class: "danger", "data-delete": session.id, "aria-label": `Delete session ${session.session_id}` }, "Delete");
   button.addEventListener("click", async () => {
-    if (button.dataset.armed !== "1") {
-      button.dataset.armed = "1";
-      button.textContent = "Confirm delete";
-      return;
-    }
+    if (!secondPress(button, "Confirm delete")) return;
     try {
       await busy(button, "Deleting…", () => api(`${base}/session/${session.id}`, { method: "DELETE" }));
       status.replaceChildren(notice("ok", `Session “${session.session_id}” and its threads are deleted.`));
