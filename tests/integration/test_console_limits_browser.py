@@ -57,8 +57,9 @@ def _expected_refusal(watch: ConsoleWatch, status: int) -> None:
     watch.errors = [e for e in watch.errors if line not in e]
 
 
-async def _effective(page: Page, box: str, measure: str) -> str:
-    return await page.locator(f"{box} [data-effective={measure}]").inner_text()
+async def _expect_effective(page: Page, box: str, measure: str, value: str) -> None:
+    """Waits for the panel's "In effect" cell: the "saved" notice shows before the panel is read again."""
+    await expect(page.locator(f"{box} [data-effective={measure}]")).to_have_text(value)
 
 
 async def test_rate_limits_in_the_console(
@@ -122,8 +123,8 @@ async def test_rate_limits_in_the_console(
     await panel.locator("input[name=tpm]").fill("900")
     await panel.locator("button[type=submit]").click()
     await expect(panel.locator(".notice.ok")).to_contain_text("saved")
-    assert await _effective(page, "#key-limits", "rpm") == "7"
-    assert await _effective(page, "#key-limits", "tpm") == "900"
+    await _expect_effective(page, "#key-limits", "rpm", "7")
+    await _expect_effective(page, "#key-limits", "tpm", "900")
     over_http = (await http.get(f"/admin/api-key/limits?id={owner_key_id}", headers=admin)).json()
     assert (over_http["tier"], over_http["tpm"], over_http["effective"]["rpm"]) == (tier, 900, 7), over_http
     # a number the route refuses (0 is not a limit; the field allows it only past the browser's check)
@@ -144,7 +145,7 @@ async def test_rate_limits_in_the_console(
     await org_panel.locator("input[name=rpm]").fill("250")
     await org_panel.locator("button[type=submit]").click()
     await expect(org_panel.locator(".notice.ok")).to_contain_text("saved")
-    assert await _effective(page, "#org-limits", "rpm") == "250"
+    await _expect_effective(page, "#org-limits", "rpm", "250")
     org_http = (await http.get(f"/admin/org/limits?org_id={team_id}", headers=admin)).json()
     org_set = (org_http["tier"], org_http["rpm"], org_http["effective"]["tpd"])
     assert org_set == ("pro", 250, 100_000), org_http
