@@ -15,6 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.analytics.metrics import AnalyticsMetrics
+from tollgate.common import partman
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +23,11 @@ USAGE_EVENTS = "public.usage_events"
 USAGE_HOURLY = "public.usage_hourly"
 USAGE_KEY_HOURLY = "public.usage_key_hourly"  # migration 0005: kept as long as usage_hourly
 
-_SET_RETENTION = text(
-    "UPDATE partman.part_config SET retention = CAST(:days AS text) || ' days', retention_keep_table = false"
-    " WHERE parent_table = :parent AND retention IS DISTINCT FROM CAST(:days AS text) || ' days'"
-)
 # A fact for a day with no partition (a late one, on a database migrated a few days ago) went to the
 # default partition: move such rows into their day's partition, created for them, so retention
 # drops them with it. Cheap when the default partition is empty (one min() on it).
 _MOVE_DEFAULT = text(
     "SELECT partman.partition_data_time(p_parent_table => :parent, p_batch_count => 100, p_analyze => false)"
-)
-_RUN = text("SELECT partman.run_maintenance(p_parent_table => :parent, p_jobmon => false)")
-_PARTITIONS = text(
-    "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-    " WHERE i.inhparent = CAST(:parent AS regclass) AND right(c.relname, 8) <> '_default'"
 )
 
 
@@ -65,17 +57,15 @@ class PartitionMaintenance:
         """Applies the retention settings, moves stray rows out of the default partitions, then
         creates and drops partitions of both tables."""
         async with self._sessions() as session, session.begin():
-            # partition bounds follow the session's time zone: days are UTC days
-            await session.execute(text("SET LOCAL timezone = 'UTC'"))
+            await partman.utc_days(session)
             for parent, days in (
                 (USAGE_EVENTS, self._retention.facts_days),
                 (USAGE_HOURLY, self._retention.hourly_days),
                 (USAGE_KEY_HOURLY, self._retention.hourly_days),
             ):
-                await session.execute(_SET_RETENTION, {"parent": parent, "days": days})
                 await session.execute(_MOVE_DEFAULT, {"parent": parent})
-                await session.execute(_RUN, {"parent": parent})
-            count = (await session.execute(_PARTITIONS, {"parent": USAGE_EVENTS})).scalar_one()
+                await partman.maintain(session, parent, days)
+            count = await partman.partition_count(session, USAGE_EVENTS)
         self._metrics.fact_partitions.set(count)
         self._metrics.partition_maintenance.labels("ok").inc()
         self._metrics.partition_maintenance_last_success.set(time.time())

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.billing.metrics import BillingMetrics
+from tollgate.common import partman
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +29,10 @@ PARENT = "public.usage_settlements"
 # may be many): one run an hour clears 12 million a day without one long transaction.
 DEFAULT_DELETE_BATCH = 500_000
 
-_SET_RETENTION = text(
-    "UPDATE partman.part_config SET retention = CAST(:days AS text) || ' days', retention_keep_table = false"
-    " WHERE parent_table = :parent AND retention IS DISTINCT FROM CAST(:days AS text) || ' days'"
-)
-_RUN = text("SELECT partman.run_maintenance(p_parent_table => :parent, p_jobmon => false)")
 _EXPIRE_DEFAULT = text(
     "DELETE FROM usage_settlements_default WHERE ctid = ANY(ARRAY("
     "SELECT ctid FROM usage_settlements_default"
     " WHERE created_at < now() - CAST(:days AS integer) * interval '1 day' LIMIT :batch))"
-)
-_PARTITIONS = text(
-    "SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
-    " WHERE i.inhparent = CAST(:parent AS regclass) AND right(c.relname, 8) <> '_default'"
 )
 
 
@@ -65,12 +57,10 @@ class SettlementPartitions:
         returns how many of those were deleted."""
         days = self._retention_days
         async with self._sessions() as session, session.begin():
-            # partition bounds follow the session's time zone: days are UTC days
-            await session.execute(text("SET LOCAL timezone = 'UTC'"))
-            await session.execute(_SET_RETENTION, {"parent": PARENT, "days": days})
-            await session.execute(_RUN, {"parent": PARENT})
+            await partman.utc_days(session)
+            await partman.maintain(session, PARENT, days)
             expired = (await session.execute(_EXPIRE_DEFAULT, {"days": days, "batch": self._batch})).rowcount
-            count = (await session.execute(_PARTITIONS, {"parent": PARENT})).scalar_one()
+            count = await partman.partition_count(session, PARENT)
         self._metrics.settlement_partitions.set(count)
         self._metrics.settlement_maintenance.labels("ok").inc()
         self._metrics.settlement_maintenance_last_success.set(time.time())
