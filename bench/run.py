@@ -318,7 +318,7 @@ def main() -> int:
     print(
         f"\ngateway overhead at c=1: p50 {results['overhead_c1']['p50_ms']} ms (target <= 0.5), "
         f"p99 {results['overhead_c1']['p99_ms']} ms (target <= 4); gateway at c=16: "
-        f"{results['gateway_c16']['rps']:.0f} req/s (target >= 1000 per worker); c=1 holds from stock: "
+        f"{results['gateway_c16']['rps']:.0f} req/s (target >= 2000 for one worker); c=1 holds from stock: "
         f"{results['hold_stock_c1'].get('hit', 0):.0f} of {results['gateway_c1']['requests']}"
     )
     if "marks_off" in results:

@@ -15,7 +15,9 @@ from tollgate.devstack.testing import Account, billing_db, ledger_usage, settled
 from tollgate.gateway.config import GatewaySettings
 
 CHAT = {"model": "sim-chat", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 4}
-DEPTH = GatewaySettings().hold_stock_depth  # the stack runs the gateway with its defaults
+# the stack runs the gateway with its defaults; a key fast enough is stocked past the depth, up to
+# the max depth, which bounds what a busy key may still spend after a budget change
+DEPTH = GatewaySettings().hold_stock_max_depth
 
 
 def _send(client: httpx.Client, key: str) -> httpx.Response:

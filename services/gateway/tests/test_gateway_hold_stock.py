@@ -213,3 +213,36 @@ async def test_close_gives_every_stocked_hold_back(clock: Clock) -> None:
 def test_depth_zero_turns_the_stock_off(clock: Clock) -> None:
     stock, _ = _stock(StockBilling(), clock, depth=0)
     assert stock.enabled is False
+
+
+async def test_a_fast_key_is_stocked_for_its_rate_up_to_the_max_depth_and_a_slow_one_at_the_depth(
+    clock: Clock,
+) -> None:
+    """depth 4, max 12, covering 5 ms: a key every 0.5 ms needs 10 holds, one every 1 ms 5, one
+    every 0.1 ms 50 (capped at 12); a key every 100 ms stays at the depth."""
+    billing = StockBilling()
+    registry = CollectorRegistry()
+    stock = HoldStock(billing, GatewayMetrics(registry), depth=4, max_depth=12, cover_s=0.005, clock=clock)
+
+    async def burst(principal: Principal, gap_s: float, requests: int) -> None:
+        for _ in range(requests):
+            await _request(stock, billing, principal, 100)
+            await _settle()
+            clock.now += gap_s
+
+    await burst(KEY_A, 0.0005, 2)
+    assert [len(c) for c in billing.stock_calls] == [10]  # 5 ms at one request every 0.5 ms
+    await burst(KEY_B, 0.1, 2)
+    assert [len(c) for c in billing.stock_calls] == [10, 4]  # the depth: 0.1 s between requests
+    await burst(KEY_A, 0.0001, 40)
+    assert max(len(c) for c in billing.stock_calls) <= 12  # never past the max depth
+    # nor held at once: KEY_A's holds placed, less the 40 it used, with KEY_B's 4 aside
+    assert len(billing.stocked) - 4 - 40 <= 12 and billing.released == []
+    assert len(billing.reserved) == 4  # each key's first two asked billing; KEY_A's 40 were stocked
+
+
+def test_the_max_depth_is_never_below_the_depth_and_off_stays_off(clock: Clock) -> None:
+    registry = CollectorRegistry()
+    assert HoldStock(StockBilling(), GatewayMetrics(registry), depth=8, max_depth=2)._max_depth == 8
+    off = HoldStock(StockBilling(), GatewayMetrics(CollectorRegistry()), depth=0, max_depth=48)
+    assert off.enabled is False and off._max_depth == 0

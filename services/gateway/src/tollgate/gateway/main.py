@@ -115,6 +115,8 @@ async def main() -> None:
         billing,
         metrics,
         depth=settings.hold_stock_depth,
+        max_depth=settings.hold_stock_max_depth,
+        cover_s=settings.hold_stock_cover_s,
         max_age_s=settings.hold_stock_max_age_s,
         hot_window_s=settings.hold_stock_hot_window_s,
     )
