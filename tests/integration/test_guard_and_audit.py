@@ -70,7 +70,7 @@ def test_guard_auth_with_key_and_secret(
         assert refused.json()["error"]["code"] == "invalid_credentials"
 
 
-def test_log_usage_charges_exactly_total_cost_once_per_idempotency_key(
+def test_log_usage_charges_exactly_total_cost_once_per_idempotency_key_and_refuses_a_changed_retry(
     config: StackConfig, gateway_url: str, admin: httpx.Client, new_account: Callable[..., Account]
 ) -> None:
     account = new_account(credits=10)
@@ -90,10 +90,17 @@ def test_log_usage_charges_exactly_total_cost_once_per_idempotency_key(
             resp = client.post("/api/guard/log-usage", json=_usage(0.25), headers=idem)
             assert resp.status_code == 202, resp.text
             ids.add(resp.json()["event_id"])
+        # a different report under a key already used is refused, and nothing of it is published
+        changed = client.post("/api/guard/log-usage", json=_usage(0.4), headers=idem)
+        assert changed.status_code == 409, changed.text
+        assert changed.json()["error"]["code"] == "idempotency_key_reused"
+        # a later report of the same org, charged after anything the refused one could have sent
+        later = {**headers, "Idempotency-Key": f"later-{uuid.uuid4().hex}"}
+        assert client.post("/api/guard/log-usage", json=_usage(0.1), headers=later).status_code == 202
     assert len(ids) == 1
-    expected = start - 800_000 - 250_000
+    expected = start - 800_000 - 250_000 - 100_000
     wait_until(lambda: balance_micros(gateway_url, account.key) == expected, what="the retried usage charged")
-    wait_until(lambda: ledger_usage(config, account.org_id) == (2, 1_050_000), what="two usage entries")
+    wait_until(lambda: ledger_usage(config, account.org_id) == (3, 1_150_000), what="three usage entries")
     assert balance_micros(gateway_url, account.key) == expected
 
 
