@@ -85,11 +85,19 @@ async def test_an_org_gets_its_training_cost_and_usage_events_and_never_anothers
             org_id=a.org_id,
             job_id=job,
         )
-        await publish_training(config, [started(a.org_id, job), deployed])
+        step = training_pb2.TrainingProgress(
+            event_id=f"evt_{uuid.uuid4().hex}", job_id=job, org_id=a.org_id, step=1, total_steps=3, loss=2.5
+        )
+        await publish_training(config, [started(a.org_id, job), step, deployed])
         first = await until(ws_a, lambda f: f["type"] == "training_started")
         assert (
             first["org_id"] == a.org_id and first["data"]["job_id"] == job and first["channel"] == "training"
         )
+        # and each step as it trains (ours, beside seed 001's start and end)
+        progress = await until(ws_a, lambda f: f["type"] == "training_progress")
+        assert progress["event_id"] == step.event_id and progress["channel"] == "training"
+        data = progress["data"]
+        assert (data["job_id"], data["step"], data["total_steps"], data["loss"]) == (job, 1, 3, 2.5)
         model = await until(ws_a, lambda f: f["type"] == "model_deployed")
         assert model["data"]["name"] == deployed.name and model["event_id"] == deployed.event_id
         # cost: a low-balance threshold above the balance alerts at once (billing → billing.alerts.v1)

@@ -49,6 +49,33 @@ def test_training_facts_become_seed_001_event_types() -> None:
     assert got[2] and got[2].data["name"] == "ft:m:org_a:x:ftjob_1"
 
 
+def test_a_training_step_becomes_a_training_progress_event_at_its_own_time() -> None:
+    fields = {"step": 3, "total_steps": 10, "epoch": 1, "loss": 1.25, "learning_rate": 1e-4}
+    step = training_pb2.TrainingProgress(
+        event_id="e4",
+        job_id="ftjob_1",
+        org_id="org_a",
+        trained_tokens=3072,
+        at_unix_ms=1_700_000_000_123,
+        **fields,
+    )
+    event = shape(TOPIC_TRAINING, "TrainingProgress", step.SerializeToString())
+    assert event is not None and (event.type, event.channel, event.event_id, event.org_id) == (
+        "training_progress",
+        "training",
+        "e4",
+        "org_a",
+    )
+    assert event.ts == 1_700_000_000_123
+    assert {k: event.data[k] for k in ("job_id", "step", "total_steps", "loss", "trained_tokens")} == {
+        "job_id": "ftjob_1",
+        "step": 3,
+        "total_steps": 10,
+        "loss": 1.25,
+        "trained_tokens": 3072,
+    }
+
+
 def test_cost_alerts_and_usage_keep_their_ids_and_hide_internal_fields() -> None:
     alert = events_pb2.CostAlert(
         alert_id="low_balance:org_a:1", org_id="org_a", kind="low_balance", balance_micros=500_000
@@ -77,7 +104,7 @@ def test_cost_alerts_and_usage_keep_their_ids_and_hide_internal_fields() -> None
         (
             TOPIC_TRAINING,
             "TrainingProgress",
-            training_pb2.TrainingProgress(event_id="p", org_id="o").SerializeToString(),
+            training_pb2.TrainingProgress(event_id="p", step=1).SerializeToString(),  # no org
         ),
         (TOPIC_TRAINING, "ModelDeleted", b""),
         (TOPIC_TRAINING, None, b"x"),

@@ -16,17 +16,26 @@ from tollgate.contracts.v1 import events_pb2, training_pb2
 TRAINING, COST, USAGE, SYSTEM = "training", "cost", "usage", "system"
 CHANNELS = (TRAINING, COST, USAGE)  # what a client may subscribe to; `system` reaches everyone
 
-# (topic, event-type header) → (SloughGPT event type, channel, message class). Training progress and
-# model deletions are not /ws events (seed 001 names none): they are skipped before decoding.
+# (topic, event-type header) → (SloughGPT event type, channel, message class). Seed 001 names a job's
+# start and end; `training_progress` (one per step: step, epoch, loss, learning rate, tokens/s) is
+# ours, on the same `training` channel, so a follower draws the loss curve as it trains instead of
+# polling the events route. Model deletions are not /ws events: skipped before decoding.
 _KINDS: dict[tuple[str, str], tuple[str, str, type[Message]]] = {
     (TOPIC_TRAINING, "TrainingStarted"): ("training_started", TRAINING, training_pb2.TrainingStarted),
+    (TOPIC_TRAINING, "TrainingProgress"): ("training_progress", TRAINING, training_pb2.TrainingProgress),
     (TOPIC_TRAINING, "TrainingCompleted"): ("training_completed", TRAINING, training_pb2.TrainingCompleted),
     (TOPIC_TRAINING, "ModelDeployed"): ("model_deployed", TRAINING, training_pb2.ModelDeployed),
     (TOPIC_BILLING_ALERTS, "cost_alert"): ("cost_alert", COST, events_pb2.CostAlert),
     (TOPIC_USAGE, "UsageRecorded"): ("usage", USAGE, events_pb2.UsageRecorded),
 }
 _MICROS_FIELDS = ("cost_micros", "spent_micros", "limit_micros", "balance_micros")
-_TS_FIELDS = ("started_at_unix_ms", "finished_at_unix_ms", "deployed_at_unix_ms", "fired_at_unix_ms")
+_TS_FIELDS = (
+    "started_at_unix_ms",
+    "at_unix_ms",
+    "finished_at_unix_ms",
+    "deployed_at_unix_ms",
+    "fired_at_unix_ms",
+)
 # never shown to a client: internal plumbing of the usage fact
 _HIDDEN_FIELDS = ("hold_id", "deployment")
 

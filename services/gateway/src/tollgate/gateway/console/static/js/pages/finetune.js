@@ -10,10 +10,10 @@ import { busy, card, credits, empty, h, int, notice, secondPress, table, when } 
 export const title = "Fine-tuning";
 
 const POLL_MS = 2000;
-// /ws carries a job's start, end and deployment, not its steps (seed 001's training events): while it
-// runs, its loss points are read from the events route at this pace (the job itself is read again
-// only when /ws says it changed); while it waits, a slow re-read is only a safety net.
-const LIVE_RUNNING_MS = 3000;
+// /ws carries a job's start, end and deployment (seed 001's training events) and each of its steps
+// (`training_progress`): a step fetches the new loss points from the events route at once, a start or
+// an end reads the job again. These slow re-reads are only a safety net (a step missed in a reconnect).
+const LIVE_RUNNING_MS = 15000;
 const LIVE_WAITING_MS = 60000;
 const ENDED = new Set(["succeeded", "failed", "cancelled"]);
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -231,15 +231,15 @@ async function renderJob(root, jobId) {
   });
   let stale = false; // /ws said the job changed (or the socket just came up): read it again
   const live = ENDED.has(job.status) ? null : followTraining(jobId, {
-    onEvent() {
-      stale = true;
+    onEvent(msg) {
+      if (msg.type !== "training_progress") stale = true; // a step only adds loss points: no job re-read
       nudge();
     },
     onState(ok, why) {
       stale = true;
       liveNote.dataset.live = ok ? "ws" : "polling";
       liveNote.textContent = ok
-        ? "Live: the job's status changes arrive over the gateway's WebSocket (/ws)."
+        ? "Live: the job's steps and status changes arrive over the gateway's WebSocket (/ws)."
         : `Live updates are unavailable (${why}): checking every ${POLL_MS / 1000} s instead.`;
       nudge();
     },
