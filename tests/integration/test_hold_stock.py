@@ -17,7 +17,7 @@ from tollgate.gateway.config import GatewaySettings
 CHAT = {"model": "sim-chat", "messages": [{"role": "user", "content": "one two three"}], "max_tokens": 4}
 # the stack runs the gateway with its defaults; a key fast enough is stocked past the depth, up to
 # the max depth, which bounds what a busy key may still spend after a budget change
-DEPTH = GatewaySettings().hold_stock_max_depth
+MAX_DEPTH = GatewaySettings().hold_stock_max_depth
 
 
 def _send(client: httpx.Client, key: str) -> httpx.Response:
@@ -110,10 +110,10 @@ def test_a_budget_set_below_spend_stops_a_busy_key_after_at_most_its_stocked_hol
         budget = admin.post("/cost/budget", json={"monthly_budget": 0.0001, "org_id": account.org_id})
         assert budget.status_code == 200, budget.text
 
-        after = [_send(client, account.key) for _ in range(3 * DEPTH)]
+        after = [_send(client, account.key) for _ in range(3 * MAX_DEPTH)]
         served = [r for r in after if r.status_code == 200]
         # billing refuses at once; only holds stocked before the change can still be spent
-        assert len(served) <= DEPTH
+        assert len(served) <= MAX_DEPTH
         assert {r.status_code for r in after} <= {200, 402}
         refused = [r.json()["error"]["code"] for r in after if r.status_code == 402]
         assert refused and set(refused) == {"budget_exceeded"}

@@ -13,7 +13,7 @@ What stays true (docs/billing.md, "Hold stock"):
 What changes: a stocked hold was checked when it was placed, not when it is used. A change that
 lowers an org's headroom without a request (a refund, a negative adjustment, a new or lower budget or
 quota) reaches stocked holds when they age out: within `max_age_s`, like a key revocation. In that
-window a key can spend at most `depth` stocked holds per gateway process.
+window a key can spend at most `max_depth` stocked holds per gateway process.
 Holds are placed in batches (`ReserveStock`, half the depth or more per call), so a busy key costs
 billing one gRPC call per few requests instead of one per request.
 How deep: `depth` holds, or more for a key fast enough to drain half of them before a refill comes
@@ -152,14 +152,14 @@ class HoldStock:
         # Refilled in batches (one ReserveStock for half the depth or more): the gRPC call, not
         # the hold, is most of billing's CPU per hold.
         have = state.placing + len(self._stock.get(key, ()))
-        target = self.target_depth(state)
+        target = self._target_depth(state)
         if have > target // 2:
             return
         count = target - have
         state.placing += count
         self._spawn(self._place(key, state, principal, amount, model, count))
 
-    def target_depth(self, state: _KeyState) -> int:
+    def _target_depth(self, state: _KeyState) -> int:
         """`depth`, or the holds this key uses in `cover_s` at its recent rate, up to `max_depth`."""
         if self._max_depth == self._depth or state.gap_s <= 0.0:
             return self._depth
