@@ -51,7 +51,8 @@ class ConsumerLag:
         """Until cancelled; a refresh that fails (Kafka away, a rebalance under way) is tried again."""
         while True:
             try:
-                await asyncio.wait_for(self.refresh(), self._timeout_s)
+                async with asyncio.timeout(self._timeout_s):  # not wait_for: it can lose a cancel in 3.11
+                    await self.refresh()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the gauge keeps its last values; the next round retries

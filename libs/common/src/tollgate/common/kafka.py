@@ -179,6 +179,13 @@ def make_consumer(brokers: Brokers, group_id: str, *topics: str, **overrides: An
     return AIOKafkaConsumer(*topics, **options)
 
 
+def make_offsets_reader(brokers: Brokers, client_id: str) -> AIOKafkaConsumer:
+    """A consumer of no group, subscribed to nothing: reads partitions' beginning and end offsets."""
+    return AIOKafkaConsumer(
+        **_connection(brokers).client_options(), client_id=client_id, group_id=None, enable_auto_commit=False
+    )
+
+
 async def start_when_available(
     consumer: Any, name: str, *, first_backoff_s: float, max_backoff_s: float
 ) -> None:
@@ -233,16 +240,19 @@ async def consume_with_renewal(
     *,
     pause_s: float,
     renewed: Callable[[], None],
+    watch: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Runs `consume` (start a consumer and poll it for good) until it fails. aiokafka ends a
     consumer whose group coordination failed unexpectedly (seen: the broker SIGKILLed mid-rejoin,
     "the handler is closed"), raising KafkaError from every poll, and never recovers it: `renew`
     then replaces the consumer (stopping the old one) after `pause_s`, counted by `renewed`, and
     consuming resumes from the committed offsets, so what was processed and not committed comes back
-    as duplicates the caller dedupes. Without `renew` the error ends the call (and the process)."""
+    as duplicates the caller dedupes. Without `renew` the error ends the call (and the process).
+    `watch` (stall_watch.StallWatch.wait_for_stall) runs beside each consumer: a KafkaError from it
+    (a consumer that stopped taking records without failing) ends `consume` and renews it the same way."""
     while True:
         try:
-            await consume()
+            await _consume_watched(consume, watch)
             return
         except KafkaError:
             if renew is None:
@@ -251,6 +261,23 @@ async def consume_with_renewal(
             log.warning("kafka consumer failed; starting a new one", exc_info=True)
             await asyncio.sleep(pause_s)
             await renew()
+
+
+async def _consume_watched(
+    consume: Callable[[], Awaitable[None]], watch: Callable[[], Awaitable[None]] | None
+) -> None:
+    if watch is None:
+        await consume()
+        return
+    consuming = asyncio.ensure_future(consume())
+    watching = asyncio.ensure_future(watch())
+    try:
+        done, _ = await asyncio.wait({consuming, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (consuming, watching):
+            task.cancel()
+        await asyncio.gather(consuming, watching, return_exceptions=True)
+    (consuming if consuming in done else watching).result()
 
 
 def make_admin(brokers: Brokers, client_id: str, **overrides: Any) -> AIOKafkaAdminClient:

@@ -39,6 +39,9 @@ class ServiceSettings(TransportSecuritySettings):
     db_max_overflow: int = Field(default=5, ge=0)
     redis_url: str = "redis://127.0.0.1:56379/0"
     kafka_bootstrap: str = "127.0.0.1:59092"
+    # A group consumer that takes no records for this long while its group has uncommitted ones (and
+    # no batch in hand) is replaced by a new one (tollgate.common.stall_watch); 0 turns the watch off.
+    kafka_consumer_stall_s: float = Field(default=60.0, ge=0.0)
     auth_grpc_target: str = "127.0.0.1:50051"
     billing_grpc_target: str = "127.0.0.1:50052"
     log_level: str = "INFO"

@@ -28,6 +28,7 @@ from tollgate.common.logging import configure_logging
 from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.secret_policy import enforce
+from tollgate.common.stall_watch import StallWatch
 from tollgate.common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,9 @@ async def main() -> None:
             max_poll_records=settings.consume_max_records,
         )
 
+    watch = StallWatch.of_group(
+        kafka, settings.consumer_group, TOPIC_USAGE, stall_s=settings.kafka_consumer_stall_s
+    )
     consumer = UsageConsumer(
         usage_consumer(),
         sessions,
@@ -89,12 +93,18 @@ async def main() -> None:
         max_records=settings.consume_max_records,
         timeout_ms=settings.consume_timeout_ms,
         renew=usage_consumer,
+        watch=watch,
     )
 
     def chat_consumer() -> AIOKafkaConsumer:
         return make_consumer(kafka, settings.chat_consumer_group, TOPIC_CHAT_RECORDS, max_poll_records=200)
 
-    chat_records = ChatRecordConsumer(chat_consumer(), sessions, records, record_metrics, renew=chat_consumer)
+    chat_watch = StallWatch.of_group(
+        kafka, settings.chat_consumer_group, TOPIC_CHAT_RECORDS, stall_s=settings.kafka_consumer_stall_s
+    )
+    chat_records = ChatRecordConsumer(
+        chat_consumer(), sessions, records, record_metrics, renew=chat_consumer, watch=chat_watch
+    )
     purger = RetentionPurger(sessions, records, record_metrics, settings.chat_purge_interval_s)
     log.info("analytics starting", extra={"port": settings.http_port})
     await runner.serve(
@@ -102,7 +112,11 @@ async def main() -> None:
         settings.http_host,
         settings.http_port,
         background=[consumer.run, maintenance.run, chat_records.run, purger.run],
-        on_shutdown=[auth_channel.close, engine.dispose],
+        on_shutdown=[
+            auth_channel.close,
+            engine.dispose,
+            *(w.close for w in (watch, chat_watch) if w is not None),
+        ],
         metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 

@@ -58,6 +58,7 @@ from tollgate.common.migrations import migrate
 from tollgate.common.redis import make_redis
 from tollgate.common.runner import run, serve
 from tollgate.common.secret_policy import enforce
+from tollgate.common.stall_watch import StallWatch
 from tollgate.common.telemetry import configure_tracing
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,9 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
     def usage_consumer() -> AIOKafkaConsumer:
         return make_consumer(kafka, settings.consumer_group, TOPIC_USAGE)
 
+    watch = StallWatch.of_group(
+        kafka, settings.consumer_group, TOPIC_USAGE, stall_s=settings.kafka_consumer_stall_s
+    )
     consumer = UsageConsumer(
         usage_consumer(),
         shared.sessions,
@@ -236,6 +240,7 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
         max_records=settings.consumer_max_records,
         failpoint=settings.failpoint,
         renew=usage_consumer,
+        watch=watch,
     )
     # only the probes (and metrics on their own port): the worker serves no API
     app = create_app(
@@ -254,7 +259,7 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
         settings.http_host,
         settings.worker_http_port,
         background=[consumer.run, dispatcher.run, partitions.run],
-        on_shutdown=[close_dispatcher, shared.close],
+        on_shutdown=[close_dispatcher, shared.close, *([watch.close] if watch is not None else [])],
         metrics=MetricsEndpoint(shared.registry, settings.worker_metrics_port),
     )
 

@@ -28,6 +28,7 @@ from tollgate.common.kafka import (
     renewed_consumer,
     start_when_available,
 )
+from tollgate.common.stall_watch import StallWatch
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -46,9 +47,11 @@ class ChatRecordConsumer:
         timeout_ms: int = 500,
         max_backoff_s: float = 5.0,
         renew: Callable[[], Any] | None = None,
+        watch: StallWatch | None = None,
     ) -> None:
         self._consumer = consumer
         self._renew = renew
+        self._watch = watch
         self._sessions = sessions
         self._service = service
         self._metrics = metrics
@@ -64,6 +67,7 @@ class ChatRecordConsumer:
                 self._replace if self._renew is not None else None,
                 pause_s=self._max_backoff_s,
                 renewed=self._metrics.consumer_renewals.inc,
+                watch=self._watch.wait_for_stall if self._watch is not None else None,
             )
         finally:
             with contextlib.suppress(Exception):
@@ -85,6 +89,10 @@ class ChatRecordConsumer:
         records = [r for recs in batches.values() for r in recs]
         if not records:
             return 0
+        with self._watch.busy() if self._watch is not None else contextlib.nullcontext():
+            return await self._process(batches, records)
+
+    async def _process(self, batches: Any, records: list[Any]) -> int:
         started = time.perf_counter()
         with self._tracer.start_as_current_span(
             f"{records[0].topic} process",

@@ -32,6 +32,7 @@ from tollgate.common.kafka import (
     renewed_consumer,
     start_when_available,
 )
+from tollgate.common.stall_watch import StallWatch
 from tollgate.common.telemetry import context_from_kafka_headers, header_value
 from tollgate.contracts.v1 import events_pb2
 
@@ -120,10 +121,12 @@ class UsageConsumer:
         max_backoff_s: float = 5.0,
         tracer: Tracer | None = None,
         renew: Callable[[], KafkaConsumer] | None = None,
+        watch: StallWatch | None = None,
     ) -> None:
         """`renew`: a new consumer of the same group, to replace one whose group coordination broke
-        (without it such a failure ends `run`)."""
+        or that `watch` found stalled (without `renew` such a failure ends `run`)."""
         self._consumer = consumer
+        self._watch = watch
         self._renew = renew
         self._sessions = sessions
         self._recorder = recorder
@@ -145,6 +148,7 @@ class UsageConsumer:
                 self._replace if self._renew is not None else None,
                 pause_s=self._max_backoff_s,
                 renewed=self._metrics.consumer_renewals.inc,
+                watch=self._watch.wait_for_stall if self._watch is not None else None,
             )
         finally:
             lag.cancel()
@@ -173,6 +177,10 @@ class UsageConsumer:
         records = [r for recs in batches.values() for r in recs]
         if not records:
             return 0
+        with self._watch.busy() if self._watch is not None else contextlib.nullcontext():
+            return await self._process(batches, records)
+
+    async def _process(self, batches: Mapping[TopicPartition, Sequence[Any]], records: list[Any]) -> int:
         started = time.perf_counter()
         # One span per batch, not per record (a span costs about as much as storing the record):
         # parented on the first record's trace so a lone request's trace continues here, and linked

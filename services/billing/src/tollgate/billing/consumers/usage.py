@@ -33,6 +33,7 @@ from tollgate.common.kafka import (
     renewed_consumer,
     start_when_available,
 )
+from tollgate.common.stall_watch import StallWatch
 from tollgate.common.telemetry import context_from_kafka_headers
 from tollgate.contracts.v1 import events_pb2
 
@@ -72,10 +73,13 @@ class UsageConsumer:
         retry_backoff_s: float = 1.0,
         renew: Callable[[], AIOKafkaConsumer] | None = None,
         commit_timeout_s: float = COMMIT_STALL_S,
+        watch: StallWatch | None = None,
     ) -> None:
-        """`renew`: a new consumer of the same group, to replace one whose group coordination broke
-        or whose offset commit hung for commit_timeout_s (without it such a failure ends `run`)."""
+        """`renew`: a new consumer of the same group, to replace one whose group coordination broke,
+        whose offset commit hung for commit_timeout_s or that `watch` found stalled (without `renew`
+        such a failure ends `run`)."""
         self._consumer = consumer
+        self._watch = watch
         self._renew = renew
         self._sessions = sessions
         self._store = store
@@ -95,6 +99,7 @@ class UsageConsumer:
                 self._replace if self._renew is not None else None,
                 pause_s=self._retry_backoff_s,
                 renewed=self._metrics.consumer_renewals.inc,
+                watch=self._watch.wait_for_stall if self._watch is not None else None,
             )
         finally:
             lag.cancel()
@@ -113,7 +118,8 @@ class UsageConsumer:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
             records = [r for part in batches.values() for r in part]
             if records:
-                await self._process_with_retry(batches)
+                with self._watch.busy() if self._watch is not None else contextlib.nullcontext():
+                    await self._process_with_retry(batches)
 
     async def _start(self) -> None:
         """Waits for Kafka instead of failing: Reserve (the hot path) must stay up without it."""
