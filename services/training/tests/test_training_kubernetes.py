@@ -39,6 +39,27 @@ def test_job_pods_read_the_database_url_from_the_secret_or_only_the_roles_passwo
     ]
 
 
+def test_job_pods_keep_freed_memory_unless_turned_off_and_local_jobs_too() -> None:
+    from tollgate.training.worker.main import job_environment
+
+    def tunables(settings: TrainingSettings) -> list[str]:
+        env = job_manifest(settings, "ftjob-1", 1, Resources())["spec"]["template"]["spec"]["containers"][0]
+        return [e["value"] for e in env["env"] if e["name"] == "GLIBC_TUNABLES"]
+
+    assert tunables(SETTINGS) == [SETTINGS.job_malloc_tunables]
+    assert "glibc.malloc.mmap_max=0" in SETTINGS.job_malloc_tunables
+    assert tunables(TrainingSettings(job_malloc_tunables="")) == []
+    # a local job process: the worker's environment plus the tunables, an operator's own kept
+    assert job_environment(SETTINGS, {"PATH": "/bin"}) == {
+        "PATH": "/bin",
+        "GLIBC_TUNABLES": SETTINGS.job_malloc_tunables,
+    }
+    assert job_environment(SETTINGS, {"GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}) == {
+        "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"
+    }
+    assert "GLIBC_TUNABLES" not in job_environment(TrainingSettings(job_malloc_tunables=""), {})
+
+
 @pytest.mark.parametrize(
     "resources",
     [

@@ -77,6 +77,11 @@ def job_manifest(
             {"name": "TRAINING_DATA_DIR", "value": settings.k8s_data_mount},
             {"name": "TRAINING_BASE_CACHE_DIR", "value": f"{settings.k8s_data_mount}/bases"},
             {"name": "TRAINING_JOB_DETACHED", "value": "1"},
+            *(
+                [{"name": "GLIBC_TUNABLES", "value": settings.job_malloc_tunables}]
+                if settings.job_malloc_tunables
+                else []
+            ),
         ],
         "resources": resource_requirements(resources, settings.k8s_gpu_resource),
         "volumeMounts": [{"name": "data", "mountPath": settings.k8s_data_mount}],

@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -38,12 +39,22 @@ def job_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "tollgate.training.trainer"]
 
 
+def job_environment(settings: TrainingSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    """A local job process's environment: the worker's, with the job's malloc tunables
+    (config.py `job_malloc_tunables`) unless the environment already sets GLIBC_TUNABLES."""
+    env = dict(environ)
+    if settings.job_malloc_tunables and "GLIBC_TUNABLES" not in env:
+        env["GLIBC_TUNABLES"] = settings.job_malloc_tunables
+    return env
+
+
 def build_executor(settings: TrainingSettings) -> Executor:
     if settings.executor == "kubernetes":
         from tollgate.training.worker.kubernetes import KubernetesExecutor, in_cluster_api
 
         return KubernetesExecutor(settings, in_cluster_api())
-    return LocalExecutor(job_command(), dict(os.environ), warm_spare=settings.warm_spare)
+    env = job_environment(settings, os.environ)
+    return LocalExecutor(job_command(), env, warm_spare=settings.warm_spare)
 
 
 async def main() -> None:
