@@ -1,7 +1,8 @@
 """The console's admin pages in a real browser (Debian's Chromium under Playwright) against the real
 stack: a platform admin key adds a model with prices, its own limits, a fallback, a config key the
 form has no field for and a second deployment on the Models page (a refusal of the route shown at the
-field it names), edits its price (every other config key kept) and deletes it, each change checked
+field it names), edits its price (every other config key kept), adds a Bedrock deployment (region and
+credentials, then a new region alone) and deletes it, each change checked
 over HTTP; on the Credits page it refunds part of a payment and
 adjusts a key's balance, each form sent twice and the balance moving once by exactly its amount;
 sets a budget and a low-balance threshold for another organisation, and sees the low-balance alert
@@ -121,6 +122,39 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     assert await fits_a_phone(page)
     watch.check("Models (edited)")
     await shot(page, "42-models-edited")
+
+    # a Bedrock deployment: region and credentials instead of a base URL and key, the credentials
+    # never shown again, and a new region alone keeps them (the route re-signs them for it)
+    await row.locator(f"button[data-edit='{name}']").click()
+    await page.locator("#add-deployment").click()
+    bedrock = form.locator("fieldset.deployment").nth(1)
+    await bedrock.locator("input[name=dep_name]").fill("eu")
+    await bedrock.locator("select[name=dep_provider]").select_option("bedrock-converse")
+    await expect(bedrock.locator("input[name=dep_base_url]")).to_be_hidden()
+    await expect(bedrock.locator("input[name=dep_api_key]")).to_be_hidden()
+    await bedrock.locator("input[name=dep_region]").fill("eu-west-1")
+    await bedrock.locator("input[name=dep_accessKeyId]").fill("AKID-CONSOLE")
+    await bedrock.locator("input[name=dep_secretAccessKey]").fill("console-aws-secret")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("main .notice.ok")).to_contain_text(f"Saved {name}")
+    listed_page = (await http.get(f"/admin/model/list?q={name}", headers=admin)).text
+    assert "AKID-CONSOLE" not in listed_page and "console-aws-secret" not in listed_page
+    with_eu = (await http.get(f"/admin/model/list?q={name}", headers=admin)).json()["data"][0]
+    eu = next(d for d in with_eu["deployments"] if d["name"] == "eu")
+    assert (eu["provider"], eu["region"], eu["has_api_key"]) == ("bedrock-converse", "eu-west-1", True), eu
+    assert eu["base_url"] == "https://bedrock-runtime.eu-west-1.amazonaws.com", eu
+    await row.locator(f"button[data-edit='{name}']").click()
+    bedrock = form.locator("fieldset.deployment").nth(1)
+    await expect(bedrock.locator("input[name=dep_region]")).to_have_value("eu-west-1")
+    await expect(bedrock.locator("input[name=dep_accessKeyId]")).to_have_value("")
+    await bedrock.locator("input[name=dep_region]").fill("us-west-2")
+    await form.locator("button[type=submit]").click()
+    await expect(page.locator("main .notice.ok")).to_contain_text(f"Saved {name}")
+    moved = (await http.get(f"/admin/model/list?q={name}", headers=admin)).json()["data"][0]
+    eu = next(d for d in moved["deployments"] if d["name"] == "eu")
+    assert (eu["region"], eu["has_api_key"]) == ("us-west-2", True), eu
+    assert eu["base_url"] == "https://bedrock-runtime.us-west-2.amazonaws.com", eu
+    watch.check("Models (Bedrock deployment)")
 
     delete = row.locator(f"button[data-delete='{name}']")
     await delete.click()

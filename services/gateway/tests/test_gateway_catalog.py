@@ -300,6 +300,45 @@ async def test_an_edit_of_only_the_price_keeps_every_other_config_key(
     assert json.loads(entry.api_key)["secretAccessKey"] == "aws-secret-value"
 
 
+async def test_a_bedrock_deployment_lists_its_region_and_a_new_region_re_signs_its_kept_credentials(
+    admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
+) -> None:
+    """What the console's deployment rows do for Bedrock: the region is listed (never the
+    credentials), the list's config saves back unchanged, and a new region alone moves the endpoint
+    and re-signs the kept credentials, as it does for the model's own upstream."""
+    client, snapshot = admin_client
+    deployment = {"name": "eu", "provider": "bedrock-converse", "region": "eu-west-1",
+                  "accessKeyId": "AKID-DEP", "secretAccessKey": "dep-aws-secret"}  # fmt: skip
+    config = {"base_url": "http://sim:8090/v1", "model": "m", "deployments": [deployment]}
+    save = {"name": "br-dep", "provider": "openai-compatible", "config": config,
+            "price_in": 1, "price_out": 1}  # fmt: skip
+    assert (await client.post("/admin/model/save", json=save, headers=ADMIN)).status_code == 200
+    listed = (await client.get("/admin/model/list?q=br-dep", headers=ADMIN)).json()["data"][0]
+    assert "AKID-DEP" not in json.dumps(listed) and "dep-aws-secret" not in json.dumps(listed)
+    assert listed["deployments"][0]["region"] == "eu-west-1" and listed["deployments"][0]["has_api_key"]
+    assert listed["config"]["deployments"] == [
+        {"name": "eu", "provider": "bedrock-converse", "region": "eu-west-1", "model": "m",
+         "weight": 1, "priority": 0}
+    ]  # fmt: skip
+    kept = {k: listed[k] for k in ("id", "name", "provider", "config")}
+    assert (await client.post("/admin/model/save", json=kept, headers=ADMIN)).status_code == 200
+    entry = snapshot.get("br-dep")
+    assert entry is not None
+    (dep,) = entry.deployments
+    assert dep.api_base == "https://bedrock-runtime.eu-west-1.amazonaws.com"
+    assert dep.api_key is not None and json.loads(dep.api_key)["region"] == "eu-west-1"
+    moved = {**kept, "config": {**kept["config"], "deployments": [
+        {**kept["config"]["deployments"][0], "region": "us-west-2"}]}}  # fmt: skip
+    assert (await client.post("/admin/model/save", json=moved, headers=ADMIN)).status_code == 200
+    entry = snapshot.get("br-dep")
+    assert entry is not None
+    (dep,) = entry.deployments
+    assert dep.api_base == "https://bedrock-runtime.us-west-2.amazonaws.com"
+    assert dep.api_key is not None and json.loads(dep.api_key) == {
+        "region": "us-west-2", "accessKeyId": "AKID-DEP", "secretAccessKey": "dep-aws-secret"
+    }  # fmt: skip
+
+
 async def test_a_credential_outside_the_secret_fields_is_refused(
     admin_client: tuple[httpx.AsyncClient, CatalogSnapshot],
 ) -> None:

@@ -96,16 +96,22 @@ def saved_config(model: Model) -> dict[str, Any]:
     deployments = []
     for stored in stored_deployments(model.extra_config):
         weight, priority = stored_weight_and_priority(stored)
-        deployments.append(
-            {
-                "name": stored["name"],
-                "provider": str(stored.get("provider", "")),
-                "base_url": str(stored.get("base_url", "")),
-                "model": str(stored.get("model", "")),
-                "weight": weight,
-                "priority": priority,
-            }
-        )
+        deployment: dict[str, Any] = {
+            "name": stored["name"],
+            "provider": str(stored.get("provider", "")),
+            "base_url": str(stored.get("base_url", "")),
+            "model": str(stored.get("model", "")),
+            "weight": weight,
+            "priority": priority,
+        }
+        region = stored.get("region")
+        if deployment["provider"] == BEDROCK and isinstance(region, str):
+            # as the model's own: the region, and the endpoint only when it is not the region's
+            base_url = deployment.pop("base_url")
+            deployment["region"] = region
+            if base_url != bedrock_endpoint(region):
+                deployment["endpoint"] = base_url
+        deployments.append(deployment)
     if deployments:
         config["deployments"] = deployments
     return config

@@ -45,6 +45,7 @@ class DeploymentOut(BaseModel):
     weight: int
     priority: int
     has_api_key: bool
+    region: str | None = None  # bedrock-converse: the region its credentials sign for, when saved with one
 
 
 class ModelOut(BaseModel):

@@ -107,18 +107,32 @@ def stored_form(
             secret = box.encrypt(u.api_key) if u.api_key else None
         else:
             secret = kept[d.label]
-        out.append(
-            {
-                "name": d.label,
-                "provider": d.provider,
-                "base_url": u.base_url,
-                "model": u.upstream_model,
-                "weight": d.weight,
-                "priority": d.priority,
-                "api_key_encrypted": secret,
-            }
-        )
+            if secret and d.provider == BEDROCK and d.region is not None:
+                # a region sent without the credentials: the kept credentials sign for the new region
+                secret = rekeyed_token(box, secret, d.region) or secret
+        entry = {
+            "name": d.label,
+            "provider": d.provider,
+            "base_url": u.base_url,
+            "model": u.upstream_model,
+            "weight": d.weight,
+            "priority": d.priority,
+            "api_key_encrypted": secret,
+        }
+        if d.region is not None:
+            entry["region"] = d.region
+        out.append(entry)
     return out
+
+
+def rekeyed_token(box: SecretBox, token: str, region: str) -> str | None:
+    """A stored Bedrock credential token re-signed for `region` (None: already so, not a bundle, or
+    unreadable after a key rotation gone wrong: then it is left as it is, as the snapshot does)."""
+    try:
+        bundle = rekeyed_bedrock_secret(box.decrypt(token), region)
+    except ValueError:
+        return None
+    return None if bundle is None else box.encrypt(bundle)
 
 
 def _credits(micros: int | None) -> float | None:
@@ -180,6 +194,7 @@ def _deployment_out(stored: dict[str, Any]) -> DeploymentOut:
         weight=weight,
         priority=priority,
         has_api_key=bool(stored.get("api_key_encrypted")),
+        region=stored["region"] if isinstance(stored.get("region"), str) else None,
     )
 
 
@@ -248,11 +263,7 @@ class CatalogService:
     def _rekeyed(self, existing: Model, region: str) -> str | None:
         if not existing.api_key_encrypted:
             return None
-        try:
-            bundle = rekeyed_bedrock_secret(self.box.decrypt(existing.api_key_encrypted), region)
-        except ValueError:  # unreadable (a rotation gone wrong): left as it is, as the snapshot does
-            return None
-        return None if bundle is None else self.box.encrypt(bundle)
+        return rekeyed_token(self.box, existing.api_key_encrypted, region)
 
     async def delete(self, model_id: int) -> None:
         if not await self.repo.soft_delete(model_id):

@@ -57,6 +57,8 @@ class DeploymentConfig:
     upstream: Upstream
     weight: int
     priority: int
+    # bedrock-converse: the region sent with it (kept in clear; a new one re-signs kept credentials)
+    region: str | None = None
 
 
 def parse_upstream(data: dict[str, Any], provider: str, default_model: str, where: str) -> Upstream:
@@ -156,7 +158,8 @@ def parse_deployments(value: Any, model_provider: str, default_model: str) -> li
         provider = provider.strip().lower()
         weight, priority = check_weight_and_priority(data, where)
         upstream = parse_upstream(data, provider, default_model, where)
-        out.append(DeploymentConfig(label, provider, upstream, weight, priority))
+        region = data.get("region") if provider == "bedrock-converse" else None
+        out.append(DeploymentConfig(label, provider, upstream, weight, priority, region))
     return out
 
 

@@ -44,8 +44,44 @@ function providerSelect(name, selected, blankLabel) {
     PROVIDERS.map((p) => h("option", { value: p, selected: p === selected }, p)));
 }
 
-// One of config.deployments: its label, dialect, upstream, key (kept when left empty) and share.
-function deploymentRow(d, onRemove) {
+// Bedrock's region, endpoint and credentials (write-only: empty keeps the stored ones), for the model's
+// own upstream (`name` as the route names them) or a deployment's (`dep_` before each name).
+function bedrockFields(prefix, saved, hasSecret) {
+  const secret = (label, name) => field(label, prefix + name, { type: "password", autocomplete: "off",
+    placeholder: hasSecret ? "stored: leave empty to keep" : "none" });
+  return {
+    region: field("Region", `${prefix}region`, { value: value(saved.region), placeholder: "us-east-1" }),
+    endpoint: field("Endpoint", `${prefix}endpoint`, { value: value(saved.endpoint), placeholder: "the region's bedrock-runtime" }),
+    accessKeyId: secret("Access key ID", "accessKeyId"),
+    secretAccessKey: secret("Secret access key", "secretAccessKey"),
+    sessionToken: field("Session token (optional)", `${prefix}sessionToken`, { type: "password", autocomplete: "off", placeholder: "none" }),
+  };
+}
+
+// the Bedrock keys typed into bedrockFields, onto `config`
+function readBedrock(fields, config) {
+  for (const [key, f] of Object.entries(fields)) {
+    const text = key === "region" || key === "endpoint" ? f.input.value.trim() : f.input.value;
+    if (text) config[key] = text;
+  }
+}
+
+// A stored Bedrock deployment's region and endpoint: as listed, or (saved before the list named its
+// region) read off its base URL, the region's bedrock-runtime host or a custom endpoint.
+function bedrockPlace(d) {
+  if (!d) return {};
+  if (d.region) {
+    const regional = `https://bedrock-runtime.${d.region}.amazonaws.com`;
+    return { region: d.region, endpoint: d.base_url && d.base_url !== regional ? d.base_url : "" };
+  }
+  const host = /^https:\/\/bedrock-runtime\.([a-z0-9-]+)\.amazonaws\.com$/.exec(d.base_url || "");
+  return host ? { region: host[1] } : { endpoint: d.base_url || "" };
+}
+
+// One of config.deployments: its label, dialect, upstream, key (kept when left empty) and share; a
+// Bedrock one (its own provider, or the model's when it names none) has region and credentials instead
+// of a base URL and key. modelProvider() is the model's provider as the form shows it now.
+function deploymentRow(d, onRemove, modelProvider) {
   const f = {
     name: field("Name", "dep_name", { value: value(d && d.name), maxlength: 64, placeholder: "e.g. b" }),
     base_url: field("Base URL", "dep_base_url", { value: value(d && d.base_url), placeholder: "e.g. https://b.example/v1" }),
@@ -55,21 +91,38 @@ function deploymentRow(d, onRemove) {
     weight: field("Weight", "dep_weight", { inputmode: "numeric", value: value(d ? d.weight : 1) }),
     priority: field("Priority", "dep_priority", { inputmode: "numeric", value: value(d ? d.priority : 0) }),
   };
+  const bedrock = bedrockFields("dep_", bedrockPlace(d && d.provider === BEDROCK ? d : null), Boolean(d && d.has_api_key));
+  const bedrockRow = h("div", { class: "row dep-bedrock" }, Object.values(bedrock).map((b) => b.label));
   const provider = providerSelect("dep_provider", d && d.provider, "the model's provider");
   const remove = h("button", { type: "button", class: "danger" }, "Remove");
   const row = h("fieldset", { class: "deployment" }, h("legend", {}, "Deployment"),
     h("div", { class: "row" }, f.name.label, h("label", { "data-field": "dep_provider" }, "Provider", provider),
-      f.base_url.label, f.model.label, f.api_key.label, f.weight.label, f.priority.label, remove));
+      f.base_url.label, f.model.label, f.api_key.label, f.weight.label, f.priority.label, remove),
+    bedrockRow);
+  const isBedrock = () => (provider.value || modelProvider()) === BEDROCK;
+  row.showProvider = () => {
+    const on = isBedrock();
+    bedrockRow.hidden = !on;
+    f.base_url.label.hidden = on;
+    f.api_key.label.hidden = on;
+  };
+  provider.addEventListener("change", row.showProvider);
   remove.addEventListener("click", () => onRemove(row));
   row.read = () => {
-    const out = { name: f.name.input.value.trim() || undefined, base_url: f.base_url.input.value.trim() };
+    const out = { name: f.name.input.value.trim() || undefined };
     if (provider.value) out.provider = provider.value;
+    if (isBedrock()) {
+      readBedrock(bedrock, out);
+    } else {
+      out.base_url = f.base_url.input.value.trim();
+      if (f.api_key.input.value) out.api_key = f.api_key.input.value;
+    }
     if (f.model.input.value.trim()) out.model = f.model.input.value.trim();
-    if (f.api_key.input.value) out.api_key = f.api_key.input.value;
     if (f.weight.input.value.trim()) out.weight = number(f.weight.input.value);
     if (f.priority.input.value.trim()) out.priority = number(f.priority.input.value);
     return out;
   };
+  row.showProvider();
   return row;
 }
 
@@ -90,15 +143,7 @@ export function modelForm(model, onSaved, onCancel) {
   };
   const provider = providerSelect("provider", m.provider || "openai-compatible");
   const saved = m.config || {};
-  const bedrock = {
-    region: field("Region", "region", { value: value(saved.region), placeholder: "us-east-1" }),
-    endpoint: field("Endpoint", "endpoint", { value: value(saved.endpoint), placeholder: "the region's bedrock-runtime" }),
-    accessKeyId: field("Access key ID", "accessKeyId", { type: "password", autocomplete: "off",
-      placeholder: m.has_api_key ? "stored: leave empty to keep" : "none" }),
-    secretAccessKey: field("Secret access key", "secretAccessKey", { type: "password", autocomplete: "off",
-      placeholder: m.has_api_key ? "stored: leave empty to keep" : "none" }),
-    sessionToken: field("Session token (optional)", "sessionToken", { type: "password", autocomplete: "off", placeholder: "none" }),
-  };
+  const bedrock = bedrockFields("", saved, Boolean(m.has_api_key));
   const bedrockSet = h("fieldset", { class: "bedrock" }, h("legend", {}, "Amazon Bedrock"),
     h("div", { class: "row" }, Object.values(bedrock).map((f) => f.label)));
   const other = Object.fromEntries(Object.entries(saved).filter(([k]) => !MANAGED.has(k)));
@@ -113,12 +158,13 @@ export function modelForm(model, onSaved, onCancel) {
     top.base_url.label.hidden = isBedrock;
     top.api_key.label.hidden = isBedrock;
     hint.textContent = HINTS[provider.value] || "";
+    [...rows.children].forEach((row) => row.showProvider());
   };
   provider.addEventListener("change", showProvider);
   const prices = PRICES.map(([name, label]) => field(label, name, { inputmode: "decimal", value: value(m[name]) }));
   const limits = LIMITS.map(([name, label]) => field(label, name, { inputmode: "numeric", value: value(m[name]), placeholder: "not limited" }));
   const rows = h("div", { class: "deployments" });
-  const addRow = (d) => rows.append(deploymentRow(d, (row) => row.remove()));
+  const addRow = (d) => rows.append(deploymentRow(d, (row) => row.remove(), () => provider.value));
   (m.deployments || []).forEach(addRow);
   const addDeployment = h("button", { type: "button", class: "secondary", id: "add-deployment" }, "Add a deployment");
   addDeployment.addEventListener("click", () => {
@@ -152,10 +198,7 @@ export function modelForm(model, onSaved, onCancel) {
   function body() {
     const config = otherKeys();
     if (provider.value === BEDROCK) {
-      for (const key of ["region", "endpoint", "accessKeyId", "secretAccessKey", "sessionToken"]) {
-        const text = key === "region" || key === "endpoint" ? bedrock[key].input.value.trim() : bedrock[key].input.value;
-        if (text) config[key] = text;
-      }
+      readBedrock(bedrock, config);
     } else {
       config.base_url = top.base_url.input.value.trim();
     }
@@ -187,7 +230,8 @@ export function modelForm(model, onSaved, onCancel) {
     const dep = /^deployments\[(\d+)\](?:\.(\w+))?/.exec(path);
     if (dep) {
       const row = rows.children[Number(dep[1])];
-      const name = { baseUrl: "base_url", apiKey: "api_key", modelId: "model", upstream_model: "model" }[dep[2]] || dep[2];
+      let name = { baseUrl: "base_url", apiKey: "api_key", modelId: "model", upstream_model: "model" }[dep[2]] || dep[2];
+      if (name === "base_url" && row && !row.querySelector(".dep-bedrock").hidden) name = "endpoint";
       return row ? row.querySelector(`[name="dep_${name}"]`) || row.querySelector("input") : null;
     }
     const name = { baseUrl: "base_url", apiKey: "api_key", modelId: "model", upstream_model: "model" }[path] || path;
