@@ -137,6 +137,8 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     await bedrock.locator("input[name=dep_secretAccessKey]").fill("console-aws-secret")
     await form.locator("button[type=submit]").click()
     await expect(page.locator("main .notice.ok")).to_contain_text(f"Saved {name}")
+    # the list is loaded again after the notice: edit (and later delete) from the new rows
+    await expect(row.locator("li[data-deployment='eu']")).to_contain_text("bedrock-runtime.eu-west-1")
     listed_page = (await http.get(f"/admin/model/list?q={name}", headers=admin)).text
     assert "AKID-CONSOLE" not in listed_page and "console-aws-secret" not in listed_page
     with_eu = (await http.get(f"/admin/model/list?q={name}", headers=admin)).json()["data"][0]
@@ -150,6 +152,7 @@ async def test_an_admin_key_adds_edits_and_deletes_a_model(
     await bedrock.locator("input[name=dep_region]").fill("us-west-2")
     await form.locator("button[type=submit]").click()
     await expect(page.locator("main .notice.ok")).to_contain_text(f"Saved {name}")
+    await expect(row.locator("li[data-deployment='eu']")).to_contain_text("bedrock-runtime.us-west-2")
     moved = (await http.get(f"/admin/model/list?q={name}", headers=admin)).json()["data"][0]
     eu = next(d for d in moved["deployments"] if d["name"] == "eu")
     assert (eu["region"], eu["has_api_key"]) == ("us-west-2", True), eu
