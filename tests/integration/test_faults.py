@@ -30,6 +30,7 @@ import pytest
 from reliability_support import grpc_balance
 
 from tollgate.devstack.config import StackConfig
+from tollgate.devstack.procs import log_tail
 from tollgate.devstack.stack import Stack
 from tollgate.devstack.testing import billing_db, register_model, service_db, wait_until
 
@@ -191,6 +192,15 @@ def _kill_and_restart(stack: Stack, name: str, kind: str) -> None:
         stack.start_infra(name)
 
 
+def _settler_logs(stack: Stack) -> str:
+    """What the processes that settle usage last logged: a failure here must be readable from the CI
+    output alone (the stall this test once found in CI could not be explained for want of it)."""
+    tails = (
+        f"{svc}:\n{log_tail(stack.cfg.logs_dir / f'{svc}.log', 30)}" for svc in ("billing_worker", "billing")
+    )
+    return "\n\nlast log lines of " + "\n".join(tails)
+
+
 def test_paid_traffic_through_every_component_killed_in_turn_keeps_money_exact(faults: Stack) -> None:
     config = faults.cfg
     gateway = config.url("gateway")
@@ -242,6 +252,7 @@ def test_paid_traffic_through_every_component_killed_in_turn_keeps_money_exact(f
     assert not missing, (
         f"{len(missing)} answered, never charged (analytics has {sum(m in recorded for m in missing)}): "
         + "; ".join(ledger.when(m) for m in missing[:10])
+        + _settler_logs(faults)
     )
     charges = _charges(config, orgs)
     for rid, (_org, cost) in ledger.answered.items():
