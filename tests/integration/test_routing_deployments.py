@@ -85,6 +85,7 @@ def test_a_bad_deployment_is_refused_and_secrets_are_never_listed(admin: httpx.C
             "weight": 3,
             "priority": 0,
             "has_api_key": True,
+            "region": None,  # Bedrock deployments only
         }
     ]
 
