@@ -41,6 +41,7 @@ class ServiceSettings(TransportSecuritySettings):
     kafka_bootstrap: str = "127.0.0.1:59092"
     # A group consumer that takes no records for this long while its group has uncommitted ones (and
     # no batch in hand) is replaced by a new one (tollgate.common.stall_watch); 0 turns the watch off.
+    # 60 s is many times a rebalance's wait for a dead member (session_timeout_ms, 10 s).
     kafka_consumer_stall_s: float = Field(default=60.0, ge=0.0)
     auth_grpc_target: str = "127.0.0.1:50051"
     billing_grpc_target: str = "127.0.0.1:50052"

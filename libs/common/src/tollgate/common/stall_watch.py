@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,8 +35,6 @@ from aiokafka.errors import KafkaError
 from tollgate.common.kafka import Brokers, make_admin, make_offsets_reader
 
 log = logging.getLogger(__name__)
-
-STALL_S = 60.0  # beyond a rebalance's wait for a dead member (session_timeout_ms, 10 s) many times over
 
 
 class ConsumerStalled(KafkaError):  # type: ignore[misc]  # aiokafka ships no types
@@ -113,11 +111,14 @@ class BrokerGroupOffsets:
 
 
 class StallWatch:
+    """`offsets` None: the watch is off (`waiter` is None, `busy` and `close` do nothing that matters),
+    so a consumer holds a watch either way."""
+
     def __init__(
         self,
-        offsets: GroupOffsets,
+        offsets: GroupOffsets | None,
         *,
-        stall_s: float = STALL_S,
+        stall_s: float,
         interval_s: float = 5.0,
         read_timeout_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
@@ -131,12 +132,22 @@ class StallWatch:
         self._quiet_since = clock()
 
     @classmethod
-    def of_group(cls, brokers: Brokers, group_id: str, *topics: str, stall_s: float) -> StallWatch | None:
-        """The watch of a service's consumer group (None when stall_s is 0: the watch is off)."""
-        return cls(BrokerGroupOffsets(brokers, group_id, topics), stall_s=stall_s) if stall_s > 0 else None
+    def of_group(cls, brokers: Brokers, group_id: str, *topics: str, stall_s: float) -> StallWatch:
+        """The watch of a service's consumer group (off when stall_s is 0)."""
+        return cls(BrokerGroupOffsets(brokers, group_id, topics) if stall_s > 0 else None, stall_s=stall_s)
+
+    @classmethod
+    def off(cls) -> StallWatch:
+        return cls(None, stall_s=0)
+
+    @property
+    def waiter(self) -> Callable[[], Awaitable[None]] | None:
+        """consume_with_renewal's `watch`: None when the watch is off."""
+        return self.wait_for_stall if self._offsets is not None else None
 
     async def close(self) -> None:
-        await self._offsets.close()
+        if self._offsets is not None:
+            await self._offsets.close()
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
@@ -150,6 +161,7 @@ class StallWatch:
 
     async def wait_for_stall(self) -> None:
         """Returns never; raises ConsumerStalled once the member has stalled (see the module doc)."""
+        assert self._offsets is not None, "an off watch has no waiter"
         now = self._clock()
         self._quiet_since = now  # a new consumer: its join and first fetch get the whole allowance
         moved_at = now

@@ -112,11 +112,7 @@ async def main() -> None:
         settings.http_host,
         settings.http_port,
         background=[consumer.run, maintenance.run, chat_records.run, purger.run],
-        on_shutdown=[
-            auth_channel.close,
-            engine.dispose,
-            *(w.close for w in (watch, chat_watch) if w is not None),
-        ],
+        on_shutdown=[auth_channel.close, engine.dispose, watch.close, chat_watch.close],
         metrics=MetricsEndpoint(registry, settings.metrics_port),
     )
 

@@ -259,7 +259,7 @@ async def worker_main(settings: BillingSettings | None = None) -> None:
         settings.http_host,
         settings.worker_http_port,
         background=[consumer.run, dispatcher.run, partitions.run],
-        on_shutdown=[close_dispatcher, shared.close, *([watch.close] if watch is not None else [])],
+        on_shutdown=[close_dispatcher, shared.close, watch.close],
         metrics=MetricsEndpoint(shared.registry, settings.worker_metrics_port),
     )
 

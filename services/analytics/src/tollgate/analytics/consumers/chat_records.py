@@ -51,7 +51,7 @@ class ChatRecordConsumer:
     ) -> None:
         self._consumer = consumer
         self._renew = renew
-        self._watch = watch
+        self._watch = watch or StallWatch.off()
         self._sessions = sessions
         self._service = service
         self._metrics = metrics
@@ -67,7 +67,7 @@ class ChatRecordConsumer:
                 self._replace if self._renew is not None else None,
                 pause_s=self._max_backoff_s,
                 renewed=self._metrics.consumer_renewals.inc,
-                watch=self._watch.wait_for_stall if self._watch is not None else None,
+                watch=self._watch.waiter,
             )
         finally:
             with contextlib.suppress(Exception):
@@ -89,7 +89,7 @@ class ChatRecordConsumer:
         records = [r for recs in batches.values() for r in recs]
         if not records:
             return 0
-        with self._watch.busy() if self._watch is not None else contextlib.nullcontext():
+        with self._watch.busy():
             return await self._process(batches, records)
 
     async def _process(self, batches: Any, records: list[Any]) -> int:

@@ -126,7 +126,7 @@ class UsageConsumer:
         """`renew`: a new consumer of the same group, to replace one whose group coordination broke
         or that `watch` found stalled (without `renew` such a failure ends `run`)."""
         self._consumer = consumer
-        self._watch = watch
+        self._watch = watch or StallWatch.off()
         self._renew = renew
         self._sessions = sessions
         self._recorder = recorder
@@ -148,7 +148,7 @@ class UsageConsumer:
                 self._replace if self._renew is not None else None,
                 pause_s=self._max_backoff_s,
                 renewed=self._metrics.consumer_renewals.inc,
-                watch=self._watch.wait_for_stall if self._watch is not None else None,
+                watch=self._watch.waiter,
             )
         finally:
             lag.cancel()
@@ -177,7 +177,7 @@ class UsageConsumer:
         records = [r for recs in batches.values() for r in recs]
         if not records:
             return 0
-        with self._watch.busy() if self._watch is not None else contextlib.nullcontext():
+        with self._watch.busy():
             return await self._process(batches, records)
 
     async def _process(self, batches: Mapping[TopicPartition, Sequence[Any]], records: list[Any]) -> int:

@@ -79,7 +79,7 @@ class UsageConsumer:
         whose offset commit hung for commit_timeout_s or that `watch` found stalled (without `renew`
         such a failure ends `run`)."""
         self._consumer = consumer
-        self._watch = watch
+        self._watch = watch or StallWatch.off()
         self._renew = renew
         self._sessions = sessions
         self._store = store
@@ -99,7 +99,7 @@ class UsageConsumer:
                 self._replace if self._renew is not None else None,
                 pause_s=self._retry_backoff_s,
                 renewed=self._metrics.consumer_renewals.inc,
-                watch=self._watch.wait_for_stall if self._watch is not None else None,
+                watch=self._watch.waiter,
             )
         finally:
             lag.cancel()
@@ -118,7 +118,7 @@ class UsageConsumer:
             batches = await self._consumer.getmany(timeout_ms=1000, max_records=self._max_records)
             records = [r for part in batches.values() for r in part]
             if records:
-                with self._watch.busy() if self._watch is not None else contextlib.nullcontext():
+                with self._watch.busy():
                     await self._process_with_retry(batches)
 
     async def _start(self) -> None:

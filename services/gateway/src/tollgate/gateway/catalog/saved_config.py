@@ -79,6 +79,15 @@ def bedrock_endpoint(region: str) -> str:
     return f"https://bedrock-runtime.{region}.amazonaws.com"
 
 
+def _bedrock_place(base_url: str, region: str) -> dict[str, str]:
+    """A Bedrock upstream as save takes it: its region, and its endpoint only when not the region's."""
+    return (
+        {"region": region}
+        if base_url == bedrock_endpoint(region)
+        else {"region": region, "endpoint": base_url}
+    )
+
+
 def saved_config(model: Model) -> dict[str, Any]:
     """Every non-secret key of the model's config, as /admin/model/save takes it back."""
     extra = dict(model.extra_config or {})
@@ -86,9 +95,7 @@ def saved_config(model: Model) -> dict[str, Any]:
     config: dict[str, Any]
     if model.provider == BEDROCK:
         region = extra.get("region") if isinstance(extra.get("region"), str) else BEDROCK_DEFAULT_REGION
-        config = {"modelId": model.upstream_model, "region": region}
-        if model.base_url != bedrock_endpoint(region):
-            config["endpoint"] = model.base_url
+        config = {"modelId": model.upstream_model, **_bedrock_place(model.base_url, region)}
     else:
         config = {"base_url": model.base_url, "model": model.upstream_model}
     config["max_tokens"] = model.max_tokens_default
@@ -106,11 +113,7 @@ def saved_config(model: Model) -> dict[str, Any]:
         }
         region = stored.get("region")
         if deployment["provider"] == BEDROCK and isinstance(region, str):
-            # as the model's own: the region, and the endpoint only when it is not the region's
-            base_url = deployment.pop("base_url")
-            deployment["region"] = region
-            if base_url != bedrock_endpoint(region):
-                deployment["endpoint"] = base_url
+            deployment.update(_bedrock_place(deployment.pop("base_url"), region))  # as the model's own
         deployments.append(deployment)
     if deployments:
         config["deployments"] = deployments

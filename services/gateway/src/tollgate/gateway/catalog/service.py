@@ -107,7 +107,7 @@ def stored_form(
             secret = box.encrypt(u.api_key) if u.api_key else None
         else:
             secret = kept[d.label]
-            if secret and d.provider == BEDROCK and d.region is not None:
+            if secret and d.region is not None:  # only Bedrock deployments carry one
                 # a region sent without the credentials: the kept credentials sign for the new region
                 secret = rekeyed_token(box, secret, d.region) or secret
         entry = {
