@@ -14,6 +14,8 @@ K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 TARGETS = {"base": K8S / "base", "local": K8S / "overlays" / "local"}
 SERVICES = {"gateway": 8080, "auth": 8081, "billing": 8082, "analytics": 8083, "training": 8084}
 GRPC = {"auth": 50051, "billing": 50052}
+# billing's hold marks port (the gateways write length-prefixed frames to it)
+OTHER_PORTS = {"billing": {"marks": 50053}}
 # processes with a Deployment but no Service: billing's usage consumer, from billing's image, and
 # the training worker, from training's image
 WORKERS = {"billing-worker": 8085, "training-worker": 8086}
@@ -74,7 +76,9 @@ def test_each_service_has_a_deployment_and_service_with_its_ports(manifests: lis
         container = deployments[name]["spec"]["template"]["spec"]["containers"][0]
         assert container["image"] == f"tollgate/{name}:latest"
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        expected = {"http": http_port} | ({"grpc": GRPC[name]} if name in GRPC else {})
+        expected = (
+            {"http": http_port} | ({"grpc": GRPC[name]} if name in GRPC else {}) | OTHER_PORTS.get(name, {})
+        )
         assert ports == expected | {"metrics": METRICS_PORTS[name]}
         svc_ports = {p["name"]: p["port"] for p in services[name]["spec"]["ports"]}
         assert svc_ports == expected

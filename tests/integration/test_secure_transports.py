@@ -1,6 +1,6 @@
 """The platform on production's transports (issue 13, item 5): every service reaches Kafka over
-SASL_SSL with SCRAM, and auth's and billing's gRPC over mutual TLS, with certificates from a
-throwaway CA (tollgate.devstack.secure_transports).
+SASL_SSL with SCRAM, and auth's and billing's gRPC and billing's hold marks port over mutual TLS,
+with certificates from a throwaway CA (tollgate.devstack.secure_transports).
 
 A stack of its own (profile `tls`, the test ports + 2000, TOLLGATE_SECURE_TRANSPORTS=1). The services
 are given only the broker's SASL_SSL listener; its PLAINTEXT one serves the stack's own tooling.
@@ -8,8 +8,10 @@ are given only the broker's SASL_SSL listener; its PLAINTEXT one serves the stac
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import ssl
 from collections.abc import Iterator
 
 import grpc
@@ -18,9 +20,10 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from pydantic import SecretStr
 
+from tollgate.common.frames import encode_frame
 from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.settings import ServiceSettings
-from tollgate.contracts.v1 import auth_pb2, auth_pb2_grpc
+from tollgate.contracts.v1 import auth_pb2, auth_pb2_grpc, billing_pb2
 from tollgate.devstack import secure_transports
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.stack import Stack
@@ -67,8 +70,8 @@ def test_the_services_are_configured_for_sasl_ssl_and_mutual_tls(config: StackCo
 
 
 def test_a_paid_request_is_charged_through_tls_and_sasl(config: StackConfig) -> None:
-    """gateway → auth (gRPC, mTLS) to authenticate, → billing (gRPC, mTLS) to hold, → usage.v1 over
-    SASL_SSL → the billing worker (SASL_SSL) settles it in the ledger."""
+    """gateway → auth (gRPC, mTLS) to authenticate, → billing (gRPC, mTLS) to hold and (marks port,
+    mTLS) to mark, → usage.v1 over SASL_SSL → the billing worker (SASL_SSL) settles it in the ledger."""
     headers = {"Authorization": f"Bearer {config.admin_api_key}"}
     with httpx.Client(base_url=config.url("gateway"), headers=headers, timeout=30) as admin:
         register_model(admin, "sim-chat", "sim-chat", config.url("upstream_sim"))
@@ -95,6 +98,13 @@ def test_a_paid_request_is_charged_through_tls_and_sasl(config: StackConfig) -> 
         what="the usage event settled by the billing worker",
     )
     assert settled == (1, cost)
+    # its hold was marked over billing's marks port, with the same mutual TLS
+    marks = {
+        line.split('outcome="')[1].split('"')[0]: float(line.split()[-1])
+        for line in httpx.get(config.metrics_url("gateway"), timeout=10).text.splitlines()
+        if line.startswith("gateway_hold_marks_total{")
+    }
+    assert marks.get("sent", 0) >= 1 and marks.get("dropped", 0) == 0, marks
 
 
 async def test_kafka_refuses_a_wrong_password_and_a_client_without_tls(
@@ -137,3 +147,40 @@ def test_grpc_refuses_plaintext_and_clients_without_a_certificate(config: StackC
     with grpc.secure_channel(target, client_cert) as channel:
         reply = auth_pb2_grpc.AuthServiceStub(channel).Authenticate(request, timeout=5)
     assert not reply.ok
+
+
+async def _closed_on(reader: asyncio.StreamReader) -> bool:
+    """Whether the peer ends the connection (EOF, a reset, or a TLS alert) instead of serving it."""
+    try:
+        data = await asyncio.wait_for(reader.read(4096), 5)
+    except (ssl.SSLError, ConnectionError):
+        return True
+    except TimeoutError:
+        return False
+    return data == b"" or data[:1] == b"\x15"  # EOF, or a TLS alert record and then EOF
+
+
+async def test_the_marks_port_refuses_plaintext_and_clients_without_a_certificate(
+    config: StackConfig,
+) -> None:
+    files = secure_transports.certificates(config)
+    port = config.port("billing_marks")
+    # a mark of a hold that does not exist: applying it would change nothing
+    frame = encode_frame(
+        billing_pb2.HoldMarks(
+            marks=[billing_pb2.HoldMark(org_id="no-org", hold_id="no-hold", cost_micros=1, usage_event=b"e")]
+        ).SerializeToString()
+    )
+    anonymous = ssl.create_default_context(cafile=str(files.ca))
+    with_cert = ssl.create_default_context(cafile=str(files.ca))
+    with_cert.load_cert_chain(str(files.client_cert), str(files.client_key))
+    for context, served in ((None, False), (anonymous, False), (with_cert, True)):
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        except (ssl.SSLError, ConnectionError):
+            assert not served
+            continue
+        writer.write(frame)  # plaintext: a frame where a TLS handshake must come
+        # TLS 1.3: a missing client certificate is refused just after the client's handshake ends
+        assert await _closed_on(reader) is not served, context
+        writer.close()

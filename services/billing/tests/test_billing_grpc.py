@@ -1,7 +1,10 @@
-"""BillingService over a real gRPC server and channel (Redis real, wallet loader faked)."""
+"""BillingService over a real gRPC server and channel, and the marks port over a real socket (Redis
+real, wallet loader faked)."""
 
 from __future__ import annotations
 
+import asyncio
+import struct
 from collections.abc import AsyncIterator
 
 import grpc
@@ -11,10 +14,12 @@ from grpc import aio
 
 from tollgate.billing.budgets.repository import LimitsSnapshot
 from tollgate.billing.grpc_server import build_grpc_server
+from tollgate.billing.holds.mark_listener import MarkListener
 from tollgate.billing.holds.service import HoldService
 from tollgate.billing.holds.store import HoldStore
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.billing.wallets.repository import WalletState
+from tollgate.common.frames import MAX_FRAME_BYTES, encode_frame
 from tollgate.common.grpc import make_channel
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
 
@@ -26,10 +31,15 @@ async def load(org_id: str) -> WalletState:
 
 
 @pytest.fixture
+def holds(store: HoldStore, metrics: BillingMetrics) -> HoldService:
+    return HoldService(store, load, metrics)
+
+
+@pytest.fixture
 async def stub(
-    store: HoldStore, metrics: BillingMetrics
+    holds: HoldService, metrics: BillingMetrics
 ) -> AsyncIterator[billing_pb2_grpc.BillingServiceStub]:
-    server, port = build_grpc_server(HoldService(store, load, metrics), metrics, "127.0.0.1", 0)
+    server, port = build_grpc_server(holds, metrics, "127.0.0.1", 0)
     await server.start()
     channel = make_channel(f"127.0.0.1:{port}")
     yield billing_pb2_grpc.BillingServiceStub(channel)
@@ -163,9 +173,25 @@ async def test_reserve_stock_rejects_malformed_requests(
     assert err.value.code() is grpc.StatusCode.INVALID_ARGUMENT
 
 
-async def test_mark_holds_stream_marks_in_order_and_skips_malformed_marks(
-    stub: billing_pb2_grpc.BillingServiceStub, store: HoldStore
+async def until(probe, within: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + within
+    while not probe():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def marks_port(holds: HoldService) -> AsyncIterator[tuple[MarkListener, int]]:
+    listener = MarkListener(holds.mark, "127.0.0.1", 0, tls=None)
+    port = await listener.start()
+    yield listener, port
+    await listener.close()
+
+
+async def test_the_marks_port_marks_in_order_and_skips_malformed_marks(
+    stub: billing_pb2_grpc.BillingServiceStub, store: HoldStore, marks_port: tuple[MarkListener, int]
 ) -> None:
+    listener, port = marks_port
     org = new_org()  # a fresh prefix for this test's hold ids; the loader funds only ORG
     for hold_id in ("m1", "m2"):
         reply = await stub.Reserve(
@@ -174,28 +200,27 @@ async def test_mark_holds_stream_marks_in_order_and_skips_malformed_marks(
             )
         )
         assert reply.granted
-    call = stub.MarkHolds()
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
     event = b"usage-event"
-    await call.write(
-        billing_pb2.HoldMarks(
-            marks=[
-                billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m1", cost_micros=10, usage_event=event),
-                billing_pb2.HoldMark(org_id=ORG, hold_id="", cost_micros=10, usage_event=event),  # no hold id
-                billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m2", cost_micros=-1, usage_event=event),
-            ]
-        )
+    first = billing_pb2.HoldMarks(
+        marks=[
+            billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m1", cost_micros=10, usage_event=event),
+            billing_pb2.HoldMark(org_id=ORG, hold_id="", cost_micros=10, usage_event=event),  # no hold id
+            billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m2", cost_micros=-1, usage_event=event),
+        ]
     )
-    await call.write(
-        billing_pb2.HoldMarks(
-            marks=[
-                billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m2", cost_micros=20, usage_event=event),
-                billing_pb2.HoldMark(org_id=ORG, hold_id="never-held", cost_micros=5, usage_event=event),
-            ]
-        )
+    second = billing_pb2.HoldMarks(
+        marks=[
+            billing_pb2.HoldMark(org_id=ORG, hold_id=f"{org}-m2", cost_micros=20, usage_event=event),
+            billing_pb2.HoldMark(org_id=ORG, hold_id="never-held", cost_micros=5, usage_event=event),
+        ]
     )
-    await call.done_writing()
-    summary = await call
-    assert (summary.marks, summary.accepted) == (5, 3)  # the mark of a hold never held is a no-op
+    framed = encode_frame(first.SerializeToString()) + encode_frame(second.SerializeToString())
+    for at in range(0, len(framed), 7):  # frames split anywhere by the network still decode whole
+        writer.write(framed[at : at + 7])
+        await writer.drain()
+    await until(lambda: listener.received == 5)
+    assert listener.accepted == 3  # the mark of a hold never held is a no-op
     balance = await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))  # writes pending marks
     assert balance.held_micros == 30
     assert await store.read_mark(ORG, f"{org}-m1") is not None
@@ -203,3 +228,33 @@ async def test_mark_holds_stream_marks_in_order_and_skips_malformed_marks(
     for hold_id in ("m1", "m2"):
         await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id=f"{org}-{hold_id}"))
     assert (await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))).held_micros == 0
+    writer.close()
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [encode_frame(b"\xff\xff\xff"), struct.pack(">I", MAX_FRAME_BYTES + 1)],
+    ids=["unparsable", "oversized"],
+)
+async def test_a_connection_sending_garbage_is_closed_and_the_others_go_on(
+    stub: billing_pb2_grpc.BillingServiceStub,
+    store: HoldStore,
+    marks_port: tuple[MarkListener, int],
+    garbage: bytes,
+) -> None:
+    listener, port = marks_port
+    reply = await stub.Reserve(
+        billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id=f"{new_org()}-g", max_cost_micros=1_000)
+    )
+    bad_reader, bad = await asyncio.open_connection("127.0.0.1", port)
+    _, good = await asyncio.open_connection("127.0.0.1", port)
+    bad.write(garbage)
+    assert await asyncio.wait_for(bad_reader.read(), 5) == b""  # billing closed it, saying nothing
+    mark = billing_pb2.HoldMark(org_id=ORG, hold_id=reply.hold_id, cost_micros=7, usage_event=b"e")
+    good.write(encode_frame(billing_pb2.HoldMarks(marks=[mark]).SerializeToString()))
+    await until(lambda: listener.accepted == 1)
+    await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))  # writes pending marks
+    assert await store.read_mark(ORG, reply.hold_id) is not None
+    await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id=reply.hold_id))
+    bad.close()
+    good.close()

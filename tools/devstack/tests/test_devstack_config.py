@@ -19,15 +19,15 @@ def test_dev_is_the_default_profile_with_the_documented_ports(tmp_path: Path) ->
     assert cfg.profile == "dev"
     assert cfg.state_dir == tmp_path / ".local" / "dev"
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 8085, 8083, 8084, 8086, 8090, 8095, 8091,
-        8092, 9180, 9181, 9182, 9185, 9183, 9184, 9186, 59094,
+        55432, 56379, 59092, 59093, 8080, 8081, 50051, 8082, 50052, 50053, 8085, 8083, 8084, 8086, 8090, 8095,
+        8091, 8092, 9180, 9181, 9182, 9185, 9183, 9184, 9186, 59094,
     ]  # fmt: skip
 
 
 def test_test_profile_ports_and_state_dir(tmp_path: Path) -> None:
     cfg = make(tmp_path, "test")
     assert [cfg.port(n) for n in PORT_NAMES] == [
-        25532, 26479, 29192, 29193, 18080, 18081, 21051, 18082, 21052, 18085, 18083, 18084, 18086,
+        25532, 26479, 29192, 29193, 18080, 18081, 21051, 18082, 21052, 21053, 18085, 18083, 18084, 18086,
         18090, 18095, 18091, 18092, 18180, 18181, 18182, 18185, 18183, 18184, 18186, 29194,
     ]  # fmt: skip
     assert cfg.state_dir == tmp_path / ".local" / "test"
@@ -47,6 +47,8 @@ def test_port_overrides_by_env(tmp_path: Path) -> None:
     assert cfg.port("upstream_sim") == 6001
     assert cfg.url("upstream_sim") == "http://127.0.0.1:6001"
     assert cfg.service_env("gateway")["GATEWAY_BILLING_GRPC_TARGET"] == "127.0.0.1:6000"
+    marks_target = cfg.service_env("gateway")["GATEWAY_BILLING_MARKS_TARGET"]
+    assert marks_target == f"127.0.0.1:{cfg.port('billing_marks')}"
 
 
 def test_a_scratch_profile_moves_the_test_ports_by_an_offset(tmp_path: Path) -> None:
@@ -107,6 +109,7 @@ def test_service_env_of_a_db_service(tmp_path: Path) -> None:
     assert env["PATH"] == "/bin"  # os.environ passes through
     assert env["BILLING_HTTP_PORT"] == "18082"
     assert env["BILLING_GRPC_PORT"] == "21052"
+    assert env["BILLING_MARKS_PORT"] == "21053"
     assert env["BILLING_DATABASE_URL"].endswith(":25532/tollgate_billing")
     assert env["BILLING_REDIS_URL"] == "redis://127.0.0.1:26479/0"
     assert env["BILLING_KAFKA_BOOTSTRAP"] == "127.0.0.1:29192"

@@ -17,6 +17,8 @@ class BillingSettings(ServiceSettings):
     http_port: int = 8082
     metrics_port: int = 9182
     grpc_port: int = 50052
+    # the gateways' hold marks (length-prefixed frames; TLS and mTLS as on the gRPC port)
+    marks_port: int = 50053
     # the usage consumer process (tollgate-billing-worker) serves /healthz here, /metrics on the other
     worker_http_port: int = 8085
     worker_metrics_port: int = 9185

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 from grpc import aio
 
+from tollgate.billing.holds.mark_listener import valid_id
 from tollgate.billing.holds.service import HoldService
-from tollgate.billing.holds.store import MarkRecord
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.common.grpc import ServerTLS, add_listener, make_server
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-_MAX_ID_LENGTH = 256
 _MAX_STOCK = 64  # holds one ReserveStock may place
 
 
@@ -101,38 +98,10 @@ class BillingServicer(billing_pb2_grpc.BillingServiceServicer):
             available_micros=wallet.available_micros,
         )
 
-    async def MarkHolds(
-        self, request_iterator: AsyncIterator[billing_pb2.HoldMarks], context: aio.ServicerContext
-    ) -> billing_pb2.MarkHoldsSummary:
-        """Applies each message's marks as it arrives, in order; a malformed mark is skipped (its
-        usage event still settles the request), never a reason to drop the gateway's stream."""
-        received = accepted = 0
-        async for batch in request_iterator:
-            received += len(batch.marks)
-            records = [record for mark in batch.marks if (record := _mark_record(mark)) is not None]
-            if len(records) < len(batch.marks):
-                log.warning("malformed hold marks skipped", extra={"count": len(batch.marks) - len(records)})
-            self._holds.mark(records)
-            accepted += len(records)
-        return billing_pb2.MarkHoldsSummary(marks=received, accepted=accepted)
-
-
-def _valid_id(value: str) -> bool:
-    return bool(value) and len(value) <= _MAX_ID_LENGTH and "\n" not in value
-
-
-def _mark_record(mark: billing_pb2.HoldMark) -> MarkRecord | None:
-    valid_ids = _valid_id(mark.org_id) and _valid_id(mark.hold_id)
-    if not valid_ids or mark.cost_micros < 0 or not mark.usage_event:
-        return None
-    # kept whole (base64 in Redis): the sweeper publishes the event and its headers from it
-    payload = base64.b64encode(mark.SerializeToString()).decode()
-    return MarkRecord(mark.org_id, mark.hold_id, mark.cost_micros, payload)
-
 
 async def _require_ids(context: aio.ServicerContext, *values: str) -> None:
     for value in values:
-        if not _valid_id(value):
+        if not valid_id(value):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ids must be 1-256 characters, no newline")
 
 

@@ -1,7 +1,8 @@
 """Composition roots of billing's two processes, which share one database and one Redis:
 
-- `tollgate-billing` (the API): REST, the Reserve/Release/GetBalance/MarkHolds gRPC server on the
-  gateway's hot path, and the expired-hold sweeper (which publishes marked holds' usage events);
+- `tollgate-billing` (the API): REST, the Reserve/Release/GetBalance gRPC server and the hold marks
+  port (holds/mark_listener.py) on the gateway's hot path, and the expired-hold sweeper (which
+  publishes marked holds' usage events);
 - `tollgate-billing-worker`: the usage.v1 consumer that settles holds into the ledger.
 
 They are separate processes because settling a batch is CPU work that, in one event loop, makes
@@ -32,6 +33,7 @@ from tollgate.billing.config import BillingSettings
 from tollgate.billing.consumers.usage import UsageConsumer
 from tollgate.billing.envelope import billing_error_renderer
 from tollgate.billing.grpc_server import build_grpc_server
+from tollgate.billing.holds.mark_listener import MarkListener
 from tollgate.billing.holds.republish import MarkRepublisher
 from tollgate.billing.holds.service import HoldService, WalletLoader
 from tollgate.billing.holds.store import HoldStore
@@ -49,6 +51,7 @@ from tollgate.billing.wallets.routes import router as wallets_router
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import database_health, make_sessionmaker, service_engine
 from tollgate.common.errors import ServiceUnavailable
+from tollgate.common.frames import stream_server_ssl
 from tollgate.common.grpc import channel_tls, make_channel, server_tls
 from tollgate.common.http import create_app
 from tollgate.common.kafka import TOPIC_USAGE, kafka_connection, make_consumer, make_producer
@@ -197,14 +200,26 @@ async def main(settings: BillingSettings | None = None) -> None:
     grpc_server, _ = build_grpc_server(
         holds, shared.metrics, settings.http_host, settings.grpc_port, tls=server_tls(settings)
     )
+    mark_listener = MarkListener(
+        holds.mark, settings.http_host, settings.marks_port, tls=stream_server_ssl(settings)
+    )
+    await mark_listener.start()  # a port already taken stops the start here, not in a background task
 
     async def close() -> None:
+        await mark_listener.close()
         await holds.marks.close()
         await republisher.close()
         await auth_channel.close()
         await shared.close()
 
-    log.info("billing starting", extra={"http_port": settings.http_port, "grpc_port": settings.grpc_port})
+    log.info(
+        "billing starting",
+        extra={
+            "http_port": settings.http_port,
+            "grpc_port": settings.grpc_port,
+            "marks_port": settings.marks_port,
+        },
+    )
     await serve(
         app,
         settings.http_host,
@@ -213,6 +228,7 @@ async def main(settings: BillingSettings | None = None) -> None:
         background=[
             lambda: holds.run_sweeper(settings.sweep_interval_seconds),
             holds.marks.run,
+            mark_listener.run,
             lambda: app.state.reconciler.run(settings.reconcile_interval_seconds),
         ],
         on_shutdown=[close],

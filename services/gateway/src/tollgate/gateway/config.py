@@ -90,9 +90,12 @@ class GatewaySettings(ServiceSettings):
 
     # Hold marks (usage/marks.py, docs/billing.md "Holds at answer time"): a charged request's hold
     # is marked with its actual cost and usage event before the answer leaves, so the next request
-    # sees the true balance and a gateway killed after answering loses no usage. An answer waits for
-    # the write carrying its mark to complete, at most hold_mark_max_wait_s (billing stalled).
+    # sees the true balance and a gateway killed after answering loses no usage. They go to
+    # billing's marks port (BILLING_MARKS_PORT), TLS as the gRPC channels are (GATEWAY_GRPC_TLS*).
+    # An answer waits only while the socket's buffer is full (billing stalled), at most
+    # hold_mark_max_wait_s.
     hold_marks: bool = True
+    billing_marks_target: str = "127.0.0.1:50053"
     hold_mark_max_wait_s: float = Field(default=0.25, gt=0, le=5)
 
     # Routing (routing/, docs/providers.md "Routing"): an attempt failing with a connection error, a

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from tollgate.common import runner
 from tollgate.common.auth_client import AuthClient
 from tollgate.common.db import make_sessionmaker, service_engine
+from tollgate.common.frames import stream_client_ssl
 from tollgate.common.grpc import channel_tls, make_channel
 from tollgate.common.kafka import kafka_connection, make_producer
 from tollgate.common.logging import configure_logging
@@ -102,7 +103,13 @@ async def main() -> None:
         drain_interval_s=settings.usage_drain_interval_s,
     )
     marker = (
-        HoldMarker(billing_channel, metrics, max_wait_s=settings.hold_mark_max_wait_s)
+        HoldMarker(
+            settings.billing_marks_target,
+            metrics,
+            tls=stream_client_ssl(settings),
+            server_name=settings.grpc_tls_server_name,
+            max_wait_s=settings.hold_mark_max_wait_s,
+        )
         if settings.hold_marks
         else None
     )

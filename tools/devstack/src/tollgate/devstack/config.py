@@ -23,6 +23,7 @@ PORT_NAMES = (
     "auth_grpc",
     "billing",
     "billing_grpc",
+    "billing_marks",
     "billing_worker",
     "analytics",
     "training",
@@ -54,6 +55,7 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "auth_grpc": 50051,
         "billing": 8082,
         "billing_grpc": 50052,
+        "billing_marks": 50053,
         "billing_worker": 8085,
         "analytics": 8083,
         "training": 8084,
@@ -85,6 +87,7 @@ PROFILE_PORTS: dict[str, dict[str, int]] = {
         "auth_grpc": 21051,
         "billing": 18082,
         "billing_grpc": 21052,
+        "billing_marks": 21053,
         "billing_worker": 18085,
         "analytics": 18083,
         "training": 18084,
@@ -350,10 +353,13 @@ class StackConfig:
             out[f"{p}WORKER_METRICS_PORT"] = str(self.port(METRICS_PORT_NAME[svc]))
         else:
             out[f"{p}METRICS_PORT"] = str(self.port(METRICS_PORT_NAME[svc]))
+        if svc == "billing":
+            out["BILLING_MARKS_PORT"] = str(self.port("billing_marks"))
         if svc == "billing_worker":
             out["BILLING_WORKER_HTTP_PORT"] = str(self.port(svc))
             out["BILLING_HTTP_PORT"] = str(self.port("billing"))
         if svc == "gateway":
+            out["GATEWAY_BILLING_MARKS_TARGET"] = f"127.0.0.1:{self.port('billing_marks')}"
             for target in ("auth", "billing", "analytics", "training"):
                 out[f"GATEWAY_{target.upper()}_HTTP_URL"] = self.url(target)
             if self.tuned_for_tests:

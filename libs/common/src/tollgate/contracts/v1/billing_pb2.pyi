@@ -127,11 +127,3 @@ class HoldMarks(_message.Message):
     MARKS_FIELD_NUMBER: _ClassVar[int]
     marks: _containers.RepeatedCompositeFieldContainer[HoldMark]
     def __init__(self, marks: _Optional[_Iterable[_Union[HoldMark, _Mapping]]] = ...) -> None: ...
-
-class MarkHoldsSummary(_message.Message):
-    __slots__ = ("marks", "accepted")
-    MARKS_FIELD_NUMBER: _ClassVar[int]
-    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
-    marks: int
-    accepted: int
-    def __init__(self, marks: _Optional[int] = ..., accepted: _Optional[int] = ...) -> None: ...

@@ -54,11 +54,6 @@ class BillingServiceStub:
                 request_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.GetBalanceRequest.SerializeToString,
                 response_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.GetBalanceResponse.FromString,
                 _registered_method=True)
-        self.MarkHolds = channel.stream_unary(
-                '/tollgate.contracts.v1.BillingService/MarkHolds',
-                request_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.HoldMarks.SerializeToString,
-                response_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.MarkHoldsSummary.FromString,
-                _registered_method=True)
 
 
 class BillingServiceServicer:
@@ -95,17 +90,6 @@ class BillingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def MarkHolds(self, request_iterator, context):
-        """The gateway marks each answered request's hold with its actual cost as it answers
-        (docs/billing.md "Holds at answer time"): the hold falls to that cost at once, and the mark
-        keeps the request's usage event, which the hold sweeper publishes if the gateway's own copy
-        never settled it. One long-lived client stream per gateway process; a message carries every
-        mark gathered while the previous one was being written. Idempotent per hold.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
 
 def add_BillingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,11 +112,6 @@ def add_BillingServiceServicer_to_server(servicer, server):
                     servicer.GetBalance,
                     request_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.GetBalanceRequest.FromString,
                     response_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.GetBalanceResponse.SerializeToString,
-            ),
-            'MarkHolds': grpc.stream_unary_rpc_method_handler(
-                    servicer.MarkHolds,
-                    request_deserializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.HoldMarks.FromString,
-                    response_serializer=tollgate_dot_contracts_dot_v1_dot_billing__pb2.MarkHoldsSummary.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -243,33 +222,6 @@ class BillingService:
             '/tollgate.contracts.v1.BillingService/GetBalance',
             tollgate_dot_contracts_dot_v1_dot_billing__pb2.GetBalanceRequest.SerializeToString,
             tollgate_dot_contracts_dot_v1_dot_billing__pb2.GetBalanceResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def MarkHolds(request_iterator,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.stream_unary(
-            request_iterator,
-            target,
-            '/tollgate.contracts.v1.BillingService/MarkHolds',
-            tollgate_dot_contracts_dot_v1_dot_billing__pb2.HoldMarks.SerializeToString,
-            tollgate_dot_contracts_dot_v1_dot_billing__pb2.MarkHoldsSummary.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tollgate.billing.holds.scripts import HOLD_HELPERS
 
-# The gateway's marks (MarkHolds): an answered request's hold falls to its actual cost at once,
+# The gateway's marks (billing's marks port): an answered request's hold falls to its actual cost at once,
 # on the wallet and on every limit counter, and keeps the mark (the request's usage event) for the
 # sweeper. A short hold stops being short: its cost is known, so it can no longer overshoot.
 # KEYS: wallet, holds, expiry, limits, marks. ARGV: expires_at of a marked hold (when the sweeper

@@ -8,15 +8,17 @@ A mark fixes both. Billing lowers the hold to the actual cost at once, and keeps
 the hold; if no event settles it within a grace period, billing's sweeper publishes the kept copy
 (same event id, so whichever copy comes first is counted, once).
 
-How: one long-lived client stream (`MarkHolds`) per gateway process, on the channel the Reserve
-calls use. A mark is written before the answer leaves the gateway: the caller waits until the gRPC
-write carrying it has *completed*, which grpc reports once the message's bytes were handed to the
-socket (on loopback or a LAN, in billing's receive queue), so a gateway SIGKILLed after answering
-has already given billing its copy. It never waits for billing to answer (a round trip the answer
-does not need). Marks made while a write is in flight go out together in the next one, so under
-load a message carries many and a write's wait is shared. A write that has not completed within
-`max_wait_s` (billing stalled) lets its answers go on, counted as `late`; while billing is
-unreachable marks are dropped (counted): the usage event still carries the money.
+How: one long-lived TCP connection (TLS as the gRPC channels are) to billing's marks port, carrying
+length-prefixed `HoldMarks` frames (tollgate.common.frames), one per answer. `transport.write`
+gives the frame to the kernel in the same call, so when `mark` returns None the mark is already out
+of this process (on loopback or a LAN, in billing's receive queue): a gateway SIGKILLed after
+answering has given billing its copy, and the answer waited for nothing. Only when the kernel's
+buffer is full (billing stalled) does the caller get something to await: the buffer draining, at
+most `max_wait_s` (then its answer goes on, counted as `late`). While billing is unreachable marks
+are dropped (counted): the usage event still carries the money. Billing never writes on this
+connection (a peer that closes with unread input resets the connection, losing what it sent).
+A gRPC stream did this before and cost the answer a write completion from grpc's poller thread:
+docs/benchmarks.md, "What the hold marks cost, process by process".
 """
 
 from __future__ import annotations
@@ -24,49 +26,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
-import grpc
-from grpc import aio
-
-from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc
+from tollgate.common.frames import encode_frame
+from tollgate.contracts.v1 import billing_pb2
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.usage.events import OutgoingEvent
 
 log = logging.getLogger(__name__)
 
 RECENT_S = 0.25  # a Reserve refused this soon after a mark of its org is asked once more
+CONNECT_TIMEOUT_S = 5.0
+MAX_BUFFER_BYTES = 8 * 1024 * 1024  # marks waiting in this process for a stalled billing, at most
 
 
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+class _Link(asyncio.Protocol):
+    """One connection: tells the marker when its buffer empties and when it is gone."""
+
+    def __init__(self, on_drained: Callable[[], None]) -> None:
+        self._on_drained = on_drained
+        self.transport: asyncio.WriteTransport | None = None
+        self.paused = False
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # a TCP transport (uvloop's is no subclass of asyncio's classes, hence the cast)
+        self.transport = cast(asyncio.WriteTransport, transport)
+
+    def data_received(self, data: bytes) -> None:  # billing sends nothing; read whatever comes
+        return
+
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._on_drained()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+def _split_target(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class HoldMarker:
     def __init__(
         self,
-        channel: aio.Channel,
+        target: str,
         metrics: GatewayMetrics,
         *,
+        tls: ssl.SSLContext | None = None,
+        server_name: str = "",
         max_wait_s: float = 0.25,
-        max_pending: int = 10_000,
+        max_buffer_bytes: int = MAX_BUFFER_BYTES,
         reconnect_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """A caller waits at most `max_wait_s` for the write carrying its mark (billing slow or the
-        socket full); `max_pending` marks at most wait, the others are dropped."""
-        self._stub = billing_pb2_grpc.BillingServiceStub(channel)
+        """`target` is billing's marks port (host:port); `server_name` the name its certificate
+        carries when it is not the target's host; past `max_buffer_bytes` waiting in this process
+        (billing stalled) marks are dropped."""
+        self._host, self._port = _split_target(target)
+        self._tls = tls
+        self._server_name = server_name
         self._metrics = metrics
         self._max_wait = max_wait_s
-        self._max_pending = max_pending
+        self._max_buffer = max_buffer_bytes
         self._reconnect = reconnect_s
         self._clock = clock
-        self._call: aio.StreamUnaryCall[billing_pb2.HoldMarks, billing_pb2.MarkHoldsSummary] | None = None
-        self._writing: asyncio.Future[None] | None = None  # the write in flight
-        self._pending: list[billing_pb2.HoldMark] = []
-        self._next: asyncio.Future[None] | None = None  # done once the pending marks' write completed
+        self._link: _Link | None = None
+        self._drained: asyncio.Future[None] | None = None  # done once the buffer is empty again
         self._marked_at: dict[str, float] = {}  # org -> when its last mark was written
         self._closing = False
         self._sent = metrics.hold_marks.labels("sent")
@@ -75,121 +110,107 @@ class HoldMarker:
 
     @property
     def connected(self) -> bool:
-        return self._call is not None
+        return self._link is not None
 
     def mark(self, event: OutgoingEvent) -> Awaitable[None] | None:
-        """Queues the mark of a charged request; awaiting the result returns once the write carrying
-        it has completed (its bytes left this process), was dropped, or took over `max_wait_s`.
-        None when not connected."""
-        if self._call is None or self._closing:
+        """Writes the mark of a charged request. None when it is out of this process (or was
+        dropped); otherwise awaiting the result returns once it is, or after `max_wait_s`."""
+        link = self._link
+        transport = link.transport if link is not None else None
+        if transport is None or self._closing or transport.get_write_buffer_size() > self._max_buffer:
             self._dropped.inc()
             return None
-        if len(self._pending) >= self._max_pending:
-            self._dropped.inc()
-            return None
-        self._pending.append(
-            billing_pb2.HoldMark(
-                org_id=event.org_id,
-                hold_id=event.hold_id,
-                cost_micros=event.cost_micros,
-                usage_event=event.value,
-                headers=[billing_pb2.KafkaHeader(key=k, value=v) for k, v in event.headers],
-            )
+        mark = billing_pb2.HoldMark(
+            org_id=event.org_id,
+            hold_id=event.hold_id,
+            cost_micros=event.cost_micros,
+            usage_event=event.value,
+            headers=[billing_pb2.KafkaHeader(key=k, value=v) for k, v in event.headers],
         )
+        transport.write(encode_frame(billing_pb2.HoldMarks(marks=[mark]).SerializeToString()))
+        self._sent.inc()
         self._marked_at[event.org_id] = self._clock()
-        written = self._next
-        if written is None:  # the first mark of the next write: one future and one timer for all
+        if len(self._marked_at) > 10_000:
+            cutoff = self._clock() - RECENT_S
+            self._marked_at = {org: at for org, at in self._marked_at.items() if at >= cutoff}
+        assert link is not None
+        if not link.paused:
+            return None
+        drained = self._drained
+        if drained is None:  # one future and one timer for every answer waiting on this buffer
             loop = asyncio.get_running_loop()
-            written = self._next = loop.create_future()
-            loop.call_later(self._max_wait, self._overdue, written)
-        if self._writing is None:
-            self._write_pending()
-        return written
+            drained = self._drained = loop.create_future()
+            loop.call_later(self._max_wait, self._overdue, drained)
+        return drained
 
     def marked_recently(self, org_id: str) -> bool:
         """Whether a mark of this org left in the last moments (billing may still be applying it)."""
         at = self._marked_at.get(org_id)
         return at is not None and self._clock() - at < RECENT_S
 
-    def _write_pending(self) -> None:
-        call = self._call
-        if call is None or not self._pending:
-            return
-        batch = billing_pb2.HoldMarks(marks=self._pending)
-        count, written = len(self._pending), self._next
-        self._pending, self._next = [], None
-        writing = asyncio.ensure_future(call.write(batch))
-        self._writing = writing
-        writing.add_done_callback(lambda done: self._written(done, count, written))
+    def _release_waiters(self) -> None:
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
-    def _written(self, done: asyncio.Future[None], count: int, written: asyncio.Future[None] | None) -> None:
-        self._writing = None
-        if written is not None:
-            _set_done(written)
-        if done.cancelled() or done.exception() is not None:
-            self._dropped.inc(count)
-            self._broken("write failed")
-            return
-        self._sent.inc(count)
-        if len(self._marked_at) > 10_000:
-            cutoff = self._clock() - RECENT_S
-            self._marked_at = {org: at for org, at in self._marked_at.items() if at >= cutoff}
-        self._write_pending()
-
-    def _overdue(self, written: asyncio.Future[None]) -> None:
-        """A write not completed within max_wait_s: its answers go on (the usage events still carry
-        the money while the gateway lives)."""
-        if not written.done():
+    def _overdue(self, drained: asyncio.Future[None]) -> None:
+        """The buffer did not drain within max_wait_s: its answers go on (the usage events still
+        carry the money while the gateway lives)."""
+        if not drained.done():
             self._late.inc()
-            written.set_result(None)
+            drained.set_result(None)
+        if self._drained is drained:
+            self._drained = None
 
-    def _broken(self, why: str) -> None:
-        call, self._call = self._call, None
-        if call is not None:
-            log.warning("hold mark stream lost (%s); reconnecting", why)
-        self._dropped.inc(len(self._pending))
-        self._pending = []
-        if self._next is not None:
-            _set_done(self._next)
-            self._next = None
+    async def _connect(self) -> _Link:
+        loop = asyncio.get_running_loop()
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            _, link = await loop.create_connection(
+                lambda: _Link(self._release_waiters),
+                self._host,
+                self._port,
+                ssl=self._tls,
+                server_hostname=(self._server_name or self._host) if self._tls is not None else None,
+            )
+        assert link.transport is not None
+        if self._tls is None:
+            # paused (and answers wait) as soon as anything stays in this process; over TLS the
+            # layer below hands each record to the socket as it is written, and asyncio's TLS
+            # transport counts a high-water mark of 0 as always over it
+            link.transport.set_write_buffer_limits(high=0)
+        return link
 
     async def run(self) -> None:
-        """Keeps one stream open to billing, reopening it after a failure."""
+        """Keeps one connection open to billing, reopening it after a failure."""
+        failed_before = False
         while not self._closing:
-            call = self._stub.MarkHolds(wait_for_ready=True)
             try:
-                await call.wait_for_connection()
-                self._call = call
-                summary = await call
-                log.info(
-                    "hold mark stream closed", extra={"marks": summary.marks, "accepted": summary.accepted}
-                )
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if self._closing or (task is not None and task.cancelling()):
-                    call.cancel()
-                    raise
-                # the call itself was cancelled (grpc raises CancelledError for it): reconnect
-            except (grpc.RpcError, asyncio.InvalidStateError) as exc:
-                if not self._closing:
-                    log.warning("hold mark stream ended: %r", exc)
-            finally:
-                if self._call is call:
-                    self._broken("stream ended")
+                link = await self._connect()
+            except (TimeoutError, OSError, ssl.SSLError) as exc:
+                if not failed_before:
+                    log.warning("hold mark connection to billing failed: %r; retrying", exc)
+                failed_before = True
+                await asyncio.sleep(self._reconnect)
+                continue
+            failed_before = False
+            self._link = link
+            log.info("hold mark connection to billing open")
+            await link.closed  # cancelled at shutdown: the link stays for close() to flush
+            if self._link is link:
+                self._link = None
+            self._release_waiters()
             if not self._closing:
+                log.warning("hold mark connection to billing lost; reconnecting")
                 await asyncio.sleep(self._reconnect)
 
     async def close(self, timeout_s: float = 2.0) -> None:
-        """Writes what is queued, then ends the stream (billing answers with its summary)."""
+        """Lets the buffered marks go, then closes the connection."""
         self._closing = True
-        call = self._call
-        if call is None:
+        link = self._link
+        if link is None or link.transport is None:
             return
-        with contextlib.suppress(Exception):
-            deadline = time.monotonic() + timeout_s
-            while (self._writing is not None or self._pending) and time.monotonic() < deadline:
-                if self._writing is None:
-                    self._write_pending()
-                await asyncio.sleep(0.005)
-            await asyncio.wait_for(call.done_writing(), max(deadline - time.monotonic(), 0.1))
-            await asyncio.wait_for(call, max(deadline - time.monotonic(), 0.1))
+        link.transport.close()  # writes what is buffered first
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(link.closed), timeout_s)
+        if not link.closed.done():
+            link.transport.abort()
