@@ -105,6 +105,13 @@ def test_a_paid_request_is_charged_through_tls_and_sasl(config: StackConfig) -> 
         if line.startswith("gateway_hold_marks_total{")
     }
     assert marks.get("sent", 0) >= 1 and marks.get("dropped", 0) == 0, marks
+    billing_metrics = httpx.get(config.metrics_url("billing"), timeout=10).text.splitlines()
+    accepted = [
+        line
+        for line in billing_metrics
+        if line.startswith('billing_hold_marks_received_total{outcome="accepted"}')
+    ]
+    assert accepted and float(accepted[0].split()[-1]) >= 1, accepted
 
 
 async def test_kafka_refuses_a_wrong_password_and_a_client_without_tls(

@@ -180,18 +180,25 @@ async def until(probe, within: float = 5.0) -> None:  # type: ignore[no-untyped-
         await asyncio.sleep(0.01)
 
 
+def received(metrics: BillingMetrics, outcome: str) -> float:
+    return metrics.marks_received.labels(outcome)._value.get()  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def marks_port(holds: HoldService) -> AsyncIterator[tuple[MarkListener, int]]:
-    listener = MarkListener(holds.mark, "127.0.0.1", 0, tls=None)
+async def marks_port(holds: HoldService, metrics: BillingMetrics) -> AsyncIterator[tuple[MarkListener, int]]:
+    listener = MarkListener(holds.mark, metrics, "127.0.0.1", 0, tls=None)
     port = await listener.start()
     yield listener, port
     await listener.close()
 
 
 async def test_the_marks_port_marks_in_order_and_skips_malformed_marks(
-    stub: billing_pb2_grpc.BillingServiceStub, store: HoldStore, marks_port: tuple[MarkListener, int]
+    stub: billing_pb2_grpc.BillingServiceStub,
+    store: HoldStore,
+    metrics: BillingMetrics,
+    marks_port: tuple[MarkListener, int],
 ) -> None:
-    listener, port = marks_port
+    _, port = marks_port
     org = new_org()  # a fresh prefix for this test's hold ids; the loader funds only ORG
     for hold_id in ("m1", "m2"):
         reply = await stub.Reserve(
@@ -219,8 +226,9 @@ async def test_the_marks_port_marks_in_order_and_skips_malformed_marks(
     for at in range(0, len(framed), 7):  # frames split anywhere by the network still decode whole
         writer.write(framed[at : at + 7])
         await writer.drain()
-    await until(lambda: listener.received == 5)
-    assert listener.accepted == 3  # the mark of a hold never held is a no-op
+    await until(lambda: received(metrics, "accepted") + received(metrics, "malformed") == 5)
+    assert received(metrics, "accepted") == 3  # the mark of a hold never held is a no-op
+    assert metrics.mark_connections._value.get() == 1
     balance = await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))  # writes pending marks
     assert balance.held_micros == 30
     assert await store.read_mark(ORG, f"{org}-m1") is not None
@@ -239,10 +247,11 @@ async def test_the_marks_port_marks_in_order_and_skips_malformed_marks(
 async def test_a_connection_sending_garbage_is_closed_and_the_others_go_on(
     stub: billing_pb2_grpc.BillingServiceStub,
     store: HoldStore,
+    metrics: BillingMetrics,
     marks_port: tuple[MarkListener, int],
     garbage: bytes,
 ) -> None:
-    listener, port = marks_port
+    _, port = marks_port
     reply = await stub.Reserve(
         billing_pb2.ReserveRequest(org_id=ORG, key_id=1, request_id=f"{new_org()}-g", max_cost_micros=1_000)
     )
@@ -252,7 +261,9 @@ async def test_a_connection_sending_garbage_is_closed_and_the_others_go_on(
     assert await asyncio.wait_for(bad_reader.read(), 5) == b""  # billing closed it, saying nothing
     mark = billing_pb2.HoldMark(org_id=ORG, hold_id=reply.hold_id, cost_micros=7, usage_event=b"e")
     good.write(encode_frame(billing_pb2.HoldMarks(marks=[mark]).SerializeToString()))
-    await until(lambda: listener.accepted == 1)
+    await until(lambda: received(metrics, "accepted") == 1)
+    assert metrics.mark_connections_refused._value.get() == 1
+    await until(lambda: metrics.mark_connections._value.get() == 1)  # the bad one is gone
     await stub.GetBalance(billing_pb2.GetBalanceRequest(org_id=ORG))  # writes pending marks
     assert await store.read_mark(ORG, reply.hold_id) is not None
     await stub.Release(billing_pb2.ReleaseRequest(org_id=ORG, hold_id=reply.hold_id))

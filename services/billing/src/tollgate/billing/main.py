@@ -201,7 +201,7 @@ async def main(settings: BillingSettings | None = None) -> None:
         holds, shared.metrics, settings.http_host, settings.grpc_port, tls=server_tls(settings)
     )
     mark_listener = MarkListener(
-        holds.mark, settings.http_host, settings.marks_port, tls=stream_server_ssl(settings)
+        holds.mark, shared.metrics, settings.http_host, settings.marks_port, tls=stream_server_ssl(settings)
     )
     await mark_listener.start()  # a port already taken stops the start here, not in a background task
 

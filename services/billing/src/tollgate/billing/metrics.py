@@ -41,6 +41,23 @@ class BillingMetrics:
             "settled them: lost with a killed gateway, or late)",
             registry=registry,
         )
+        # the marks port (holds/mark_listener.py)
+        self.marks_received = Counter(
+            "billing_hold_marks_received_total",
+            "Marks received on the marks port, by outcome (accepted, malformed: skipped)",
+            ["outcome"],
+            registry=registry,
+        )
+        self.mark_connections = Gauge(
+            "billing_hold_mark_connections",
+            "Gateway connections open on the marks port (0 while every gateway runs: none can mark)",
+            registry=registry,
+        )
+        self.mark_connections_refused = Counter(
+            "billing_hold_mark_connections_refused_total",
+            "Marks connections closed for a frame that does not parse or is over the size limit",
+            registry=registry,
+        )
         self.reserve_retried_after_marks = Counter(
             "billing_reserve_retried_after_marks_total",
             "Refused Reserves asked again once the org's marks in flight were applied",

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from google.protobuf.message import DecodeError
 
 from tollgate.billing.holds.store import MarkRecord
+from tollgate.billing.metrics import BillingMetrics
 from tollgate.common.frames import FrameDecoder, FrameError
 from tollgate.contracts.v1 import billing_pb2
 
@@ -39,19 +40,27 @@ def mark_record(mark: billing_pb2.HoldMark) -> MarkRecord | None:
 
 
 class _MarkConnection(asyncio.Protocol):
-    def __init__(self, apply: Callable[[bytes], None], open_connections: set[asyncio.BaseTransport]) -> None:
+    def __init__(
+        self,
+        apply: Callable[[bytes], None],
+        open_connections: set[asyncio.BaseTransport],
+        metrics: BillingMetrics,
+    ) -> None:
         self._apply = apply
         self._open = open_connections
+        self._metrics = metrics
         self._decoder = FrameDecoder()
         self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport
         self._open.add(transport)
+        self._metrics.mark_connections.set(len(self._open))
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._transport is not None:
             self._open.discard(self._transport)
+            self._metrics.mark_connections.set(len(self._open))
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -59,6 +68,7 @@ class _MarkConnection(asyncio.Protocol):
                 self._apply(frame)
         except (FrameError, DecodeError) as exc:
             log.warning("hold mark connection dropped: %s", exc, extra={"peer": self._peer()})
+            self._metrics.mark_connections_refused.inc()
             if self._transport is not None:
                 self._transport.abort()
 
@@ -73,27 +83,29 @@ class MarkListener:
     def __init__(
         self,
         mark: Callable[[Sequence[MarkRecord]], None],
+        metrics: BillingMetrics,
         host: str,
         port: int,
         *,
         tls: ssl.SSLContext | None,
     ) -> None:
         self._mark = mark
+        self._metrics = metrics
+        self._accepted = metrics.marks_received.labels("accepted")
+        self._malformed = metrics.marks_received.labels("malformed")
         self._host = host
         self._port = port
         self._tls = tls
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.BaseTransport] = set()
-        self.received = 0  # marks received, well-formed or not
-        self.accepted = 0
 
     def _apply(self, frame: bytes) -> None:
         batch = billing_pb2.HoldMarks.FromString(frame)
         records = [record for mark in batch.marks if (record := mark_record(mark)) is not None]
         if len(records) < len(batch.marks):
             log.warning("malformed hold marks skipped", extra={"count": len(batch.marks) - len(records)})
-        self.received += len(batch.marks)
-        self.accepted += len(records)
+            self._malformed.inc(len(batch.marks) - len(records))
+        self._accepted.inc(len(records))
         if records:
             self._mark(records)
 
@@ -101,7 +113,7 @@ class MarkListener:
         """Listens; returns the bound port (useful when asked for port 0)."""
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _MarkConnection(self._apply, self._connections),
+            lambda: _MarkConnection(self._apply, self._connections, self._metrics),
             self._host,
             self._port,
             ssl=self._tls,
