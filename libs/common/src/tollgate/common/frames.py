@@ -51,11 +51,6 @@ class FrameDecoder:
         if start:
             del self._buffer[:start]
 
-    @property
-    def pending(self) -> int:
-        """Bytes of a frame not yet whole."""
-        return len(self._buffer)
-
 
 def stream_server_ssl(settings: TransportSecuritySettings) -> ssl.SSLContext | None:
     """A frame server's TLS from <P>GRPC_SERVER_TLS_* (the same certificate, the same client CA for

@@ -16,6 +16,14 @@ def parse_networks(cidrs: str) -> tuple[Network, ...]:
     )
 
 
+def split_host_port(value: str) -> tuple[str, int] | None:
+    """ "host:port" (an IPv6 host in brackets) -> (host, port); None when it is not that."""
+    host, sep, port = value.strip().rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
 def in_networks(address: str, networks: Iterable[Network]) -> bool:
     """Whether `address` (an IP, possibly with an IPv6 zone) lies in one of `networks`; False for
     anything that is not an address."""

@@ -17,6 +17,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.connection import parse_url
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 
+from tollgate.common.networks import split_host_port
 from tollgate.common.settings import ServiceSettings
 from tollgate.common.tls import TransportConfigError, read_pem, refuse_unused, require_pair
 from tollgate.common.transport_settings import TransportSecuritySettings
@@ -91,9 +92,9 @@ def _sentinel_master(
 
 
 def _host_port(settings: TransportSecuritySettings, part: str) -> tuple[str, int]:
-    host, sep, port = part.strip().rpartition(":")
-    if not sep or not host or not port.isdigit():
+    address = split_host_port(part)
+    if address is None:
         raise TransportConfigError(
             f"{settings.env_name('redis_sentinels')}: {part.strip()!r} is not host:port"
         )
-    return host.strip("[]"), int(port)
+    return address

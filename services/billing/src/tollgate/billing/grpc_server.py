@@ -8,8 +8,8 @@ import time
 import grpc
 from grpc import aio
 
-from tollgate.billing.holds.mark_listener import valid_id
 from tollgate.billing.holds.service import HoldService
+from tollgate.billing.holds.store import valid_id
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.common.grpc import ServerTLS, add_listener, make_server
 from tollgate.contracts.v1 import billing_pb2, billing_pb2_grpc

@@ -17,18 +17,12 @@ from collections.abc import Callable, Sequence
 
 from google.protobuf.message import DecodeError
 
-from tollgate.billing.holds.store import MarkRecord
+from tollgate.billing.holds.store import MarkRecord, valid_id
 from tollgate.billing.metrics import BillingMetrics
 from tollgate.common.frames import FrameDecoder, FrameError
 from tollgate.contracts.v1 import billing_pb2
 
 log = logging.getLogger(__name__)
-
-MAX_ID_LENGTH = 256
-
-
-def valid_id(value: str) -> bool:
-    return bool(value) and len(value) <= MAX_ID_LENGTH and "\n" not in value
 
 
 def mark_record(mark: billing_pb2.HoldMark) -> MarkRecord | None:

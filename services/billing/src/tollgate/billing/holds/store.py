@@ -106,6 +106,12 @@ class OrgSettlement:
 
 
 _MEMBER_SEP = "\n"
+MAX_ID_LENGTH = 256
+
+
+def valid_id(value: str) -> bool:
+    """An org or hold id the store can keep: 1-256 characters, none of them its member separator."""
+    return bool(value) and len(value) <= MAX_ID_LENGTH and _MEMBER_SEP not in value
 
 
 def scope_name(key_id: int) -> str:

@@ -22,10 +22,14 @@ import orjson
 
 from tollgate.common.errors import InvalidRequest
 from tollgate.gateway.catalog.models import Model
-from tollgate.gateway.catalog.upstreams import stored_deployments, stored_weight_and_priority
+from tollgate.gateway.catalog.upstreams import (
+    BEDROCK,
+    BEDROCK_DEFAULT_REGION,
+    bedrock_endpoint,
+    stored_deployments,
+    stored_weight_and_priority,
+)
 
-BEDROCK = "bedrock-converse"
-BEDROCK_DEFAULT_REGION = "us-east-1"
 # a key named like a credential: api_key, apiKey, client_secret, password, accessKeyId, authToken, ...
 _SECRET_NAME = re.compile(
     r"secret|passw|credential|private_?key|access_?key|api_?key|auth_?token|session_?token|bearer"
@@ -73,10 +77,6 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [_without_secrets(v) for v in value]
     return value
-
-
-def bedrock_endpoint(region: str) -> str:
-    return f"https://bedrock-runtime.{region}.amazonaws.com"
 
 
 def _bedrock_place(base_url: str, region: str) -> dict[str, str]:

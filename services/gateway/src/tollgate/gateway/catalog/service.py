@@ -12,16 +12,12 @@ from tollgate.common.errors import InvalidRequest, NotFound
 from tollgate.common.money import credits_to_micros, micros_to_credits
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.repository import ModelRepository
-from tollgate.gateway.catalog.saved_config import (
-    BEDROCK,
-    refuse_plain_secrets,
-    rekeyed_bedrock_secret,
-    saved_config,
-)
+from tollgate.gateway.catalog.saved_config import refuse_plain_secrets, rekeyed_bedrock_secret, saved_config
 from tollgate.gateway.catalog.schemas import DeploymentOut, ModelOut, ModelSaveIn
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import configured_fallbacks
 from tollgate.gateway.catalog.upstreams import (
+    BEDROCK,
     DeploymentConfig,
     check_weight_and_priority,
     parse_deployments,

@@ -25,6 +25,14 @@ import orjson
 from tollgate.common.errors import InvalidRequest
 from tollgate.gateway.providers.registry import PROVIDERS
 
+BEDROCK = "bedrock-converse"
+BEDROCK_DEFAULT_REGION = "us-east-1"
+
+
+def bedrock_endpoint(region: str) -> str:
+    return f"https://bedrock-runtime.{region}.amazonaws.com"
+
+
 DEFAULT_LABEL = "default"  # the model's top-level upstream
 MAX_DEPLOYMENTS = 16  # besides the top-level one: each may cost an attempt inside one deadline
 MAX_WEIGHT = 1_000_000
@@ -64,7 +72,7 @@ class DeploymentConfig:
 def parse_upstream(data: dict[str, Any], provider: str, default_model: str, where: str) -> Upstream:
     """Pops the upstream fields out of `data` (a model's config or one deployment), checking them;
     `where` names the object in errors ("config", "config.deployments[0]")."""
-    if provider == "bedrock-converse":
+    if provider == BEDROCK:
         _bedrock_config(data, where)
     base_url = data.pop("base_url", None) or data.pop("baseUrl", None)
     if not isinstance(base_url, str) or urlsplit(base_url).scheme not in ("http", "https"):
@@ -89,13 +97,13 @@ def _bedrock_config(data: dict[str, Any], where: str) -> None:
     """Bedrock's config (`modelId`, `region`, credentials, an optional `endpoint`) in the catalog's
     terms: base_url is the endpoint (or the region's bedrock-runtime host), and the credentials
     with the region travel as one encrypted secret (api_key, a JSON object) never returned."""
-    region = data.get("region") or "us-east-1"
+    region = data.get("region") or BEDROCK_DEFAULT_REGION
     if not isinstance(region, str) or not region.replace("-", "").isalnum():
         raise InvalidRequest(f"{where}.region must be an AWS region name.", param=f"{where}.region")
     endpoint = data.pop("endpoint", None)
     if endpoint is not None and not isinstance(endpoint, str):
         raise InvalidRequest(f"{where}.endpoint must be an http(s) URL.", param=f"{where}.endpoint")
-    data.setdefault("base_url", endpoint or f"https://bedrock-runtime.{region}.amazonaws.com")
+    data.setdefault("base_url", endpoint or bedrock_endpoint(region))
     secrets = {key: data.pop(key) for key in _BEDROCK_SECRETS if key in data}
     for key, value in secrets.items():
         if not isinstance(value, str):
@@ -158,7 +166,7 @@ def parse_deployments(value: Any, model_provider: str, default_model: str) -> li
         provider = provider.strip().lower()
         weight, priority = check_weight_and_priority(data, where)
         upstream = parse_upstream(data, provider, default_model, where)
-        region = data.get("region") if provider == "bedrock-converse" else None
+        region = data.get("region") if provider == BEDROCK else None
         out.append(DeploymentConfig(label, provider, upstream, weight, priority, region))
     return out
 

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from tollgate.common.frames import encode_frame
+from tollgate.common.networks import split_host_port
 from tollgate.contracts.v1 import billing_pb2
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.usage.events import OutgoingEvent
@@ -71,11 +72,6 @@ class _Link(asyncio.Protocol):
             self.closed.set_result(None)
 
 
-def _split_target(target: str) -> tuple[str, int]:
-    host, _, port = target.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
 class HoldMarker:
     def __init__(
         self,
@@ -92,7 +88,10 @@ class HoldMarker:
         """`target` is billing's marks port (host:port); `server_name` the name its certificate
         carries when it is not the target's host; past `max_buffer_bytes` waiting in this process
         (billing stalled) marks are dropped."""
-        self._host, self._port = _split_target(target)
+        address = split_host_port(target)
+        if address is None:
+            raise ValueError(f"billing's marks target {target!r} is not host:port")
+        self._host, self._port = address
         self._tls = tls
         self._server_name = server_name
         self._metrics = metrics
@@ -120,18 +119,20 @@ class HoldMarker:
         if transport is None or self._closing or transport.get_write_buffer_size() > self._max_buffer:
             self._dropped.inc()
             return None
-        mark = billing_pb2.HoldMark(
+        frame = billing_pb2.HoldMarks()
+        frame.marks.add(  # built in place: HoldMarks(marks=[mark]) would copy the mark
             org_id=event.org_id,
             hold_id=event.hold_id,
             cost_micros=event.cost_micros,
             usage_event=event.value,
             headers=[billing_pb2.KafkaHeader(key=k, value=v) for k, v in event.headers],
         )
-        transport.write(encode_frame(billing_pb2.HoldMarks(marks=[mark]).SerializeToString()))
+        transport.write(encode_frame(frame.SerializeToString()))
         self._sent.inc()
-        self._marked_at[event.org_id] = self._clock()
+        now = self._clock()
+        self._marked_at[event.org_id] = now
         if len(self._marked_at) > 10_000:
-            cutoff = self._clock() - RECENT_S
+            cutoff = now - RECENT_S
             self._marked_at = {org: at for org, at in self._marked_at.items() if at >= cutoff}
         assert link is not None
         if not link.paused:
