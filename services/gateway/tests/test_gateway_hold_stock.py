@@ -25,6 +25,7 @@ class StockBilling:
     stock_limit: int = 10**6  # holds ReserveStock places before it stops
     stopped: str = "not_stockable"  # ... and why it stops
     failing: bool = False
+    gate: asyncio.Event | None = None  # set: ReserveStock answers only once the test opens it
     reserved: list[str] = field(default_factory=list)  # a request's own holds
     stock_calls: list[list[str]] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
@@ -41,6 +42,8 @@ class StockBilling:
         self, principal: Principal, hold_ids: list[str], max_cost_micros: int, model: str
     ) -> tuple[list[str], str]:
         self.stock_calls.append(list(hold_ids))
+        if self.gate is not None:
+            await self.gate.wait()
         if self.failing:
             raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
         placed = hold_ids[: self.stock_limit]
@@ -239,6 +242,25 @@ async def test_a_fast_key_is_stocked_for_its_rate_up_to_the_max_depth_and_a_slow
     # nor held at once: KEY_A's holds placed, less the 40 it used, with KEY_B's 4 aside
     assert len(billing.stocked) - 4 - 40 <= 12 and billing.released == []
     assert len(billing.reserved) == 4  # each key's first two asked billing; KEY_A's 40 were stocked
+
+
+async def test_a_slow_refill_deepens_the_stock_to_outlast_four_round_trips(clock: Clock) -> None:
+    """A key every 1 ms, covering 5 ms: 5 holds while refills are quick. The first refill takes
+    11 ms (a loaded billing): the next one stocks 4 x 11 ms of the key's requests, 44 holds."""
+    billing = StockBilling(gate=asyncio.Event())
+    metrics = GatewayMetrics(CollectorRegistry())
+    stock = HoldStock(billing, metrics, depth=4, max_depth=48, cover_s=0.005, clock=clock)
+    for _ in range(12):  # the first refill is asked at the second request and answered 11 ms later
+        await _request(stock, billing, KEY_A, 100)
+        await _settle()
+        clock.now += 0.001
+    assert [len(c) for c in billing.stock_calls] == [5]
+    billing.gate.set()
+    await _settle()
+    await _request(stock, billing, KEY_A, 100)  # uses a stocked hold, leaving 4: refilled to 44
+    await _settle()
+    assert [len(c) for c in billing.stock_calls] == [5, 40]
+    assert len(billing.reserved) == 12  # the first two, and the ten that came while the stock was empty
 
 
 def test_the_max_depth_is_never_below_the_depth_and_off_stays_off(clock: Clock) -> None:

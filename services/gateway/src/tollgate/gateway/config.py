@@ -62,9 +62,10 @@ class GatewaySettings(ServiceSettings):
     # age are released unused, which bounds how late a refund or budget change reaches them.
     hold_stock_depth: int = Field(default=16, ge=0, le=64)
     # ... and up to this many for a key fast enough to drain half the depth before a refill returns
-    # (it is stocked with what it uses in hold_stock_cover_s at its recent rate); it also bounds how
+    # (it is stocked with what it uses in hold_stock_cover_s, or in four of billing's recent refill
+    # round trips when longer, at its recent rate); it also bounds how
     # many stocked holds a busy key may still spend after a refund or budget change
-    hold_stock_max_depth: int = Field(default=48, ge=0, le=256)
+    hold_stock_max_depth: int = Field(default=96, ge=0, le=256)
     hold_stock_cover_s: float = Field(default=0.05, gt=0, le=1)
     # Rate limits (limits/, docs/limits.md): a busy key's units are leased from Redis up to this
     # many requests' worth at a time, and given back when unused after the lease's time

@@ -18,9 +18,11 @@ Holds are placed in batches (`ReserveStock`, half the depth or more per call), s
 billing one gRPC call per few requests instead of one per request.
 How deep: `depth` holds, or more for a key fast enough to drain half of them before a refill comes
 back (up to `max_depth`): the stock then covers the key's next `cover_s` of requests at its recent
-rate. At concurrency 16 a depth of 16 ran dry between refills and a quarter of the requests made a
-Reserve round trip of their own (docs/benchmarks.md); a fixed larger depth would instead leave a
-moderately busy key's unused holds to expire and be released one by one.
+rate, or four of its recent refill round trips when those are longer. At concurrency 16 a depth of
+16 ran dry between refills and a quarter of the requests made a Reserve round trip of their own
+(docs/benchmarks.md); a fixed larger depth would instead leave a moderately busy key's unused holds
+to expire and be released one by one. On a loaded machine a `ReserveStock` outlasted the key's next
+50 ms of requests and a fifth of them found the stock empty, hence the round trips.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from tollgate.gateway.metrics import GatewayMetrics
 log = logging.getLogger(__name__)
 
 _StockKey = tuple[str, int]  # (org_id, key_id)
+# The half of a stock left when a refill is asked must outlast the refill's round trip: the stock
+# covers this many of its recent round trips (a mean; the slow ones are several times longer).
+_REFILL_MARGIN = 4.0
 
 
 class StockBilling(Protocol):
@@ -93,6 +98,8 @@ class HoldStock:
         self._max_age = max_age_s
         self._hot_window = hot_window_s
         self._clock = clock
+        # moving average of a ReserveStock round trip: on a loaded machine it outgrows cover_s
+        self._refill_s = 0.0
         self._stock: dict[_StockKey, deque[_Stocked]] = {}
         self._keys: dict[_StockKey, _KeyState] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,16 +167,20 @@ class HoldStock:
         self._spawn(self._place(key, state, principal, amount, model, count))
 
     def _target_depth(self, state: _KeyState) -> int:
-        """`depth`, or the holds this key uses in `cover_s` at its recent rate, up to `max_depth`."""
+        """`depth`, or the holds this key uses in `cover_s` (or in four refill round trips, when
+        longer) at its recent rate, up to `max_depth`."""
         if self._max_depth == self._depth or state.gap_s <= 0.0:
             return self._depth
-        needed = math.ceil(self._cover_s / max(state.gap_s, 1e-5) - 1e-6)  # 10.000000001 is 10
+        # the half left when a refill is asked must outlast the refill's round trip
+        cover = max(self._cover_s, _REFILL_MARGIN * self._refill_s)
+        needed = math.ceil(cover / max(state.gap_s, 1e-5) - 1e-6)  # 10.000000001 is 10
         return min(self._max_depth, max(self._depth, needed))
 
     async def _place(
         self, key: _StockKey, state: _KeyState, principal: Principal, amount: int, model: str, count: int
     ) -> None:
         hold_ids = [f"hs_{uuid.uuid4().hex}" for _ in range(count)]
+        asked_at = self._clock()
         try:
             placed, stopped = await self._billing.reserve_stock(principal, hold_ids, amount, model)
         except grpc.RpcError:
@@ -181,6 +192,8 @@ class HoldStock:
         finally:
             state.placing -= count
         now = self._clock()
+        took = now - asked_at
+        self._refill_s = took if self._refill_s == 0.0 else self._refill_s + 0.2 * (took - self._refill_s)
         if placed:
             stock = self._stock.setdefault(key, deque())
             stock.extend(_Stocked(hold_id, amount, now) for hold_id in placed)
