@@ -213,6 +213,69 @@ async def test_a_busy_keys_true_ups_go_to_its_lease_and_reach_redis_when_it_ends
     assert (await cells.take([rpd(1_000)], Cost(0))).remaining == 1_000 - 7
 
 
+async def test_true_ups_that_come_while_the_next_lease_is_taken_go_to_that_lease(cells: RedisCells) -> None:
+    """At concurrency 16 answers keep coming while a busy key's next lease is out at Redis: their
+    true-ups wait for that lease instead of each making a round trip of its own."""
+    clock = Clock()
+    limiter = Limiter(cells, max_lease=8, clock=clock)
+    limits = [rpd(1_000), tpd(100_000)]
+    for _ in range(5):
+        assert (await limiter.acquire("k1", limits, Cost(1, 100))).allowed
+    gate = asyncio.Event()
+    real_take, real_adjust = cells.take, cells.adjust
+    adjusted: list[list[int]] = []
+
+    async def slow_take(limits: list[Limit], cost: Cost) -> Verdict:
+        await gate.wait()
+        return await real_take(limits, cost)
+
+    async def counted(limits: list[Limit], units: list[int]) -> None:
+        adjusted.append(list(units))
+        await real_adjust(limits, units)
+
+    cells.take = slow_take  # type: ignore[method-assign]
+    cells.adjust = counted  # type: ignore[method-assign]
+    clock.now += 2  # the lease expired: the next request takes a new one
+    taking = asyncio.create_task(limiter.acquire("k1", limits, Cost(1, 100)))
+    await asyncio.sleep(0.01)
+    given_back = len(adjusted)  # the expired lease's leftovers
+    for _ in range(5):  # the five earlier answers used 10 of their 100 tokens each
+        limiter.true_up("k1", limits, estimated_tokens=100, actual_tokens=10)
+    await asyncio.sleep(0.01)
+    assert len(adjusted) == given_back  # no round trip per answer
+    gate.set()
+    assert (await taking).allowed
+    await asyncio.sleep(0.01)
+    assert len(adjusted) == given_back  # they went to the new lease
+    await limiter.close()
+    assert len(adjusted) == given_back + 1  # and reach Redis with its leftovers
+    tokens = await real_take([tpd(100_000)], Cost(0, 0))
+    assert tokens.remaining == 100_000 - (5 * 10 + 100)  # five answers' actual use, the sixth's estimate
+    assert (await real_take([rpd(1_000)], Cost(0))).remaining == 1_000 - 6
+
+
+async def test_a_true_up_waiting_for_a_lease_that_was_refused_goes_to_redis(cells: RedisCells) -> None:
+    clock = Clock()
+    limiter = Limiter(cells, max_lease=1, clock=clock)
+    limits = [rpd(1), tpd(1_000)]
+    assert (await limiter.acquire("k1", limits, Cost(1, 500))).allowed
+    gate = asyncio.Event()
+    real_take = cells.take
+
+    async def slow_take(limits: list[Limit], cost: Cost) -> Verdict:
+        await gate.wait()
+        return await real_take(limits, cost)
+
+    cells.take = slow_take  # type: ignore[method-assign]
+    taking = asyncio.create_task(limiter.acquire("k1", limits, Cost(1, 100)))
+    await asyncio.sleep(0.01)
+    limiter.true_up("k1", limits, estimated_tokens=500, actual_tokens=200)
+    gate.set()
+    assert not (await taking).allowed  # one request a day: refused, so no lease to carry it
+    await limiter.close()
+    assert (await real_take([tpd(1_000)], Cost(0, 0))).remaining == 1_000 - 200
+
+
 async def test_two_replicas_share_one_limit(redis: Redis, prefix: str) -> None:
     """Two limiters on the same Redis (two gateway processes): together they admit the limit."""
     limit = [rpd(600)]

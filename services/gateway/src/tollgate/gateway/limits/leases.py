@@ -4,7 +4,9 @@ A request that finds a live lease for its set of limits takes its cost from the 
 round trip). Otherwise it takes a new lease from Redis (RedisCells.take): its own cost times the
 lease size, from every limit at once. The size starts at one request and doubles while leases run
 out before they expire (a busy key), up to `max_lease`; a lease that expires with units left gives
-them back (one ADJUST, off the request's path) and halves the next size. Leases are taken from the
+them back (one ADJUST, off the request's path) and halves the next size. An answer's true-up (its
+actual tokens against the estimate) goes to the live lease, or to the one being taken, so a busy
+key's true-ups reach Redis with its lease's leftovers. Leases are taken from the
 shared cells before they are spent, so N replicas never admit more than the limit between them;
 what they cost is the other way round: up to N times the lease size of units may sit unused in other
 replicas for at most `lease_ttl_s` (docs/limits.md, "Several replicas").
@@ -71,6 +73,8 @@ class Limiter:
         self._refusals: dict[str, _Refusal] = {}
         self._pending: dict[str, asyncio.Future[None]] = {}  # a lease being taken, by subject
         self._returning: dict[str, asyncio.Task[None]] = {}  # an ended lease's units going back
+        # true-ups (limits, tokens) that came while the subject's next lease was being taken
+        self._owed: dict[str, tuple[tuple[Limit, ...], int]] = {}
         self._tasks = TaskSet()
 
     async def acquire(self, subject: str, limits: Sequence[Limit], cost: Cost) -> Verdict:
@@ -105,6 +109,7 @@ class Limiter:
             return await self._take(subject, limits, cost, now)
         finally:
             del self._pending[subject]
+            self._settle_owed(subject)
             if not fetched.done():
                 fetched.set_result(None)
 
@@ -176,12 +181,35 @@ class Limiter:
         token_limits = [limit for limit in limits if limit.measure is Measure.TOKENS]
         if not token_limits:
             return
+        limit_set = tuple(limits)
         lease = self._leases.get(subject)
-        if lease is not None and lease.limits == tuple(limits):
+        if lease is not None and lease.limits == limit_set:
             # a busy key: the difference goes to its lease (settled with Redis when the lease ends),
             # so a true-up costs no round trip of its own
             lease.tokens -= delta
             return
+        owed = self._owed.get(subject)
+        if subject in self._pending and (owed is None or owed[0] == limit_set):
+            # a busy key between two leases (at concurrency 16 answers keep coming while the next
+            # lease is out at Redis): the difference waits for that lease instead
+            self._owed[subject] = (limit_set, delta + (owed[1] if owed is not None else 0))
+            return
+        self._adjust_tokens(limit_set, delta)
+
+    def _settle_owed(self, subject: str) -> None:
+        """The true-ups that waited for a lease go to it, or to Redis when none was taken."""
+        owed = self._owed.pop(subject, None)
+        if owed is None:
+            return
+        limits, delta = owed
+        lease = self._leases.get(subject)
+        if lease is not None and lease.limits == limits:
+            lease.tokens -= delta
+        else:
+            self._adjust_tokens(limits, delta)
+
+    def _adjust_tokens(self, limits: Sequence[Limit], delta: int) -> None:
+        token_limits = [limit for limit in limits if limit.measure is Measure.TOKENS]
         self._tasks.spawn(self._cells.adjust(token_limits, [delta] * len(token_limits)))
 
     def sweep(self) -> None:
