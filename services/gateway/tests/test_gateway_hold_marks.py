@@ -156,6 +156,29 @@ async def test_many_marks_arrive_whole_and_in_order(metrics: GatewayMetrics) -> 
     assert count(metrics, "sent") == 500
 
 
+async def test_the_marks_after_the_first_of_a_turn_share_one_write_that_their_answers_await(
+    metrics: GatewayMetrics,
+) -> None:
+    """Under concurrency several answers complete in one turn of the event loop: the first mark is
+    written at once, the others together at the turn's end, and their answers wait for that write."""
+    billing = RecordingBilling()
+    marker, runner = await connected_marker(await billing.serve(), metrics)
+    assert marker.mark(event(1)) is None  # the turn's first: in the kernel already
+    second, third = marker.mark(event(2)), marker.mark(event(3))
+    assert isinstance(second, asyncio.Future) and isinstance(third, asyncio.Future)
+    assert not second.done() and not third.done()
+    assert count(metrics, "sent") == 1  # not written yet, so their answers must not go yet
+    second.cancel()  # its request was cancelled (the client left): the other still gets its write
+    await third
+    assert count(metrics, "sent") == 3  # written by the time the wait ends
+    await until(lambda: [m.hold_id for m in billing.marks] == ["hold-1", "hold-2", "hold-3"])
+    assert marker.mark(event(4)) is None  # a later turn's first: written at once again
+    await until(lambda: len(billing.marks) == 4)
+    await marker.close()
+    runner.cancel()
+    await billing.stop()
+
+
 async def test_marks_are_dropped_while_billing_is_away_and_flow_again_when_it_is_back(
     metrics: GatewayMetrics, unused_tcp_port: int
 ) -> None:
@@ -191,6 +214,9 @@ async def test_an_answer_waits_while_billing_does_not_read_up_to_the_bound(metri
 def test_on_uvloop_too_a_mark_is_out_when_mark_returns_and_waits_only_for_a_stalled_billing() -> None:
     """The gateway runs on uvloop, whose transports are not asyncio's: the same two guarantees."""
     uvloop.run(test_a_mark_is_out_of_the_process_when_mark_returns_and_reaches_billing_whole(new_metrics()))
+    uvloop.run(
+        test_the_marks_after_the_first_of_a_turn_share_one_write_that_their_answers_await(new_metrics())
+    )
     uvloop.run(_waits_while_billing_does_not_read(new_metrics()))
 
 
@@ -204,11 +230,13 @@ async def _waits_while_billing_does_not_read(metrics: GatewayMetrics) -> None:
     big.value = big.value + b"\x00" * 12_000_000  # past what the kernel's buffers take unread
     waiting = marker.mark(big)
     assert waiting is not None
-    queued = marker.mark(event(2))
-    assert queued is waiting  # one wait for everything behind the full buffer
+    queued = marker.mark(event(2))  # the same turn: written at its end, behind the full buffer
+    assert queued is not None and queued is not waiting
     await asyncio.sleep(0.3)
-    assert not waiting.done() and count(metrics, "late") == 0  # the bytes have not left: answers wait
+    assert not waiting.done() and not queued.done()  # the bytes have not left: answers wait
+    assert count(metrics, "late") == 0
     await asyncio.wait_for(asyncio.shield(waiting), 1)
+    await asyncio.wait_for(asyncio.shield(queued), 0.1)  # one wait for everything behind the buffer
     assert count(metrics, "late") == 1
     billing.resume()  # billing reads again: both arrive, in order
     await until(lambda: [m.hold_id for m in billing.marks] == ["hold-1", "hold-2"], within=10)

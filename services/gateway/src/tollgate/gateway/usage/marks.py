@@ -12,7 +12,10 @@ How: one long-lived TCP connection (TLS as the gRPC channels are) to billing's m
 length-prefixed `HoldMarks` frames (tollgate.common.frames), one per answer. `transport.write`
 gives the frame to the kernel in the same call, so when `mark` returns None the mark is already out
 of this process (on loopback or a LAN, in billing's receive queue): a gateway SIGKILLed after
-answering has given billing its copy, and the answer waited for nothing. Only when the kernel's
+answering has given billing its copy, and the answer waited for nothing. Answers that complete in
+the same turn of the event loop (under concurrency) share a write: the first writes its mark at
+once, the others' marks go together once the turn's ready callbacks have run, and those answers
+await that write (one write and one segment for billing instead of one each). Only when the kernel's
 buffer is full (billing stalled) does the caller get something to await: the buffer draining, at
 most `max_wait_s` (then its answer goes on, counted as `late`). While billing is unreachable marks
 are dropped (counted): the usage event still carries the money. Billing never writes on this
@@ -101,6 +104,11 @@ class HoldMarker:
         self._clock = clock
         self._link: _Link | None = None
         self._drained: asyncio.Future[None] | None = None  # done once the buffer is empty again
+        # marks of this turn of the event loop after its first (written at once), and what their
+        # answers await: they go in one write when the turn's ready callbacks have run. A future
+        # each: a cancelled request cancels what it awaits, which must not fail the others
+        self._turn: list[bytes] | None = None
+        self._turn_waiters: list[asyncio.Future[None]] = []
         self._marked_at: dict[str, float] = {}  # org -> when its last mark was written
         self._closing = False
         self._sent = metrics.hold_marks.labels("sent")
@@ -127,22 +135,57 @@ class HoldMarker:
             usage_event=event.value,
             headers=[billing_pb2.KafkaHeader(key=k, value=v) for k, v in event.headers],
         )
-        transport.write(encode_frame(frame.SerializeToString()))
-        self._sent.inc()
+        data = encode_frame(frame.SerializeToString())
         now = self._clock()
         self._marked_at[event.org_id] = now
         if len(self._marked_at) > 10_000:
             cutoff = now - RECENT_S
             self._marked_at = {org: at for org, at in self._marked_at.items() if at >= cutoff}
+        if self._turn is not None:
+            # another answer of this turn wrote its mark already (concurrency): this one goes with
+            # the turn's others in one write, one segment for billing, and its answer waits for it
+            self._turn.append(data)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._turn_waiters.append(waiter)
+            return waiter
+        transport.write(data)
+        self._sent.inc()
+        self._turn = []
+        asyncio.get_running_loop().call_soon(self._end_turn)
         assert link is not None
+        return self._drain_wait(link)
+
+    def _drain_wait(self, link: _Link) -> asyncio.Future[None] | None:
         if not link.paused:
             return None
+        loop = asyncio.get_running_loop()
         drained = self._drained
         if drained is None:  # one future and one timer for every answer waiting on this buffer
-            loop = asyncio.get_running_loop()
             drained = self._drained = loop.create_future()
             loop.call_later(self._max_wait, self._overdue, drained)
-        return drained
+        waiter: asyncio.Future[None] = loop.create_future()  # its own: see _turn_waiters
+        drained.add_done_callback(lambda _f: _release([waiter]))
+        return waiter
+
+    def _end_turn(self) -> None:
+        """Writes the marks that came after the turn's first, and lets their answers go."""
+        frames, self._turn = self._turn, None
+        waiters, self._turn_waiters = self._turn_waiters, []
+        if not frames:
+            return
+        link = self._link
+        transport = link.transport if link is not None else None
+        if link is None or transport is None or transport.is_closing():
+            self._dropped.inc(len(frames))  # billing went away within the turn
+            _release(waiters)
+            return
+        transport.write(b"".join(frames))
+        self._sent.inc(len(frames))
+        drained = self._drain_wait(link)
+        if drained is None:
+            _release(waiters)
+        else:
+            drained.add_done_callback(lambda _f: _release(waiters))
 
     def marked_recently(self, org_id: str) -> bool:
         """Whether a mark of this org left in the last moments (billing may still be applying it)."""
@@ -206,6 +249,7 @@ class HoldMarker:
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Lets the buffered marks go, then closes the connection."""
+        self._end_turn()
         self._closing = True
         link = self._link
         if link is None or link.transport is None:
@@ -215,3 +259,9 @@ class HoldMarker:
             await asyncio.wait_for(asyncio.shield(link.closed), timeout_s)
         if not link.closed.done():
             link.transport.abort()
+
+
+def _release(waiters: list[asyncio.Future[None]]) -> None:
+    for waiter in waiters:
+        if not waiter.done():  # a cancelled request's
+            waiter.set_result(None)
