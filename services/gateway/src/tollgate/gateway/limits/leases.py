@@ -194,7 +194,7 @@ class Limiter:
             # lease is out at Redis): the difference waits for that lease instead
             self._owed[subject] = (limit_set, delta + (owed[1] if owed is not None else 0))
             return
-        self._adjust_tokens(limit_set, delta)
+        self._adjust_tokens(token_limits, delta)
 
     def _settle_owed(self, subject: str) -> None:
         """The true-ups that waited for a lease go to it, or to Redis when none was taken."""
@@ -206,10 +206,9 @@ class Limiter:
         if lease is not None and lease.limits == limits:
             lease.tokens -= delta
         else:
-            self._adjust_tokens(limits, delta)
+            self._adjust_tokens([limit for limit in limits if limit.measure is Measure.TOKENS], delta)
 
-    def _adjust_tokens(self, limits: Sequence[Limit], delta: int) -> None:
-        token_limits = [limit for limit in limits if limit.measure is Measure.TOKENS]
+    def _adjust_tokens(self, token_limits: list[Limit], delta: int) -> None:
         self._tasks.spawn(self._cells.adjust(token_limits, [delta] * len(token_limits)))
 
     def sweep(self) -> None:

@@ -103,10 +103,13 @@ class HoldMarker:
         self._reconnect = reconnect_s
         self._clock = clock
         self._link: _Link | None = None
-        self._drained: asyncio.Future[None] | None = None  # done once the buffer is empty again
+        # answers waiting for the buffer to drain, a future each (a cancelled request cancels what
+        # it awaits, which must not fail the others), and the timer that lets them go at max_wait_s
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_timer: asyncio.TimerHandle | None = None
         # marks of this turn of the event loop after its first (written at once), and what their
-        # answers await: they go in one write when the turn's ready callbacks have run. A future
-        # each: a cancelled request cancels what it awaits, which must not fail the others
+        # answers await (a future each, as above): they go in one write when the turn's ready
+        # callbacks have run
         self._turn: list[bytes] | None = None
         self._turn_waiters: list[asyncio.Future[None]] = []
         self._marked_at: dict[str, float] = {}  # org -> when its last mark was written
@@ -153,19 +156,16 @@ class HoldMarker:
         self._turn = []
         asyncio.get_running_loop().call_soon(self._end_turn)
         assert link is not None
-        return self._drain_wait(link)
-
-    def _drain_wait(self, link: _Link) -> asyncio.Future[None] | None:
         if not link.paused:
             return None
-        loop = asyncio.get_running_loop()
-        drained = self._drained
-        if drained is None:  # one future and one timer for every answer waiting on this buffer
-            drained = self._drained = loop.create_future()
-            loop.call_later(self._max_wait, self._overdue, drained)
-        waiter: asyncio.Future[None] = loop.create_future()  # its own: see _turn_waiters
-        drained.add_done_callback(lambda _f: _release([waiter]))
+        waiter = asyncio.get_running_loop().create_future()
+        self._wait_for_drain([waiter])
         return waiter
+
+    def _wait_for_drain(self, waiters: list[asyncio.Future[None]]) -> None:
+        self._drain_waiters += waiters
+        if self._drain_timer is None:  # one timer for every answer waiting on this buffer
+            self._drain_timer = asyncio.get_running_loop().call_later(self._max_wait, self._overdue)
 
     def _end_turn(self) -> None:
         """Writes the marks that came after the turn's first, and lets their answers go."""
@@ -181,11 +181,10 @@ class HoldMarker:
             return
         transport.write(b"".join(frames))
         self._sent.inc(len(frames))
-        drained = self._drain_wait(link)
-        if drained is None:
-            _release(waiters)
+        if link.paused:
+            self._wait_for_drain(waiters)
         else:
-            drained.add_done_callback(lambda _f: _release(waiters))
+            _release(waiters)
 
     def marked_recently(self, org_id: str) -> bool:
         """Whether a mark of this org left in the last moments (billing may still be applying it)."""
@@ -193,18 +192,21 @@ class HoldMarker:
         return at is not None and self._clock() - at < RECENT_S
 
     def _release_waiters(self) -> None:
-        drained, self._drained = self._drained, None
-        if drained is not None and not drained.done():
-            drained.set_result(None)
+        """The buffer drained (or the connection is gone): the waiting answers go on."""
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
+        waiters, self._drain_waiters = self._drain_waiters, []
+        _release(waiters)
 
-    def _overdue(self, drained: asyncio.Future[None]) -> None:
+    def _overdue(self) -> None:
         """The buffer did not drain within max_wait_s: its answers go on (the usage events still
         carry the money while the gateway lives)."""
-        if not drained.done():
+        self._drain_timer = None
+        waiters, self._drain_waiters = self._drain_waiters, []
+        if any(not waiter.done() for waiter in waiters):
             self._late.inc()
-            drained.set_result(None)
-        if self._drained is drained:
-            self._drained = None
+        _release(waiters)
 
     async def _connect(self) -> _Link:
         loop = asyncio.get_running_loop()
