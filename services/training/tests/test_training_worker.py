@@ -1,6 +1,6 @@
 """Leases on a real database (one worker per job, take-over after a lost lease, give up after the
 last attempt, settle what a dead process left), the worker loop with a fake executor, the local
-executor's processes, and the outbox relay's order."""
+executor's processes, and the outbox relay's order and its wake-up on the outbox's NOTIFY."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from training_jobs_testkit import new_job
 
 from tollgate.training.events.models import OutboxRecord
-from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
+from tollgate.training.events.outbox import OutboxListener, OutboxMetrics, OutboxRelay
 from tollgate.training.jobs.models import Job
 from tollgate.training.metrics import WorkerMetrics
 from tollgate.training.worker.executors import Handle, LocalExecutor
@@ -183,6 +183,12 @@ class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
 
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
     async def send(self, topic: str, value: bytes, key: bytes, headers: list[tuple[str, bytes]]) -> Any:
         self.sent.append((topic, value, key, headers))
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -211,3 +217,41 @@ async def test_the_outbox_is_published_in_order_and_emptied(
     assert producer.sent[0][3] == [("event-type", b"X")]
     async with sessions() as session:
         assert list((await session.execute(select(OutboxRecord))).scalars()) == []
+
+
+async def test_a_committed_record_wakes_the_relay_without_waiting_for_its_interval(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """An hour's interval: only the trigger's NOTIFY (or the listener's wake on connecting) can
+    make the relay publish the records committed after it started. A second record after the
+    first was published shows the LISTEN itself, not only the connect-time wake."""
+    producer = FakeProducer()
+    relay = OutboxRelay(
+        sessions,
+        lambda: producer,  # type: ignore[arg-type, return-value]
+        OutboxMetrics(CollectorRegistry()),
+        interval_s=3600,
+        listener=OutboxListener(engine),
+    )
+    running = asyncio.create_task(relay.run())
+
+    async def commit_and_await_publish(payload: bytes) -> None:
+        async with sessions.begin() as session:
+            session.add(
+                OutboxRecord(topic="training.v1", key="k", event_type="X", payload=payload, headers={})
+            )
+        for _ in range(1000):  # 10 s
+            if payload in [v for _, v, _, _ in producer.sent]:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{payload!r} was not published")
+
+    try:
+        await asyncio.sleep(0.5)  # the first round and the connect-time wake are over
+        await commit_and_await_publish(b"first")
+        await asyncio.sleep(0.2)
+        await commit_and_await_publish(b"second")
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert [v for _, v, _, _ in producer.sent] == [b"first", b"second"]

@@ -87,8 +87,9 @@ class TrainingSettings(ServiceSettings):
     k8s_gpu_resource: str = "nvidia.com/gpu"
     k8s_gpu_type_label: str = "nvidia.com/gpu.product"
 
-    # Outbox relay (events to Kafka after the transaction that wrote them committed)
-    outbox_interval_s: float = Field(default=0.2, gt=0)
+    # Outbox relay (events to Kafka after the transaction that wrote them committed). It wakes on
+    # the outbox's NOTIFY; the interval is the fallback for one missed while its LISTEN was down.
+    outbox_interval_s: float = Field(default=5.0, gt=0)
     outbox_batch: int = Field(default=200, ge=1)
 
     # Vector collections: ANN index files on the data volume (rebuildable from PostgreSQL), how often

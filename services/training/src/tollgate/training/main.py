@@ -19,7 +19,7 @@ from tollgate.common.telemetry import configure_tracing
 from tollgate.training.app import build_app
 from tollgate.training.billing import BillingHolds
 from tollgate.training.config import TrainingSettings
-from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
+from tollgate.training.events.outbox import OutboxListener, OutboxMetrics, OutboxRelay
 from tollgate.training.files.service import FileService
 from tollgate.training.files.storage import FileStorage
 from tollgate.training.jobs.service import JobService
@@ -56,6 +56,7 @@ async def main() -> None:
         OutboxMetrics(registry),
         interval_s=settings.outbox_interval_s,
         batch=settings.outbox_batch,
+        listener=OutboxListener(engine),
     )
     files = FileService(
         FileStorage(settings.files_dir),

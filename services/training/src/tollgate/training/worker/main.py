@@ -24,7 +24,7 @@ from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.training.config import TrainingSettings
-from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
+from tollgate.training.events.outbox import OutboxListener, OutboxMetrics, OutboxRelay
 from tollgate.training.metrics import WorkerMetrics
 from tollgate.training.worker.executors import Executor, LocalExecutor
 from tollgate.training.worker.leases import Leases
@@ -75,6 +75,7 @@ async def main() -> None:
         OutboxMetrics(registry),
         interval_s=settings.outbox_interval_s,
         batch=settings.outbox_batch,
+        listener=OutboxListener(engine),
     )
     executor = build_executor(settings)
     await executor.warm()
