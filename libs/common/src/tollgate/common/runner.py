@@ -14,6 +14,7 @@ import uvicorn
 from grpc import aio
 from starlette.types import ASGIApp
 
+from tollgate.common.http_protocol import TurnWriteHttpToolsProtocol
 from tollgate.common.metrics_endpoint import MetricsEndpoint, metrics_app
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ async def serve(
         log_config=None,
         access_log=False,
         loop="none",
+        # an answer's head and body leave in one send() (http_protocol.py)
+        http=TurnWriteHttpToolsProtocol,
         lifespan="off",
         timeout_keep_alive=30,
         # in-flight requests get this long after SIGTERM; Kubernetes SIGKILLs at its grace period (30 s)

@@ -144,6 +144,6 @@ class DeploymentConsumer:
 
 def default_factory(brokers: Brokers) -> Callable[[], AIOKafkaConsumer]:
     def make() -> AIOKafkaConsumer:
-        return make_consumer(brokers, GROUP_ID, TOPIC_TRAINING, fetch_min_bytes=1, fetch_max_wait_ms=200)
+        return make_consumer(brokers, GROUP_ID, TOPIC_TRAINING, fetch_min_bytes=1, fetch_max_wait_ms=500)
 
     return make

@@ -34,7 +34,12 @@ def default_consumer_factory(brokers: Brokers) -> ConsumerFactory:
             TOPIC_AUTH_KEYS,
             auto_offset_reset="latest",
             isolation_level="read_uncommitted",
-            fetch_max_wait_ms=100,  # revocation must reach the cache in well under a second
+            # A revocation must reach the cache at once: the broker answers a fetch as soon as one
+            # byte is there, and holds an empty one for up to 500 ms (Kafka's own default) rather
+            # than 100 (ten empty fetches a second per gateway process, for a topic that is quiet
+            # nearly always).
+            fetch_min_bytes=1,
+            fetch_max_wait_ms=500,
         )
 
     return make
