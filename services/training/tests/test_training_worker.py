@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from training_jobs_testkit import new_job
 
 from tollgate.training.events.models import OutboxRecord
-from tollgate.training.events.outbox import OutboxListener, OutboxMetrics, OutboxRelay
+from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
 from tollgate.training.jobs.models import Job
 from tollgate.training.metrics import WorkerMetrics
+from tollgate.training.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, NotifyListener
 from tollgate.training.worker.executors import Handle, LocalExecutor
 from tollgate.training.worker.leases import Leases
 from tollgate.training.worker.service import TrainingWorker
@@ -179,6 +180,38 @@ async def test_the_local_executor_hands_a_job_to_its_warm_spare(tmp_path: Path) 
     assert out.read_text().splitlines() == ["ftjob-1 1", "ftjob-slow 2"]
 
 
+async def test_an_idle_worker_starts_a_new_job_on_its_notification(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """An hour between idle rounds: only migration 0005's NOTIFY (or the listener's wake when it
+    connects) can start a job created after the worker went idle."""
+    executor = FakeExecutor()
+    worker = TrainingWorker(
+        leases(sessions),
+        executor,
+        WorkerMetrics(CollectorRegistry()),
+        max_jobs=1,
+        poll_s=3600,
+        idle_poll_s=3600,
+        heartbeat_s=3600,
+        stop_grace_s=1,
+        listener=NotifyListener(engine, JOBS_CHANNEL),
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        await asyncio.sleep(0.5)  # the first round and the connect-time wake are over
+        assert executor.started == []
+        job_id = await new_job(sessions, tmp_path)
+        for _ in range(1000):  # 10 s
+            if executor.started:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert executor.started == [(job_id, 1)]
+
+
 class FakeProducer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes, bytes, list[tuple[str, bytes]]]] = []
@@ -231,7 +264,7 @@ async def test_a_committed_record_wakes_the_relay_without_waiting_for_its_interv
         lambda: producer,  # type: ignore[arg-type, return-value]
         OutboxMetrics(CollectorRegistry()),
         interval_s=3600,
-        listener=OutboxListener(engine),
+        listener=NotifyListener(engine, OUTBOX_CHANNEL),
     )
     running = asyncio.create_task(relay.run())
 

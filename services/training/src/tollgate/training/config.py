@@ -56,6 +56,9 @@ class TrainingSettings(ServiceSettings):
     lease_ttl_s: float = Field(default=30.0, gt=1)
     heartbeat_s: float = Field(default=5.0, gt=0)
     poll_interval_s: float = Field(default=0.5, gt=0)
+    # with no job running here: the worker wakes on every job change (NOTIFY training_jobs), so this
+    # poll only finds what has no notification (another worker's lease running out)
+    idle_poll_interval_s: float = Field(default=2.0, gt=0)
     stop_grace_s: float = Field(default=10.0, gt=0)
     # Keep one job process started ahead, its libraries imported (torch alone takes ~10 s here).
     warm_spare: bool = True

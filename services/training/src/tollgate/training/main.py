@@ -19,10 +19,11 @@ from tollgate.common.telemetry import configure_tracing
 from tollgate.training.app import build_app
 from tollgate.training.billing import BillingHolds
 from tollgate.training.config import TrainingSettings
-from tollgate.training.events.outbox import OutboxListener, OutboxMetrics, OutboxRelay
+from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
 from tollgate.training.files.service import FileService
 from tollgate.training.files.storage import FileStorage
 from tollgate.training.jobs.service import JobService
+from tollgate.training.notify import OUTBOX_CHANNEL, NotifyListener
 from tollgate.training.vectors.indexes import IndexCache, IndexMetrics
 from tollgate.training.vectors.maintenance import IndexMaintenance
 from tollgate.training.vectors.service import VectorService
@@ -56,7 +57,7 @@ async def main() -> None:
         OutboxMetrics(registry),
         interval_s=settings.outbox_interval_s,
         batch=settings.outbox_batch,
-        listener=OutboxListener(engine),
+        listener=NotifyListener(engine, OUTBOX_CHANNEL),
     )
     files = FileService(
         FileStorage(settings.files_dir),

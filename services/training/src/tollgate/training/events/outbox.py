@@ -7,7 +7,7 @@ a PostgreSQL advisory lock, so records of one key keep their order even with man
 crash between the broker's ack and the delete publishes a record again: consumers dedupe on event id.
 
 A relay wakes when a record is committed: the `outbox` table's trigger (migration 0004) sends
-`NOTIFY training_outbox`, and `OutboxListener` holds a connection that LISTENs for it. The interval
+`NOTIFY training_outbox`, and a `NotifyListener` holds a connection that LISTENs for it. The interval
 is only the fallback for a notification missed while that connection was down (it wakes the relay
 once each time it connects, too).
 """
@@ -24,16 +24,16 @@ from aiokafka import AIOKafkaProducer
 from google.protobuf.message import Message
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import delete, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.common.kafka import EVENT_TYPE_HEADER
 from tollgate.common.telemetry import kafka_headers_from_context
 from tollgate.training.events.models import OutboxRecord
+from tollgate.training.notify import NotifyListener
 
 log = logging.getLogger(__name__)
 
 _RELAY_LOCK = zlib.crc32(b"tollgate-training:outbox-relay")
-NOTIFY_CHANNEL = "training_outbox"  # the trigger's channel (migration 0004)
 
 
 def outbox_record(topic: str, key: str, message: Message, traceparent: str | None = None) -> OutboxRecord:
@@ -70,7 +70,7 @@ class OutboxRelay:
         *,
         interval_s: float = 5.0,
         batch: int = 200,
-        listener: OutboxListener | None = None,
+        listener: NotifyListener | None = None,
     ) -> None:
         self._sessions = sessions
         self._listener = listener
@@ -144,48 +144,6 @@ class OutboxRelay:
         for row in rows:
             self._metrics.published.labels(row.topic).inc()
         return len(rows)
-
-
-class OutboxListener:
-    """Calls `wake` for every `NOTIFY training_outbox`, and once on each (re)connect.
-
-    The connection is the engine's (same URL, TLS and credentials), taken out of the pool for good:
-    it is invalidated, not returned, when listening ends, so no pooled connection keeps a LISTEN.
-    """
-
-    def __init__(self, engine: AsyncEngine, *, retry_s: float = 1.0, check_s: float = 30.0) -> None:
-        self._engine = engine
-        self._retry_s = retry_s
-        self._check_s = check_s
-        self._backoff = retry_s
-
-    async def run(self, wake: Callable[[], None]) -> None:
-        while True:
-            try:
-                await self._listen(wake)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("outbox LISTEN connection lost; the relay polls until it is back", exc_info=True)
-            await asyncio.sleep(self._backoff)
-            self._backoff = min(self._backoff * 2, 30.0)
-
-    async def _listen(self, wake: Callable[[], None]) -> None:
-        conn = await self._engine.connect()
-        try:
-            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await conn.exec_driver_sql(f"LISTEN {NOTIFY_CHANNEL}")
-            driver = (await conn.get_raw_connection()).driver_connection
-            assert driver is not None
-            self._backoff = self._retry_s
-            wake()  # records committed before the LISTEN took effect
-            while True:
-                async for _ in driver.notifies(timeout=self._check_s):
-                    wake()
-                await conn.exec_driver_sql("SELECT 1")  # a quiet channel, or a dead connection?
-        finally:
-            await conn.invalidate()
-            await conn.close()
 
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:

@@ -24,8 +24,9 @@ from tollgate.common.metrics_endpoint import MetricsEndpoint
 from tollgate.common.migrations import migrate
 from tollgate.common.telemetry import configure_tracing
 from tollgate.training.config import TrainingSettings
-from tollgate.training.events.outbox import OutboxListener, OutboxMetrics, OutboxRelay
+from tollgate.training.events.outbox import OutboxMetrics, OutboxRelay
 from tollgate.training.metrics import WorkerMetrics
+from tollgate.training.notify import JOBS_CHANNEL, OUTBOX_CHANNEL, NotifyListener
 from tollgate.training.worker.executors import Executor, LocalExecutor
 from tollgate.training.worker.leases import Leases
 from tollgate.training.worker.service import TrainingWorker
@@ -75,7 +76,7 @@ async def main() -> None:
         OutboxMetrics(registry),
         interval_s=settings.outbox_interval_s,
         batch=settings.outbox_batch,
-        listener=OutboxListener(engine),
+        listener=NotifyListener(engine, OUTBOX_CHANNEL),
     )
     executor = build_executor(settings)
     await executor.warm()
@@ -89,6 +90,8 @@ async def main() -> None:
         heartbeat_s=settings.heartbeat_s,
         stop_grace_s=settings.stop_grace_s,
         kick_outbox=relay.kick,
+        idle_poll_s=settings.idle_poll_interval_s,
+        listener=NotifyListener(engine, JOBS_CHANNEL),
     )
     app = create_app("training-worker", registry, health_check=database_health(engine))
     log.info("training worker starting", extra={"owner": owner, "executor": settings.executor})

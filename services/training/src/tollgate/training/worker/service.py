@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tollgate.training.domain import CANCELLED
 from tollgate.training.metrics import WorkerMetrics
+from tollgate.training.notify import NotifyListener
 from tollgate.training.worker.executors import Executor, Handle
 from tollgate.training.worker.leases import Leases
 
@@ -37,29 +38,49 @@ class TrainingWorker:
         heartbeat_s: float,
         stop_grace_s: float,
         kick_outbox: object = None,
+        idle_poll_s: float | None = None,
+        listener: NotifyListener | None = None,
     ) -> None:
+        """`poll_s` while a job runs here (its exit and lease renewals are polled); `idle_poll_s`
+        (default `poll_s`) with none, when `listener` wakes the round for every job created,
+        cancelled or changing status (migration 0005's NOTIFY)."""
         self.leases = leases
         self.executor = executor
         self.metrics = metrics
         self.max_jobs = max_jobs
         self.poll_s = poll_s
+        self.idle_poll_s = poll_s if idle_poll_s is None else idle_poll_s
+        self._listener = listener
+        self._wake = asyncio.Event()
         self.heartbeat_s = heartbeat_s
         self.stop_grace_s = stop_grace_s
         self.running: dict[str, Running] = {}
         self._swept_at = 0.0
         self._kick = kick_outbox if callable(kick_outbox) else (lambda: None)
 
+    def kick(self) -> None:
+        """Run the next round now (a job changed)."""
+        self._wake.set()
+
     async def run(self) -> None:
+        listening = asyncio.create_task(self._listener.run(self.kick)) if self._listener is not None else None
         try:
             while True:
+                self._wake.clear()  # a change committed during the round wakes the next one at once
                 try:
                     await self.tick()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
                     log.exception("worker round failed; retrying")
-                await asyncio.sleep(self.poll_s)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wake.wait(), self.poll_s if self.running else self.idle_poll_s
+                    )
         finally:
+            if listening is not None:
+                listening.cancel()
+                await asyncio.gather(listening, return_exceptions=True)
             await self.shutdown()
 
     async def tick(self) -> None:
