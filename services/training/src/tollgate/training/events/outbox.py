@@ -90,6 +90,9 @@ class OutboxRelay:
         listening = asyncio.create_task(self._listener.run(self.kick)) if self._listener is not None else None
         try:
             while True:
+                # before the round, not after it: a record committed while the round runs (its
+                # NOTIFY, or a kick) must wake the next round at once, not wait out the interval
+                self._wake.clear()
                 try:
                     if producer is None:
                         producer = self._producer_factory()
@@ -106,7 +109,6 @@ class OutboxRelay:
                         await _stop_quietly(producer)
                     producer = None
                     backoff = min(backoff * 2, 10.0)
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), backoff)
                 except TimeoutError:
