@@ -180,13 +180,13 @@ async def test_the_local_executor_hands_a_job_to_its_warm_spare(tmp_path: Path) 
     assert out.read_text().splitlines() == ["ftjob-1 1", "ftjob-slow 2"]
 
 
-async def test_an_idle_worker_starts_a_new_job_on_its_notification(
-    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
-) -> None:
-    """An hour between idle rounds: only migration 0005's NOTIFY (or the listener's wake when it
-    connects) can start a job created after the worker went idle."""
-    executor = FakeExecutor()
-    worker = TrainingWorker(
+def hour_poll_worker(
+    sessions: async_sessionmaker[AsyncSession],
+    executor: FakeExecutor,
+    listener: NotifyListener | None = None,
+) -> TrainingWorker:
+    """A worker whose polls take an hour: only a wake-up (a NOTIFY, a kick) runs a round."""
+    return TrainingWorker(
         leases(sessions),
         executor,
         WorkerMetrics(CollectorRegistry()),
@@ -195,8 +195,17 @@ async def test_an_idle_worker_starts_a_new_job_on_its_notification(
         idle_poll_s=3600,
         heartbeat_s=3600,
         stop_grace_s=1,
-        listener=NotifyListener(engine, JOBS_CHANNEL),
+        listener=listener,
     )
+
+
+async def test_an_idle_worker_starts_a_new_job_on_its_notification(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
+) -> None:
+    """An hour between idle rounds: only migration 0005's NOTIFY (or the listener's wake when it
+    connects) can start a job created after the worker went idle."""
+    executor = FakeExecutor()
+    worker = hour_poll_worker(sessions, executor, NotifyListener(engine, JOBS_CHANNEL))
     running = asyncio.create_task(worker.run())
     try:
         await asyncio.sleep(0.5)  # the first round and the connect-time wake are over
@@ -252,6 +261,19 @@ async def test_the_outbox_is_published_in_order_and_emptied(
         assert list((await session.execute(select(OutboxRecord))).scalars()) == []
 
 
+def hour_interval_relay(
+    sessions: async_sessionmaker[AsyncSession], producer: FakeProducer, listener: NotifyListener | None = None
+) -> OutboxRelay:
+    """A relay whose interval is an hour: only a wake-up (a NOTIFY, a kick) runs a round."""
+    return OutboxRelay(
+        sessions,
+        lambda: producer,  # type: ignore[arg-type, return-value]
+        OutboxMetrics(CollectorRegistry()),
+        interval_s=3600,
+        listener=listener,
+    )
+
+
 async def test_a_committed_record_wakes_the_relay_without_waiting_for_its_interval(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -259,13 +281,7 @@ async def test_a_committed_record_wakes_the_relay_without_waiting_for_its_interv
     make the relay publish the records committed after it started. A second record after the
     first was published shows the LISTEN itself, not only the connect-time wake."""
     producer = FakeProducer()
-    relay = OutboxRelay(
-        sessions,
-        lambda: producer,  # type: ignore[arg-type, return-value]
-        OutboxMetrics(CollectorRegistry()),
-        interval_s=3600,
-        listener=NotifyListener(engine, OUTBOX_CHANNEL),
-    )
+    relay = hour_interval_relay(sessions, producer, NotifyListener(engine, OUTBOX_CHANNEL))
     running = asyncio.create_task(relay.run())
 
     async def commit_and_await_publish(payload: bytes) -> None:
@@ -288,3 +304,29 @@ async def test_a_committed_record_wakes_the_relay_without_waiting_for_its_interv
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
     assert [v for _, v, _, _ in producer.sent] == [b"first", b"second"]
+
+
+async def _stops_when_cancelled_as_it_is_woken(running: asyncio.Task[None], kick: Any) -> bool:
+    """Cancel a loop in the same turn as its wake-up (a NOTIFY arriving as SIGTERM does): the
+    cancel must end it. With asyncio.wait_for on 3.11 the loop swallowed it and waited an hour."""
+    await asyncio.sleep(0.5)  # idle, parked on its wake-up
+    kick()
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=10)
+    if not done:
+        running.cancel()  # let the test end either way
+    return running in done
+
+
+async def test_an_idle_worker_stops_when_cancelled_as_a_notification_wakes_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    worker = hour_poll_worker(sessions, FakeExecutor())
+    assert await _stops_when_cancelled_as_it_is_woken(asyncio.create_task(worker.run()), worker.kick)
+
+
+async def test_an_idle_relay_stops_when_cancelled_as_a_notification_wakes_it(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    relay = hour_interval_relay(sessions, FakeProducer())
+    assert await _stops_when_cancelled_as_it_is_woken(asyncio.create_task(relay.run()), relay.kick)

@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.common.secretbox import SecretBox
+from tollgate.common.waits import wait_event
 from tollgate.gateway.bots.clients import FeishuClient, FeishuError, ModelCaller
 from tollgate.gateway.bots.models import FeishuBot
 from tollgate.gateway.bots.repository import BotRepository, EventRepository
@@ -100,10 +101,7 @@ class BotWorker:
 
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.timing.poll_s)
-            except TimeoutError:
-                pass
+            await wait_event(self._wake, self.timing.poll_s)
             self._wake.clear()
             try:
                 await self.tick()

@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.common.kafka import EVENT_TYPE_HEADER
 from tollgate.common.telemetry import kafka_headers_from_context
+from tollgate.common.waits import wait_event
 from tollgate.training.events.models import OutboxRecord
 from tollgate.training.notify import NotifyListener
 
@@ -109,10 +110,7 @@ class OutboxRelay:
                         await _stop_quietly(producer)
                     producer = None
                     backoff = min(backoff * 2, 10.0)
-                try:
-                    await asyncio.wait_for(self._wake.wait(), backoff)
-                except TimeoutError:
-                    pass
+                await wait_event(self._wake, backoff)
         finally:
             if listening is not None:
                 listening.cancel()

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from tollgate.common.waits import wait_event
 from tollgate.training.domain import CANCELLED
 from tollgate.training.metrics import WorkerMetrics
 from tollgate.training.notify import NotifyListener
@@ -73,10 +74,7 @@ class TrainingWorker:
                     raise
                 except Exception:
                     log.exception("worker round failed; retrying")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), self.poll_s if self.running else self.idle_poll_s
-                    )
+                await wait_event(self._wake, self.poll_s if self.running else self.idle_poll_s)
         finally:
             if listening is not None:
                 listening.cancel()
