@@ -118,7 +118,8 @@ class LoadGen:
             self.pump()
         self.done = asyncio.Event()
         if self.pending:
-            await asyncio.wait_for(self.done.wait(), timeout=120)
+            async with asyncio.timeout(120):
+                await self.done.wait()
         for conn in list(self.idle):
             if conn.transport is not None:
                 conn.transport.close()

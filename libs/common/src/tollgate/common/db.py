@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from tollgate.common.waits import timed
 
 if TYPE_CHECKING:
     from tollgate.common.settings import ServiceSettings
@@ -42,7 +43,7 @@ def database_health(engine: AsyncEngine, timeout_s: float = 2.0) -> Callable[[],
 
     async def check() -> dict[str, Any]:
         try:
-            await asyncio.wait_for(ping(), timeout_s)
+            await timed(ping(), timeout_s)
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise ServiceUnavailable(f"Database unavailable: {type(exc).__name__}.") from exc
         return {"database": "ok"}

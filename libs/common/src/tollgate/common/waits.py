@@ -1,4 +1,4 @@
-"""Waiting on an `asyncio.Event` with a deadline, without losing a cancellation.
+"""Bounded waits that never lose a cancellation: on an `asyncio.Event`, or on any awaitable.
 
 On Python 3.11, `asyncio.wait_for(event.wait(), t)` runs the wait in a task of its own and, when
 the caller is cancelled in the same loop turn as the event is set, returns the wait's result and
@@ -12,6 +12,10 @@ NOTIFY woke it did exactly that. `asyncio.timeout` waits in the caller's own tas
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
@@ -22,3 +26,12 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
     except TimeoutError:
         return event.is_set()
     return True
+
+
+async def timed(aw: Awaitable[T], timeout_s: float | None) -> T:
+    """`asyncio.wait_for` as Python 3.12 rebuilt it: `aw` runs in the caller's task under
+    `asyncio.timeout`, so a cancel that comes as `aw` finishes is raised, not traded for its
+    result (on 3.11 a loop's shutdown could otherwise carry on past its own cancel). TimeoutError
+    when `timeout_s` runs out; None waits as long as it takes."""
+    async with asyncio.timeout(timeout_s):
+        return await aw

@@ -19,6 +19,7 @@ from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.errors import KafkaError
 
 from tollgate.common.kafka import TOPICS, ensure_topics
+from tollgate.common.waits import timed
 from tollgate.devstack import secure_transports
 from tollgate.devstack.config import StackConfig
 from tollgate.devstack.procs import (
@@ -210,8 +211,8 @@ class Kafka:
             bootstrap_servers=self.cfg.kafka_bootstrap, client_id="tollgate-devstack", request_timeout_ms=3000
         )
         try:
-            await asyncio.wait_for(admin.start(), timeout=5)
-            await asyncio.wait_for(admin.list_topics(), timeout=5)
+            await timed(admin.start(), 5)
+            await timed(admin.list_topics(), 5)
             return True
         except Exception:  # any failure here only means "not ready yet"; the loop retries
             return False

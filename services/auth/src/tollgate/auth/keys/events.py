@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaError
 
 from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_AUTH_KEYS
 from tollgate.common.telemetry import kafka_headers_from_context
+from tollgate.common.waits import timed
 from tollgate.contracts.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,7 @@ class KafkaKeyEvents:
                 return True
             producer = self._factory()
             try:
-                await asyncio.wait_for(producer.start(), self._timeout)
+                await timed(producer.start(), self._timeout)
             except (KafkaError, OSError, TimeoutError) as exc:
                 log.warning("kafka unavailable; trying again at the next change", extra={"error": str(exc)})
                 # a producer whose start failed is not reusable; the next publish builds a new one
@@ -73,7 +74,7 @@ class KafkaKeyEvents:
         headers = kafka_headers_from_context({EVENT_TYPE_HEADER: "ApiKeyChanged"})
         for change in changes:
             try:
-                await asyncio.wait_for(
+                await timed(
                     self._producer.send_and_wait(
                         TOPIC_AUTH_KEYS,
                         value=change.to_proto().SerializeToString(),
@@ -94,7 +95,7 @@ class KafkaKeyEvents:
             return False
         assert self._producer is not None
         try:
-            await asyncio.wait_for(
+            await timed(
                 self._producer.send_and_wait(topic, value=value, key=key, headers=headers), self._timeout
             )
         except (KafkaError, OSError, TimeoutError) as exc:
@@ -119,6 +120,6 @@ def _warn_unpublished(change: KeyChange, error: str) -> None:
 
 async def _stop_quietly(producer: AIOKafkaProducer) -> None:
     try:
-        await asyncio.wait_for(producer.stop(), 5)
+        await timed(producer.stop(), 5)
     except (KafkaError, OSError, TimeoutError) as exc:
         log.warning("kafka producer did not stop cleanly", extra={"error": str(exc)})

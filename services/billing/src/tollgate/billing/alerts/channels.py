@@ -26,6 +26,7 @@ from tollgate.billing.alerts.repository import ClaimedDelivery
 from tollgate.billing.alerts.secretbox import SecretBox
 from tollgate.common.kafka import EVENT_TYPE_HEADER
 from tollgate.common.telemetry import kafka_headers_from_context
+from tollgate.common.waits import timed
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("tollgate.billing.alerts")
@@ -65,7 +66,7 @@ class KafkaChannel:
             if self._producer is None:
                 producer = self._factory()
                 try:
-                    await asyncio.wait_for(producer.start(), self._timeout)
+                    await timed(producer.start(), self._timeout)
                 except BaseException:
                     with contextlib.suppress(Exception):
                         await producer.stop()
@@ -82,7 +83,7 @@ class KafkaChannel:
             value = payload.cost_alert_event(alert).SerializeToString()
             try:
                 producer = await self._ensure()
-                await asyncio.wait_for(
+                await timed(
                     producer.send_and_wait(
                         delivery.target, value, key=alert.org_id.encode(), headers=headers
                     ),

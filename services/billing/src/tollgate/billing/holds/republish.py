@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from tollgate.common.kafka import TOPIC_USAGE
+from tollgate.common.waits import timed
 from tollgate.contracts.v1 import billing_pb2
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class MarkRepublisher:
                             self._topic, mark.usage_event, key=mark.org_id.encode(), headers=headers
                         )
                     )
-                await asyncio.wait_for(asyncio.gather(*futures), self._timeout)
+                await timed(asyncio.gather(*futures), self._timeout)
             except Exception:
                 await self._drop()  # a fresh producer next time: this one may be wedged
                 raise
@@ -58,7 +59,7 @@ class MarkRepublisher:
         if self._producer is None:
             producer = self._factory()
             try:
-                await asyncio.wait_for(producer.start(), self._timeout)
+                await timed(producer.start(), self._timeout)
             except Exception:
                 with contextlib.suppress(Exception):
                     await producer.stop()

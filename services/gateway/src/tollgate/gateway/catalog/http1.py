@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import httptools
 
+from tollgate.common.waits import timed
+
 
 class UpstreamConnectionError(ConnectionError):
     """The upstream could not be reached, closed the connection, or sent a malformed answer."""
@@ -155,9 +157,7 @@ class Http1Pool:
         loop = asyncio.get_running_loop()
         timeout = max(0.0, min(self._connect_timeout, deadline - loop.time()))
         try:
-            _, protocol = await asyncio.wait_for(
-                loop.create_connection(_Connection, self.host, self.port), timeout
-            )
+            _, protocol = await timed(loop.create_connection(_Connection, self.host, self.port), timeout)
         except OSError as exc:
             raise UpstreamConnectionError(f"cannot connect to {self.host}:{self.port}: {exc}") from exc
         return protocol

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +9,7 @@ import orjson
 from starlette.websockets import WebSocket
 
 from tollgate.common.errors import Forbidden, TollgateError, Unauthenticated
+from tollgate.common.waits import timed
 from tollgate.gateway.principals.permissions import ensure_permitted
 from tollgate.gateway.realtime.events import Cursor, Viewer
 
@@ -35,7 +35,7 @@ async def authenticate(ws: WebSocket, rt: Realtime) -> tuple[Viewer, Cursor | No
     """The first message: `{"type": "auth", "token": ..., "last_event_id"?: ...}` within the auth
     timeout. None when the connection was closed instead (with the reason)."""
     try:
-        raw = await asyncio.wait_for(ws.receive_text(), rt.limits.auth_timeout_s)
+        raw = await timed(ws.receive_text(), rt.limits.auth_timeout_s)
     except TimeoutError:
         await refuse(ws, rt, UNAUTHENTICATED, "auth_timeout", "No auth message in time.")
         return None

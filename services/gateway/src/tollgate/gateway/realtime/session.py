@@ -16,6 +16,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from tollgate.common.errors import Forbidden, TollgateError, Unauthenticated
+from tollgate.common.waits import timed
 from tollgate.gateway.principals.cache import PrincipalCache
 from tollgate.gateway.principals.permissions import ensure_permitted
 from tollgate.gateway.realtime.events import CHANNELS, Cursor, RealtimeEvent, Viewer, stream_id_key
@@ -139,7 +140,7 @@ class Connection:
         while True:
             channel, data = await self.queue.get()
             try:
-                await asyncio.wait_for(self.ws.send_text(data.decode()), self.rt.limits.send_timeout_s)
+                await timed(self.ws.send_text(data.decode()), self.rt.limits.send_timeout_s)
             except TimeoutError as exc:
                 raise Slow from exc
             if channel:
@@ -267,7 +268,7 @@ async def _run(conn: Connection) -> None:
         conn.rt.metrics.closed.labels("slow_client").inc()
         # the close frame queues behind what the client has not read: bounded, like any send
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(
+            await timed(
                 conn.ws.close(SLOW_CLIENT, "send queue full: the client is not reading"),
                 conn.rt.limits.send_timeout_s,
             )

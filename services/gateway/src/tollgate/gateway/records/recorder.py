@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, Counter
 from tollgate.common.auth_client import Principal
 from tollgate.common.kafka import EVENT_TYPE_HEADER, TOPIC_CHAT_RECORDS
 from tollgate.common.telemetry import kafka_headers_from_context, kafka_publish_span
+from tollgate.common.waits import timed
 from tollgate.contracts.v1 import events_pb2
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ class ChatRecorder:
     async def _start(self) -> bool:
         producer = self._factory()
         try:
-            await asyncio.wait_for(producer.start(), self._timeout * 2)
+            await timed(producer.start(), self._timeout * 2)
         except Exception:
             log.warning("chat records: kafka producer could not start; records are dropped meanwhile")
             with contextlib.suppress(Exception):
@@ -167,7 +168,7 @@ class ChatRecorder:
         value = to_event(pending).SerializeToString()
         try:
             with kafka_publish_span(self._tracer, self._topic, pending.headers) as headers:
-                future = await asyncio.wait_for(
+                future = await timed(
                     self._producer.send(
                         self._topic, value, key=pending.principal.org_id.encode(), headers=headers
                     ),

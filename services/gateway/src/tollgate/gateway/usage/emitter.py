@@ -21,6 +21,7 @@ from opentelemetry.trace import Tracer
 
 from tollgate.common.kafka import TOPIC_USAGE
 from tollgate.common.telemetry import kafka_publish_span
+from tollgate.common.waits import timed
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.usage.events import OutgoingEvent
 from tollgate.gateway.usage.spool import Spool
@@ -99,7 +100,7 @@ class UsageEmitter:
         try:
             # the publish span joins the request's trace (its context rides in the event's headers)
             with kafka_publish_span(self._tracer, self._topic, event.headers) as headers:
-                future = await asyncio.wait_for(
+                future = await timed(
                     self._producer.send(self._topic, event.value, key=event.key, headers=headers),
                     self._timeout,
                 )
@@ -165,7 +166,7 @@ class UsageEmitter:
             return
         producer = self._factory()
         try:
-            await asyncio.wait_for(producer.start(), self._timeout * 2)
+            await timed(producer.start(), self._timeout * 2)
         except Exception:
             log.warning("kafka producer could not start; usage events go to the spool")
             with contextlib.suppress(Exception):
@@ -179,7 +180,7 @@ class UsageEmitter:
         entries = await self._spool.read(self._drain_batch)
         if not entries:
             if not self._kafka_up:
-                await asyncio.wait_for(self._producer.partitions_for(self._topic), self._timeout)
+                await timed(self._producer.partitions_for(self._topic), self._timeout)
                 self._kafka_up = True
                 log.info("kafka answers again")
             return 0
@@ -188,14 +189,14 @@ class UsageEmitter:
         try:
             pending = []
             for entry_id, event in entries:
-                future = await asyncio.wait_for(
+                future = await timed(
                     self._producer.send(self._topic, event.value, key=event.key, headers=event.headers),
                     self._timeout,
                 )
                 pending.append((entry_id, future))
             for entry_id, future in pending:
                 try:
-                    await asyncio.wait_for(asyncio.shield(future), self._timeout)
+                    await timed(asyncio.shield(future), self._timeout)
                     acked.append(entry_id)
                 except Exception:
                     failed = True

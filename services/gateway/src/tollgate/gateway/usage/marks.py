@@ -36,6 +36,7 @@ from typing import cast
 
 from tollgate.common.frames import encode_frame
 from tollgate.common.networks import split_host_port
+from tollgate.common.waits import timed
 from tollgate.contracts.v1 import billing_pb2
 from tollgate.gateway.metrics import GatewayMetrics
 from tollgate.gateway.usage.events import OutgoingEvent
@@ -258,7 +259,7 @@ class HoldMarker:
             return
         link.transport.close()  # writes what is buffered first
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(link.closed), timeout_s)
+            await timed(asyncio.shield(link.closed), timeout_s)
         if not link.closed.done():
             link.transport.abort()
 

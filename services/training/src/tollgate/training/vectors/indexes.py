@@ -24,6 +24,7 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tollgate.common.waits import timed
 from tollgate.training.vectors.ann import AnnIndex, Hits
 from tollgate.training.vectors.repository import Change, VectorRepository
 
@@ -165,7 +166,7 @@ class IndexCache:
         if entry is None:
             opening = self.open(collection_id, dimension)
             try:
-                entry = await asyncio.wait_for(asyncio.shield(opening), self.wait_s)
+                entry = await timed(asyncio.shield(opening), self.wait_s)
             except TimeoutError:
                 entry = None
             except asyncio.CancelledError:

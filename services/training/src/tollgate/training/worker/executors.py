@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from tollgate.common.waits import timed
+
 log = logging.getLogger(__name__)
 
 
@@ -88,7 +90,7 @@ class LocalExecutor:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), grace_s)
+            await timed(process.wait(), grace_s)
         except TimeoutError:
             log.warning("job process ignored SIGTERM; killing it", extra={"job_id": handle.job_id})
             with contextlib.suppress(ProcessLookupError):
