@@ -223,3 +223,35 @@ async def test_a_hold_may_ask_for_a_longer_life_than_the_default_ttl(
     clock.now += 601
     assert await holds.sweep_expired() == 1  # only the chat hold: the training hold lives a day
     assert (await holds.balance(org)).held_micros == 1_000
+
+
+async def test_batches_of_marks_and_settlements_move_the_counters_as_one_hold_at_a_time_would(
+    store: HoldStore,
+) -> None:
+    """MARK and SETTLE sum a batch's changes per counter and write each once: the totals must be
+    those of the holds still open, short holds included, with ids already gone in the batch."""
+    org = new_org()
+    await store.sync_wallet(org, 100_000, 1)
+    await store.sync_limits(org, LimitsSnapshot(budgets=[(0, "monthly", 10_000)]), init=True)
+    check = LimitCheck(7, MONTH, DAY)
+    for i in range(20):
+        assert (await store.reserve(org, f"h{i}", 400, FAR, limits=check)).hold_micros == 400
+    big = await store.reserve(org, "big", 5_000, FAR, limits=check)
+    assert big.hold_micros == 2_000  # short: the budget's last 2,000
+    counters = [f"h:org:{MONTH}", f"h:org:{DAY}", f"h:k7:{MONTH}", f"h:k7:{DAY}"]
+    shorts = [f"c:org:{MONTH}", f"c:org:{DAY}", f"c:k7:{MONTH}", f"c:k7:{DAY}"]
+
+    async def totals() -> tuple[set[str], set[str], int]:
+        limits = await store.read_limits(org)
+        return {limits[f] for f in counters}, {limits[f] for f in shorts}, (await wallet(store, org))[1]
+
+    assert await totals() == ({"10000"}, {"1"}, 8_000 + 5_000)
+    marks = [mark(org, f"h{i}", 100) for i in range(10)] + [mark(org, "big", 1_500), mark(org, "gone", 5)]
+    assert await store.mark(marks, FAR) == 11
+    assert await totals() == ({str(10 * 100 + 10 * 400 + 1_500)}, {"0"}, 6_500)
+    ids = [f"h{i}" for i in range(15)] + ["gone", "h3"]
+    assert await store.settle([OrgSettlement(org, ids, 99_000, 2)]) == 15
+    assert await totals() == ({str(5 * 400 + 1_500)}, {"0"}, 3_500)
+    rest = [*(f"h{i}" for i in range(15, 20)), "big"]
+    assert await store.settle([OrgSettlement(org, rest, 98_000, 3)]) == 6
+    assert await totals() == ({"0"}, {"0"}, 0)

@@ -16,28 +16,20 @@ MARK = (
     HOLD_HELPERS
     + """
 local marked = 0
-local loaded = redis.call('HEXISTS', KEYS[4], 'bver') == 1
-local cached = redis.call('HEXISTS', KEYS[1], 'balance') == 1
 for i = 2, #ARGV, 4 do
   local hold_id, member, cost = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
   local value = redis.call('HGET', KEYS[2], hold_id)
   if value and redis.call('HSETNX', KEYS[5], hold_id, ARGV[i + 3]) == 1 then
     local w, l, parts = parse_hold(value)
-    if cached then
-      redis.call('HINCRBY', KEYS[1], 'held', string.format('%d', cost - w))
-    end
+    held_change = held_change + cost - w
     local counters = {}
     for p = 3, #parts do
       local t = parts[p]
       if string.sub(t, 1, 1) == '!' then
         t = string.sub(t, 2)
-        if loaded then
-          redis.call('HINCRBY', KEYS[4], 'c:' .. t, -1)
-        end
+        change_counter('c:' .. t, -1)
       end
-      if loaded then
-        redis.call('HINCRBY', KEYS[4], 'h:' .. t, string.format('%d', cost - l))
-      end
+      change_counter('h:' .. t, cost - l)
       counters[#counters + 1] = t
     end
     local v = string.format('%d %d', cost, cost)
@@ -49,6 +41,7 @@ for i = 2, #ARGV, 4 do
     marked = marked + 1
   end
 end
+flush_counters()
 return marked
 """
 )
@@ -65,6 +58,8 @@ if mark and redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
   return {2, mark}
 end
-return {drop_hold(ARGV[1], ARGV[2]), ''}
+local dropped = drop_hold(ARGV[1], ARGV[2])
+flush_counters()
+return {dropped, ''}
 """
 )

@@ -42,20 +42,53 @@ local function parse_hold(value)
   return w, tonumber(parts[2] or parts[1]), parts
 end
 
-local function unhold_limits(lkey, parts, amount)
-  if redis.call('HEXISTS', lkey, 'bver') == 0 then
-    return
+-- A dropped or marked hold's changes to `held` and to the limit counters wait for
+-- flush_counters(), so a batch of holds on the same counters writes each field once rather than
+-- once per hold. Every script that drops or marks a hold flushes before it returns or reads a
+-- counter (nothing reads `held`, `h:` or `c:` in between); a change left unflushed would be lost.
+local held_change = 0
+local counter_change = {}
+local counter_fields = {}
+
+local function change_counter(field, delta)
+  local current = counter_change[field]
+  if current == nil then
+    counter_fields[#counter_fields + 1] = field
+    current = 0
   end
+  counter_change[field] = current + delta
+end
+
+-- the hold's limit amount comes off every counter it was placed on (and a short hold's count)
+local function unhold_limits(parts, amount)
   for i = 3, #parts do
     local t = parts[i]
     if string.sub(t, 1, 1) == '!' then
       t = string.sub(t, 2)
-      redis.call('HINCRBY', lkey, 'c:' .. t, -1)
+      change_counter('c:' .. t, -1)
     end
-    redis.call('HINCRBY', lkey, 'h:' .. t, string.format('%d', -amount))
+    change_counter('h:' .. t, -amount)
   end
 end
 
+-- `held` only on a cached wallet, the counters only in a loaded limits hash (as a reload rebuilds
+-- them from the holds that are open then)
+local function flush_counters()
+  if held_change ~= 0 and redis.call('HEXISTS', KEYS[1], 'balance') == 1 then
+    redis.call('HINCRBY', KEYS[1], 'held', string.format('%d', held_change))
+  end
+  if #counter_fields > 0 and redis.call('HEXISTS', KEYS[4], 'bver') == 1 then
+    for i = 1, #counter_fields do
+      local f = counter_fields[i]
+      redis.call('HINCRBY', KEYS[4], f, string.format('%d', counter_change[f]))
+    end
+  end
+  held_change = 0
+  counter_change = {}
+  counter_fields = {}
+end
+
+-- 1 when the hold was open; its counter changes wait for flush_counters()
 local function drop_hold(hold_id, member)
   redis.call('ZREM', KEYS[3], member)
   redis.call('HDEL', KEYS[5], hold_id)
@@ -65,10 +98,8 @@ local function drop_hold(hold_id, member)
   end
   redis.call('HDEL', KEYS[2], hold_id)
   local w, l, parts = parse_hold(value)
-  if redis.call('HEXISTS', KEYS[1], 'balance') == 1 then
-    redis.call('HINCRBY', KEYS[1], 'held', string.format('%d', -w))
-  end
-  unhold_limits(KEYS[4], parts, l)
+  held_change = held_change - w
+  unhold_limits(parts, l)
   return 1
 end
 
@@ -220,6 +251,7 @@ for i = 11, #ARGV, 2 do
   if r[7] ~= -1 then
     if cost <= 0 or r[3] < cost or r[7] < factor * cost then
       drop_hold(ARGV[i], ARGV[i + 1])
+      flush_counters()
       return {placed, 2, 0, quota_changed}
     end
   end
@@ -234,7 +266,9 @@ return {placed, 1, 0, quota_changed}
 RELEASE = (
     HOLD_HELPERS
     + """
-return drop_hold(ARGV[1], ARGV[2])
+local dropped = drop_hold(ARGV[1], ARGV[2])
+flush_counters()
+return dropped
 """
 )
 
@@ -292,6 +326,7 @@ local released = 0
 for i = 5 + 2 * n, #ARGV, 2 do
   released = released + drop_hold(ARGV[i], ARGV[i + 1])
 end
+flush_counters()
 if ARGV[1] ~= '' then
   sync(ARGV[1], ARGV[2], ARGV[3])
 end
