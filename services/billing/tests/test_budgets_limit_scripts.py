@@ -212,3 +212,22 @@ async def test_a_stock_of_holds_stops_where_a_budget_leaves_too_little_headroom(
     retried = await store.reserve_stock(org, ids[:3], 50, FAR, 100, limits=check())
     assert (retried.placed, retried.code) == (3, 1)  # already held: counted, nothing new held
     assert (await store.read_wallet(org)).held_micros == 20 * 50  # type: ignore[union-attr]
+
+
+async def test_a_stock_counts_its_own_holds_against_a_quota_it_sees_once(store: HoldStore) -> None:
+    """RESERVE_STOCK reads the limits once per script and adds its own holds to what it read: the
+    fourth hold of 300 under a 1,000 quota is capped to 100 (short, so dropped), and the counters
+    hold exactly the three kept."""
+    org = new_org()
+    await ready(store, org, budgets=[(7, "daily", 5_000)])
+    quota = check(quota=1_000)
+    reply = await store.reserve_stock(org, [f"q{i}" for i in range(6)], 300, FAR, 0, limits=quota)
+    assert (reply.placed, reply.code, reply.quota_changed) == (3, 2, True)
+    limits = await store.read_limits(org)
+    assert [limits[f"{c}:k7:{p}"] for c in ("h", "c") for p in (MONTH, DAY)] == ["900", "900", "0", "0"]
+    assert limits[f"h:org:{MONTH}"] == "900" and limits["q:7"] == "1000"
+    assert (await store.read_wallet(org)).held_micros == 900  # type: ignore[union-attr]
+    again = await store.reserve_stock(org, ["q9"], 100, FAR, 0, limits=quota)
+    assert (again.placed, again.code, again.quota_changed) == (1, 1, False)
+    refused = await store.reserve_stock(org, ["q10"], 100, FAR, 0, limits=quota)
+    assert (refused.placed, refused.code, refused.reason) == (0, 0, "quota_exceeded")

@@ -15,30 +15,47 @@ from tollgate.billing.holds.scripts import HOLD_HELPERS
 MARK = (
     HOLD_HELPERS
     + """
-local marked = 0
+local ids = {}
 for i = 2, #ARGV, 4 do
-  local hold_id, member, cost = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  local value = redis.call('HGET', KEYS[2], hold_id)
-  if value and redis.call('HSETNX', KEYS[5], hold_id, ARGV[i + 3]) == 1 then
-    local w, l, parts = parse_hold(value)
-    held_change = held_change + cost - w
-    local counters = {}
-    for p = 3, #parts do
-      local t = parts[p]
-      if string.sub(t, 1, 1) == '!' then
-        t = string.sub(t, 2)
-        change_counter('c:' .. t, -1)
+  ids[#ids + 1] = ARGV[i]
+end
+local marked = 0
+local done = {}
+for s = 1, #ids, CHUNK do
+  local e = math.min(s + CHUNK - 1, #ids)
+  local values = redis.call('HMGET', KEYS[2], unpack(ids, s, e))
+  local kept = redis.call('HMGET', KEYS[5], unpack(ids, s, e))
+  local new_marks, new_values, expiring = {}, {}, {}
+  for j = 1, #values do
+    local at = 2 + 4 * (s + j - 2)
+    local hold_id, member, cost = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2])
+    -- the first mark of an open hold wins (an id twice in one batch: its first entry)
+    if values[j] and not kept[j] and not done[hold_id] then
+      done[hold_id] = true
+      local w, l, parts = parse_hold(values[j])
+      held_change = held_change + cost - w
+      unhold_limits(parts, l - cost)  -- the counters fall to the cost, and a short hold ends
+      local counters = {}
+      for p = 3, #parts do
+        counters[#counters + 1] = (string.gsub(parts[p], '^!', ''))
       end
-      change_counter('h:' .. t, cost - l)
-      counters[#counters + 1] = t
+      local v = string.format('%d %d', cost, cost)
+      if #counters > 0 then
+        v = v .. ' ' .. table.concat(counters, ' ')
+      end
+      new_marks[#new_marks + 1] = hold_id
+      new_marks[#new_marks + 1] = ARGV[at + 3]
+      new_values[#new_values + 1] = hold_id
+      new_values[#new_values + 1] = v
+      expiring[#expiring + 1] = ARGV[1]
+      expiring[#expiring + 1] = member
     end
-    local v = string.format('%d %d', cost, cost)
-    if #counters > 0 then
-      v = v .. ' ' .. table.concat(counters, ' ')
-    end
-    redis.call('HSET', KEYS[2], hold_id, v)
-    redis.call('ZADD', KEYS[3], ARGV[1], member)
-    marked = marked + 1
+  end
+  if #new_marks > 0 then
+    redis.call('HSET', KEYS[5], unpack(new_marks))
+    redis.call('HSET', KEYS[2], unpack(new_values))
+    redis.call('ZADD', KEYS[3], unpack(expiring))
+    marked = marked + #new_marks / 2
   end
 end
 flush_counters()

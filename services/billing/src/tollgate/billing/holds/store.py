@@ -10,7 +10,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from tollgate.billing.budgets.repository import LimitsSnapshot
-from tollgate.billing.holds import limit_scripts, mark_scripts, scripts
+from tollgate.billing.holds import limit_scripts, mark_scripts, reserve_scripts, scripts
 
 
 class ReserveStatus(IntEnum):
@@ -133,8 +133,8 @@ class HoldStore:
         self._wallet_ttl = wallet_ttl_seconds
         self._expiry_key = f"{prefix}:hold-expiry"
         # Registered once: each call is an EVALSHA, loading the script only if Redis lost it.
-        self._reserve = redis.register_script(scripts.RESERVE)
-        self._reserve_stock = redis.register_script(scripts.RESERVE_STOCK)
+        self._reserve = redis.register_script(reserve_scripts.RESERVE)
+        self._reserve_stock = redis.register_script(reserve_scripts.RESERVE_STOCK)
         self._release = redis.register_script(scripts.RELEASE)
         self._sync = redis.register_script(scripts.SYNC_WALLET)
         self._settle = redis.register_script(scripts.SETTLE)
