@@ -10,8 +10,9 @@ only as the fallback for a notification missed while the connection was down.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -69,3 +70,18 @@ class NotifyListener:
         finally:
             await conn.invalidate()
             await conn.close()
+
+
+@contextlib.asynccontextmanager
+async def listening(listener: NotifyListener | None, wake: Callable[[], None]) -> AsyncIterator[None]:
+    """Runs `listener` (when there is one) in the background while the block runs, and stops it,
+    waiting for its connection to close, before the block's own cleanup goes on."""
+    if listener is None:
+        yield
+        return
+    task = asyncio.create_task(listener.run(wake))
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -30,7 +30,7 @@ from tollgate.common.kafka import EVENT_TYPE_HEADER
 from tollgate.common.telemetry import kafka_headers_from_context
 from tollgate.common.waits import wait_event
 from tollgate.training.events.models import OutboxRecord
-from tollgate.training.notify import NotifyListener
+from tollgate.training.notify import NotifyListener, listening
 
 log = logging.getLogger(__name__)
 
@@ -88,33 +88,30 @@ class OutboxRelay:
     async def run(self) -> None:
         producer: AIOKafkaProducer | None = None
         backoff = self._interval_s
-        listening = asyncio.create_task(self._listener.run(self.kick)) if self._listener is not None else None
         try:
-            while True:
-                # before the round, not after it: a record committed while the round runs (its
-                # NOTIFY, or a kick) must wake the next round at once, not wait out the interval
-                self._wake.clear()
-                try:
-                    if producer is None:
-                        producer = self._producer_factory()
-                        await producer.start()
-                    while await self.publish_once(producer) >= self._batch:
-                        pass
-                    backoff = self._interval_s
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    self._metrics.failures.inc()
-                    log.warning("outbox relay round failed; retrying", exc_info=True)
-                    if producer is not None:
-                        await _stop_quietly(producer)
-                    producer = None
-                    backoff = min(backoff * 2, 10.0)
-                await wait_event(self._wake, backoff)
+            async with listening(self._listener, self.kick):
+                while True:
+                    # before the round, not after it: a record committed while the round runs (its
+                    # NOTIFY, or a kick) must wake the next round at once, not wait out the interval
+                    self._wake.clear()
+                    try:
+                        if producer is None:
+                            producer = self._producer_factory()
+                            await producer.start()
+                        while await self.publish_once(producer) >= self._batch:
+                            pass
+                        backoff = self._interval_s
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        self._metrics.failures.inc()
+                        log.warning("outbox relay round failed; retrying", exc_info=True)
+                        if producer is not None:
+                            await _stop_quietly(producer)
+                        producer = None
+                        backoff = min(backoff * 2, 10.0)
+                    await wait_event(self._wake, backoff)
         finally:
-            if listening is not None:
-                listening.cancel()
-                await asyncio.gather(listening, return_exceptions=True)
             if producer is not None:
                 await _stop_quietly(producer)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from tollgate.common.waits import wait_event
 from tollgate.training.domain import CANCELLED
 from tollgate.training.metrics import WorkerMetrics
-from tollgate.training.notify import NotifyListener
+from tollgate.training.notify import NotifyListener, listening
 from tollgate.training.worker.executors import Executor, Handle
 from tollgate.training.worker.leases import Leases
 
@@ -64,21 +64,18 @@ class TrainingWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        listening = asyncio.create_task(self._listener.run(self.kick)) if self._listener is not None else None
         try:
-            while True:
-                self._wake.clear()  # a change committed during the round wakes the next one at once
-                try:
-                    await self.tick()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("worker round failed; retrying")
-                await wait_event(self._wake, self.poll_s if self.running else self.idle_poll_s)
+            async with listening(self._listener, self.kick):
+                while True:
+                    self._wake.clear()  # a change committed during the round wakes the next one at once
+                    try:
+                        await self.tick()
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("worker round failed; retrying")
+                    await wait_event(self._wake, self.poll_s if self.running else self.idle_poll_s)
         finally:
-            if listening is not None:
-                listening.cancel()
-                await asyncio.gather(listening, return_exceptions=True)
             await self.shutdown()
 
     async def tick(self) -> None:
