@@ -202,7 +202,7 @@ def hour_poll_worker(
 async def test_an_idle_worker_starts_a_new_job_on_its_notification(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], tmp_path: Path
 ) -> None:
-    """An hour between idle rounds: only migration 0005's NOTIFY (or the listener's wake when it
+    """An hour between idle rounds: only migration 0004's NOTIFY (or the listener's wake when it
     connects) can start a job created after the worker went idle."""
     executor = FakeExecutor()
     worker = hour_poll_worker(sessions, executor, NotifyListener(engine, JOBS_CHANNEL))

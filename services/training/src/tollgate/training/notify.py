@@ -1,6 +1,6 @@
 """Wake-ups from PostgreSQL: a connection that LISTENs on one channel and calls back on each NOTIFY.
 
-Triggers send the notifications (migrations 0004 and 0005): `training_outbox` when outbox records
+Triggers send the notifications (migration 0004): `training_outbox` when outbox records
 are inserted, `training_jobs` when a job is created or its status or cancel flag changes. PostgreSQL
 delivers them when the writing transaction commits, whichever process wrote (API, worker, job
 process), so the loops that used to poll for such rows wait for them instead and keep a slow poll

@@ -88,32 +88,13 @@ local function flush_counters()
   counter_fields = {}
 end
 
--- 1 when the hold was open; its counter changes wait for flush_counters()
-local function drop_hold(hold_id, member)
-  redis.call('ZREM', KEYS[3], member)
-  redis.call('HDEL', KEYS[5], hold_id)
-  local value = redis.call('HGET', KEYS[2], hold_id)
-  if not value then
-    return 0
-  end
-  redis.call('HDEL', KEYS[2], hold_id)
-  local w, l, parts = parse_hold(value)
-  held_change = held_change - w
-  unhold_limits(parts, l)
-  return 1
-end
-
 -- Lua's unpack() has a stack limit (a few thousand values): variadic calls go in chunks of this
 local CHUNK = 1000
 
--- drop_hold for every hold_id/member pair of ARGV from `first` on, in five calls per chunk instead
--- of four per hold; an id given twice is dropped once. Returns how many were open.
-local function drop_holds(first)
-  local ids, members = {}, {}
-  for i = first, #ARGV, 2 do
-    ids[#ids + 1] = ARGV[i]
-    members[#members + 1] = ARGV[i + 1]
-  end
+-- Removes the holds `ids` (their expiry `members` and marks with them), five calls per chunk
+-- whatever its size; an id given twice is dropped once. Returns how many were open. Their changes
+-- to `held` and the counters wait for flush_counters().
+local function drop_holds(ids, members)
   local dropped = {}
   local count = 0
   for s = 1, #ids, CHUNK do
@@ -138,6 +119,20 @@ local function drop_holds(first)
     end
   end
   return count
+end
+
+local function drop_hold(hold_id, member)
+  return drop_holds({hold_id}, {member})
+end
+
+-- the hold_id/member pairs of ARGV from `first` on, as drop_holds' two lists
+local function hold_pairs(first)
+  local ids, members = {}, {}
+  for i = first, #ARGV, 2 do
+    ids[#ids + 1] = ARGV[i]
+    members[#members + 1] = ARGV[i + 1]
+  end
+  return ids, members
 end
 
 local function merge_spent(field, value)
@@ -197,7 +192,7 @@ return sync(ARGV[1], ARGV[2], ARGV[3])
 # KEYS: wallet, holds, expiry, limits, marks.
 # ARGV: balance ('' = leave the balance alone), version, ttl, n, then n spend field/value pairs,
 # then hold_id/member pairs. Spend is merged even into an unloaded limits hash, so a load that read
-# PostgreSQL before this commit cannot put an older total back. Returns holds still open.
+# PostgreSQL before this commit cannot put an older total back. Returns how many holds it released.
 SETTLE = (
     _SYNC_BODY
     + HOLD_HELPERS
@@ -209,7 +204,7 @@ end
 if n > 0 and redis.call('TTL', KEYS[4]) == -1 then
   redis.call('EXPIRE', KEYS[4], ARGV[3])
 end
-local released = drop_holds(5 + 2 * n)
+local released = drop_holds(hold_pairs(5 + 2 * n))
 flush_counters()
 if ARGV[1] ~= '' then
   sync(ARGV[1], ARGV[2], ARGV[3])

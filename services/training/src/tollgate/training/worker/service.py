@@ -44,7 +44,7 @@ class TrainingWorker:
     ) -> None:
         """`poll_s` while a job runs here (its exit and lease renewals are polled); `idle_poll_s`
         (default `poll_s`) with none, when `listener` wakes the round for every job created,
-        cancelled or changing status (migration 0005's NOTIFY)."""
+        cancelled or changing status (migration 0004's NOTIFY)."""
         self.leases = leases
         self.executor = executor
         self.metrics = metrics
