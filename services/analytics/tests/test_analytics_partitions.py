@@ -147,3 +147,30 @@ async def test_maintenance_moves_a_late_fact_from_the_default_partition_into_its
 
     assert await _rows(sessions, f"SELECT event_id FROM {name}") == {("late",)}
     assert await _rows(sessions, "SELECT count(*) FROM usage_events_default") == {(0,)}
+
+
+async def test_maintenance_moves_late_rows_of_the_facts_and_the_rollup_in_one_run(sessions) -> None:
+    """Late rows in two tables' default partitions at once: pg_partman keeps the rows it moves in a
+    temp table shaped like the first table of the transaction, so both moves in one transaction
+    failed on the second table (and with them every later run, retention included)."""
+    late = dt.datetime.combine(dt.datetime.now(dt.UTC).date() - dt.timedelta(days=20), dt.time(9), dt.UTC)
+    month_ago = dt.datetime(late.year - 1, late.month, 1, 5, tzinfo=dt.UTC)  # before the hourly partitions
+    async with sessions() as session, session.begin():
+        await UsageRepository().insert_new_events(session, [make_fact("late-too", created_at=late)])
+        await session.execute(
+            text(
+                "INSERT INTO usage_hourly (hour, org_id, model, requests, errors, tokens_in, tokens_out,"
+                " cost_micros, latency_ms_sum) VALUES (:hour, 'org_late', 'm', 1, 0, 1, 1, 1, 1)"
+            ),
+            {"hour": month_ago},
+        )
+    assert await _rows(sessions, "SELECT count(*) FROM usage_hourly_default WHERE org_id = 'org_late'") == {
+        (1,)
+    }
+
+    metrics = AnalyticsMetrics(CollectorRegistry())
+    await PartitionMaintenance(sessions, Retention(30, 800), metrics, interval_s=3600).run_once()
+
+    assert await _rows(sessions, "SELECT count(*) FROM usage_events_default") == {(0,)}
+    assert await _rows(sessions, "SELECT count(*) FROM usage_hourly_default") == {(0,)}
+    assert await _rows(sessions, "SELECT count(*) FROM usage_hourly WHERE org_id = 'org_late'") == {(1,)}

@@ -56,15 +56,19 @@ class PartitionMaintenance:
     async def run_once(self) -> None:
         """Applies the retention settings, moves stray rows out of the default partitions, then
         creates and drops partitions of both tables."""
-        async with self._sessions() as session, session.begin():
-            await partman.utc_days(session)
-            for parent, days in (
-                (USAGE_EVENTS, self._retention.facts_days),
-                (USAGE_HOURLY, self._retention.hourly_days),
-                (USAGE_KEY_HOURLY, self._retention.hourly_days),
-            ):
+        for parent, days in (
+            (USAGE_EVENTS, self._retention.facts_days),
+            (USAGE_HOURLY, self._retention.hourly_days),
+            (USAGE_KEY_HOURLY, self._retention.hourly_days),
+        ):
+            # a transaction per table: partition_data_time keeps the rows it moves in a temp table
+            # shaped like the first table it moved in a transaction (dropped at commit), so a
+            # second table's rows in the same transaction failed to fit it
+            async with self._sessions() as session, session.begin():
+                await partman.utc_days(session)
                 await session.execute(_MOVE_DEFAULT, {"parent": parent})
                 await partman.maintain(session, parent, days)
+        async with self._sessions() as session:
             count = await partman.partition_count(session, USAGE_EVENTS)
         self._metrics.fact_partitions.set(count)
         self._metrics.partition_maintenance.labels("ok").inc()
