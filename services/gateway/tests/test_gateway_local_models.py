@@ -4,42 +4,28 @@ changes nothing; a moved server is followed while an operator's prices are kept.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 
-import psycopg
 import pytest
+from scratch_db import scratch_database
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.common.db import make_engine, make_sessionmaker
-from tollgate.common.migrations import upgrade_to_head
 from tollgate.gateway.catalog import local_models
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.config import GatewaySettings
-from tollgate.gateway.db import alembic_ini
-
-ADMIN_DSN = os.environ.get("GATEWAY_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 
 
 @pytest.fixture
 def settings() -> Iterator[GatewaySettings]:
-    name = f"scratch_gateway_local_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
-    try:
-        upgrade_to_head(alembic_ini(), url)
+    with scratch_database("scratch_gateway_local") as url:
         yield GatewaySettings(
             database_url=url,
             local_chat_model_url="http://llama:8091/v1",
             local_embedding_model_url="http://embeddings:8092/v1/",
         )
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

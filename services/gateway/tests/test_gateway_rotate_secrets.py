@@ -11,26 +11,22 @@ import functools
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from scratch_db import scratch_database
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.keyring import Keyring, key_id
-from tollgate.common.migrations import upgrade_to_head
 from tollgate.gateway.catalog.models import Model
 from tollgate.gateway.catalog.secrets import SecretBox
-from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.rotate_secrets import reencrypt_provider_secrets
 
-ADMIN_DSN = os.environ.get("GATEWAY_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 OLD, NEW, LOST = "old-gateway-key-" + "o" * 30, "new-gateway-key-" + "n" * 30, "lost-key-" + "x" * 30
 
 
@@ -43,16 +39,8 @@ def legacy(secret: str, plaintext: str) -> str:
 
 @pytest.fixture
 def database_url() -> Iterator[str]:
-    name = f"scratch_gateway_rotate_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + f"/{name}"
-    try:
-        upgrade_to_head(alembic_ini(), url)
+    with scratch_database("scratch_gateway_rotate") as url:
         yield url
-    finally:
-        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

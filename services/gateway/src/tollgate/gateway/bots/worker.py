@@ -109,9 +109,14 @@ class BotWorker:
                 log.exception("feishu bot worker tick failed")
 
     async def tick(self) -> None:
-        await self._recover_interrupted()
+        # one read says what there is to do; most ticks find nothing (another replica's events, and
+        # retries, are only found by polling, so every replica polls)
+        async with self.sessions() as session:
+            work = await EventRepository(session).pending_work(timedelta(seconds=self.timing.call_deadline_s))
+        if work.interrupted:
+            await self._recover_interrupted()
         free = min(BATCH, CONCURRENT_CALLS - len(self._calls))
-        if free > 0:
+        if free > 0 and work.received:
             async with self.sessions() as session, session.begin():
                 claimed = [
                     (e.id, e.bot_id, e.event_id, e.message_id, e.prompt_encrypted)
@@ -121,7 +126,8 @@ class BotWorker:
                 task = asyncio.create_task(self._answer_logged(*args))
                 self._calls.add(task)
                 task.add_done_callback(self._call_done)
-        await self._send_due_replies()
+        if work.replies_due:
+            await self._send_due_replies()
         loop_now = asyncio.get_running_loop().time()
         if loop_now - self._forgotten_at > FORGET_EVERY_S:
             self._forgotten_at = loop_now
