@@ -194,12 +194,12 @@ def limits_on(
         side: {"c1": [], "c16": []} for side in ("off", "on")
     }
     cpu_per_request: dict[str, list[float]] = {"off": [], "on": []}
+    url = f"{gateway}/v1/chat/completions"
     for turn in range(rounds):
         for on in (False, True) if turn % 2 == 0 else (True, False):
             side = "on" if on else "off"
             set_limits(admin, key_id, on)
             warm(gateway, key)
-            url = f"{gateway}/v1/chat/completions"
             runs[side]["c1"].append(wrk(url, BODY, connections=1, threads=1, key=key))
             used = gateway_cpu() if gateway_cpu is not None else 0.0
             c16 = wrk(url, BODY, connections=16, threads=2, key=key)

@@ -4,24 +4,20 @@ and calls them; the training routes are forwarded to the training service."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import AsyncIterator
 
 import httpx
-import psycopg
 import pytest
+from scratch_db import scratch_database
 
 from tollgate.common.auth_client import Principal
 from tollgate.common.db import make_engine, make_sessionmaker
 from tollgate.common.errors import NotFound
-from tollgate.common.migrations import upgrade_to_head
 from tollgate.contracts.v1 import training_pb2
 from tollgate.gateway.catalog.deployments import DeploymentConsumer
 from tollgate.gateway.catalog.repository import ModelRepository
 from tollgate.gateway.catalog.secrets import SecretBox
 from tollgate.gateway.catalog.snapshot import CatalogSnapshot, UpstreamPool
-from tollgate.gateway.db import alembic_ini
 from tollgate.gateway.principals.grants import (
     ModelNotAllowed,
     ensure_model_allowed,
@@ -30,7 +26,6 @@ from tollgate.gateway.principals.grants import (
 )
 from tollgate.gateway.proxy.forwarder import route_for
 
-SERVER = os.environ.get("GATEWAY_TEST_ADMIN_URL", "postgresql://tollgate@127.0.0.1:25532/postgres")
 NAME = "ft:base-m:org-1:bot:ftjob-0123456789abcdef01234567"
 
 
@@ -81,32 +76,26 @@ def test_a_fine_tuned_model_belongs_to_its_organisation() -> None:
 
 @pytest.fixture
 async def catalog() -> AsyncIterator[tuple[DeploymentConsumer, CatalogSnapshot, object]]:
-    name = f"scratch_gateway_ft_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = SERVER.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + f"/{name}"
-    upgrade_to_head(alembic_ini(), url)
-    engine = make_engine(url, pool_size=2)
-    sessions = make_sessionmaker(engine)
-    box = SecretBox("test")
-    pool = UpstreamPool(lambda _: httpx.AsyncClient())
-    snapshot = CatalogSnapshot(sessions, box, pool)
-    async with sessions.begin() as session:
-        await ModelRepository(session).add(
-            name="base-m",
-            provider="openai-compatible",
-            base_url="http://llama:8091/v1",
-            upstream_model="base-m",
-            api_key_encrypted=box.encrypt("sk-x"),
-            price_in_micros=100_000,
-            price_out_micros=200_000,
-        )
-    await snapshot.reload()
-    yield DeploymentConsumer(lambda: None, sessions, snapshot), snapshot, sessions  # type: ignore[arg-type, return-value]
-    await pool.close()
-    await engine.dispose()
-    with psycopg.connect(SERVER, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database("scratch_gateway_ft") as url:
+        engine = make_engine(url, pool_size=2)
+        sessions = make_sessionmaker(engine)
+        box = SecretBox("test")
+        pool = UpstreamPool(lambda _: httpx.AsyncClient())
+        snapshot = CatalogSnapshot(sessions, box, pool)
+        async with sessions.begin() as session:
+            await ModelRepository(session).add(
+                name="base-m",
+                provider="openai-compatible",
+                base_url="http://llama:8091/v1",
+                upstream_model="base-m",
+                api_key_encrypted=box.encrypt("sk-x"),
+                price_in_micros=100_000,
+                price_out_micros=200_000,
+            )
+        await snapshot.reload()
+        yield DeploymentConsumer(lambda: None, sessions, snapshot), snapshot, sessions  # type: ignore[arg-type, return-value]
+        await pool.close()
+        await engine.dispose()
 
 
 def deployed(base: str = "base-m") -> bytes:
